@@ -1,0 +1,368 @@
+"""Load price tables, lay overlays over them, and look up what was in force when.
+
+A :class:`PriceBook` is the shipped ``pricing/anthropic.yaml`` plus any user
+overlays (``CACHEWISE_PRICE_TABLE``, or passed in). An overlay entry with an
+existing ``id`` replaces the fields it names (negotiated prices, a corrected
+minimum); an entry with a new ``id`` adds a model. Every lookup returns the
+table version(s) it used, so a ledger can store them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ModifierNotAvailable, NoPriceError, PriceTableError, UnknownModelError
+from .schema import FastPeriod, LongContextTier, MinCachePeriod, ModelEntry, PriceTable, Rates
+
+__all__ = ["AppliedRates", "MinCache", "PriceBook", "default_table_path", "to_utc"]
+
+ENV_OVERLAY = "CACHEWISE_PRICE_TABLE"
+_ONE = Decimal(1)
+
+
+def default_table_path() -> Path:
+    """The shipped table: inside the wheel, or the repository's ``pricing/`` in a checkout."""
+    packaged = resources.files("cachewise").joinpath("_data/pricing/anthropic.yaml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "pricing" / "anthropic.yaml"
+
+
+def to_utc(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError(f"timestamp {at.isoformat()} has no timezone; pass an aware datetime (UTC)")
+    return at.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MinCache:
+    """The minimum cacheable prompt length in force for a model on a date."""
+
+    tokens: int
+    uncertain: str | None
+    since: date
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRates:
+    """Effective USD-per-million-token rates for one request, with where they came from."""
+
+    model: str
+    table_version: str
+    source: str
+    period_from: date
+    input: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+    cache_read: Decimal
+    output: Decimal
+    web_search_per_1k: Decimal
+    code_execution_per_hour: Decimal
+    tier_above: int | None = None
+    batch: bool = False
+    fast: bool = False
+    us_residency: bool = False
+    multiplier: Decimal = _ONE
+    uncertain: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PriceTableError(path, "<file>", f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PriceTableError(path, "<yaml>", f"not valid YAML: {exc}") from exc
+
+
+def _validation_error(path: Path, exc: ValidationError, data: Any) -> PriceTableError:
+    first = exc.errors()[0]
+    loc = list(first["loc"])
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            label = ""
+            if isinstance(node, list) and 0 <= item < len(node) and isinstance(node[item], Mapping):
+                ident = node[item].get("id")
+                label = f"({ident})" if ident else ""
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]{label}"]
+        else:
+            parts.append(str(item))
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return PriceTableError(path, ".".join(parts) or "<root>", str(first["msg"]))
+
+
+def _check_dates(path: Path, where: str, entries: Sequence[Any], *, ranged: bool) -> None:
+    previous: date | None = None
+    for index, entry in enumerate(entries):
+        start: date = entry.from_
+        until: date | None = getattr(entry, "until", None)
+        if until is not None and until <= start:
+            raise PriceTableError(path, f"{where}[{index}].until", f"{until} is not after from {start}")
+        if previous is not None and start <= previous and not ranged:
+            raise PriceTableError(
+                path, f"{where}[{index}].from", f"{start} is not after the previous entry's {previous}"
+            )
+        previous = start
+    if ranged:
+        spans = sorted(((e.from_, e.until or date.max) for e in entries), key=lambda s: s[0])
+        for (_, end), (start, _) in pairwise(spans):
+            if start < end:
+                raise PriceTableError(path, f"{where}", f"date ranges overlap at {start}")
+
+
+def _check_model(path: Path, index: int, model: ModelEntry) -> None:
+    where = f"models[{index}]({model.id})"
+    _check_dates(path, f"{where}.prices", model.prices, ranged=False)
+    _check_dates(path, f"{where}.min_cache_tokens", model.min_cache_tokens, ranged=False)
+    _check_dates(path, f"{where}.long_context", model.long_context, ranged=True)
+    _check_dates(path, f"{where}.fast", model.fast, ranged=True)
+    _check_dates(path, f"{where}.batch", model.batch, ranged=True)
+    _check_dates(path, f"{where}.us_residency", model.us_residency, ranged=True)
+    if not model.min_cache_tokens:
+        raise PriceTableError(path, f"{where}.min_cache_tokens", "every model needs a minimum length")
+
+
+def _merge_overlay(base: dict[str, dict[str, Any]], overlay: Any, path: Path) -> None:
+    if not isinstance(overlay, list):
+        raise PriceTableError(path, "models", "expected a list of model entries")
+    for index, entry in enumerate(overlay):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
+            raise PriceTableError(path, f"models[{index}].id", "every overlay entry needs an id")
+        model_id = entry["id"]
+        if model_id in base:
+            merged = dict(base[model_id])
+            merged.update(entry)
+            base[model_id] = merged
+        else:
+            base[model_id] = dict(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    path: Path
+    version: str
+
+
+def _active(entries: Iterable[Any], day: date) -> Any | None:
+    found = None
+    for entry in entries:
+        until = getattr(entry, "until", None)
+        if entry.from_ <= day and (until is None or day < until):
+            found = entry
+    return found
+
+
+class PriceBook:
+    """The loaded price tables; look up models, minimums and rates by UTC time."""
+
+    def __init__(self, table: PriceTable, layers: Sequence[_Layer]) -> None:
+        self.table = table
+        self._layers = tuple(layers)
+        self.version = "+".join(layer.version for layer in layers)
+        self.source = ", ".join(str(layer.path) for layer in layers)
+        self._models: dict[str, ModelEntry] = {}
+        for model in table.models:
+            for name in (model.id, *model.aliases, *model.bedrock_ids, *model.vertex_ids):
+                self._models.setdefault(name, model)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, *overlays: str | Path, base: str | Path | None = None) -> PriceBook:
+        """Load the shipped table (or ``base``), then each overlay in order."""
+        base_path = Path(base) if base is not None else default_table_path()
+        raw = _read_yaml(base_path)
+        if not isinstance(raw, Mapping):
+            raise PriceTableError(base_path, "<root>", "expected a mapping with 'version' and 'models'")
+        cls._validate(base_path, raw)
+        layers = [_Layer(base_path, str(raw.get("version")))]
+        models: dict[str, dict[str, Any]] = {}
+        for index, entry in enumerate(raw.get("models") or []):
+            model_id = entry.get("id") if isinstance(entry, Mapping) else None
+            if model_id in models:
+                raise PriceTableError(base_path, f"models[{index}].id", f"duplicate model id {model_id!r}")
+            models[str(model_id)] = dict(entry)
+        server_tools: list[Any] = list(raw.get("server_tools") or [])
+        for overlay in overlays:
+            path = Path(overlay)
+            data = _read_yaml(path)
+            if not isinstance(data, Mapping) or not data.get("version"):
+                raise PriceTableError(path, "version", "an overlay needs a 'version' so costs can record it")
+            _merge_overlay(models, data.get("models") or [], path)
+            if data.get("server_tools"):
+                server_tools = list(data["server_tools"])
+            layers.append(_Layer(path, str(data["version"])))
+        merged = dict(raw)
+        merged["models"] = list(models.values())
+        merged["server_tools"] = server_tools
+        table = cls._validate(layers[-1].path if overlays else base_path, merged)
+        return cls(table, layers)
+
+    @staticmethod
+    def _validate(path: Path, data: Mapping[str, Any]) -> PriceTable:
+        try:
+            table = PriceTable.model_validate(data)
+        except ValidationError as exc:
+            raise _validation_error(path, exc, data) from exc
+        seen: dict[str, str] = {}
+        for index, model in enumerate(table.models):
+            _check_model(path, index, model)
+            for name in (model.id, *model.aliases, *model.bedrock_ids, *model.vertex_ids):
+                if seen.get(name, model.id) != model.id:
+                    raise PriceTableError(
+                        path, f"models[{index}]({model.id})", f"name {name!r} is also used by {seen[name]}"
+                    )
+                seen[name] = model.id
+        _check_dates(path, "server_tools", table.server_tools, ranged=False)
+        return table
+
+    @classmethod
+    def default(cls) -> PriceBook:
+        """The shipped table plus the overlay named by ``CACHEWISE_PRICE_TABLE``, if set (cached)."""
+        return _default_book(os.environ.get(ENV_OVERLAY) or None)
+
+    # -- models ------------------------------------------------------------------------------
+
+    def models(self) -> list[ModelEntry]:
+        return list(self.table.models)
+
+    def knows(self, model: str) -> bool:
+        return self._find(model) is not None
+
+    def _find(self, model: str) -> ModelEntry | None:
+        found = self._models.get(model)
+        if found is None and model.startswith("anthropic."):
+            found = self._models.get(model.removeprefix("anthropic."))
+        return found
+
+    def resolve(self, model: str) -> ModelEntry:
+        """The entry for an API id, alias, Bedrock or Vertex name; :class:`UnknownModelError` if none."""
+        found = self._find(model)
+        if found is None:
+            raise UnknownModelError(model, [str(layer.path) for layer in self._layers])
+        return found
+
+    def min_cache_tokens(self, model: str, at: datetime) -> MinCache:
+        entry = self.resolve(model)
+        day = to_utc(at).date()
+        period: MinCachePeriod | None = _active(entry.min_cache_tokens, day)
+        if period is None:
+            # Before the first dated entry (a call before the model's docs listed it): use the earliest.
+            period = entry.min_cache_tokens[0]
+        return MinCache(tokens=period.tokens, uncertain=period.uncertain, since=period.from_)
+
+    # -- rates -------------------------------------------------------------------------------
+
+    def rates(
+        self,
+        model: str,
+        at: datetime,
+        *,
+        prompt_tokens: int = 0,
+        batch: bool = False,
+        fast: bool = False,
+        us_residency: bool = False,
+    ) -> AppliedRates:
+        """Rates in force for ``model`` at ``at`` for a request with ``prompt_tokens`` of input.
+
+        ``prompt_tokens`` (input + cache read + cache write) selects a long-context tier,
+        which then applies to every component of the request.
+        """
+        entry = self.resolve(model)
+        moment = to_utc(at)
+        day = moment.date()
+        base = _active(entry.prices, day)
+        if base is None:
+            raise NoPriceError(entry.id, moment, self.source)
+        uncertain: list[str] = [base.uncertain] if base.uncertain else []
+        rates: Rates = base
+        tier_above: int | None = None
+        tier: LongContextTier | None = _active(entry.long_context, day)
+        if tier is not None and prompt_tokens > tier.above:
+            rates, tier_above = tier, tier.above
+            if tier.uncertain:
+                uncertain.append(tier.uncertain)
+        values = {
+            "input": rates.input,
+            "cache_write_5m": rates.cache_write_5m,
+            "cache_write_1h": rates.cache_write_1h,
+            "cache_read": rates.cache_read,
+            "output": rates.output,
+        }
+        if fast:
+            if batch:
+                raise ModifierNotAvailable(entry.id, "fast mode with batch", moment, self.source)
+            speed: FastPeriod | None = _active(entry.fast, day)
+            if speed is None:
+                raise ModifierNotAvailable(entry.id, "fast mode", moment, self.source)
+            fast_in, fast_out = speed.input, speed.output
+            for fast_tier in speed.tiers:
+                if prompt_tokens > fast_tier.above:
+                    fast_in, fast_out, tier_above = fast_tier.input, fast_tier.output, fast_tier.above
+            # Cache multipliers apply on top of the fast input price (api-sheet §6.1).
+            ratio = fast_in / rates.input if rates.input else Decimal(0)
+            for key in ("cache_write_5m", "cache_write_1h", "cache_read"):
+                values[key] = values[key] * ratio
+            values["input"], values["output"] = fast_in, fast_out
+            if speed.uncertain:
+                uncertain.append(speed.uncertain)
+        multiplier = _ONE
+        for wanted, periods, label in (
+            (batch, entry.batch, "batch"),
+            (us_residency, entry.us_residency, "inference_geo 'us'"),
+        ):
+            if not wanted:
+                continue
+            found = _active(periods, day)
+            if found is None:
+                raise ModifierNotAvailable(entry.id, label, moment, self.source)
+            multiplier *= found.multiplier
+            if found.uncertain:
+                uncertain.append(found.uncertain)
+        tools = _active(self.table.server_tools, day)
+        return AppliedRates(
+            model=entry.id,
+            table_version=self.version,
+            source=self.source,
+            period_from=base.from_,
+            input=values["input"] * multiplier,
+            cache_write_5m=values["cache_write_5m"] * multiplier,
+            cache_write_1h=values["cache_write_1h"] * multiplier,
+            cache_read=values["cache_read"] * multiplier,
+            output=values["output"] * multiplier,
+            web_search_per_1k=tools.web_search_per_1k if tools else Decimal(0),
+            code_execution_per_hour=tools.code_execution_per_hour if tools else Decimal(0),
+            tier_above=tier_above,
+            batch=batch,
+            fast=fast,
+            us_residency=us_residency,
+            multiplier=multiplier,
+            uncertain=tuple(uncertain),
+        )
+
+
+@cache
+def _default_book(overlay: str | None) -> PriceBook:
+    return PriceBook.load(*([overlay] if overlay else []))
