@@ -11,7 +11,15 @@ from decimal import Decimal as D
 
 import pytest
 
-from cachewise import ModifierNotAvailable, Modifiers, NoPriceError, PriceBook, UnknownModelError, Usage, price
+from cachewise import (
+    ModifierNotAvailable,
+    Modifiers,
+    NoPriceError,
+    PriceBook,
+    UnknownModelError,
+    Usage,
+    price,
+)
 
 
 def at(day: str) -> datetime:
@@ -70,7 +78,9 @@ def test_long_context_tier_covers_the_whole_request(book: PriceBook) -> None:
 
 
 def test_haiku_5_5_tier_above_100k(book: PriceBook) -> None:
-    below = price(book, Usage(input_tokens=100_000, output_tokens=1_000), "claude-haiku-5-5", at("2026-11-01"))
+    below = price(
+        book, Usage(input_tokens=100_000, output_tokens=1_000), "claude-haiku-5-5", at("2026-11-01")
+    )
     assert below.input == D("0.01")  # 100,000 x 0.10
     assert below.output == D("0.0005")  # 1,000 x 0.50
     above = price(
@@ -104,7 +114,9 @@ def test_batch_stacks_with_cache_prices(book: PriceBook) -> None:
     assert cost.output == D("0.0125")
     assert cost.rates.batch
     # service_tier "batch" in the usage means the same thing
-    same = price(book, Usage(cache_read_input_tokens=10_000, service_tier="batch"), "claude-opus-4-5", at("2026-01-05"))
+    same = price(
+        book, Usage(cache_read_input_tokens=10_000, service_tier="batch"), "claude-opus-4-5", at("2026-01-05")
+    )
     assert same.cache_read == D("0.0025")
 
 
@@ -140,7 +152,10 @@ def test_us_data_residency(book: PriceBook) -> None:
 
 def test_batch_and_residency_stack(book: PriceBook) -> None:
     cost = price(
-        book, Usage(input_tokens=1_000_000), "claude-opus-4-6", at("2026-06-01"),
+        book,
+        Usage(input_tokens=1_000_000),
+        "claude-opus-4-6",
+        at("2026-06-01"),
         Modifiers(batch=True, inference_geo="us"),
     )
     assert cost.input == D("2.75")  # 5 x 0.5 x 1.1
@@ -156,13 +171,17 @@ def test_batch_and_residency_stack(book: PriceBook) -> None:
         ("claude-sonnet-5-5", "2026-10-07", "0.10"),  # cut on 2026-10-07
     ],
 )
-def test_non_standard_read_prices_and_dates(book: PriceBook, model: str, day: str, read_per_mtok: str) -> None:
+def test_non_standard_read_prices_and_dates(
+    book: PriceBook, model: str, day: str, read_per_mtok: str
+) -> None:
     cost = price(book, Usage(cache_read_input_tokens=1_000_000), model, at(day))
     assert cost.cache_read == D(read_per_mtok)
 
 
 def test_haiku_3_uses_the_published_rounded_write_cell(book: PriceBook) -> None:
-    cost = price(book, Usage(ephemeral_5m_input_tokens=1_000_000), "claude-3-haiku-20240307", at("2025-01-01"))
+    cost = price(
+        book, Usage(ephemeral_5m_input_tokens=1_000_000), "claude-3-haiku-20240307", at("2025-01-01")
+    )
     assert cost.cache_write_5m == D("0.30")
 
 
@@ -199,4 +218,4 @@ def test_model_without_published_prices(book: PriceBook) -> None:
 
 def test_naive_timestamps_are_refused(book: PriceBook) -> None:
     with pytest.raises(ValueError, match="no timezone"):
-        price(book, Usage(input_tokens=1), "claude-haiku-4-5", datetime(2026, 1, 1))  # noqa: DTZ001
+        price(book, Usage(input_tokens=1), "claude-haiku-4-5", datetime(2026, 1, 1))

@@ -23,10 +23,29 @@ with warnings.catch_warnings():
     from genai_prices.types import TieredPrices
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = [("input", "input_mtok"), ("cache_write_5m", "cache_write_mtok"), ("cache_write_1h", "cache_write_1h_mtok"),
-        ("cache_read", "cache_read_mtok"), ("output", "output_mtok")]
-DATES = ["2024-11-01", "2025-06-01", "2025-10-01", "2026-01-01", "2026-02-10", "2026-02-25", "2026-03-20",
-         "2026-05-20", "2026-07-30", "2026-09-10", "2026-09-30", "2026-10-05", "2026-10-20", "2026-11-20"]
+KEYS = [
+    ("input", "input_mtok"),
+    ("cache_write_5m", "cache_write_mtok"),
+    ("cache_write_1h", "cache_write_1h_mtok"),
+    ("cache_read", "cache_read_mtok"),
+    ("output", "output_mtok"),
+]
+DATES = [
+    "2024-11-01",
+    "2025-06-01",
+    "2025-10-01",
+    "2026-01-01",
+    "2026-02-10",
+    "2026-02-25",
+    "2026-03-20",
+    "2026-05-20",
+    "2026-07-30",
+    "2026-09-10",
+    "2026-09-30",
+    "2026-10-05",
+    "2026-10-20",
+    "2026-11-20",
+]
 
 
 def _gp_value(price: Any, prompt: int) -> Decimal | None:
@@ -77,7 +96,8 @@ def test_table_agrees_with_genai_prices_or_lists_why() -> None:
                             continue  # we refuse to price it; nothing to compare
                         theirs = gp_model.get_prices(when, context)
                         differs = [
-                            key for key, gp_key in KEYS
+                            key
+                            for key, gp_key in KEYS
                             if _gp_value(getattr(theirs, gp_key), prompt) != getattr(rates, key)
                         ]
                         compared += 1
@@ -86,8 +106,9 @@ def test_table_agrees_with_genai_prices_or_lists_why() -> None:
                         kinds = {"batch"} if mode == "batch" else set(differs)
                         if prompt > 200_000 or rates.tier_above:
                             kinds.add("long_context")
-                        if not any((model.id, kind) in listed and listed[(model.id, kind)] <= day
-                                   for kind in kinds):
+                        if not any(
+                            (model.id, kind) in listed and listed[(model.id, kind)] <= day for kind in kinds
+                        ):
                             unlisted.append(f"{model.id} [{name}] {text} {mode} prompt={prompt}: {differs}")
     assert compared > 300
     assert not unlisted, "\n".join(unlisted)

@@ -38,5 +38,7 @@ def test_costs_are_never_negative_and_components_add_up(
     if usage.prompt_tokens and cost.rates.input:
         assert cost.total > 0  # a known model with tokens is never free
     # reads are cheaper than input, so reads alone always save
-    if usage.cache_read_input_tokens and not (usage.ephemeral_5m_input_tokens or usage.ephemeral_1h_input_tokens):
+    if usage.cache_read_input_tokens and not (
+        usage.ephemeral_5m_input_tokens or usage.ephemeral_1h_input_tokens
+    ):
         assert cost.savings > 0

@@ -32,8 +32,14 @@ def test_every_model_has_source_checked_date_and_minimum() -> None:
     for model in book.models():
         assert model.source and model.checked
         assert model.min_cache_tokens, model.id
-    for name in ("claude-3-haiku-20240307", "claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5",
-                 "claude-fable-5-2", "claude-mythos-5-2"):
+    for name in (
+        "claude-3-haiku-20240307",
+        "claude-opus-5-5",
+        "claude-sonnet-5-5",
+        "claude-haiku-5-5",
+        "claude-fable-5-2",
+        "claude-mythos-5-2",
+    ):
         assert book.knows(name), name
 
 
@@ -60,8 +66,14 @@ def _model(**overrides: object) -> dict[str, object]:
         "source": "test",
         "checked": "2026-11-22",
         "prices": [
-            {"from": "2026-01-01", "input": "1", "cache_write_5m": "1.25", "cache_write_1h": "2",
-             "cache_read": "0.1", "output": "5"},
+            {
+                "from": "2026-01-01",
+                "input": "1",
+                "cache_write_5m": "1.25",
+                "cache_write_1h": "2",
+                "cache_read": "0.1",
+                "output": "5",
+            },
         ],
         "min_cache_tokens": [{"from": "2026-01-01", "tokens": 1024}],
     }
@@ -73,30 +85,68 @@ def _model(**overrides: object) -> dict[str, object]:
     ("model", "field", "problem"),
     [
         (
-            _model(prices=[{"from": "2026-01-01", "input": "-1", "cache_write_5m": "1", "cache_write_1h": "2",
-                            "cache_read": "0.1", "output": "5"}]),
+            _model(
+                prices=[
+                    {
+                        "from": "2026-01-01",
+                        "input": "-1",
+                        "cache_write_5m": "1",
+                        "cache_write_1h": "2",
+                        "cache_read": "0.1",
+                        "output": "5",
+                    }
+                ]
+            ),
             "models[0](claude-test-1).prices[0].input",
             "greater than or equal to 0",
         ),
         (
-            _model(long_context=[{"from": "2026-01-01", "input": "2", "cache_write_5m": "2.5",
-                                  "cache_write_1h": "4", "cache_read": "0.2", "output": "10"}]),
+            _model(
+                long_context=[
+                    {
+                        "from": "2026-01-01",
+                        "input": "2",
+                        "cache_write_5m": "2.5",
+                        "cache_write_1h": "4",
+                        "cache_read": "0.2",
+                        "output": "10",
+                    }
+                ]
+            ),
             "models[0](claude-test-1).long_context[0].above",
             "Field required",
         ),
         (
-            _model(prices=[
-                {"from": "2026-02-01", "input": "1", "cache_write_5m": "1.25", "cache_write_1h": "2",
-                 "cache_read": "0.1", "output": "5"},
-                {"from": "2026-02-01", "input": "2", "cache_write_5m": "2.5", "cache_write_1h": "4",
-                 "cache_read": "0.2", "output": "10"},
-            ]),
+            _model(
+                prices=[
+                    {
+                        "from": "2026-02-01",
+                        "input": "1",
+                        "cache_write_5m": "1.25",
+                        "cache_write_1h": "2",
+                        "cache_read": "0.1",
+                        "output": "5",
+                    },
+                    {
+                        "from": "2026-02-01",
+                        "input": "2",
+                        "cache_write_5m": "2.5",
+                        "cache_write_1h": "4",
+                        "cache_read": "0.2",
+                        "output": "10",
+                    },
+                ]
+            ),
             "models[0](claude-test-1).prices[1].from",
             "not after",
         ),
         (
-            _model(batch=[{"from": "2026-01-01", "until": "2026-06-01", "multiplier": "0.5"},
-                          {"from": "2026-03-01", "multiplier": "0.5"}]),
+            _model(
+                batch=[
+                    {"from": "2026-01-01", "until": "2026-06-01", "multiplier": "0.5"},
+                    {"from": "2026-03-01", "multiplier": "0.5"},
+                ]
+            ),
             "models[0](claude-test-1).batch",
             "overlap",
         ),
@@ -112,9 +162,16 @@ def test_bad_tables_name_file_and_field(tmp_path: Path, model: object, field: st
 
 
 def test_duplicate_alias_is_contradictory(tmp_path: Path) -> None:
-    path = _write(tmp_path, {"version": "t1", "models": [
-        _model(aliases=["shared"]), _model(id="claude-test-2", aliases=["shared"]),
-    ]})
+    path = _write(
+        tmp_path,
+        {
+            "version": "t1",
+            "models": [
+                _model(aliases=["shared"]),
+                _model(id="claude-test-2", aliases=["shared"]),
+            ],
+        },
+    )
     with pytest.raises(PriceTableError, match="'shared' is also used"):
         PriceBook.load(base=path)
 
@@ -127,16 +184,29 @@ def test_malformed_yaml(tmp_path: Path) -> None:
 
 
 def test_overlay_overrides_prices_and_adds_models(tmp_path: Path) -> None:
-    overlay = _write(tmp_path, {
-        "version": "acme-2026-11",
-        "models": [
-            {"id": "claude-haiku-4-5-20251001", "prices": [
-                {"from": "2025-10-15", "input": "0.8", "cache_write_5m": "1", "cache_write_1h": "1.6",
-                 "cache_read": "0.08", "output": "4"},
-            ]},
-            _model(id="claude-internal-7"),
-        ],
-    }, "overlay.yaml")
+    overlay = _write(
+        tmp_path,
+        {
+            "version": "acme-2026-11",
+            "models": [
+                {
+                    "id": "claude-haiku-4-5-20251001",
+                    "prices": [
+                        {
+                            "from": "2025-10-15",
+                            "input": "0.8",
+                            "cache_write_5m": "1",
+                            "cache_write_1h": "1.6",
+                            "cache_read": "0.08",
+                            "output": "4",
+                        },
+                    ],
+                },
+                _model(id="claude-internal-7"),
+            ],
+        },
+        "overlay.yaml",
+    )
     book = PriceBook.load(overlay)
     cost = price(book, Usage(input_tokens=1_000_000), "claude-haiku-4-5", NOW)
     assert cost.input == D("0.8")
