@@ -11,6 +11,7 @@ __all__ = ["cli", "main"]
 # (module under cachewise.cli, attribute): each attribute is a click command or group.
 COMMANDS: list[tuple[str, str]] = [
     ("prices", "prices"),
+    ("emulate", "emulate"),
 ]
 
 

@@ -1,0 +1,82 @@
+"""``cachewise emulate``: serve the Claude-compatible emulator over HTTP (docs/emulator.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+import uvicorn
+
+from ..emulator import Emulator
+from ..emulator.app import create_app
+
+__all__ = ["emulate"]
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    if value is None or value == "now":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 datetime", param_hint="--start") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8089, show_default=True, type=int, help="Port to listen on.")
+@click.option("--start", help="Virtual clock start (ISO 8601, UTC if no zone); default 2026-11-20T12:00:00Z.")
+@click.option("--real-time", is_flag=True, help="Follow the wall clock instead of a virtual clock.")
+@click.option(
+    "--batch-delay",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Emulator seconds a Message Batch stays in_progress before it is processed.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY=WORKSPACE",
+    help="Map an API key to a workspace id (repeatable).",
+)
+@click.option("--strict-keys", is_flag=True, help="Answer 401 to keys not given with --key.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="uvicorn log level.",
+)
+def emulate(
+    host: str,
+    port: int,
+    start: str | None,
+    real_time: bool,
+    batch_delay: float,
+    keys: tuple[str, ...],
+    strict_keys: bool,
+    log_level: str,
+) -> None:
+    """Serve a local Claude API emulator that caches and bills like the real API.
+
+    Point the SDK at it with base_url=http://HOST:PORT (any API key works unless
+    --strict-keys). Control it under /_emulator/ (advance, reset, state, bill, faults, keys).
+    """
+    mapping: dict[str, str] = {}
+    for item in keys:
+        key, sep, workspace = item.partition("=")
+        if not sep or not key or not workspace:
+            raise click.BadParameter(f"{item!r} is not KEY=WORKSPACE", param_hint="--key")
+        mapping[key] = workspace
+    emulator = Emulator(
+        start=_parse_start(start),
+        real_time=real_time or start == "now",
+        keys=mapping,
+        strict_keys=strict_keys,
+        batch_delay=batch_delay,
+    )
+    click.echo(f"cachewise emulator on http://{host}:{port} (clock {emulator.now().isoformat()})")
+    uvicorn.run(create_app(emulator), host=host, port=port, log_level=log_level, lifespan="off")
