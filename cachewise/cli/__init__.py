@@ -12,6 +12,8 @@ __all__ = ["cli", "main"]
 COMMANDS: list[tuple[str, str]] = [
     ("prices", "prices"),
     ("emulate", "emulate"),
+    ("plan", "plan"),
+    ("plan", "lint"),
 ]
 
 

@@ -1,0 +1,146 @@
+"""``cachewise plan`` and ``cachewise lint``: where breakpoints go for a request, and what busts its cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from ..errors import CachewiseError
+from ..lint import lint_family
+from ..planner import CachePlanner
+from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
+
+__all__ = ["lint", "plan"]
+
+
+def _load(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
+    except OSError as exc:
+        raise click.FileError(path, hint=str(exc.strerror or exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(f"{path} is not valid JSON: {exc}", param_hint="REQUEST") from exc
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{path} must hold one Messages request object", param_hint="REQUEST")
+    return data
+
+
+@click.command("plan")
+@click.argument("request_file", metavar="REQUEST", type=click.Path(allow_dash=True))
+@click.option("--model", help="Plan for this model instead of the request's own.")
+@click.option(
+    "--base-url", help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API)."
+)
+@click.option(
+    "--api-key", envvar="ANTHROPIC_API_KEY", help="API key for count_tokens (default $ANTHROPIC_API_KEY)."
+)
+@click.option("--offline", is_flag=True, help="Do not call count_tokens; plan from offline byte bounds only.")
+@click.option(
+    "--memo", type=click.Path(dir_okay=False), help="Token-count memo file (default in the user cache dir)."
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the planned request JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
+def plan(
+    request_file: str,
+    model: str | None,
+    base_url: str | None,
+    api_key: str | None,
+    offline: bool,
+    memo: str | None,
+    output: str | None,
+    as_json: bool,
+) -> None:
+    """Plan prompt-cache breakpoints for REQUEST (a Messages request as JSON; - for stdin) and explain them.
+
+    Without history the planner uses its documented defaults (docs/planner.md). Prefix sizes
+    are counted with count_tokens at --base-url (the API, or a cachewise emulator) when the
+    offline bounds cannot decide; with --offline, undecidable candidates are left unmarked.
+    """
+    request = _load(request_file)
+    if model:
+        request["model"] = model
+    counter: TokenCounter | None = None
+    http: httpx.Client | None = None
+    url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
+    if not offline:
+        if not api_key and not base_url:
+            raise click.UsageError(
+                "count_tokens needs an API key (--api-key or $ANTHROPIC_API_KEY); or use --offline"
+            )
+        http = httpx.Client(timeout=30.0)
+        counter = TokenCounter(
+            http, base_url=url, api_key=api_key, memo=TokenMemo(memo) if memo else TokenMemo.default()
+        )
+    try:
+        result = CachePlanner(counter).plan(request, record=False)
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if http is not None:
+            http.close()
+    if output:
+        Path(output).write_text(
+            json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "model": result.model,
+                    "minimum": result.minimum,
+                    "count_calls": result.count_calls,
+                    "breakpoints": [
+                        {
+                            "position": b.position,
+                            "path": b.path,
+                            "tokens": b.tokens,
+                            "counted": b.counted,
+                            "ttl": b.ttl,
+                            "source": b.source,
+                            "reason": b.reason,
+                            "prefix_hash": b.prefix_hash,
+                        }
+                        for b in result.breakpoints
+                    ],
+                    "rejected": [
+                        {"position": r.position, "path": r.path, "kind": r.kind, "reason": r.reason}
+                        for r in result.rejected
+                    ],
+                    "notes": list(result.notes),
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(result.explain())
+
+
+@click.command("lint")
+@click.argument(
+    "request_files", metavar="REQUEST...", nargs=-1, required=True, type=click.Path(allow_dash=True)
+)
+@click.option("--strict", is_flag=True, help="Exit with status 1 when there is any warning.")
+def lint(request_files: tuple[str, ...], strict: bool) -> None:
+    """Warn about cache busters in one or more Messages requests (JSON files, in call order).
+
+    One file: volatile content (timestamps, dates, UUIDs, request ids, long hex, nonces)
+    before the last breakpoint, and markers the API rejects. Several files of one family:
+    also reordered tools, tool schemas or tool_use inputs with unstable key order, and where
+    the shared prefix breaks between calls.
+    """
+    requests = [_load(path) for path in request_files]
+    warnings = lint_family(requests)
+    for warning in warnings:
+        name = request_files[warning.request] if warning.request is not None else ""
+        click.echo(f"{name}: {warning}" if name else str(warning))
+    if not warnings:
+        click.echo("no cache busters found")
+    if strict and warnings:
+        raise SystemExit(1)

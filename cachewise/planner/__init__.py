@@ -1,0 +1,18 @@
+"""The request planner: prompt-cache breakpoints that pay for themselves, sized with count_tokens."""
+
+from __future__ import annotations
+
+from .core import MAX_BREAKPOINTS, CachePlanner, effective_minimum
+from .plan import Breakpoint, Plan, Rejected
+from .reuse import ReuseStats, expected_reads
+
+__all__ = [
+    "MAX_BREAKPOINTS",
+    "Breakpoint",
+    "CachePlanner",
+    "Plan",
+    "Rejected",
+    "ReuseStats",
+    "effective_minimum",
+    "expected_reads",
+]

@@ -1,0 +1,462 @@
+"""Token counts of request prefixes: ``count_tokens`` through the caller's own client, memoised forever.
+
+There is no "count up to block k" endpoint, so a prefix is counted by sending a
+truncated copy of the request (:meth:`cachewise.prompt.Prompt.truncated`) to
+``POST /v1/messages/count_tokens`` (api-sheet §4.1). Where the copy needs a
+placeholder user turn to be valid, the count of that turn alone (the *baseline*,
+counted once per model) is subtracted, which errs low: safe for the minimum check.
+
+A count is memoised by (namespace, model, prefix hash) in a SQLite file in the user
+cache dir (``platformdirs``; override with ``CACHEWISE_TOKEN_MEMO``), so a prefix is
+counted once ever. Learned minimum cacheable lengths live in the same file.
+
+Offline bounds (no call): for a prefix of ``B`` canonical bytes of which ``T`` are
+non-whitespace text outside binary payloads,
+
+* ``tokens <= B + slack`` (a token is at least one byte; ``slack`` covers the per-request
+  framing and, when tools are present, the tool-use system prompt of up to ~800 tokens,
+  api-sheet §6.1);
+* ``tokens >= T / 8`` (a heuristic: real tokenizers average 3–5 bytes per token on text
+  and code; 8 leaves room for dense content).
+
+Counts memoised for a shorter or longer prefix of the same request tighten both bounds.
+The planner counts only when a bound straddles the model's minimum.
+"""
+
+from __future__ import annotations
+
+import bisect
+import inspect
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import platformdirs
+
+from .errors import TokenCountError
+from .prompt import Prompt
+
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "AsyncCountFunction",
+    "AsyncTokenCounter",
+    "CountFunction",
+    "LearnedMinimum",
+    "TokenBounds",
+    "TokenCounter",
+    "TokenMemo",
+    "prefix_bounds",
+]
+
+CountFunction = Callable[[dict[str, Any]], int]
+AsyncCountFunction = Callable[[dict[str, Any]], Awaitable[int]]
+
+ANTHROPIC_VERSION = "2026-10-21"  # what SDK 2.12.0 sends (api-sheet §7, Appendix A #2)
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ENV_MEMO = "CACHEWISE_TOKEN_MEMO"
+LOW_BYTES_PER_TOKEN = 8
+FRAMING_SLACK = 64
+TOOLS_SLACK = 1024
+NEIGHBOUR_SLACK = 16
+_BASELINE_KEY = "baseline:filler-v1"
+
+
+# -- memo --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedMinimum:
+    """What responses taught about a model's minimum: it is ``> above`` and ``<= at_most``."""
+
+    above: int = 0
+    at_most: int | None = None
+
+
+class TokenMemo:
+    """Persistent prefix counts and learned minimums (SQLite; ``path=None`` keeps it in memory)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = None if path is None else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            ":memory:" if self.path is None else str(self.path), check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], dict[str, int]] = {}
+        with self._lock, self._db:
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS prefix_tokens (namespace TEXT NOT NULL, model TEXT NOT NULL,"
+                " prefix_hash TEXT NOT NULL, tokens INTEGER NOT NULL, counted_at TEXT NOT NULL,"
+                " PRIMARY KEY (namespace, model, prefix_hash))"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS learned_minimums (namespace TEXT NOT NULL, model TEXT NOT NULL,"
+                " above INTEGER NOT NULL, at_most INTEGER, updated_at TEXT NOT NULL,"
+                " PRIMARY KEY (namespace, model))"
+            )
+
+    @classmethod
+    def default(cls) -> TokenMemo:
+        """The memo in the user cache dir, or at ``$CACHEWISE_TOKEN_MEMO``."""
+        env = os.environ.get(ENV_MEMO)
+        path = Path(env) if env else platformdirs.user_cache_path("cachewise") / "tokens.sqlite3"
+        return cls(path)
+
+    def _table(self, namespace: str, model: str) -> dict[str, int]:
+        key = (namespace, model)
+        table = self._cache.get(key)
+        if table is None:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT prefix_hash, tokens FROM prefix_tokens WHERE namespace = ? AND model = ?",
+                    (namespace, model),
+                ).fetchall()
+            table = {str(h): int(t) for h, t in rows}
+            self._cache[key] = table
+        return table
+
+    def get(self, namespace: str, model: str, prefix_hash: str) -> int | None:
+        return self._table(namespace, model).get(prefix_hash)
+
+    def lookup(self, namespace: str, model: str) -> Mapping[str, int]:
+        """Every memoised count for the model (read-only view)."""
+        return self._table(namespace, model)
+
+    def put(self, namespace: str, model: str, prefix_hash: str, tokens: int) -> None:
+        self._table(namespace, model)[prefix_hash] = tokens
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO prefix_tokens VALUES (?, ?, ?, ?, ?)",
+                (namespace, model, prefix_hash, tokens, datetime.now(UTC).isoformat()),
+            )
+
+    def minimum(self, namespace: str, model: str) -> LearnedMinimum:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT above, at_most FROM learned_minimums WHERE namespace = ? AND model = ?",
+                (namespace, model),
+            ).fetchone()
+        return LearnedMinimum() if row is None else LearnedMinimum(int(row[0]), row[1])
+
+    def learn_minimum(
+        self, namespace: str, model: str, *, above: int | None = None, at_most: int | None = None
+    ) -> LearnedMinimum:
+        """Record that the minimum is ``> above`` and/or ``<= at_most``; return what is now known.
+
+        Contradicting evidence (a write at or below a learned lower bound) means the minimum
+        moved down: the newer fact wins and the older bound is dropped.
+        """
+        old = self.minimum(namespace, model)
+        low, high = old.above, old.at_most
+        if at_most is not None:
+            high = at_most if high is None else min(high, at_most)
+            if low >= at_most:
+                low = 0
+        if above is not None:
+            low = max(low, above)
+            if high is not None and high <= above:
+                high = None
+        new = LearnedMinimum(low, high)
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO learned_minimums VALUES (?, ?, ?, ?, ?)",
+                (namespace, model, new.above, new.at_most, datetime.now(UTC).isoformat()),
+            )
+        return new
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __del__(self) -> None:  # pragma: no cover - interpreter-dependent timing
+        try:
+            self._db.close()
+        except Exception:
+            pass
+
+
+# -- bounds ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBounds:
+    """What is known about a prefix's size: ``low <= tokens <= high``; ``exact`` when counted."""
+
+    low: int
+    high: int
+    estimate: int
+    exact: bool = False
+
+
+def prefix_bounds(prompt: Prompt, index: int, known: Mapping[int, int], order: list[int]) -> TokenBounds:
+    """Bounds for the prefix ending at ``index`` from bytes and from counted neighbours.
+
+    ``known`` maps position index → counted tokens for this prompt; ``order`` is its sorted keys.
+    """
+    exact = known.get(index)
+    if exact is not None:
+        return TokenBounds(exact, exact, exact, True)
+    slack = FRAMING_SLACK + (TOOLS_SLACK if prompt.body.get("tools") else 0)
+    text = prompt.cum_text(index)
+    size = prompt.cum_bytes(index)
+    low = text // LOW_BYTES_PER_TOKEN
+    high = size + slack
+    estimate = text // 4
+    at = bisect.bisect_left(order, index)
+    if at > 0:
+        j = order[at - 1]
+        base = known[j]
+        low = max(low, base + (text - prompt.cum_text(j)) // LOW_BYTES_PER_TOKEN)
+        high = min(high, base + size - prompt.cum_bytes(j) + NEIGHBOUR_SLACK)
+        estimate = base + (text - prompt.cum_text(j)) // 4
+    if at < len(order):
+        k = order[at]
+        top = known[k]
+        high = min(high, top + NEIGHBOUR_SLACK)
+        low = max(low, top - (prompt.cum_bytes(k) - size) - NEIGHBOUR_SLACK)
+    low = max(0, min(low, high))
+    return TokenBounds(low, high, max(low, min(high, estimate)), False)
+
+
+# -- counters ----------------------------------------------------------------------------------
+
+
+def _status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _read_count(payload: Any) -> int:
+    value = (
+        payload.get("input_tokens")
+        if isinstance(payload, Mapping)
+        else getattr(payload, "input_tokens", None)
+    )
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TokenCountError(f"count_tokens returned no whole input_tokens (got {value!r})")
+    return value
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+    if api_key:
+        headers["x-api-key"] = api_key
+    return headers
+
+
+def _check_http(status: int, text: str) -> None:
+    if status >= 400:
+        try:
+            message = json.loads(text)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = text[:200]
+        raise TokenCountError(str(message), status)
+
+
+class _CounterBase:
+    def __init__(self, memo: TokenMemo | str | Path | None, namespace: str) -> None:
+        if isinstance(memo, TokenMemo):
+            self.memo = memo
+        elif memo is None:
+            self.memo = TokenMemo.default()
+        else:
+            self.memo = TokenMemo(memo)
+        self.namespace = namespace
+        self.calls = 0
+        self.failures = 0
+
+    def known(self, prompt: Prompt) -> dict[int, int]:
+        """Memoised counts of this prompt's prefixes, by position index."""
+        table = self.memo.lookup(self.namespace, prompt.model)
+        if not table:
+            return {}
+        found: dict[int, int] = {}
+        for pos in prompt.positions:
+            value = table.get(pos.prefix_hash)
+            if value is not None:
+                found[pos.index] = value
+        return found
+
+    def cached(self, prompt: Prompt, index: int) -> int | None:
+        return self.memo.get(self.namespace, prompt.model, prompt.prefix_hash(index))
+
+    def _store(self, prompt: Prompt, index: int, raw: int, baseline: int) -> int:
+        tokens = max(0, raw - baseline)
+        self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
+        return tokens
+
+    def learned_minimum(self, model: str) -> LearnedMinimum:
+        return self.memo.minimum(self.namespace, model)
+
+    def learn_minimum(
+        self, model: str, *, above: int | None = None, at_most: int | None = None
+    ) -> LearnedMinimum:
+        return self.memo.learn_minimum(self.namespace, model, above=above, at_most=at_most)
+
+
+class TokenCounter(_CounterBase):
+    """Counts prefixes with ``count_tokens`` via a callable, an ``anthropic.Anthropic`` or an httpx client.
+
+    * ``TokenCounter(fn)`` — ``fn(body: dict) -> int``;
+    * ``TokenCounter(anthropic.Anthropic(...))`` — uses ``client.messages.count_tokens(**body)``;
+    * ``TokenCounter(httpx.Client(), base_url=..., api_key=...)`` (``httpx`` or ``httpx2``).
+
+    Every failure (HTTP error, network, a rejected input) raises :class:`TokenCountError`;
+    the planner turns it into "no breakpoint it cannot justify".
+    """
+
+    def __init__(
+        self,
+        source: CountFunction | Any,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        memo: TokenMemo | str | Path | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self._call: CountFunction
+        import anthropic
+
+        if isinstance(source, anthropic.Anthropic):
+            client = source
+            self._call = lambda body: _read_count(client.messages.count_tokens(**body))
+            ns = str(client.base_url)
+        elif isinstance(source, httpx.Client | httpx2.Client):
+            http = source
+            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+            headers = _headers(api_key)
+
+            def post(body: dict[str, Any]) -> int:
+                response = http.post(f"{url}/v1/messages/count_tokens", json=body, headers=headers)
+                _check_http(response.status_code, response.text)
+                return _read_count(response.json())
+
+            self._call = post
+            ns = url
+        elif callable(source):
+            if inspect.iscoroutinefunction(source):
+                raise TypeError(
+                    "TokenCounter needs a sync count function; use AsyncTokenCounter for async ones"
+                )
+            self._call = source
+            ns = "callable"
+        else:
+            raise TypeError(
+                f"cannot count tokens with {type(source).__name__}; pass a callable, anthropic.Anthropic "
+                "or an httpx.Client with base_url"
+            )
+        super().__init__(memo, namespace or ns)
+
+    def _send(self, body: dict[str, Any]) -> int:
+        self.calls += 1
+        try:
+            return int(self._call(body))
+        except TokenCountError:
+            self.failures += 1
+            raise
+        except Exception as exc:  # the user's call never fails because a count did
+            self.failures += 1
+            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
+
+    def baseline(self, prompt: Prompt) -> int:
+        value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
+        if value is None:
+            value = self._send(prompt.baseline_body())
+            self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
+        return value
+
+    def count(self, prompt: Prompt, index: int) -> int:
+        """Tokens of the prefix ending at position ``index`` (memo first, then one call)."""
+        hit = self.cached(prompt, index)
+        if hit is not None:
+            return hit
+        body, filler = prompt.truncated(index)
+        raw = self._send(body)
+        return self._store(prompt, index, raw, self.baseline(prompt) if filler else 0)
+
+
+class AsyncTokenCounter(_CounterBase):
+    """The async twin of :class:`TokenCounter`: an async callable, ``anthropic.AsyncAnthropic``,
+    or an ``httpx.AsyncClient`` / ``httpx2.AsyncClient`` with ``base_url``."""
+
+    def __init__(
+        self,
+        source: AsyncCountFunction | Any,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        memo: TokenMemo | str | Path | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self._call: AsyncCountFunction
+        import anthropic
+
+        if isinstance(source, anthropic.AsyncAnthropic):
+            client = source
+
+            async def via_sdk(body: dict[str, Any]) -> int:
+                return _read_count(await client.messages.count_tokens(**body))
+
+            self._call = via_sdk
+            ns = str(client.base_url)
+        elif isinstance(source, httpx.AsyncClient | httpx2.AsyncClient):
+            http = source
+            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+            headers = _headers(api_key)
+
+            async def post(body: dict[str, Any]) -> int:
+                response = await http.post(f"{url}/v1/messages/count_tokens", json=body, headers=headers)
+                _check_http(response.status_code, response.text)
+                return _read_count(response.json())
+
+            self._call = post
+            ns = url
+        elif callable(source):
+            self._call = source
+            ns = "callable"
+        else:
+            raise TypeError(
+                f"cannot count tokens with {type(source).__name__}; pass an async callable, "
+                "anthropic.AsyncAnthropic or an httpx.AsyncClient with base_url"
+            )
+        super().__init__(memo, namespace or ns)
+
+    async def _send(self, body: dict[str, Any]) -> int:
+        self.calls += 1
+        try:
+            result = self._call(body)
+            value = await result if inspect.isawaitable(result) else result
+            return int(value)
+        except TokenCountError:
+            self.failures += 1
+            raise
+        except Exception as exc:
+            self.failures += 1
+            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
+
+    async def baseline(self, prompt: Prompt) -> int:
+        value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
+        if value is None:
+            value = await self._send(prompt.baseline_body())
+            self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
+        return value
+
+    async def count(self, prompt: Prompt, index: int) -> int:
+        hit = self.cached(prompt, index)
+        if hit is not None:
+            return hit
+        body, filler = prompt.truncated(index)
+        raw = await self._send(body)
+        return self._store(prompt, index, raw, await self.baseline(prompt) if filler else 0)

@@ -1,0 +1,338 @@
+"""CachePlanner decisions: where, which TTL, when not at all, and what it learns from responses."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from cachewise.errors import TokenCountError
+from cachewise.planner import CachePlanner, Plan, effective_minimum
+from cachewise.pricing import PriceBook
+from cachewise.tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, TokenMemo
+
+from .conftest import FakeCount, VirtualClock, fake_tokens, words
+
+LONG = words(1500)  # ~3,000 fake tokens: above the 1,024 minimum
+SHORT = words(20)
+
+
+def chat(system: str, turns: int, model: str = "claude-test") -> dict[str, Any]:
+    messages: list[dict[str, Any]] = []
+    for i in range(turns):
+        messages.append({"role": "user", "content": f"question {i} " + words(30, i)})
+        if i < turns - 1:
+            messages.append({"role": "assistant", "content": f"answer {i} " + words(40, i)})
+    return {"model": model, "max_tokens": 50, "system": system, "messages": messages}
+
+
+def usage_for(plan: Plan, *, read: int = 0) -> dict[str, Any]:
+    """What the API would report: write from the highest read to the last breakpoint."""
+    top = max((b.tokens for b in plan.breakpoints), default=0)
+    return {
+        "input_tokens": 10,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": max(0, top - read),
+    }
+
+
+def paths(plan: Plan) -> list[tuple[str, str]]:
+    return [(b.path, b.ttl) for b in plan.added]
+
+
+def test_first_chat_turn_marks_system_and_tail(make_planner: Callable[..., CachePlanner]) -> None:
+    plan = make_planner().plan(chat(LONG, 1))
+    assert paths(plan) == [("system.0", "5m"), ("messages.0.content.0", "5m")]
+    assert plan.request["system"][0]["cache_control"] == {"type": "ephemeral", "ttl": "5m"}
+    assert "no history" in plan.breakpoints[0].reason
+
+
+def test_next_turn_reads_the_previous_tail(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    planner = make_planner()
+    first = planner.plan(chat(LONG, 1))
+    planner.observe(first, usage_for(first))
+    clock.advance(40)
+    second = planner.plan(chat(LONG, 2))
+    reasons = {b.path: b.reason for b in second.added}
+    assert "cached now" in reasons["messages.0.content.0"]
+    assert "conversation tail" in reasons["messages.2.content.0"]
+
+
+def test_below_the_minimum_nothing_is_placed(make_planner: Callable[..., CachePlanner]) -> None:
+    plan = make_planner().plan(chat(SHORT, 1))
+    assert plan.breakpoints == ()
+    assert plan.request == chat(SHORT, 1)
+    assert all("below the minimum" in r.reason for r in plan.rejected)
+    assert plan.count_calls == 0  # offline bounds decided it
+
+
+def test_far_above_the_minimum_no_count_is_needed(
+    make_planner: Callable[..., CachePlanner], count: FakeCount
+) -> None:
+    plan = make_planner().plan(
+        {
+            "model": "claude-test",
+            "max_tokens": 5,
+            "system": words(6000),
+            "messages": [{"role": "user", "content": words(3000)}],
+        }
+    )
+    assert len(plan.added) == 2 and not count.bodies
+
+
+def test_single_use_prefixes_stop_getting_breakpoints(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    planner = make_planner()
+    placed = []
+    for i in range(30):
+        plan = planner.plan(chat(words(1500, seed=i + 1), 1))  # a new system prompt every time
+        planner.observe(plan, usage_for(plan))
+        placed.append(len(plan.added))
+        clock.advance(400)
+    assert placed[0] == 2
+    assert placed[-5:] == [0, 0, 0, 0, 0]
+    assert "no expected reuse" in plan.explain()
+
+
+def test_sparse_regular_traffic_gets_one_hour(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    planner = make_planner()
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": LONG,
+        "messages": [{"role": "user", "content": "status?"}],
+    }
+    ttls = []
+    for gap in (0, 1800, 1500, 2100, 1900):
+        clock.advance(gap)
+        plan = planner.plan(request)
+        planner.observe(plan, usage_for(plan))
+        ttls.append({b.path: b.ttl for b in plan.added}.get("system.0"))
+    assert ttls[0] == "5m" and ttls[-3:] == ["1h", "1h", "1h"]
+
+
+def test_frequent_traffic_stays_five_minutes(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    planner = make_planner()
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": LONG,
+        "messages": [{"role": "user", "content": "status?"}],
+    }
+    for _ in range(6):
+        plan = planner.plan(request)
+        planner.observe(plan, usage_for(plan))
+        clock.advance(30)
+    assert {b.ttl for b in plan.added} == {"5m"}
+
+
+def test_caller_markers_are_kept_and_counted(make_planner: Callable[..., CachePlanner]) -> None:
+    request = chat(LONG, 3)
+    request["messages"][0]["content"] = [
+        {"type": "text", "text": "hi " + LONG, "cache_control": {"type": "ephemeral"}}
+    ]
+    request["cache_control"] = {"type": "ephemeral"}
+    original = copy.deepcopy(request)
+    plan = make_planner().plan(request)
+    assert request == original
+    sources = [b.source for b in plan.breakpoints]
+    assert sources.count("caller") == 1 and sources.count("automatic") == 1
+    assert len(plan.breakpoints) <= 4
+    assert plan.request["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert plan.request["cache_control"] == {"type": "ephemeral"}
+    # Every 1h before every 5m: a 5m caller marker forces everything after it to 5m.
+    assert all(b.ttl == "5m" for b in plan.breakpoints if b.position > plan.breakpoints[0].position)
+
+
+def test_four_caller_markers_leave_nothing_to_add(make_planner: Callable[..., CachePlanner]) -> None:
+    request = chat(LONG, 3)
+    for message in request["messages"][:4]:
+        message["content"] = [
+            {"type": "text", "text": message["content"], "cache_control": {"type": "ephemeral"}}
+        ]
+    plan = make_planner().plan(request)
+    assert plan.added == () and len(plan.breakpoints) == 4
+    assert plan.request == request
+
+
+def test_a_failing_count_places_nothing_it_cannot_justify(
+    book: PriceBook, clock: VirtualClock, memo: TokenMemo
+) -> None:
+    failing = FakeCount(fail=TokenCountError("rate limited", 429))
+    planner = CachePlanner(TokenCounter(failing, memo=memo), book=book, clock=clock)
+    borderline = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": words(450),
+        "messages": [{"role": "user", "content": "go"}],
+    }
+    plan = planner.plan(borderline)
+    assert plan.added == ()
+    assert any("could not be counted" in r.reason for r in plan.rejected)
+    # A prefix far above the minimum needs no count and is still planned.
+    assert len(planner.plan(chat(LONG, 1)).added) == 2
+
+
+def test_offline_planning_uses_bounds_only(book: PriceBook, clock: VirtualClock) -> None:
+    planner = CachePlanner(None, book=book, clock=clock)
+    assert len(planner.plan(chat(LONG, 1)).added) == 2
+    borderline = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": words(450),
+        "messages": [{"role": "user", "content": "go"}],
+    }
+    assert planner.plan(borderline).added == ()
+
+
+def test_unknown_model_is_sent_unplanned(make_planner: Callable[..., CachePlanner]) -> None:
+    plan = make_planner().plan(chat(LONG, 1, model="claude-nope"))
+    assert plan.breakpoints == () and "claude-nope" in plan.notes[0]
+    assert plan.request == chat(LONG, 1, model="claude-nope")
+
+
+def test_agent_turns_adding_more_than_20_positions_get_a_bridge_and_a_read(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    planner = make_planner()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "start " + LONG}]
+    request = {"model": "claude-test", "max_tokens": 5, "messages": messages}
+    first = planner.plan(request)
+    planner.observe(first, usage_for(first))
+    for k in range(12):
+        messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"step {k}"},
+                    {"type": "tool_use", "id": f"t{k}", "name": "f", "input": {"q": k}},
+                ],
+            }
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": f"t{k}", "content": words(10, k)}],
+            }
+        )
+    clock.advance(20)
+    second = planner.plan(request)
+    kinds = " ".join(b.reason for b in second.added)
+    assert "cached now" in kinds and "conversation tail" in kinds
+    positions = sorted(b.position for b in second.breakpoints)
+    assert all(b - a < 20 for a, b in itertools.pairwise(positions))
+
+
+def test_minimum_is_learned_from_responses(book: PriceBook, clock: VirtualClock, memo: TokenMemo) -> None:
+    count = FakeCount()
+    planner = CachePlanner(TokenCounter(count, memo=memo), book=book, clock=clock)
+    request = {
+        "model": "claude-unsure",
+        "max_tokens": 5,
+        "system": words(1300),
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    plan = planner.plan(request)  # ~2,600 tokens, above the assumed 2,048
+    assert plan.added and any(b.counted for b in plan.added)
+    # The server cached nothing: the real minimum is above the largest counted prefix.
+    planner.observe(plan, {"input_tokens": 2600})
+    tokens, source, uncertain = planner.minimum("claude-unsure")
+    top = max(b.tokens for b in plan.added if b.counted)
+    assert tokens > top and "learned" in source and uncertain
+    clock.advance(60)
+    again = planner.plan(request)
+    assert again.added == () and again.minimum == tokens
+    # A write at N later shows the minimum is at most N.
+    memo.learn_minimum("callable", "claude-unsure", at_most=3000)
+    assert planner.minimum("claude-unsure")[0] <= 3000
+
+
+def test_effective_minimum_snaps_to_standard_values() -> None:
+    assert effective_minimum(2048, LearnedMinimum()) == (2048, "price table")
+    assert effective_minimum(2048, LearnedMinimum(above=2600))[0] == 4096
+    assert effective_minimum(2048, LearnedMinimum(at_most=1500))[0] == 1024
+    assert effective_minimum(2048, LearnedMinimum(above=1100, at_most=1500))[0] == 1500
+
+
+def test_virtual_time_plans_exactly_as_live(book: PriceBook) -> None:
+    def replay() -> list[list[tuple[str, str]]]:
+        clock = VirtualClock()
+        planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
+        out = []
+        for i in range(1, 6):
+            plan = planner.plan(chat(LONG, i))
+            planner.observe(plan, usage_for(plan))
+            out.append(paths(plan))
+            clock.advance(45)
+        return out
+
+    assert replay() == replay()
+
+
+def test_explain_names_every_breakpoint_and_rejection(make_planner: Callable[..., CachePlanner]) -> None:
+    request = chat(LONG, 1)
+    request["tools"] = [{"name": "t", "description": "d", "input_schema": {"type": "object"}}]
+    plan = make_planner().plan(request)
+    text = plan.explain()
+    for b in plan.breakpoints:
+        assert b.path in text and b.ttl in text
+    assert "tools.0" in text and "below the minimum" in text
+    assert "count_tokens call" in text
+
+
+def test_the_plan_never_raises_outside_tests(
+    make_planner: Callable[..., CachePlanner], monkeypatch: Any
+) -> None:
+    planner = make_planner()
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.setattr(planner, "_candidates", lambda *a: 1 / 0)
+    plan = planner.plan(chat(LONG, 1))
+    assert plan.breakpoints == () and "ZeroDivisionError" in plan.notes[0]
+
+
+async def test_aplan_matches_plan(book: PriceBook) -> None:
+    async def count(body: dict[str, Any]) -> int:
+        return fake_tokens(body)
+
+    sync = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=VirtualClock())
+    asynchronous = CachePlanner(
+        AsyncTokenCounter(count, memo=TokenMemo(None)), book=book, clock=VirtualClock()
+    )
+    request = {
+        "model": "claude-unsure",
+        "max_tokens": 5,
+        "system": words(1100),
+        "messages": [{"role": "user", "content": "hello"}],
+    }
+    a, b = sync.plan(request), await asynchronous.aplan(request)
+    assert paths(a) == paths(b) and a.count_calls == b.count_calls > 0
+
+
+def test_seeded_history_counts_like_live_traffic(book: PriceBook) -> None:
+    from cachewise.prompt import Prompt
+
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": LONG,
+        "messages": [{"role": "user", "content": "status?"}],
+    }
+    prompt = Prompt(request)
+    clock = VirtualClock()
+    rows = [
+        {"at": clock.advance(1800), "family": prompt.family, "prefix_hashes": [prompt.family]}
+        for _ in range(3)
+    ]
+    planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
+    assert planner.seed(rows) == 3
+    clock.advance(1800)
+    plan = planner.plan(request)
+    assert {b.path: b.ttl for b in plan.added}.get("system.0") == "1h"
