@@ -6,20 +6,26 @@ from .errors import (
     BudgetExceeded,
     CachewiseError,
     LedgerError,
+    LedgerUnavailable,
     ModifierNotAvailable,
     NoPriceError,
     PlannerError,
     PriceTableError,
     PricingError,
+    SchemaTooNew,
+    SpoolError,
     TokenCountError,
     UnknownModelError,
     UsageError,
 )
+from .ledger import CallRecord, Ledger, Totals
 from .lint import LintWarning, lint, lint_family
 from .planner import Breakpoint, CachePlanner, Plan, Rejected, ReuseStats
 from .pricing import AppliedRates, Cost, Modifiers, PriceBook, price
+from .tags import tags
 from .tokens import AsyncTokenCounter, TokenCounter, TokenMemo
 from .usage import StreamUsage, Usage
+from .wrap import UnsupportedClient, wrap
 
 __version__ = "0.1.0"
 
@@ -30,8 +36,11 @@ __all__ = [
     "BudgetExceeded",
     "CachePlanner",
     "CachewiseError",
+    "CallRecord",
     "Cost",
+    "Ledger",
     "LedgerError",
+    "LedgerUnavailable",
     "LintWarning",
     "ModifierNotAvailable",
     "Modifiers",
@@ -43,15 +52,21 @@ __all__ = [
     "PricingError",
     "Rejected",
     "ReuseStats",
+    "SchemaTooNew",
+    "SpoolError",
     "StreamUsage",
     "TokenCountError",
     "TokenCounter",
     "TokenMemo",
+    "Totals",
     "UnknownModelError",
+    "UnsupportedClient",
     "Usage",
     "UsageError",
     "__version__",
     "lint",
     "lint_family",
     "price",
+    "tags",
+    "wrap",
 ]

@@ -166,6 +166,8 @@ class TokenMemo:
             if high is not None and high <= above:
                 high = None
         new = LearnedMinimum(low, high)
+        if new == old:
+            return old  # nothing learned: no write (this runs after every planned response)
         with self._lock, self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO learned_minimums VALUES (?, ?, ?, ?, ?)",

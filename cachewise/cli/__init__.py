@@ -14,6 +14,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("emulate", "emulate"),
     ("plan", "plan"),
     ("plan", "lint"),
+    ("ledger", "ledger"),
+    ("demo", "demo"),
+    ("proxy", "proxy"),
 ]
 
 

@@ -1,0 +1,132 @@
+"""Ledger figures: batched vs one-row-per-transaction inserts, record() latency, to_frame at 1M rows.
+
+    .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--pg URL]
+
+Every figure is printed next to a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cachewise.ledger import Ledger
+from cachewise.ledger.store import Store
+from tests.ledger.conftest import make_record
+
+
+def _pg_schema(admin: str) -> tuple[str, str]:
+    schema = f"cw_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{admin}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop(admin: str, schema: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def inserts(url: str, rows: int, label: str) -> None:
+    records = [make_record(i) for i in range(rows)]
+    store = Store(url)
+    store.upgrade()
+    naive_n = max(rows // 10, 200)
+    start = time.perf_counter()
+    for rec in records[:naive_n]:
+        store.insert([rec])  # one row per transaction
+    naive = naive_n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(naive_n, rows, 500):
+        store.insert(records[i : i + 500])
+    batched = (rows - naive_n) / (time.perf_counter() - start)
+    store.dispose()
+    ratio = batched / naive
+    print(
+        f"{label:9} inserts: batched {batched:8.0f} rows/s | 1 row per tx {naive:6.0f} rows/s | x{ratio:.1f}"
+    )
+
+
+def record_latency(url: str, n: int) -> None:
+    records = [make_record(i) for i in range(n)]
+    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_interval=0.05)
+
+    def noop(_: object) -> None:
+        return None
+
+    samples_noop, samples_rec = [], []
+    for rec in records:
+        t = time.perf_counter_ns()
+        noop(rec)
+        samples_noop.append(time.perf_counter_ns() - t)
+        t = time.perf_counter_ns()
+        led.record(rec)
+        samples_rec.append(time.perf_counter_ns() - t)
+    led.flush()
+    led.close()
+    med_noop = statistics.median(samples_noop) / 1000
+    med = statistics.median(samples_rec) / 1000
+    p99 = statistics.quantiles(samples_rec, n=100)[98] / 1000
+    print(f"record(): median {med:.2f} µs, p99 {p99:.2f} µs | no-op call median {med_noop:.2f} µs")
+
+
+def frame(url: str, rows: int) -> None:
+    store = Store(url)
+    store.upgrade()
+    for i in range(0, rows, 5000):
+        store.insert([make_record(j) for j in range(i, min(i + 5000, rows))])
+    store.dispose()
+    led = Ledger(url, spool_dir=tempfile.mkdtemp())
+    tracemalloc.start()
+    start = time.perf_counter()
+    df = led.to_frame()
+    seconds = time.perf_counter() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    start = time.perf_counter()
+    led.totals()
+    totals_s = time.perf_counter() - start
+    led.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    deep = df.memory_usage(deep=True).sum() / 2**20
+    print(
+        f"to_frame: {len(df)} rows in {seconds:.1f} s ({len(df) / seconds:.0f} rows/s), "
+        f"traced peak {peak / 2**20:.0f} MiB, frame {deep:.0f} MiB, process max RSS {rss:.0f} MiB; "
+        f"totals() {totals_s:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--frame-rows", type=int, default=1_000_000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pg_url, schema = _pg_schema(args.pg)
+        try:
+            if "inserts" not in args.skip:
+                inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
+                inserts(pg_url, args.rows, "postgres")
+            if "record" not in args.skip:
+                record_latency(str(Path(tmp) / "b.db"), args.rows)
+            if "frame" not in args.skip:
+                frame(str(Path(tmp) / "c.db"), args.frame_rows)
+        finally:
+            _drop(args.pg, schema)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""``cachewise ledger``: look after the call ledger (schema, spool, repricing).
+
+Every subcommand takes the database from the group's ``--db`` option (else
+``$CACHEWISE_DB``, else the default file) and opens it with :func:`open_ledger`.
+
+Adding a subcommand from another module (e.g. ``ingest-batch``): write it in its own
+module under ``cachewise/cli/``, take the ledger with ``open_ledger(ctx)``, and add one
+``(module, attribute)`` tuple to :data:`SUBCOMMANDS` below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import CachewiseError
+from ..ledger import Ledger
+from ..ledger.reprice import load_book
+
+__all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
+
+#: Extra subcommands living in other modules: (module under cachewise.cli, attribute).
+SUBCOMMANDS: list[tuple[str, str]] = []
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO date or datetime", param_hint=name) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def open_ledger(ctx: click.Context) -> Ledger:
+    """The ledger named by ``cachewise ledger --db``, opened once per command and closed after it."""
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    opened = obj.get("ledger")
+    if isinstance(opened, Ledger):
+        return opened
+    try:
+        opened = Ledger(obj.get("db"), spool_dir=obj.get("spool_dir"), upgrade=obj.get("upgrade", True))
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    obj["ledger"] = opened
+    ctx.call_on_close(opened.close)
+    return opened
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=lambda v: str(v) if isinstance(v, Decimal) else repr(v)))
+
+
+@click.group()
+@click.option(
+    "--db", "db", envvar="CACHEWISE_DB", help="Ledger path or database URL (default: $CACHEWISE_DB)."
+)
+@click.option(
+    "--spool-dir",
+    "spool_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory (default: one per database under the user data dir).",
+)
+@click.pass_context
+def ledger(ctx: click.Context, db: str | None, spool_dir: Path | None) -> None:
+    """The call ledger: schema upgrades, spool replay, repricing and a summary."""
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    obj["db"] = db
+    obj["spool_dir"] = spool_dir
+
+
+@ledger.command()
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Bring the ledger's schema up to this cachewise's version (done on open too)."""
+    ctx.ensure_object(dict)["upgrade"] = False
+    led = open_ledger(ctx)
+    try:
+        applied = led.upgrade()
+        version = led.schema_version()
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{led.label}: schema version {version}; applied: {', '.join(applied) or 'nothing'}")
+
+
+@ledger.command()
+@click.pass_context
+def replay(ctx: click.Context) -> None:
+    """Write spooled rows (kept while the database was down) into the database."""
+    led = open_ledger(ctx)
+    try:
+        result = led.replay()
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"replayed {result.rows} rows from {result.files} spool files"
+        f"; skipped {result.skipped_lines} unreadable lines"
+        + (f"; {len(result.left)} files in use by a running process left for later" if result.left else "")
+    )
+
+
+@ledger.command()
+@click.option(
+    "--table",
+    "table",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price table or overlay (YAML) to price the calls with.",
+)
+@click.option(
+    "--base",
+    "base",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Table an overlay is laid over (default: the shipped table).",
+)
+@click.option("--since", help="Only calls at or after this ISO date/datetime (UTC if no zone).")
+@click.option("--until", help="Only calls before this ISO date/datetime.")
+@click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
+@click.option("--tag", "tag_pairs", multiple=True, help="Only calls with this tag, KEY=VALUE (repeatable).")
+@click.option("--store/--no-store", default=False, help="Keep the result in the reprices table.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write per-call rows as CSV.")
+@click.pass_context
+def reprice(
+    ctx: click.Context,
+    table: Path,
+    base: Path | None,
+    since: str | None,
+    until: str | None,
+    models: tuple[str, ...],
+    tag_pairs: tuple[str, ...],
+    store: bool,
+    out: Path | None,
+) -> None:
+    """What the recorded calls would cost under another price table (recorded costs are kept)."""
+    tags: dict[str, str] = {}
+    for pair in tag_pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key] = value
+    led = open_ledger(ctx)
+    try:
+        frame = led.reprice(
+            load_book(table, base),
+            since=_parse_time(since, "--since"),
+            until=_parse_time(until, "--until"),
+            model=list(models) or None,
+            tags=tags or None,
+            store=store,
+        )
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    billed = sum((v for v in frame["cost_total"] if v is not None), Decimal(0))
+    repriced = sum((v for v in frame["repriced_cost_total"] if v is not None), Decimal(0))
+    summary = {
+        "calls": len(frame),
+        "table_version": frame["repriced_table_version"].iloc[0] if len(frame) else None,
+        "billed_total": billed,
+        "repriced_total": repriced,
+        "delta": repriced - billed,
+        "unpriced_as_billed": int(frame["cost_total"].isna().sum()),
+        "unpriced_repriced": int(frame["repriced_cost_total"].isna().sum()),
+    }
+    _echo_json(summary)
+    if out is not None:
+        frame.to_csv(out, index=False)
+        click.echo(f"wrote {len(frame)} rows to {out}", err=True)
+
+
+@ledger.command()
+@click.pass_context
+def info(ctx: click.Context) -> None:
+    """Where the ledger is, its schema version, how many calls, and pending spool files."""
+    led = open_ledger(ctx)
+    try:
+        data = led.info()
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _echo_json(data)
+
+
+for _module, _attr in SUBCOMMANDS:
+    ledger.add_command(getattr(importlib.import_module(f"{__package__}.{_module}"), _attr))
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(ledger())

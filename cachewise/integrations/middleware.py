@@ -1,0 +1,272 @@
+"""The ``anthropic`` SDK middleware that plans and records every Messages call.
+
+It runs inside the SDK's retry loop, once per HTTP attempt (api-sheet §7), so
+each billed attempt becomes one ledger row and each failed attempt an error
+row with no cost. Bodies are rewritten only through ``APIRequest.copy``; a
+streamed body is watched chunk by chunk as the caller reads it, never
+buffered. If the server rejects a request the planner changed with a 400 that
+names ``cache_control``, the request is sent again exactly as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx2
+from anthropic import Middleware
+from anthropic._response import APIResponse, AsyncAPIResponse
+
+from .failopen import guarded, record_failure
+from .tracker import CallKind, CallTracker, Prepared, classify
+
+__all__ = ["CachewiseMiddleware"]
+
+_BATCH = re.compile(r"/v1/messages/batches/([^/?]+)$")
+
+
+class _SyncFrames(httpx2.SyncByteStream):
+    def __init__(self, frames: Iterator[bytes]) -> None:
+        self._frames = frames
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._frames
+
+    def close(self) -> None:
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncFrames(httpx2.AsyncByteStream):
+    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+        self._frames = frames
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._frames
+
+    async def aclose(self) -> None:
+        close = getattr(self._frames, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _spliced(
+    original: httpx2.Response, stream: httpx2.SyncByteStream | httpx2.AsyncByteStream
+) -> httpx2.Response:
+    """A response standing in for ``original`` whose body is ``stream`` (already decoded bytes)."""
+    headers = original.headers.copy()
+    for name in ("content-encoding", "content-length"):
+        if name in headers:
+            del headers[name]
+    return httpx2.Response(
+        status_code=original.status_code, headers=headers, stream=stream, request=original.request
+    )
+
+
+def _rejected_marker(prepared: Prepared, status: int, content: bytes) -> bool:
+    return prepared.changed and status == 400 and b"cache_control" in content
+
+
+class CachewiseMiddleware(Middleware):
+    """Plans (``prepare``) and records (``finish``/``tap``) through a :class:`CallTracker`."""
+
+    def __init__(self, tracker: CallTracker) -> None:
+        self.tracker = tracker
+        self._batch_times: dict[str, datetime] = {}
+
+    # -- shared helpers -------------------------------------------------------------------------
+
+    def _remember_batch(self, url: str, content: bytes) -> None:
+        found = _BATCH.search(url.split("?", 1)[0])
+        if not found:
+            return
+        data = json.loads(content)
+        created = data.get("created_at") if isinstance(data, Mapping) else None
+        if created:
+            self._batch_times[found.group(1)] = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+
+    def _batch_started(self, batch_id: str) -> datetime:
+        return self._batch_times.get(batch_id) or self.tracker.clock()
+
+    def _lines(self, batch_id: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        pending = b""
+        started = self._batch_started(batch_id)
+        for chunk in chunks:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                self.tracker.record_batch_line(batch_id, line, started)
+            yield chunk
+        self.tracker.record_batch_line(batch_id, pending, started)
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    def handle(self, request: Any, call_next: Any) -> APIResponse[Any]:
+        kind, batch_id = classify(request.method, request.url)
+        if kind == CallKind.OTHER:
+            response: APIResponse[Any] = call_next(request)
+            if _BATCH.search(request.url.split("?", 1)[0]) and response.http_response.is_success:
+                content = response.http_response.read()
+                guarded("batch retrieve", lambda: self._remember_batch(request.url, content), None)
+            return response
+        if kind == CallKind.BATCH_RESULTS and batch_id is not None:
+            response = call_next(request)
+            if not response.http_response.is_success:
+                return response
+            return self._respond(response, self._lines(batch_id, response.http_response.iter_bytes()))
+        if kind != CallKind.MESSAGES:
+            passed: APIResponse[Any] = call_next(request)
+            return passed
+        body = request.json if isinstance(request.json, Mapping) else None
+        prepared = self.tracker.prepare(body)
+        outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
+        try:
+            response = call_next(outgoing)
+        except Exception as exc:
+            self.tracker.finish(
+                prepared,
+                599,
+                {},
+                json.dumps({"type": "error", "error": {"type": type(exc).__name__}}).encode(),
+            )
+            raise
+        http = response.http_response
+        if not request.stream or not http.is_success:
+            content = http.read()
+            if _rejected_marker(prepared, http.status_code, content):
+                record_failure(
+                    "planner (request rejected)", ValueError(content[:300].decode(errors="replace"))
+                )
+                return self.handle_unplanned(request, call_next)
+            self.tracker.finish(prepared, http.status_code, http.headers, content)
+            return response
+        recorder = self.tracker.tap(prepared, http.status_code, http.headers)
+
+        def frames() -> Iterator[bytes]:
+            error: BaseException | None = None
+            try:
+                for chunk in http.iter_bytes():
+                    recorder.feed(chunk)
+                    yield chunk
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                recorder.close(error)
+                http.close()
+
+        return self._respond(response, frames())
+
+    def handle_unplanned(self, request: Any, call_next: Any) -> APIResponse[Any]:
+        saved, self.tracker.planner = self.tracker.planner, None
+        try:
+            return self.handle(request, call_next)
+        finally:
+            self.tracker.planner = saved
+
+    @staticmethod
+    def _respond(response: APIResponse[Any], frames: Iterator[bytes]) -> APIResponse[Any]:
+        return APIResponse(
+            raw=_spliced(response.http_response, _SyncFrames(frames)),
+            cast_to=response._cast_to,
+            client=response._client,
+            stream=True,
+            stream_cls=response._stream_cls,
+            options=response._options,
+            retries_taken=response.retries_taken,
+        )
+
+    # -- async ---------------------------------------------------------------------------------
+
+    async def handle_async(self, request: Any, call_next: Any) -> AsyncAPIResponse[Any]:
+        kind, batch_id = classify(request.method, request.url)
+        if kind == CallKind.OTHER:
+            response: AsyncAPIResponse[Any] = await call_next(request)
+            if _BATCH.search(request.url.split("?", 1)[0]) and response.http_response.is_success:
+                content = await response.http_response.aread()
+                guarded("batch retrieve", lambda: self._remember_batch(request.url, content), None)
+            return response
+        if kind == CallKind.BATCH_RESULTS and batch_id is not None:
+            response = await call_next(request)
+            if not response.http_response.is_success:
+                return response
+            return self._respond_async(response, self._alines(batch_id, response.http_response.aiter_bytes()))
+        if kind != CallKind.MESSAGES:
+            passed_async: AsyncAPIResponse[Any] = await call_next(request)
+            return passed_async
+        body = request.json if isinstance(request.json, Mapping) else None
+        prepared = await self.tracker.aprepare(body)
+        outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
+        try:
+            response = await call_next(outgoing)
+        except Exception as exc:
+            self.tracker.finish(
+                prepared,
+                599,
+                {},
+                json.dumps({"type": "error", "error": {"type": type(exc).__name__}}).encode(),
+            )
+            raise
+        http = response.http_response
+        if not request.stream or not http.is_success:
+            content = await http.aread()
+            if _rejected_marker(prepared, http.status_code, content):
+                record_failure(
+                    "planner (request rejected)", ValueError(content[:300].decode(errors="replace"))
+                )
+                saved, self.tracker.planner = self.tracker.planner, None
+                try:
+                    return await self.handle_async(request, call_next)
+                finally:
+                    self.tracker.planner = saved
+            self.tracker.finish(prepared, http.status_code, http.headers, content)
+            return response
+        recorder = self.tracker.tap(prepared, http.status_code, http.headers)
+
+        async def frames() -> AsyncIterator[bytes]:
+            error: BaseException | None = None
+            try:
+                async for chunk in http.aiter_bytes():
+                    recorder.feed(chunk)
+                    yield chunk
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                recorder.close(error)
+                await http.aclose()
+
+        return self._respond_async(response, frames())
+
+    async def _alines(self, batch_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        pending = b""
+        started = self._batch_started(batch_id)
+        async for chunk in chunks:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                self.tracker.record_batch_line(batch_id, line, started)
+            yield chunk
+        self.tracker.record_batch_line(batch_id, pending, started)
+
+    @staticmethod
+    def _respond_async(
+        response: AsyncAPIResponse[Any], frames: AsyncIterator[bytes]
+    ) -> AsyncAPIResponse[Any]:
+        return AsyncAPIResponse(
+            raw=_spliced(response.http_response, _AsyncFrames(frames)),
+            cast_to=response._cast_to,
+            client=response._client,
+            stream=True,
+            stream_cls=response._stream_cls,
+            options=response._options,
+            retries_taken=response.retries_taken,
+        )

@@ -1,0 +1,28 @@
+"""The call ledger: one row per billed request, its tokens, its cost as billed, and its tags.
+
+See docs/ledger.md. The pieces: :mod:`.record` (the row), :mod:`.schema` and
+:mod:`.migrations` (the tables), :mod:`.store` (the database), :mod:`.writer` and
+:mod:`.spool` (getting rows there without losing any), :mod:`.query` and
+:mod:`.reprice` (reading them back).
+"""
+
+from __future__ import annotations
+
+from .ledger import Ledger
+from .query import FRAME_COLUMNS, FRAME_DTYPES, Filter, Totals
+from .record import Breakpoint, CallRecord, CostBreakdown
+from .spool import ReplayResult
+from .writer import WriterStats
+
+__all__ = [
+    "FRAME_COLUMNS",
+    "FRAME_DTYPES",
+    "Breakpoint",
+    "CallRecord",
+    "CostBreakdown",
+    "Filter",
+    "Ledger",
+    "ReplayResult",
+    "Totals",
+    "WriterStats",
+]

@@ -1,0 +1,202 @@
+"""Ordered, named schema steps, recorded in the ``cachewise_migrations`` table.
+
+Each step's DDL is frozen here as it was when the step shipped; never edit a shipped
+step, add a new one. :func:`upgrade` applies the missing steps in one transaction,
+under a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL), so
+several processes opening a new ledger at once apply each step exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    inspect,
+    select,
+    text,
+)
+
+from ..errors import LedgerError, SchemaTooNew
+from .schema import id_type, json_type, migrations_table
+from .types import Money, UTCDateTime
+
+__all__ = ["MIGRATIONS", "Migration", "current_version", "latest_version", "upgrade"]
+
+_ADVISORY_LOCK_KEY = 0x6361636865776973  # "cachewis"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    id: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+_V1_TOKENS = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens",
+    "output_tokens",
+    "web_search_requests",
+    "web_fetch_requests",
+)
+_V1_COSTS = (
+    "cost_input",
+    "cost_cache_write_5m",
+    "cost_cache_write_1h",
+    "cost_cache_read",
+    "cost_output",
+    "cost_web_search",
+    "cost_code_execution",
+    "cost_total",
+    "cost_no_cache",
+    "savings",
+)
+
+
+def _0001_initial(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "calls",
+        md,
+        Column("id", id_type(), primary_key=True, autoincrement=True),
+        Column("request_id", Text, nullable=False),
+        Column("recorded_at", UTCDateTime, nullable=False),
+        Column("message_id", Text),
+        Column("model", Text, nullable=False),
+        Column("started_at", UTCDateTime, nullable=False),
+        Column("latency_ms", Float),
+        Column("ttft_ms", Float),
+        Column("status", Text, nullable=False),
+        Column("error_type", Text),
+        Column("endpoint", Text, nullable=False),
+        Column("service_tier", Text),
+        Column("inference_geo", Text),
+        Column("speed", Text),
+        Column("batch_id", Text),
+        *(Column(name, BigInteger, nullable=False, server_default=text("0")) for name in _V1_TOKENS),
+        Column("code_execution_hours", Money, nullable=False, server_default=text("'0'")),
+        Column("ttl_split_missing", Boolean, nullable=False, server_default=false()),
+        Column("incomplete", Boolean, nullable=False, server_default=false()),
+        Column("planned", Boolean, nullable=False, server_default=false()),
+        Column("breakpoints", json_type()),
+        Column("prefix_hash", Text),
+        Column("tags", json_type()),
+        Column("price_table_version", Text),
+        Column("rates", json_type()),
+        *(Column(name, Money) for name in _V1_COSTS),
+        Column("cost_error", Text),
+        Column("prompt", Text),
+        UniqueConstraint("request_id", name="uq_calls_request_id"),
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_model_started_at", "model", "started_at"),
+        Index("ix_calls_prefix_hash", "prefix_hash"),
+    )
+    Table(
+        "call_tags",
+        md,
+        Column("call_id", id_type(), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+        Column("key", Text, nullable=False),
+        Column("value", Text, nullable=False),
+        PrimaryKeyConstraint("call_id", "key", name="pk_call_tags"),
+    )
+    md.create_all(conn)
+
+
+def _0002_batch_custom_id(conn: Connection) -> None:
+    """Batch results are matched on custom_id (api-sheet §3.3); tags are looked up by key and value."""
+    conn.execute(text("ALTER TABLE calls ADD COLUMN custom_id TEXT"))
+    conn.execute(text("CREATE INDEX ix_calls_batch_id_custom_id ON calls (batch_id, custom_id)"))
+    conn.execute(text("CREATE INDEX ix_call_tags_key_value ON call_tags (key, value)"))
+
+
+def _0003_reprices(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "reprices",
+        md,
+        Column("request_id", Text, nullable=False),
+        Column("table_version", Text, nullable=False),
+        Column("priced_at", UTCDateTime, nullable=False),
+        Column("rates", json_type()),
+        *(Column(name, Money) for name in _V1_COSTS),
+        Column("cost_error", Text),
+        PrimaryKeyConstraint("request_id", "table_version", name="pk_reprices"),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "0001_initial", _0001_initial),
+    Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
+    Migration(3, "0003_reprices", _0003_reprices),
+)
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].id
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+
+
+def current_version(conn: Connection) -> int:
+    """The highest step applied (0 for an empty database)."""
+    if not inspect(conn).has_table(migrations_table.name):
+        return 0
+    found = conn.execute(select(func.max(migrations_table.c.id))).scalar()
+    return int(found or 0)
+
+
+def _check_names(conn: Connection, where: str) -> None:
+    known = {m.id: m.name for m in MIGRATIONS}
+    for step_id, name in conn.execute(select(migrations_table.c.id, migrations_table.c.name)):
+        if step_id in known and known[step_id] != name:
+            raise LedgerError(
+                f"ledger {where}: step {step_id} is recorded as {name!r} but this cachewise calls it "
+                f"{known[step_id]!r}; the database was created by a diverging build"
+            )
+
+
+def upgrade(conn: Connection, where: str, target: int | None = None) -> list[str]:
+    """Apply the missing steps up to ``target`` (default: all) inside the caller's transaction.
+
+    Returns the names applied. Raises :class:`SchemaTooNew` when the database is ahead of us.
+    The caller commits (SQLite: the transaction must have been opened with ``BEGIN IMMEDIATE``).
+    """
+    goal = latest_version() if target is None else target
+    _lock(conn)
+    migrations_table.create(conn, checkfirst=True)
+    found = current_version(conn)
+    if found > latest_version():
+        raise SchemaTooNew(where, found, latest_version())
+    _check_names(conn, where)
+    applied: list[str] = []
+    for step in MIGRATIONS:
+        if found < step.id <= goal:
+            step.apply(conn)
+            conn.execute(
+                migrations_table.insert().values(id=step.id, name=step.name, applied_at=datetime.now(UTC))
+            )
+            applied.append(step.name)
+    return applied

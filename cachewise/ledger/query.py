@@ -1,0 +1,233 @@
+"""Reading the ledger: filters, records, the pandas frame and exact totals.
+
+The frame is read in chunks with plain Core selects (no ORM objects); money travels
+as decimal text and becomes :class:`~decimal.Decimal` in Python, so no digit is lost
+on either dialect. Equal amounts share one immutable ``Decimal`` object within a chunk,
+which keeps a million-row frame affordable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import ColumnElement, Connection, DateTime, Select, Text, and_, cast, exists, func, select
+from sqlalchemy.sql import type_coerce
+
+from .record import CallRecord
+from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls
+from .types import Money
+
+__all__ = ["FRAME_COLUMNS", "FRAME_DTYPES", "Filter", "Totals", "iter_records", "read_frame", "read_totals"]
+
+_STR: Any = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
+
+#: Column order and dtypes of :meth:`Ledger.to_frame` (documented in docs/ledger.md).
+FRAME_DTYPES: dict[str, Any] = {
+    "request_id": _STR,
+    "message_id": _STR,
+    "model": _STR,
+    "started_at": "datetime64[ns, UTC]",
+    "latency_ms": "float64",
+    "ttft_ms": "float64",
+    "status": _STR,
+    "error_type": _STR,
+    "endpoint": _STR,
+    "service_tier": _STR,
+    "inference_geo": _STR,
+    "speed": _STR,
+    "batch_id": _STR,
+    "custom_id": _STR,
+    **dict.fromkeys(TOKEN_COLUMNS, "int64"),
+    "code_execution_hours": object,
+    "ttl_split_missing": "bool",
+    "incomplete": "bool",
+    "planned": "bool",
+    "prefix_hash": _STR,
+    "tags": object,
+    "price_table_version": _STR,
+    **dict.fromkeys(COST_COLUMNS, object),
+    "cost_error": _STR,
+}
+FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
+_MONEY = frozenset((*COST_COLUMNS, "code_execution_hours"))
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which calls: ``since`` ≤ started_at < ``until``, one model or several, all of ``tags``."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    model: str | Sequence[str] | None = None
+    tags: Mapping[str, str] | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        if self.since is not None:
+            clauses.append(calls.c.started_at >= self.since)
+        if self.until is not None:
+            clauses.append(calls.c.started_at < self.until)
+        if isinstance(self.model, str):
+            clauses.append(calls.c.model == self.model)
+        elif self.model is not None:
+            clauses.append(calls.c.model.in_(list(self.model)))
+        for key, value in (self.tags or {}).items():
+            clauses.append(
+                exists().where(
+                    and_(
+                        call_tags.c.call_id == calls.c.id,
+                        call_tags.c.key == key,
+                        call_tags.c.value == str(value),
+                    )
+                )
+            )
+        return clauses
+
+    def apply(self, stmt: Select[Any]) -> Select[Any]:
+        clauses = self.where()
+        return stmt.where(*clauses) if clauses else stmt
+
+
+def iter_records(
+    conn: Connection, flt: Filter, *, limit: int | None = None, chunk: int = 10_000
+) -> Iterator[CallRecord]:
+    stmt = flt.apply(select(calls)).order_by(calls.c.started_at, calls.c.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(stmt)
+    for row in result.mappings():
+        yield CallRecord.from_row(row)
+
+
+def _frame_select(dialect: str) -> Select[Any]:
+    columns: list[Any] = []
+    for name in FRAME_COLUMNS:
+        col = calls.c[name]
+        if name in _MONEY or name == "tags":
+            columns.append(cast(col, Text).label(name))
+        elif name == "started_at":
+            raw_type = DateTime(timezone=True) if dialect == "postgresql" else Text()
+            columns.append(type_coerce(col, raw_type).label(name))
+        else:
+            columns.append(col)
+    return select(*columns)
+
+
+def _money(values: Sequence[Any]) -> np.ndarray[Any, Any]:
+    memo: dict[Any, Decimal] = {}
+    out = np.empty(len(values), dtype=object)
+    for i, text in enumerate(values):
+        if text is None:
+            out[i] = None
+            continue
+        found = memo.get(text)
+        if found is None:
+            found = memo[text] = Decimal(text)
+        out[i] = found
+    return out
+
+
+def _chunk_frame(rows: Sequence[Any], dialect: str) -> pd.DataFrame:
+    columns = list(zip(*rows, strict=True))
+    data: dict[str, Any] = {}
+    for name, values in zip(FRAME_COLUMNS, columns, strict=True):
+        dtype = FRAME_DTYPES[name]
+        if name in _MONEY:
+            data[name] = _money(values)
+        elif name == "tags":
+            tag_col = np.empty(len(values), dtype=object)
+            tag_col[:] = [json.loads(v) if v is not None else {} for v in values]
+            data[name] = tag_col
+        elif name == "started_at":
+            parsed = pd.to_datetime(list(values), utc=True, format="ISO8601" if dialect == "sqlite" else None)
+            data[name] = parsed.as_unit("ns")
+        elif dtype == "int64":
+            data[name] = np.fromiter(values, dtype=np.int64, count=len(values))
+        elif dtype == "float64":
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        elif dtype == "bool":
+            data[name] = np.fromiter((bool(v) for v in values), dtype=bool, count=len(values))
+        else:
+            data[name] = pd.array(list(values), dtype=dtype)
+    return pd.DataFrame(data, columns=list(FRAME_COLUMNS))
+
+
+def empty_frame() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in FRAME_DTYPES.items()})
+
+
+def read_frame(conn: Connection, flt: Filter, *, chunk: int = 100_000) -> pd.DataFrame:
+    """The calls matching ``flt`` as a DataFrame (dtypes: :data:`FRAME_DTYPES`), oldest first."""
+    dialect = conn.dialect.name
+    stmt = flt.apply(_frame_select(dialect)).order_by(calls.c.started_at, calls.c.id)
+    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(stmt)
+    frames = [_chunk_frame(part, dialect) for part in result.partitions(chunk)]
+    if not frames:
+        return empty_frame()
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Sums over the matching calls. Costs sum only priced calls, exactly (``Decimal``)."""
+
+    calls: int
+    priced_calls: int
+    unpriced_calls: int
+    input_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    ephemeral_5m_input_tokens: int
+    ephemeral_1h_input_tokens: int
+    output_tokens: int
+    web_search_requests: int
+    web_fetch_requests: int
+    code_execution_hours: Decimal
+    cost_input: Decimal
+    cost_cache_write_5m: Decimal
+    cost_cache_write_1h: Decimal
+    cost_cache_read: Decimal
+    cost_output: Decimal
+    cost_web_search: Decimal
+    cost_code_execution: Decimal
+    cost_total: Decimal
+    cost_no_cache: Decimal
+    savings: Decimal
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def read_totals(conn: Connection, flt: Filter) -> Totals:
+    sqlite = conn.dialect.name == "sqlite"
+
+    def money_sum(name: str) -> Any:
+        col = calls.c[name]
+        if sqlite:
+            return type_coerce(func.decimal_sum(col), Money).label(name)
+        return func.sum(col).label(name)
+
+    stmt = select(
+        func.count().label("calls"),
+        func.count(calls.c.cost_total).label("priced_calls"),
+        *(func.coalesce(func.sum(calls.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
+        money_sum("code_execution_hours"),
+        *(money_sum(name) for name in COST_COLUMNS),
+    )
+    row = conn.execute(flt.apply(stmt)).mappings().one()
+    values: dict[str, Any] = {"calls": int(row["calls"]), "priced_calls": int(row["priced_calls"])}
+    values["unpriced_calls"] = values["calls"] - values["priced_calls"]
+    for name in TOKEN_COLUMNS:
+        values[name] = int(row[name])
+    for name in ("code_execution_hours", *COST_COLUMNS):
+        value = row[name]
+        values[name] = Decimal(0) if value is None else Decimal(str(value))
+    return Totals(**values)

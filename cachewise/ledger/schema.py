@@ -1,0 +1,202 @@
+"""The ledger's tables at the newest schema version (SQLAlchemy 2 Core).
+
+``migrations.py`` builds these tables step by step; a test checks that a database
+upgraded from step 0001 matches the tables here, and another that ``docs/ledger.md``
+shows the SQL generated from them (``python -m cachewise.ledger.schema``).
+
+One row of ``calls`` is one billed API request (api-sheet §8, "one row per billed
+attempt"), keyed on the API's ``request-id``. Token columns keep the API's spellings
+(api-sheet §3.1). Money columns are exact (:class:`~cachewise.ledger.types.Money`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.types import TypeEngine
+
+from .types import Money, UTCDateTime
+
+__all__ = [
+    "COST_COLUMNS",
+    "MIGRATIONS_TABLE",
+    "TOKEN_COLUMNS",
+    "call_tags",
+    "calls",
+    "metadata",
+    "migrations_table",
+    "render_docs",
+    "reprices",
+    "schema_sql",
+]
+
+MIGRATIONS_TABLE = "cachewise_migrations"
+
+#: Usage counters, with the API's names (api-sheet §3.1). All BIGINT, never NULL.
+TOKEN_COLUMNS: tuple[str, ...] = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens",
+    "output_tokens",
+    "web_search_requests",
+    "web_fetch_requests",
+)
+
+#: The cost breakdown in USD; all NULL when pricing failed (see ``cost_error``).
+COST_COLUMNS: tuple[str, ...] = (
+    "cost_input",
+    "cost_cache_write_5m",
+    "cost_cache_write_1h",
+    "cost_cache_read",
+    "cost_output",
+    "cost_web_search",
+    "cost_code_execution",
+    "cost_total",
+    "cost_no_cache",
+    "savings",
+)
+
+
+def id_type() -> TypeEngine[int]:
+    """BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite."""
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def json_type() -> TypeEngine[Any]:
+    """JSONB on PostgreSQL, JSON text on SQLite."""
+    return JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+metadata = MetaData()
+
+migrations_table = Table(
+    MIGRATIONS_TABLE,
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False, comment="step number, 1, 2, ..."),
+    Column("name", Text, nullable=False, comment="step name, e.g. 0002_batch_custom_id"),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", id_type(), primary_key=True, autoincrement=True),
+    Column("request_id", Text, nullable=False, comment="API request-id header; the idempotency key"),
+    Column("recorded_at", UTCDateTime, nullable=False, comment="when the row was written"),
+    Column("message_id", Text),
+    Column("model", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("latency_ms", Float),
+    Column("ttft_ms", Float, comment="time to first token, streams only"),
+    Column("status", Text, nullable=False, comment="ok, error or incomplete"),
+    Column("error_type", Text),
+    Column("endpoint", Text, nullable=False, comment="messages, stream or batch"),
+    Column("service_tier", Text),
+    Column("inference_geo", Text),
+    Column("speed", Text),
+    Column("batch_id", Text),
+    *(Column(name, BigInteger, nullable=False, server_default=text("0")) for name in TOKEN_COLUMNS),
+    Column("code_execution_hours", Money, nullable=False, server_default=text("'0'")),
+    Column("ttl_split_missing", Boolean, nullable=False, server_default=false()),
+    Column("incomplete", Boolean, nullable=False, server_default=false()),
+    Column("planned", Boolean, nullable=False, server_default=false()),
+    Column("breakpoints", json_type(), comment="planner decisions: position, ttl, tokens, prefix_hash"),
+    Column("prefix_hash", Text, comment="hash of the longest cached prefix"),
+    Column("tags", json_type(), comment="copy of the call's tags; query them through call_tags"),
+    Column("price_table_version", Text),
+    Column("rates", json_type(), comment="the per-unit rates applied, as decimal strings"),
+    *(Column(name, Money) for name in COST_COLUMNS),
+    Column("cost_error", Text, comment="why pricing failed; the cost columns are then NULL"),
+    Column("prompt", Text, comment="only with store_prompts=True"),
+    Column("custom_id", Text, comment="batch request custom_id (step 0002)"),
+    UniqueConstraint("request_id", name="uq_calls_request_id"),
+    Index("ix_calls_started_at", "started_at"),
+    Index("ix_calls_model_started_at", "model", "started_at"),
+    Index("ix_calls_prefix_hash", "prefix_hash"),
+    Index("ix_calls_batch_id_custom_id", "batch_id", "custom_id"),
+)
+
+call_tags = Table(
+    "call_tags",
+    metadata,
+    Column("call_id", id_type(), ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("call_id", "key", name="pk_call_tags"),
+    Index("ix_call_tags_key_value", "key", "value"),
+)
+
+reprices = Table(
+    "reprices",
+    metadata,
+    Column("request_id", Text, nullable=False),
+    Column("table_version", Text, nullable=False, comment="version of the table used to reprice"),
+    Column("priced_at", UTCDateTime, nullable=False),
+    Column("rates", json_type()),
+    *(Column(name, Money) for name in COST_COLUMNS),
+    Column("cost_error", Text),
+    PrimaryKeyConstraint("request_id", "table_version", name="pk_reprices"),
+)
+
+
+def schema_sql(dialect_name: str) -> str:
+    """``CREATE`` statements of the newest schema for ``sqlite`` or ``postgresql``."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = postgresql.dialect() if dialect_name == "postgresql" else sqlite.dialect()  # type: ignore[no-untyped-call]
+    parts: list[str] = []
+    for table in metadata.sorted_tables:
+        parts.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
+    text_sql = "\n\n".join(parts) + "\n"
+    return "\n".join(line.rstrip() for line in text_sql.splitlines()) + "\n"
+
+
+def render_docs(markdown: str) -> str:
+    """``markdown`` with the blocks between ``<!-- schema:DIALECT -->`` markers regenerated."""
+    import re
+
+    for dialect in ("sqlite", "postgresql"):
+        pattern = re.compile(
+            rf"(<!-- schema:{dialect} -->\n```sql\n).*?(```\n<!-- /schema:{dialect} -->)", re.S
+        )
+        body = schema_sql(dialect)
+
+        def fill(match: re.Match[str], body: str = body) -> str:
+            return match.group(1) + body + match.group(2)
+
+        markdown = pattern.sub(fill, markdown)
+    return markdown
+
+
+if __name__ == "__main__":  # pragma: no cover - regeneration entry point
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) > 2 and sys.argv[1] == "--docs":
+        doc = Path(sys.argv[2])
+        doc.write_text(render_docs(doc.read_text()))
+    else:
+        print(schema_sql(sys.argv[1] if len(sys.argv) > 1 else "sqlite"), end="")

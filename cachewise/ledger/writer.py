@@ -1,0 +1,277 @@
+"""The background writer: batches recorded rows into the database, or the spool when it is down.
+
+``submit`` is a lock-free queue put (well under a microsecond on the caller's path).
+One daemon thread per ledger collects up to ``batch_size`` rows or waits at most
+``flush_interval`` seconds, then writes them in one transaction. When the write fails
+the batch goes to the spool (fsync'd) instead, the database is retried every
+``retry_interval`` seconds, and on the first successful write the spool is replayed.
+
+``flush`` puts a marker in the same FIFO queue, so when the writer reaches it every row
+submitted before it has been written to the database or the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from queue import Empty, SimpleQueue
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import CachewiseError, LedgerError
+from .record import CallRecord
+from .spool import ReplayResult, Spool
+from .store import Store
+
+__all__ = ["Writer", "WriterStats"]
+
+log = logging.getLogger("cachewise.ledger")
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters since the ledger was opened."""
+
+    durable: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    skipped_spool_lines: int = 0
+    database_up: bool = True
+    last_error: str | None = None
+
+
+class _Marker:
+    __slots__ = ("durable", "error", "event", "replay", "result")
+
+    def __init__(self, *, replay: bool = False) -> None:
+        self.event = threading.Event()
+        self.durable = 0
+        self.error: BaseException | None = None
+        self.replay = replay
+        self.result: ReplayResult | None = None
+
+
+_STOP = object()
+
+
+class Writer:
+    """Owns the queue and the thread; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        spool: Spool,
+        *,
+        batch_size: int,
+        flush_interval: float,
+        retry_interval: float,
+        database_up: bool,
+    ) -> None:
+        self.store = store
+        self.spool = spool
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_interval = retry_interval
+        self.stats = WriterStats(database_up=database_up)
+        self._queue: SimpleQueue[object] = SimpleQueue()
+        self._pending: list[CallRecord] = []
+        self._retry_at = 0.0
+        self._next_spool_check = 0.0
+        self._error: BaseException | None = None
+        self._outage_logged = False
+        self._thread = threading.Thread(target=self._run, name=f"cachewise-ledger-{store.key}", daemon=True)
+        self._thread.start()
+
+    # -- caller side -------------------------------------------------------------------------
+
+    def submit(self, record: CallRecord) -> None:
+        self._queue.put(record)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def flush(self, timeout: float | None) -> int:
+        if not self._thread.is_alive():
+            raise LedgerError(f"ledger {self.store.label} is closed")
+        before = self.stats.durable
+        marker = _Marker()
+        self._queue.put(marker)
+        if not marker.event.wait(timeout):
+            raise TimeoutError(f"ledger {self.store.label}: flush did not finish within {timeout} s")
+        if marker.error is not None:
+            raise marker.error
+        return marker.durable - before
+
+    def replay(self, timeout: float | None) -> ReplayResult:
+        """Write what is queued, then replay the spool now, from the writer thread."""
+        if not self._thread.is_alive():
+            raise LedgerError(f"ledger {self.store.label} is closed")
+        marker = _Marker(replay=True)
+        self._queue.put(marker)
+        if not marker.event.wait(timeout):
+            raise TimeoutError(f"ledger {self.store.label}: replay did not finish within {timeout} s")
+        if marker.error is not None:
+            raise marker.error
+        assert marker.result is not None
+        return marker.result
+
+    def close(self, timeout: float | None) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        if self._pending:
+            log.error(
+                "ledger %s: %d rows could not be written or spooled", self.store.label, len(self._pending)
+            )
+
+    # -- thread side -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._maybe_replay(force=True)
+        stop = False
+        while not stop:
+            records, markers, stop = self._collect()
+            self._pending.extend(records)
+            try:
+                if self._pending:
+                    self._persist()
+                self._maybe_replay(force=False)
+            except Exception as exc:  # a bug must not kill the writer or lose rows
+                log.exception("ledger %s: writer failed", self.store.label)
+                self._error = exc
+            for marker in markers:
+                marker.durable = self.stats.durable
+                marker.error = self._error if self._pending else None
+                if marker.replay and marker.error is None:
+                    try:
+                        marker.result = self._replay()
+                    except (SQLAlchemyError, LedgerError) as exc:
+                        marker.error = (
+                            self.store.unavailable(exc) if isinstance(exc, SQLAlchemyError) else exc
+                        )
+                marker.event.set()
+        self.spool.close()
+
+    def _idle_timeout(self) -> float | None:
+        if self._pending or not self.stats.database_up or self.spool.pending():
+            return self.retry_interval
+        return None
+
+    def _collect(self) -> tuple[list[CallRecord], list[_Marker], bool]:
+        records: list[CallRecord] = []
+        markers: list[_Marker] = []
+        try:
+            item = self._queue.get(timeout=self._idle_timeout())
+        except Empty:
+            return records, markers, False
+        deadline = time.monotonic() + self.flush_interval
+        while True:
+            if item is _STOP:
+                return records, markers, True
+            if isinstance(item, _Marker):
+                markers.append(item)
+                # Take what else is already queued, then write at once.
+                while len(records) < self.batch_size:
+                    try:
+                        item = self._queue.get_nowait()
+                    except Empty:
+                        break
+                    if item is _STOP:
+                        return records, markers, True
+                    if isinstance(item, _Marker):
+                        markers.append(item)
+                    else:
+                        assert isinstance(item, CallRecord)
+                        records.append(item)
+                return records, markers, False
+            assert isinstance(item, CallRecord)
+            records.append(item)
+            if len(records) >= self.batch_size:
+                return records, markers, False
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except Empty:
+                return records, markers, False
+
+    def _persist(self) -> None:
+        batch = self._pending
+        if self.stats.database_up or time.monotonic() >= self._retry_at:
+            try:
+                if self.store.version == 0:
+                    self.store.upgrade()
+                result = self.store.insert(batch)
+            except (SQLAlchemyError, LedgerError) as exc:
+                self._down(exc)
+            else:
+                self.stats.inserted += result.inserted
+                self.stats.duplicates += result.duplicates
+                self.stats.conflicts += result.conflicts
+                self._durable(len(batch))
+                if not self.stats.database_up:
+                    log.warning("ledger %s: database reachable again", self.store.label)
+                    self.stats.database_up = True
+                    self._outage_logged = False
+                    self._next_spool_check = 0.0
+                return
+        try:
+            self.spool.append(batch)
+        except CachewiseError as exc:
+            self._error = exc
+            log.error("ledger %s: %s; %d rows kept in memory", self.store.label, exc, len(batch))
+            return
+        self.stats.spooled += len(batch)
+        self._durable(len(batch))
+
+    def _durable(self, count: int) -> None:
+        self.stats.durable += count
+        self._pending = []
+        self._error = None
+
+    def _down(self, exc: BaseException) -> None:
+        self.stats.database_up = False
+        self.stats.last_error = str(exc)
+        self._retry_at = time.monotonic() + self.retry_interval
+        if not self._outage_logged:
+            self._outage_logged = True
+            log.warning(
+                "ledger %s: database unavailable, spooling to %s (%s)",
+                self.store.label,
+                self.spool.directory,
+                str(getattr(exc, "orig", None) or exc).strip().splitlines()[0],
+            )
+
+    def _maybe_replay(self, *, force: bool) -> None:
+        """Replay the spool when it has files and the database is (believed) reachable."""
+        now = time.monotonic()
+        if not force and now < self._next_spool_check:
+            return
+        if not self.stats.database_up and now < self._retry_at:
+            return
+        self._next_spool_check = now + self.retry_interval
+        if not self.spool.pending():
+            return
+        try:
+            self._replay()
+        except (SQLAlchemyError, LedgerError) as exc:
+            self._down(exc)
+
+    def _replay(self) -> ReplayResult:
+        if self.store.version == 0:
+            self.store.upgrade()
+        result = self.spool.replay(self._insert_replayed)
+        self.stats.database_up = True
+        self.stats.replayed += result.rows
+        self.stats.skipped_spool_lines += result.skipped_lines
+        return result
+
+    def _insert_replayed(self, records: list[CallRecord]) -> None:
+        result = self.store.insert(records)
+        self.stats.inserted += result.inserted
+        self.stats.duplicates += result.duplicates
+        self.stats.conflicts += result.conflicts

@@ -1,0 +1,109 @@
+"""``cachewise.wrap(client)``: one line to plan and account every Claude call.
+
+The wrapped client is the SDK's own client with one more middleware
+(``client.with_middleware``): every method keeps its signature and return
+type (``messages.create``/``stream``, ``count_tokens``, batches,
+``with_raw_response``, ``beta.messages``). Only Messages calls are planned and
+recorded; everything else passes through untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anthropic
+
+from .errors import CachewiseError
+from .integrations.middleware import CachewiseMiddleware
+from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
+from .ledger import Ledger
+from .pricing import PriceBook
+
+__all__ = ["UnsupportedClient", "wrap"]
+
+log = logging.getLogger("cachewise")
+ClientT = TypeVar("ClientT", anthropic.Anthropic, anthropic.AsyncAnthropic)
+
+
+class UnsupportedClient(CachewiseError, TypeError):
+    def __init__(self, client: object, why: str) -> None:
+        self.client_type = type(client).__name__
+        super().__init__(f"cachewise.wrap cannot wrap {self.client_type}: {why}")
+
+
+def _ledger(ledger: Ledger | str | Path | None) -> Ledger:
+    if isinstance(ledger, Ledger):
+        return ledger
+    return Ledger(ledger)
+
+
+def _default_planner(client: Any, clock: Clock | None, book: PriceBook | None) -> PlannerLike | None:
+    from .planner import CachePlanner
+    from .tokens import AsyncTokenCounter, TokenCounter
+
+    counter: Any
+    if isinstance(client, anthropic.AsyncAnthropic):
+        counter = AsyncTokenCounter(client)
+    else:
+        counter = TokenCounter(client)
+    return CachePlanner(counter=counter, clock=clock, book=book)
+
+
+def wrap(
+    client: ClientT,
+    *,
+    ledger: Ledger | str | Path | None = None,
+    planner: PlannerLike | bool | None = True,
+    tags: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    book: PriceBook | None = None,
+    budget: BudgetLike | None = None,
+) -> ClientT:
+    """Return ``client`` with planning and recording; the original client is not changed.
+
+    ``ledger``: a :class:`Ledger`, or a path / SQLAlchemy URL (default: ``CACHEWISE_DB`` or the
+    user's data directory). ``planner``: ``True`` for the default :class:`CachePlanner` counting
+    tokens through this client, ``False``/``None`` to record only, or your own planner.
+    ``tags``: tags on every call of this client (``cachewise.tags()`` blocks add more).
+    ``clock``: what "now" is for the planner and the ledger (an aware UTC datetime).
+    ``budget``: a runtime budget checked before each request (raises ``BudgetExceeded``).
+    """
+    if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
+        bedrock_vertex = type(client).__name__ in {
+            "AnthropicBedrock",
+            "AsyncAnthropicBedrock",
+            "AnthropicVertex",
+            "AsyncAnthropicVertex",
+        }
+        if bedrock_vertex and hasattr(client, "with_middleware"):
+            pass  # same middleware hook; see docs/wrapper.md for what differs on these platforms
+        else:
+            raise UnsupportedClient(
+                client,
+                "expected anthropic.Anthropic or anthropic.AsyncAnthropic "
+                "(or a Bedrock/Vertex client with middleware support)",
+            )
+    chosen: PlannerLike | None
+    if planner is True:
+        chosen = _default_planner(client, clock, book)
+    elif planner is False or planner is None:
+        chosen = None
+    else:
+        chosen = planner
+    tracker = CallTracker(
+        ledger=_ledger(ledger), planner=chosen, clock=clock, tags=tags, book=book, budget=budget
+    )
+    wrapped: ClientT = client.with_middleware(CachewiseMiddleware(tracker))
+    setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it
+    return wrapped
+
+
+def tracker_of(client: Any) -> CallTracker:
+    """The :class:`CallTracker` behind a wrapped client (its ledger, planner and clock)."""
+    tracker = getattr(client, "_cachewise_tracker", None)
+    if not isinstance(tracker, CallTracker):
+        raise TypeError("not a client returned by cachewise.wrap()")
+    return tracker
