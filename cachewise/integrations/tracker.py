@@ -54,7 +54,13 @@ class PlannerLike(Protocol):
 
 
 class BudgetLike(Protocol):
-    def check(self, estimated: Decimal) -> None: ...
+    """A runtime budget (:class:`cachewise.budget.RuntimeBudget` is one)."""
+
+    def check_request(
+        self, request_body: Mapping[str, Any], *, book: PriceBook | None = None, at: datetime | None = None
+    ) -> Decimal: ...
+
+    def record(self, record: CallRecord) -> None: ...
 
 
 class CallKind:
@@ -199,18 +205,10 @@ class CallTracker:
         )
 
     def _check_budget(self, body: Mapping[str, Any], at: datetime) -> None:
-        from ..budget import estimate_cost  # local: budgets are optional
-
         budget = self.budget
         assert budget is not None
-        estimate = guarded(
-            "budget estimate",
-            lambda: estimate_cost(dict(body), str(body.get("model")), self.book or PriceBook.default(), at),
-            None,
-        )
-        if estimate is None:
-            estimate = Decimal(0)
-        budget.check(estimate)  # BudgetExceeded is meant to reach the caller
+        # BudgetExceeded (and UnpricedSpend: fail closed) are meant to reach the caller.
+        budget.check_request(body, book=self.book, at=at)
 
     # -- after ----------------------------------------------------------------------------------
 
@@ -309,6 +307,8 @@ class CallTracker:
     def _emit(self, record: CallRecord) -> None:
         if self.ledger is not None:
             self.ledger.record(record)
+        if self.budget is not None:
+            self.budget.record(record)
         if self.on_record is not None:
             self.on_record(record)
 
