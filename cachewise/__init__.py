@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .budget import RuntimeBudget, estimate_cost, session_collector
 from .errors import (
+    BudgetConfigError,
     BudgetExceeded,
     CachewiseError,
     LedgerError,
@@ -16,12 +18,14 @@ from .errors import (
     SpoolError,
     TokenCountError,
     UnknownModelError,
+    UnpricedSpend,
     UsageError,
 )
 from .ledger import CallRecord, Ledger, Totals
 from .lint import LintWarning, lint, lint_family
 from .planner import Breakpoint, CachePlanner, Plan, Rejected, ReuseStats
 from .pricing import AppliedRates, Cost, Modifiers, PriceBook, price
+from .reports import build_report, load_frame, render, spend, totals
 from .tags import tags
 from .tokens import AsyncTokenCounter, TokenCounter, TokenMemo
 from .usage import StreamUsage, Usage
@@ -33,6 +37,7 @@ __all__ = [
     "AppliedRates",
     "AsyncTokenCounter",
     "Breakpoint",
+    "BudgetConfigError",
     "BudgetExceeded",
     "CachePlanner",
     "CachewiseError",
@@ -52,6 +57,7 @@ __all__ = [
     "PricingError",
     "Rejected",
     "ReuseStats",
+    "RuntimeBudget",
     "SchemaTooNew",
     "SpoolError",
     "StreamUsage",
@@ -60,13 +66,21 @@ __all__ = [
     "TokenMemo",
     "Totals",
     "UnknownModelError",
+    "UnpricedSpend",
     "UnsupportedClient",
     "Usage",
     "UsageError",
     "__version__",
+    "build_report",
+    "estimate_cost",
     "lint",
     "lint_family",
+    "load_frame",
     "price",
+    "render",
+    "session_collector",
+    "spend",
     "tags",
+    "totals",
     "wrap",
 ]

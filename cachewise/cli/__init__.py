@@ -11,10 +11,12 @@ __all__ = ["cli", "main"]
 # (module under cachewise.cli, attribute): each attribute is a click command or group.
 COMMANDS: list[tuple[str, str]] = [
     ("prices", "prices"),
-    ("emulate", "emulate"),
     ("plan", "plan"),
     ("plan", "lint"),
+    ("emulate", "emulate"),
     ("ledger", "ledger"),
+    ("report", "report"),
+    ("budget", "budget"),
     ("demo", "demo"),
     ("proxy", "proxy"),
 ]

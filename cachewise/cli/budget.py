@@ -1,0 +1,176 @@
+"""``cachewise budget``: check budgets in CI (exit 0 within, 1 over or unpriced, 2 usage error)
+and write the baseline a branch is compared against."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from ..budget.check import RUN_TAG, build_baseline, check_budgets, window_start
+from ..budget.config import BudgetSpec, find_config, load_budgets
+from ..budget.output import github_annotations, junit_xml, results_json, step_summary, text
+from ..errors import BudgetConfigError, LedgerError
+from ..reports.source import load_frame
+from ..reports.window import parse_when
+
+__all__ = ["budget"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _usage_error(message: str) -> NoReturn:
+    click.echo(f"cachewise budget: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _when(value: str | None, option: str, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now)
+    except ValueError as exc:
+        _usage_error(f"{option}: {exc}")
+
+
+def _tags(items: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _usage_error(f"--tag: {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _budgets(
+    config: Path | None, limit: str | None, window: str, model: str | None, tags: dict[str, str]
+) -> list[BudgetSpec]:
+    if limit is not None:
+        try:
+            amount = Decimal(limit)
+        except InvalidOperation:
+            _usage_error(f"--limit: {limit!r} is not an amount in USD")
+        try:
+            return [BudgetSpec(name="cli", window=window, limit=amount, model=model, tags=tags)]
+        except ValueError as exc:
+            _usage_error(f"--limit/--window: {exc}")
+    path = config or find_config()
+    if path is None:
+        _usage_error(
+            "no budget configured: add [tool.cachewise.budget] to pyproject.toml or a cachewise.toml, "
+            "pass --config FILE, or give --limit USD"
+        )
+    budgets = load_budgets(path)
+    if not budgets:
+        raise BudgetConfigError(path, "tool.cachewise.budget" if path.name == "pyproject.toml" else "budget",
+                                "no budget defined in this file")  # fmt: skip
+    return budgets
+
+
+@click.group()
+def budget() -> None:
+    """Cost budgets for CI: check them, or write the baseline they are compared against."""
+
+
+@budget.command()
+@click.option(
+    "--db", "db", metavar="URL", help="Ledger: a SQLite path or database URL (default $CACHEWISE_DB)."
+)
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+              help="pyproject.toml or cachewise.toml (default: found from here up).")  # fmt: skip
+@click.option("--since", default=None, help="Start of the run (window 'run'): ISO datetime, 30m, 2h, today.")
+@click.option("--run-id", default=None, help=f"The run (window 'run'): calls tagged {RUN_TAG}=ID.")
+@click.option("--at", "at", default=None, help="Check as of this time instead of now (ISO).")
+@click.option("--limit", default=None, metavar="USD", help="An ad-hoc budget instead of the configured ones.")
+@click.option("--window", type=click.Choice(["run", "day", "month"]), default="run", show_default=True,
+              help="Window of the --limit budget.")  # fmt: skip
+@click.option("--model", default=None, help="Scope of the --limit budget: one model.")
+@click.option("--tag", "tag_items", multiple=True, metavar="KEY=VALUE", help="Scope of the --limit budget.")
+@click.option(
+    "--junit", "junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
+)
+@click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[FILE]",
+              help="Results as JSON: to FILE, or on stdout instead of text.")  # fmt: skip
+def check(
+    db: str | None,
+    config: Path | None,
+    since: str | None,
+    run_id: str | None,
+    at: str | None,
+    limit: str | None,
+    window: str,
+    model: str | None,
+    tag_items: tuple[str, ...],
+    junit: Path | None,
+    json_out: str | None,
+) -> None:
+    """Check the budgets: exit 0 within, 1 over (or any call that cannot be priced), 2 usage error.
+
+    Under GitHub Actions (GITHUB_ACTIONS set) each failure is printed as an ::error annotation,
+    and a Markdown table is appended to $GITHUB_STEP_SUMMARY when it is set.
+    """
+    now = _when(at, "--at", datetime.now(UTC)) or datetime.now(UTC)
+    run_since = _when(since, "--since", now)
+    try:
+        budgets = _budgets(config, limit, window, model, _tags(tag_items))
+        starts = [window_start(spec.window, now, run_since) for spec in budgets]
+        earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
+        frame = load_frame(db, since=earliest, until=now)
+        results = check_budgets(frame, budgets, now=now, run_since=run_since, run_id=run_id)
+    except BudgetConfigError as exc:
+        _usage_error(str(exc))
+    except LedgerError as exc:
+        _usage_error(f"ledger: {exc}")
+    if json_out == "-":
+        click.echo(results_json(results), nl=False)
+    else:
+        click.echo(text(results), nl=False)
+        if json_out:
+            Path(json_out).write_text(results_json(results), encoding="utf-8")
+    if os.environ.get("GITHUB_ACTIONS"):
+        for line in github_annotations(results):
+            click.echo(line)
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(step_summary(results))
+    if junit is not None:
+        junit.write_text(junit_xml(results), encoding="utf-8")
+    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+
+
+@budget.command()
+@click.option(
+    "--db", "db", metavar="URL", help="Ledger: a SQLite path or database URL (default $CACHEWISE_DB)."
+)
+@click.option("--since", default=None, help="Start of the reference run: ISO datetime, 30m, 2h, today.")
+@click.option("--until", default=None, help="End of the reference run (default now).")
+@click.option("--run-id", default=None, help=f"The reference run: calls tagged {RUN_TAG}=ID.")
+@click.option("--test-tag", default="test", show_default=True, help="Tag naming the test of each call.")
+@click.option("--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the baseline JSON.")  # fmt: skip
+def baseline(
+    db: str | None, since: str | None, until: str | None, run_id: str | None, test_tag: str, output: Path
+) -> None:
+    """Write a baseline (cost per test and model, hit ratio, write waste) from a reference run, e.g. main."""
+    now = datetime.now(UTC)
+    start, end = _when(since, "--since", now), _when(until, "--until", now) or now
+    if start is None and run_id is None:
+        _usage_error("baseline: give --since or --run-id to mark the reference run")
+    try:
+        frame = load_frame(db, since=start, until=end, tags={RUN_TAG: run_id} if run_id else None)
+        data = build_baseline(frame, test_tag=test_tag, now=now)
+    except BudgetConfigError as exc:
+        click.echo(f"cachewise budget baseline: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    except LedgerError as exc:
+        _usage_error(f"ledger: {exc}")
+    output.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    click.echo(f"wrote {output}: {data['calls']} calls, ${data['total']}, {len(data['by_test'])} tests")

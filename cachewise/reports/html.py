@@ -1,0 +1,52 @@
+"""The report as one self-contained HTML page: the tables, and the charts as base64 PNG."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from .render import Report, _headline, _sections
+
+__all__ = ["to_html"]
+
+
+def to_html(report: Report) -> str:
+    from .charts import daily_spend_chart, hit_ratio_chart, png, savings_chart
+
+    def table_html(head: list[str], body: list[list[str]]) -> str:
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body
+        )
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{rows}</tbody></table>"
+
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>cachewise cost report</title>',
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}th{background:#f4f4f4}.warn{color:#b00;font-weight:bold}img{max-width:100%}</style>",
+        "</head><body>",
+        "<h1>cachewise cost report</h1>",
+        "<ul>"
+        + "".join(
+            f"<li{' class=warn' if line.startswith(('UNPRICED', 'spend')) and not report.complete else ''}>"
+            f"{html.escape(line)}</li>"
+            for line in _headline(report)
+        )
+        + "</ul>",
+    ]
+    for title, chart in (
+        ("Daily spend by component", daily_spend_chart),
+        ("Savings over time", savings_chart),
+        ("Hit ratio by model", hit_ratio_chart),
+    ):
+        data = base64.b64encode(png(chart(report.frame))).decode("ascii")
+        parts.append(
+            f"<h2>{html.escape(title)}</h2>"
+            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+        )
+    for title, head, body, _ in _sections(report):
+        parts.append(f"<h2>{html.escape(title)}</h2>{table_html(head, body)}")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
