@@ -60,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run each test inside cachewise.tags(test=<node id>) so ledger rows name their test",
     )
     group.addoption(
+        "--cachewise-costs",
+        dest="cachewise_costs",
+        action="store_true",
+        help="print the per-test and per-model cost tables even without --cachewise-budget",
+    )
+    group.addoption(
         "--cachewise-top",
         dest="cachewise_top",
         type=int,
@@ -201,8 +207,10 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    frame = _frame(config)
     state = config.stash[_STATE]
+    if state["budget"] is None and not config.getoption("cachewise_costs"):
+        return  # quiet unless asked: the tables are for sessions with a budget or --cachewise-costs
+    frame = _frame(config)
     if frame is None:
         if state["budget"] is not None:
             terminalreporter.write_sep("-", "cachewise cost")

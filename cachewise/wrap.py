@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anthropic
 
@@ -25,7 +25,8 @@ from .pricing import PriceBook
 __all__ = ["UnsupportedClient", "wrap"]
 
 log = logging.getLogger("cachewise")
-ClientT = TypeVar("ClientT", anthropic.Anthropic, anthropic.AsyncAnthropic)
+_PLATFORM_CLIENTS = {"AnthropicBedrock", "AsyncAnthropicBedrock", "AnthropicVertex", "AsyncAnthropicVertex"}
+ClientT = TypeVar("ClientT")
 
 
 class UnsupportedClient(CachewiseError, TypeError):
@@ -47,9 +48,28 @@ def _default_planner(client: Any, clock: Clock | None, book: PriceBook | None) -
     counter: Any
     if isinstance(client, anthropic.AsyncAnthropic):
         counter = AsyncTokenCounter(client)
-    else:
+    elif isinstance(client, anthropic.Anthropic):
         counter = TokenCounter(client)
+    else:
+        # Bedrock / Vertex: count through the platform's own count_tokens where it has one; where it
+        # has none, every count fails and the planner places no breakpoint it cannot justify.
+        platform = client
+        name = type(client).__name__
+        if _is_async(client):
+
+            async def acount(body: dict[str, Any]) -> int:
+                return int((await platform.messages.count_tokens(**body)).input_tokens)
+
+            counter = AsyncTokenCounter(acount, namespace=name)
+        else:
+            counter = TokenCounter(
+                lambda body: int(platform.messages.count_tokens(**body).input_tokens), namespace=name
+            )
     return CachePlanner(counter=counter, clock=clock, book=book)
+
+
+def _is_async(client: Any) -> bool:
+    return type(client).__name__.startswith("Async")
 
 
 def wrap(
@@ -72,20 +92,15 @@ def wrap(
     ``budget``: a runtime budget checked before each request (raises ``BudgetExceeded``).
     """
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
-        bedrock_vertex = type(client).__name__ in {
-            "AnthropicBedrock",
-            "AsyncAnthropicBedrock",
-            "AnthropicVertex",
-            "AsyncAnthropicVertex",
-        }
-        if bedrock_vertex and hasattr(client, "with_middleware"):
-            pass  # same middleware hook; see docs/wrapper.md for what differs on these platforms
-        else:
+        platform = type(client).__name__ in _PLATFORM_CLIENTS
+        if not (platform and hasattr(client, "with_middleware")):
             raise UnsupportedClient(
                 client,
-                "expected anthropic.Anthropic or anthropic.AsyncAnthropic "
-                "(or a Bedrock/Vertex client with middleware support)",
+                "expected anthropic.Anthropic or anthropic.AsyncAnthropic, or a Bedrock/Vertex client "
+                "(AnthropicBedrock, AnthropicVertex and their async twins); for other HTTP clients use "
+                "cachewise.integrations.transport or `cachewise proxy`",
             )
+        # Same middleware hook, and a plain Messages body in the chain; see docs/wrapper.md.
     chosen: PlannerLike | None
     if planner is True:
         chosen = _default_planner(client, clock, book)
@@ -96,7 +111,7 @@ def wrap(
     tracker = CallTracker(
         ledger=_ledger(ledger), planner=chosen, clock=clock, tags=tags, book=book, budget=budget
     )
-    wrapped: ClientT = client.with_middleware(CachewiseMiddleware(tracker))
+    wrapped: ClientT = cast(Any, client).with_middleware(CachewiseMiddleware(tracker))
     setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it
     return wrapped
 

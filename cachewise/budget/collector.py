@@ -42,11 +42,18 @@ class SessionCollector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[tuple[str | None, CallRecord]] = []
+        self._seen: set[str] = set()
         self.current_test: str | None = None
 
     def add(self, record: CallRecord) -> None:
-        """Keep ``record``, attributed to its own ``test`` tag, else to :attr:`current_test`."""
+        """Keep ``record``, attributed to its own ``test`` tag, else to :attr:`current_test`.
+
+        A request id already kept (batch results read twice, a replay) is not counted again.
+        """
         with self._lock:
+            if record.request_id in self._seen:
+                return
+            self._seen.add(record.request_id)
             self._records.append((record.tags.get(self.test_tag) or self.current_test, record))
 
     def records(self) -> list[CallRecord]:

@@ -27,7 +27,7 @@ from ..ledger.reprice import load_book
 __all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
 
 #: Extra subcommands living in other modules: (module under cachewise.cli, attribute).
-SUBCOMMANDS: list[tuple[str, str]] = []
+SUBCOMMANDS: list[tuple[str, str]] = [("ingest", "ingest_batch")]
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:

@@ -14,10 +14,12 @@ pytest_plugins = ["pytester"]
 
 # Until the pytest11 entry point is installed, load the plugin by name.
 _LOADED = any(ep.value == "cachewise.pytest_plugin" for ep in entry_points(group="pytest11"))
-PLUGIN = [] if _LOADED else ["-p", "cachewise.pytest_plugin"]
+QUIET = [] if _LOADED else ["-p", "cachewise.pytest_plugin"]
 # Plugins the nested sessions do not need (faster start-up).
-PLUGIN += ["-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:inline_snapshot", "-p", "no:anyio",
-           "-p", "no:asyncio", "-p", "no:cacheprovider"]  # fmt: skip
+QUIET += ["-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:inline_snapshot", "-p", "no:anyio",
+          "-p", "no:asyncio", "-p", "no:cacheprovider"]  # fmt: skip
+# The cost tables print with a budget or --cachewise-costs; most tests here read them.
+PLUGIN = [*QUIET, "--cachewise-costs"]
 
 TESTS = '''
 from datetime import UTC, datetime
@@ -160,3 +162,10 @@ def test_tag_tests_option(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_threads=source)
     result = pytester.runpytest_inprocess(*PLUGIN, "--cachewise-tag-tests", "-k", "tagged_when_asked")
     result.assert_outcomes(passed=1)
+
+
+def test_quiet_without_budget_or_costs_flag(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_threads=THREADS)
+    result = pytester.runpytest_inprocess(*QUIET, "-k", "not tagged")
+    result.assert_outcomes(passed=2)
+    assert "cachewise cost" not in result.stdout.str()

@@ -61,3 +61,41 @@ def test_batch_results_are_recorded_once_each(
     bill = {(b["batch_id"], b["custom_id"]): Decimal(b["cost_total"]) for b in emulator.emulator.bill()}
     assert {(r.batch_id, r.custom_id): r.cost.cost_total for r in rows if r.cost} == bill
     assert all(r.rates and r.rates.get("batch") for r in rows)
+
+
+def test_ingest_batch_created_elsewhere(
+    emulator: EmulatorServer, client: anthropic.Anthropic, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from cachewise.cli import cli
+
+    requests = [
+        {
+            "custom_id": f"e{i}",
+            "params": {
+                "model": "claude-haiku-4-5",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": f"hello {i}"}],
+            },
+        }
+        for i in range(3)
+    ]
+    batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]  # not wrapped
+    db = Path(str(tmp_path)) / "ingest.sqlite"
+    env = {"ANTHROPIC_BASE_URL": emulator.base_url, "ANTHROPIC_API_KEY": API_KEY}
+    first = CliRunner().invoke(cli, ["ledger", "--db", str(db), "ingest-batch", batch.id], env=env)
+    assert first.exit_code == 0, first.output
+    assert "3 results read (3 succeeded), 3 new rows" in first.output
+    again = CliRunner().invoke(cli, ["ledger", "--db", str(db), "ingest-batch", batch.id], env=env)
+    assert "0 new rows" in again.output
+    with Ledger(db) as ledger:
+        rows = ledger.calls()
+    assert sorted(r.custom_id or "" for r in rows) == ["e0", "e1", "e2"]
+    bill = {b["custom_id"]: Decimal(b["cost_total"]) for b in emulator.emulator.bill()}
+    assert {r.custom_id: r.cost.cost_total for r in rows if r.cost} == bill
+    missing = CliRunner().invoke(cli, ["ledger", "--db", str(db), "ingest-batch", "msgbatch_nope"], env=env)
+    assert missing.exit_code == 1
+    assert "could not read batch msgbatch_nope" in missing.output
