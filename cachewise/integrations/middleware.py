@@ -21,37 +21,12 @@ from anthropic import Middleware
 from anthropic._response import APIResponse, AsyncAPIResponse
 
 from .failopen import guarded, record_failure
+from .streams import AsyncFrames2, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, Prepared, classify
 
 __all__ = ["CachewiseMiddleware"]
 
 _BATCH = re.compile(r"/v1/messages/batches/([^/?]+)$")
-
-
-class _SyncFrames(httpx2.SyncByteStream):
-    def __init__(self, frames: Iterator[bytes]) -> None:
-        self._frames = frames
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._frames
-
-    def close(self) -> None:
-        close = getattr(self._frames, "close", None)
-        if close is not None:
-            close()
-
-
-class _AsyncFrames(httpx2.AsyncByteStream):
-    def __init__(self, frames: AsyncIterator[bytes]) -> None:
-        self._frames = frames
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._frames
-
-    async def aclose(self) -> None:
-        close = getattr(self._frames, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def _spliced(
@@ -145,23 +120,7 @@ class CachewiseMiddleware(Middleware):
             self.tracker.finish(prepared, http.status_code, http.headers, content)
             return response
         recorder = self.tracker.tap(prepared, http.status_code, http.headers)
-
-        def frames() -> Iterator[bytes]:
-            error: BaseException | None = None
-            try:
-                for chunk in http.iter_bytes():
-                    recorder.feed(chunk)
-                    yield chunk
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                recorder.close(error)
-                http.close()
-
-        return self._respond(response, frames())
+        return self._respond(response, tap_sync(recorder, http.iter_bytes(), http.close))
 
     def handle_unplanned(self, request: Any, call_next: Any) -> APIResponse[Any]:
         saved, self.tracker.planner = self.tracker.planner, None
@@ -173,7 +132,7 @@ class CachewiseMiddleware(Middleware):
     @staticmethod
     def _respond(response: APIResponse[Any], frames: Iterator[bytes]) -> APIResponse[Any]:
         return APIResponse(
-            raw=_spliced(response.http_response, _SyncFrames(frames)),
+            raw=_spliced(response.http_response, Frames2(frames)),
             cast_to=response._cast_to,
             client=response._client,
             stream=True,
@@ -228,23 +187,7 @@ class CachewiseMiddleware(Middleware):
             self.tracker.finish(prepared, http.status_code, http.headers, content)
             return response
         recorder = self.tracker.tap(prepared, http.status_code, http.headers)
-
-        async def frames() -> AsyncIterator[bytes]:
-            error: BaseException | None = None
-            try:
-                async for chunk in http.aiter_bytes():
-                    recorder.feed(chunk)
-                    yield chunk
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                recorder.close(error)
-                await http.aclose()
-
-        return self._respond_async(response, frames())
+        return self._respond_async(response, tap_async(recorder, http.aiter_bytes(), http.aclose))
 
     async def _alines(self, batch_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         pending = b""
@@ -262,7 +205,7 @@ class CachewiseMiddleware(Middleware):
         response: AsyncAPIResponse[Any], frames: AsyncIterator[bytes]
     ) -> AsyncAPIResponse[Any]:
         return AsyncAPIResponse(
-            raw=_spliced(response.http_response, _AsyncFrames(frames)),
+            raw=_spliced(response.http_response, AsyncFrames2(frames)),
             cast_to=response._cast_to,
             client=response._client,
             stream=True,

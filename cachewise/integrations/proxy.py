@@ -25,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .proxy_planner import caller_headers
+from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
 
 __all__ = ["create_proxy_app"]
@@ -94,21 +95,10 @@ def create_proxy_app(
         if streaming:
             recorder = tracker.tap(prepared, upstream_reply.status_code, upstream_reply.headers)
 
-            async def passthrough() -> AsyncIterator[bytes]:
-                error: BaseException | None = None
-                try:
-                    async for chunk in upstream_reply.aiter_raw():
-                        recorder.feed(chunk)
-                        yield chunk
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    recorder.close(error)
-                    await upstream_reply.aclose()
-
             return StreamingResponse(
-                passthrough(), upstream_reply.status_code, headers=_reply_headers(upstream_reply.headers)
+                tap_async(recorder, upstream_reply.aiter_raw(), upstream_reply.aclose),
+                upstream_reply.status_code,
+                headers=_reply_headers(upstream_reply.headers),
             )
         data = await upstream_reply.aread()
         await upstream_reply.aclose()

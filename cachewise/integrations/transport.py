@@ -14,12 +14,13 @@ transport is one attempt, recorded once. Messages requests are sent with
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 import httpx2
 
+from .streams import AsyncFrames, AsyncFrames1, AsyncFrames2, Frames, Frames1, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, Prepared, classify
 
 __all__ = [
@@ -57,83 +58,9 @@ def _rebuild(module: Any, request: Any, prepared: Prepared, content: bytes) -> A
     )
 
 
-def _sync_tap(recorder: Any, raw: Iterator[bytes], close: Any) -> Iterator[bytes]:
-    error: BaseException | None = None
-    try:
-        for chunk in raw:
-            recorder.feed(chunk)
-            yield chunk
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        recorder.close(error)
-        close()
-
-
-async def _async_tap(recorder: Any, raw: AsyncIterator[bytes], close: Any) -> AsyncIterator[bytes]:
-    error: BaseException | None = None
-    try:
-        async for chunk in raw:
-            recorder.feed(chunk)
-            yield chunk
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        recorder.close(error)
-        await close()
-
-
-class _Frames:
-    def __init__(self, frames: Iterator[bytes]) -> None:
-        self._frames = frames
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._frames
-
-    def close(self) -> None:
-        close = getattr(self._frames, "close", None)
-        if close is not None:
-            close()
-
-
-class _AsyncFrames:
-    def __init__(self, frames: AsyncIterator[bytes]) -> None:
-        self._frames = frames
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._frames
-
-    async def aclose(self) -> None:
-        close = getattr(self._frames, "aclose", None)
-        if close is not None:
-            await close()
-
-
-class _Frames2(_Frames, httpx2.SyncByteStream):
-    pass
-
-
-class _Frames1(_Frames, httpx.SyncByteStream):
-    pass
-
-
-class _AsyncFrames2(_AsyncFrames, httpx2.AsyncByteStream):
-    pass
-
-
-class _AsyncFrames1(_AsyncFrames, httpx.AsyncByteStream):
-    pass
-
-
 class _SyncCore:
     _module: Any
-    _frames: type[_Frames]
+    _frames: type[Frames]
 
     def __init__(self, tracker: CallTracker, inner: Any) -> None:
         self.tracker = tracker
@@ -149,7 +76,7 @@ class _SyncCore:
         response = self.inner.handle_request(_rebuild(self._module, request, prepared, content))
         if body is not None and body.get("stream") and 200 <= response.status_code < 300:
             recorder = self.tracker.tap(prepared, response.status_code, response.headers)
-            tapped = self._frames(_sync_tap(recorder, iter(response.stream), response.stream.close))
+            tapped = self._frames(tap_sync(recorder, iter(response.stream), response.stream.close))
             return self._module.Response(
                 response.status_code, headers=response.headers, stream=tapped, extensions=response.extensions
             )
@@ -163,7 +90,7 @@ class _SyncCore:
 
 class _AsyncCore:
     _module: Any
-    _frames: type[_AsyncFrames]
+    _frames: type[AsyncFrames]
 
     def __init__(self, tracker: CallTracker, inner: Any) -> None:
         self.tracker = tracker
@@ -179,7 +106,7 @@ class _AsyncCore:
         response = await self.inner.handle_async_request(_rebuild(self._module, request, prepared, content))
         if body is not None and body.get("stream") and 200 <= response.status_code < 300:
             recorder = self.tracker.tap(prepared, response.status_code, response.headers)
-            tapped = self._frames(_async_tap(recorder, aiter(response.stream), response.stream.aclose))
+            tapped = self._frames(tap_async(recorder, aiter(response.stream), response.stream.aclose))
             return self._module.Response(
                 response.status_code, headers=response.headers, stream=tapped, extensions=response.extensions
             )
@@ -195,7 +122,7 @@ class CachewiseTransport(_SyncCore, httpx2.BaseTransport):
     """``httpx2`` transport: ``anthropic.Anthropic(http_client=httpx2.Client(transport=...))``."""
 
     _module = httpx2
-    _frames = _Frames2
+    _frames = Frames2
 
     def __init__(self, tracker: CallTracker, inner: httpx2.BaseTransport | None = None) -> None:
         super().__init__(tracker, inner or httpx2.HTTPTransport())
@@ -203,7 +130,7 @@ class CachewiseTransport(_SyncCore, httpx2.BaseTransport):
 
 class AsyncCachewiseTransport(_AsyncCore, httpx2.AsyncBaseTransport):
     _module = httpx2
-    _frames = _AsyncFrames2
+    _frames = AsyncFrames2
 
     def __init__(self, tracker: CallTracker, inner: httpx2.AsyncBaseTransport | None = None) -> None:
         super().__init__(tracker, inner or httpx2.AsyncHTTPTransport())
@@ -213,7 +140,7 @@ class HttpxCachewiseTransport(_SyncCore, httpx.BaseTransport):
     """``httpx`` transport, for libraries that take an ``httpx.Client``."""
 
     _module = httpx
-    _frames = _Frames1
+    _frames = Frames1
 
     def __init__(self, tracker: CallTracker, inner: httpx.BaseTransport | None = None) -> None:
         super().__init__(tracker, inner or httpx.HTTPTransport())
@@ -221,7 +148,7 @@ class HttpxCachewiseTransport(_SyncCore, httpx.BaseTransport):
 
 class AsyncHttpxCachewiseTransport(_AsyncCore, httpx.AsyncBaseTransport):
     _module = httpx
-    _frames = _AsyncFrames1
+    _frames = AsyncFrames1
 
     def __init__(self, tracker: CallTracker, inner: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(tracker, inner or httpx.AsyncHTTPTransport())

@@ -12,6 +12,9 @@ from decimal import Decimal
 
 import pandas as pd
 
+from ..ledger.schema import COST_COLUMNS as LEDGER_COST_COLUMNS
+from ..ledger.schema import TOKEN_COLUMNS as LEDGER_TOKEN_COLUMNS
+
 __all__ = [
     "COST_COLUMNS",
     "MONEY_OUT",
@@ -23,29 +26,9 @@ __all__ = [
 
 ZERO = Decimal(0)
 
-TOKEN_COLUMNS: tuple[str, ...] = (
-    "input_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-    "ephemeral_5m_input_tokens",
-    "ephemeral_1h_input_tokens",
-    "output_tokens",
-    "web_search_requests",
-    "web_fetch_requests",
-)
-
-COST_COLUMNS: tuple[str, ...] = (
-    "cost_input",
-    "cost_cache_write_5m",
-    "cost_cache_write_1h",
-    "cost_cache_read",
-    "cost_output",
-    "cost_web_search",
-    "cost_code_execution",
-    "cost_total",
-    "cost_no_cache",
-    "savings",
-)
+# The ledger's own lists: one definition of the frame contract.
+TOKEN_COLUMNS: tuple[str, ...] = LEDGER_TOKEN_COLUMNS
+COST_COLUMNS: tuple[str, ...] = LEDGER_COST_COLUMNS
 
 # Money columns of an aggregated report, in display order.
 MONEY_OUT: tuple[str, ...] = (

@@ -1,0 +1,103 @@
+"""Byte streams that pass a response body through while a recorder watches it.
+
+``tap_sync`` / ``tap_async`` feed each chunk to a recorder (a
+:class:`~cachewise.integrations.tracker.StreamRecorder`) as it goes by, and close
+the recorder exactly once: at the end, on an error, or when the reader stops
+early. The ``Frames`` classes make such a generator the body of an ``httpx2``
+or ``httpx`` response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import httpx
+import httpx2
+
+__all__ = [
+    "AsyncFrames",
+    "AsyncFrames1",
+    "AsyncFrames2",
+    "Frames",
+    "Frames1",
+    "Frames2",
+    "tap_async",
+    "tap_sync",
+]
+
+
+def tap_sync(recorder: Any, raw: Iterator[bytes], close: Callable[[], object]) -> Iterator[bytes]:
+    error: BaseException | None = None
+    try:
+        for chunk in raw:
+            recorder.feed(chunk)
+            yield chunk
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        recorder.close(error)
+        close()
+
+
+async def tap_async(
+    recorder: Any, raw: AsyncIterator[bytes], close: Callable[[], Awaitable[object]]
+) -> AsyncIterator[bytes]:
+    error: BaseException | None = None
+    try:
+        async for chunk in raw:
+            recorder.feed(chunk)
+            yield chunk
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        recorder.close(error)
+        await close()
+
+
+class Frames:
+    def __init__(self, frames: Iterator[bytes]) -> None:
+        self._frames = frames
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._frames
+
+    def close(self) -> None:
+        close = getattr(self._frames, "close", None)
+        if close is not None:
+            close()
+
+
+class AsyncFrames:
+    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+        self._frames = frames
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._frames
+
+    async def aclose(self) -> None:
+        close = getattr(self._frames, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class Frames2(Frames, httpx2.SyncByteStream):
+    pass
+
+
+class Frames1(Frames, httpx.SyncByteStream):
+    pass
+
+
+class AsyncFrames2(AsyncFrames, httpx2.AsyncByteStream):
+    pass
+
+
+class AsyncFrames1(AsyncFrames, httpx.AsyncByteStream):
+    pass
