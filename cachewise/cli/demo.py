@@ -69,4 +69,5 @@ def demo(db: Path | None, live: bool) -> None:
         agrees = result.emulator_bills == {"baseline": base, "cachewise": wise}
         click.echo(f"\nledger total equals the emulator's own bill: {'yes' if agrees else 'NO'}")
     click.echo(f"recorded in {result.ledger} (session {result.session}) in {result.seconds:.1f} s")
-    click.echo("next: `cachewise report` on that ledger, or open notebooks/what_caching_saved.ipynb")
+    click.echo(f"next: cachewise report --db {result.ledger} --by model,tag:workload")
+    click.echo("      or open notebooks/what_caching_saved.ipynb (it reads the same demo ledger)")

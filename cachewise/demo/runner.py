@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import anthropic
 import pandas as pd
 import platformdirs
 
-from ..emulator import EmulatorServer
+from ..emulator import Emulator, EmulatorServer
 from ..ledger import Ledger
 from ..tags import tags
 from ..wrap import wrap
@@ -98,7 +99,10 @@ def run_demo(
                     with tags(workload=workloads[0].name):
                         workloads[0].run(client, lambda seconds: None)
         else:
-            with EmulatorServer() as server:
+            # Virtual time starting now (to the minute): both runs replay the same afternoon, and the
+            # rows land in today's reports, priced with the table in force today.
+            start = datetime.now(UTC).replace(second=0, microsecond=0)
+            with EmulatorServer(Emulator(start=start)) as server:
                 emulator = server.emulator
                 for run, planner in RUNS:
                     emulator.reset()

@@ -143,7 +143,13 @@ def _chunk_frame(rows: Sequence[Any], dialect: str) -> pd.DataFrame:
             data[name] = _money(values)
         elif name == "tags":
             tag_col = np.empty(len(values), dtype=object)
-            tag_col[:] = [json.loads(v) if v is not None else {} for v in values]
+            distinct: dict[str, dict[str, str]] = {}  # tag sets repeat: parse each distinct one once
+            tag_col[:] = [
+                dict(distinct[v] if v in distinct else distinct.setdefault(v, json.loads(v)))
+                if v is not None
+                else {}
+                for v in values
+            ]
             data[name] = tag_col
         elif name == "started_at":
             parsed = pd.to_datetime(list(values), utc=True, format="ISO8601" if dialect == "sqlite" else None)
