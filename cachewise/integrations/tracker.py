@@ -188,12 +188,16 @@ class CallTracker:
         return self._prepared(body, planned)
 
     def _prepared(self, body: Mapping[str, Any] | None, planned: Any) -> Prepared:
-        started_at = self.clock()
-        tags = {**self.tags, **current_tags()}
-        new_body: Mapping[str, Any] | None = body
-        request = getattr(planned, "request", None)
-        if planned is not None and isinstance(request, Mapping) and getattr(planned, "added", True):
-            new_body = request
+        try:
+            started_at = self.clock()
+            tags = {**self.tags, **current_tags()}
+            new_body: Mapping[str, Any] | None = body
+            request = getattr(planned, "request", None)
+            if planned is not None and isinstance(request, Mapping) and getattr(planned, "added", True):
+                new_body = request
+        except Exception as exc:  # a broken clock or tag: send the request as written, unplanned
+            swallow("prepare", exc)
+            started_at, tags, new_body, planned = datetime.now(UTC), dict(self.tags), body, None
         if self.budget is not None and body is not None:
             self._check_budget(new_body or body, started_at)
         return Prepared(

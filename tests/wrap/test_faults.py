@@ -152,3 +152,16 @@ def test_error_responses_reach_the_caller_unchanged(
     (row,) = ledger.calls()
     assert row.status == "error"
     assert row.error_type == "not_found_error"
+
+
+def test_a_broken_clock_never_breaks_the_call(
+    emulator: EmulatorServer, client: anthropic.Anthropic, ledger: Ledger
+) -> None:
+    def clock() -> Any:
+        raise RuntimeError("clock bug")
+
+    reset_failures()
+    wrapped = cachewise.wrap(client, ledger=ledger, planner=False, clock=clock)
+    with raising(False):
+        assert wrapped.messages.create(**BODY).content
+    assert internal_failures()["prepare"] == 1
