@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,9 @@ def resolve_url(url: str | Path | URL | None) -> URL:
     return parsed
 
 
+_SUM_CONTEXT = Context(prec=SUM_PRECISION)
+
+
 class _DecimalSum:
     """SQLite aggregate ``decimal_sum(text)``: an exact sum of decimal strings, returned as text."""
 
@@ -87,8 +90,9 @@ class _DecimalSum:
     def step(self, value: object) -> None:
         if value is None:
             return
-        with localcontext(prec=SUM_PRECISION):
-            self.total = Decimal(str(value)) + (self.total or Decimal(0))
+        amount = Decimal(value) if isinstance(value, str) else Decimal(str(value))
+        # Context.add instead of a localcontext per row: the same exact sum, many times faster.
+        self.total = amount if self.total is None else _SUM_CONTEXT.add(self.total, amount)
 
     def finalize(self) -> str | None:
         return None if self.total is None else str(self.total)
