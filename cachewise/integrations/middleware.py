@@ -97,7 +97,7 @@ class CachewiseMiddleware(Middleware):
             passed: APIResponse[Any] = call_next(request)
             return passed
         body = request.json if isinstance(request.json, Mapping) else None
-        prepared = self.tracker.prepare(body)
+        prepared = self.tracker.prepare(body, retry=request.retries_taken > 0)
         outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
         try:
             response = call_next(outgoing)
@@ -160,7 +160,7 @@ class CachewiseMiddleware(Middleware):
             passed_async: AsyncAPIResponse[Any] = await call_next(request)
             return passed_async
         body = request.json if isinstance(request.json, Mapping) else None
-        prepared = await self.tracker.aprepare(body)
+        prepared = await self.tracker.aprepare(body, retry=request.retries_taken > 0)
         outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
         try:
             response = await call_next(outgoing)

@@ -16,6 +16,7 @@ Recording never raises into the caller (except under pytest; see
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -123,6 +124,13 @@ def _breakpoints_of(plan: Any) -> tuple[Breakpoint, ...]:
     return tuple(out)
 
 
+def _record_kw(planner: Any, retry: bool) -> dict[str, bool]:
+    """``record=False`` for a retried attempt, when the planner takes it (CachePlanner does)."""
+    if retry and "record" in inspect.signature(planner.plan).parameters:
+        return {"record": False}
+    return {}
+
+
 def _error_type(payload: Any) -> str | None:
     if isinstance(payload, Mapping):
         error = payload.get("error")
@@ -167,22 +175,29 @@ class CallTracker:
 
     # -- before ---------------------------------------------------------------------------------
 
-    def prepare(self, body: Mapping[str, Any] | None) -> Prepared:
-        """Plan ``body`` (synchronously) and start the clock for one attempt."""
+    def prepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:
+        """Plan ``body`` (synchronously) and start the clock for one attempt.
+
+        ``retry``: the SDK is retrying the same call; it is planned the same way, but not counted
+        again as an arrival in the planner's reuse statistics.
+        """
         planner = self.planner
         planned: Any = None
         if body is not None and planner is not None:
-            planned = guarded("planner", lambda: planner.plan(dict(body)), None)
+            planned = guarded("planner", lambda: planner.plan(dict(body), **_record_kw(planner, retry)), None)
         return self._prepared(body, planned)
 
-    async def aprepare(self, body: Mapping[str, Any] | None) -> Prepared:
+    async def aprepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:
         """Like :meth:`prepare`, awaiting the planner's ``aplan`` when it has one."""
         planner = self.planner
         planned: Any = None
         if body is not None and planner is not None:
             aplan = getattr(planner, "aplan", None)
+            kw = _record_kw(planner, retry)
             try:
-                planned = await aplan(dict(body)) if aplan is not None else planner.plan(dict(body))
+                planned = (
+                    await aplan(dict(body), **kw) if aplan is not None else planner.plan(dict(body), **kw)
+                )
             except Exception as exc:
                 swallow("planner", exc)
         return self._prepared(body, planned)

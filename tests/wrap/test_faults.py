@@ -165,3 +165,26 @@ def test_a_broken_clock_never_breaks_the_call(
     with raising(False):
         assert wrapped.messages.create(**BODY).content
     assert internal_failures()["prepare"] == 1
+
+
+class CountingPlanner:
+    """Plans nothing; remembers whether each call was counted as an arrival."""
+
+    def __init__(self) -> None:
+        self.records: list[bool] = []
+
+    def plan(self, request: dict[str, Any], *, record: bool = True) -> Any:
+        self.records.append(record)
+        return None
+
+    def observe(self, plan: Any, usage: Any, at: Any) -> None:
+        pass
+
+
+def test_a_retried_attempt_is_not_a_new_arrival(
+    emulator: EmulatorServer, client: anthropic.Anthropic, ledger: Ledger
+) -> None:
+    emulator.emulator.faults.add("overloaded")
+    planner = CountingPlanner()
+    cachewise.wrap(client, ledger=ledger, planner=planner).messages.create(**BODY)
+    assert planner.records == [True, False]  # the first attempt counts, its retry does not
