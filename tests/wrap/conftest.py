@@ -1,3 +1,5 @@
+"""Fixtures for the wrapper tests: the emulator comes from cachewise's own pytest plugin."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,16 +13,10 @@ from cachewise.ledger import Ledger
 API_KEY = "sk-ant-wrap-test"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer() as running:
-        yield running
-
-
 @pytest.fixture
-def emulator(server: EmulatorServer) -> EmulatorServer:
-    server.emulator.reset()
-    return server
+def emulator(claude_emulator: EmulatorServer) -> EmulatorServer:
+    """The plugin's session emulator, reset for the test (cache, clock, bill, faults)."""
+    return claude_emulator
 
 
 @pytest.fixture
