@@ -43,7 +43,11 @@ def _spliced(
 
 
 def _rejected_marker(prepared: Prepared, status: int, content: bytes) -> bool:
-    return prepared.changed and status == 400 and b"cache_control" in content
+    """The API refused a request the planner changed, over a marker: resend it as the user wrote it."""
+    rejected = prepared.changed and status == 400 and b"cache_control" in content
+    if rejected:
+        record_failure("planner (request rejected)", ValueError(content[:300].decode(errors="replace")))
+    return rejected
 
 
 class CachewiseMiddleware(Middleware):
@@ -97,37 +101,24 @@ class CachewiseMiddleware(Middleware):
             passed: APIResponse[Any] = call_next(request)
             return passed
         body = request.json if isinstance(request.json, Mapping) else None
-        prepared = self.tracker.prepare(body, retry=request.retries_taken > 0)
+        return self._messages(request, call_next, self.tracker.prepare(body, retry=request.retries_taken > 0))
+
+    def _messages(self, request: Any, call_next: Any, prepared: Prepared) -> APIResponse[Any]:
         outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
         try:
-            response = call_next(outgoing)
+            response: APIResponse[Any] = call_next(outgoing)
         except Exception as exc:
-            self.tracker.finish(
-                prepared,
-                599,
-                {},
-                json.dumps({"type": "error", "error": {"type": type(exc).__name__}}).encode(),
-            )
+            self.tracker.fail(prepared, exc)
             raise
         http = response.http_response
         if not request.stream or not http.is_success:
             content = http.read()
             if _rejected_marker(prepared, http.status_code, content):
-                record_failure(
-                    "planner (request rejected)", ValueError(content[:300].decode(errors="replace"))
-                )
-                return self.handle_unplanned(request, call_next)
+                return self._messages(request, call_next, self.tracker.unplanned(prepared.original))
             self.tracker.finish(prepared, http.status_code, http.headers, content)
             return response
         recorder = self.tracker.tap(prepared, http.status_code, http.headers)
         return self._respond(response, tap_sync(recorder, http.iter_bytes(), http.close))
-
-    def handle_unplanned(self, request: Any, call_next: Any) -> APIResponse[Any]:
-        saved, self.tracker.planner = self.tracker.planner, None
-        try:
-            return self.handle(request, call_next)
-        finally:
-            self.tracker.planner = saved
 
     @staticmethod
     def _respond(response: APIResponse[Any], frames: Iterator[bytes]) -> APIResponse[Any]:
@@ -161,29 +152,20 @@ class CachewiseMiddleware(Middleware):
             return passed_async
         body = request.json if isinstance(request.json, Mapping) else None
         prepared = await self.tracker.aprepare(body, retry=request.retries_taken > 0)
+        return await self._amessages(request, call_next, prepared)
+
+    async def _amessages(self, request: Any, call_next: Any, prepared: Prepared) -> AsyncAPIResponse[Any]:
         outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
         try:
-            response = await call_next(outgoing)
+            response: AsyncAPIResponse[Any] = await call_next(outgoing)
         except Exception as exc:
-            self.tracker.finish(
-                prepared,
-                599,
-                {},
-                json.dumps({"type": "error", "error": {"type": type(exc).__name__}}).encode(),
-            )
+            self.tracker.fail(prepared, exc)
             raise
         http = response.http_response
         if not request.stream or not http.is_success:
             content = await http.aread()
             if _rejected_marker(prepared, http.status_code, content):
-                record_failure(
-                    "planner (request rejected)", ValueError(content[:300].decode(errors="replace"))
-                )
-                saved, self.tracker.planner = self.tracker.planner, None
-                try:
-                    return await self.handle_async(request, call_next)
-                finally:
-                    self.tracker.planner = saved
+                return await self._amessages(request, call_next, self.tracker.unplanned(prepared.original))
             self.tracker.finish(prepared, http.status_code, http.headers, content)
             return response
         recorder = self.tracker.tap(prepared, http.status_code, http.headers)

@@ -202,6 +202,10 @@ class CallTracker:
                 swallow("planner", exc)
         return self._prepared(body, planned)
 
+    def unplanned(self, body: Mapping[str, Any] | None) -> Prepared:
+        """Start an attempt that sends ``body`` exactly as written (no planning)."""
+        return self._prepared(body, None)
+
     def _prepared(self, body: Mapping[str, Any] | None, planned: Any) -> Prepared:
         try:
             started_at = self.clock()
@@ -259,6 +263,15 @@ class CallTracker:
             model=str(payload.get("model") or prepared.model),
             latency_ms=latency,
             endpoint="messages",
+        )
+
+    def fail(self, prepared: Prepared, exc: BaseException) -> None:
+        """Record an attempt that got no response at all (connection error, timeout): an error row."""
+        latency = (time.perf_counter() - prepared.started) * 1000
+        guarded(
+            "ledger record",
+            lambda: self._record_error(prepared, None, type(exc).__name__, latency, "messages"),
+            None,
         )
 
     def tap(self, prepared: Prepared, status: int, headers: Mapping[str, str]) -> StreamRecorder:

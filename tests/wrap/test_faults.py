@@ -188,3 +188,55 @@ def test_a_retried_attempt_is_not_a_new_arrival(
     planner = CountingPlanner()
     cachewise.wrap(client, ledger=ledger, planner=planner).messages.create(**BODY)
     assert planner.records == [True, False]  # the first attempt counts, its retry does not
+
+
+class OverMarkingPlanner:
+    """A buggy planner: puts cache_control on five blocks, which the API refuses with a 400."""
+
+    def plan(self, request: dict[str, Any]) -> Any:
+        body = dict(request)
+        body["system"] = [
+            {"type": "text", "text": f"part {i}. " * 50, "cache_control": {"type": "ephemeral"}}
+            for i in range(5)
+        ]
+
+        class Planned:
+            pass
+
+        planned = Planned()
+        planned.request = body  # type: ignore[attr-defined]
+        planned.breakpoints = ()  # type: ignore[attr-defined]
+        return planned
+
+    def observe(self, plan: Any, usage: Any, at: Any) -> None:
+        pass
+
+
+def test_a_request_the_api_rejects_over_our_markers_is_resent_as_written(
+    emulator: EmulatorServer, client: anthropic.Anthropic, ledger: Ledger
+) -> None:
+    reset_failures()
+    wrapped = cachewise.wrap(client, ledger=ledger, planner=OverMarkingPlanner())
+    with raising(False):
+        message = wrapped.messages.create(**BODY)
+    assert message.content
+    assert internal_failures()["planner (request rejected)"] == 1
+    (billed,) = emulator.emulator.bill()  # the refused attempt was never billed
+    ledger.flush()
+    (row,) = ledger.calls()
+    assert row.status == "ok"
+    assert row.request_id == billed["request_id"]
+    assert not row.planned
+
+
+def test_no_response_at_all_is_an_error_row(ledger: Ledger) -> None:
+    with anthropic.Anthropic(api_key=API_KEY, base_url="http://127.0.0.1:9", max_retries=0) as unreachable:
+        wrapped = cachewise.wrap(unreachable, ledger=ledger, planner=False)
+        with pytest.raises(anthropic.APIConnectionError):
+            wrapped.messages.create(**BODY)
+    ledger.flush()
+    (row,) = ledger.calls()
+    assert row.status == "error"
+    assert row.request_id.startswith("local_")
+    assert row.cost is not None
+    assert row.cost.cost_total == 0
