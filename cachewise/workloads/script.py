@@ -53,13 +53,13 @@ class Workload:
 
     @classmethod
     def of(cls, name: str, description: str, calls: Sequence[Call]) -> Workload:
-        """A workload whose requests do not depend on the replies; it ends at its last call."""
+        """A workload whose requests do not depend on the replies; it ends at its latest call."""
         fixed = tuple(calls)
 
         def script() -> Script:
             for call in fixed:  # noqa: UP028 (play() sends replies; a tuple iterator has no send())
                 yield call
-            return fixed[-1].at if fixed else 0.0
+            return max((call.at for call in fixed), default=0.0)
 
         return cls(name, description, script)
 

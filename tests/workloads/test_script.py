@@ -47,7 +47,8 @@ def test_the_clock_moves_to_each_call_never_back_and_to_the_end() -> None:
 
 
 def test_workloads_in_a_row_keep_their_gaps() -> None:
-    fixed = Workload.of("fixed", "ends at its last call", [Call(0.0, _request(0)), Call(30.0, _request(1))])
+    calls = [Call(0.0, _request(0)), Call(30.0, _request(1)), Call(20.0, _request(2))]
+    fixed = Workload.of("fixed", "ends at its latest call", calls)
     clock = Clock()
     play(fixed, lambda request: None, clock)
     play(fixed, lambda request: None, clock)
