@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from ..workloads import AFTERNOON as WORKLOADS
+from ..workloads import Workload
 from .runner import DemoResult, run_demo
-from .workload import WORKLOADS, Workload
 
 __all__ = ["WORKLOADS", "DemoResult", "Workload", "run_demo"]

@@ -18,8 +18,8 @@ import platformdirs
 from ..emulator import Emulator, EmulatorServer
 from ..ledger import Ledger
 from ..tags import tags
+from ..workloads import AFTERNOON, Workload, play, send_with
 from ..wrap import wrap
-from .workload import WORKLOADS, Workload
 
 __all__ = ["DemoResult", "default_demo_db", "run_demo"]
 
@@ -78,7 +78,7 @@ def run_demo(
     db: str | Path | None = None,
     *,
     live: bool = False,
-    workloads: Sequence[Workload] = WORKLOADS,
+    workloads: Sequence[Workload] = AFTERNOON,
 ) -> DemoResult:
     """Run every workload without and with cachewise, record both in the ledger, summarise per model.
 
@@ -97,7 +97,7 @@ def run_demo(
                         base, ledger=ledger, planner=planner, tags={"demo_run": run, "demo_session": session}
                     )
                     with tags(workload=workloads[0].name):
-                        workloads[0].run(client, lambda seconds: None)
+                        play(workloads[0], send_with(client))
         else:
             # Virtual time starting now (to the minute): both runs replay the same afternoon, and the
             # rows land in today's reports, priced with the table in force today.
@@ -118,7 +118,7 @@ def run_demo(
                         )
                         for workload in workloads:
                             with tags(workload=workload.name):
-                                workload.run(client, emulator.advance)
+                                play(workload, send_with(client), emulator)
                     bills[run] = emulator.bill_total()
         ledger.flush()
         frame = ledger.to_frame(tags={"demo_session": session})

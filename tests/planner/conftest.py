@@ -18,6 +18,7 @@ import pytest
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.tokens import TokenCounter, TokenMemo
+from tests.strategies import words as words  # the planner tests import it from here
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -124,20 +125,3 @@ def make_planner(
         return CachePlanner(counter, book=book, clock=clock, **kwargs)
 
     return make
-
-
-def words(n: int, seed: int = 0) -> str:
-    vocab = [
-        "alpha",
-        "beta",
-        "gamma",
-        "delta",
-        "epsilon",
-        "zeta",
-        "theta",
-        "kappa",
-        "lambda",
-        "sigma",
-        "omega",
-    ]
-    return " ".join(vocab[(i * 7 + seed) % len(vocab)] + str((i + seed) % 97) for i in range(n))

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachewise import PriceBook, PricingError, Usage, price
+from tests.strategies import request_token_counts as counts
 
 BOOK = PriceBook.load()
 MODELS = [m.id for m in BOOK.models()]
 START = datetime(2024, 3, 1, tzinfo=UTC)
-counts = st.integers(min_value=0, max_value=2_000_000)
 
 
 @settings(max_examples=300, deadline=None)

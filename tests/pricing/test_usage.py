@@ -7,9 +7,9 @@ from decimal import Decimal as D
 import pytest
 from anthropic.types import Usage as SDKUsage
 from hypothesis import given
-from hypothesis import strategies as st
 
 from cachewise import StreamUsage, Usage, UsageError
+from tests.strategies import token_counts as counts
 
 
 def test_from_api_json_with_ttl_split() -> None:
@@ -129,9 +129,6 @@ def test_cut_stream_keeps_what_was_seen() -> None:
     )
     assert not stream.complete
     assert stream.usage.input_tokens == 7
-
-
-counts = st.integers(min_value=0, max_value=10**9)
 
 
 @given(counts, counts, counts, counts, counts)

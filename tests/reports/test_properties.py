@@ -6,30 +6,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from cachewise.reports import spend, totals
+from tests.strategies import ledger_calls
 
 from .conftest import HAIKU, SONNET, UNKNOWN, frame, row
 
 START = datetime(2026, 11, 1)
 
-calls = st.lists(
-    st.fixed_dictionaries(
-        {
-            "minute": st.integers(0, 3 * 24 * 60),
-            "model": st.sampled_from([SONNET, HAIKU, UNKNOWN]),
-            "prefix": st.sampled_from(["A", "B", None]),
-            "feature": st.sampled_from(["x", "y"]),
-            "input": st.integers(0, 5000),
-            "w5": st.integers(0, 5000),
-            "w1": st.integers(0, 5000),
-            "read": st.integers(0, 5000),
-            "out": st.integers(0, 2000),
-        }
-    ),
-    max_size=25,
-)
+calls = ledger_calls([SONNET, HAIKU, UNKNOWN])
 
 
 def build(items: list[dict[str, object]]):  # type: ignore[no-untyped-def]

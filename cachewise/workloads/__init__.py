@@ -1,0 +1,39 @@
+"""Workloads: deterministic Claude traffic in virtual time, for the demo, the benchmarks and the tests.
+
+A :class:`Workload` is a script that yields timed requests (:class:`Call`) and is sent each reply;
+:func:`play` drives one with any ``send`` callable and clock. Two sets ship:
+
+* :data:`SUITE` (module :mod:`~cachewise.workloads.suite`): eight traffic shapes, each a factory of
+  ``scale``, that the planner is measured on (``benchmarks/planner_workloads.py``, the README's
+  "What the planner buys you" table, ``tests/planner/test_workloads.py``);
+* :data:`AFTERNOON` (module :mod:`~cachewise.workloads.afternoon`): the three workloads that
+  ``cachewise demo`` replays with and without cachewise.
+
+:func:`run` replays a workload under one caching strategy (:data:`STRATEGIES`) on a fresh emulator
+and returns its bill; :func:`markdown` formats the comparison. Nothing here imports pandas.
+"""
+
+from __future__ import annotations
+
+from .afternoon import AFTERNOON
+from .replay import STRATEGIES, Result, markdown, run, run_suite, static_markers
+from .script import Call, Clock, Script, Workload, play, send_with
+from .suite import SUITE, agent_conversation
+
+__all__ = [
+    "AFTERNOON",
+    "STRATEGIES",
+    "SUITE",
+    "Call",
+    "Clock",
+    "Result",
+    "Script",
+    "Workload",
+    "agent_conversation",
+    "markdown",
+    "play",
+    "run",
+    "run_suite",
+    "send_with",
+    "static_markers",
+]

@@ -1,0 +1,164 @@
+"""Replay a workload on a fresh emulator under one caching strategy and read the emulator's bill.
+
+Strategies:
+
+* ``planner``   — cachewise's :class:`~cachewise.planner.CachePlanner` (counts through the emulator's
+  ``count_tokens``, learns from each response with ``observe``);
+* ``none``      — no ``cache_control`` at all;
+* ``automatic`` — Anthropic's automatic caching (top-level ``cache_control``);
+* ``static``    — a marker on the last system block and on the last message block.
+
+The emulator's virtual clock is advanced to each call's time and the planner reads the same clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+import httpx2
+
+from ..emulator import Emulator, EmulatorServer, EmulatorTransport
+from ..planner import CachePlanner
+from ..tokens import TokenCounter, TokenMemo
+from .script import Workload, play
+from .suite import SUITE
+
+__all__ = ["STRATEGIES", "Result", "markdown", "run", "run_suite", "static_markers"]
+
+STRATEGIES = ("planner", "none", "automatic", "static")
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    workload: str
+    strategy: str
+    total: Decimal
+    input_cost: Decimal  # the total without output: what caching can change
+    requests: int
+    count_calls: int
+    seconds: float
+
+
+def static_markers(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a 5-minute marker on the system prompt and on the last message block."""
+    out = dict(body)
+    marker = {"type": "ephemeral"}
+    system = out.get("system")
+    if isinstance(system, str) and system:
+        out["system"] = [{"type": "text", "text": system, "cache_control": marker}]
+    messages = [dict(m) for m in out["messages"]]
+    last = messages[-1]
+    content = last["content"]
+    if isinstance(content, str):
+        last["content"] = [{"type": "text", "text": content, "cache_control": marker}]
+    else:
+        last["content"] = [*content[:-1], {**content[-1], "cache_control": marker}]
+    out["messages"] = messages
+    return out
+
+
+@contextmanager
+def _client(emulator: Emulator, server: bool) -> Iterator[anthropic.Anthropic]:
+    if server:
+        with EmulatorServer(emulator) as running:
+            client = anthropic.Anthropic(api_key="bench", base_url=running.base_url, max_retries=0)
+            try:
+                yield client
+            finally:
+                client.close()
+    else:
+        http = httpx2.Client(transport=EmulatorTransport(emulator))
+        client = anthropic.Anthropic(
+            api_key="bench", base_url="http://emulator.local", http_client=http, max_retries=0
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+def run(workload: Workload, strategy: str, *, server: bool = False, limit: int | None = None) -> Result:
+    """Replay ``workload`` (its first ``limit`` calls) under ``strategy`` on a fresh emulator.
+
+    ``server=True`` goes over real HTTP (:class:`~cachewise.emulator.EmulatorServer`) instead of
+    the in-process transport.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; pick one of {', '.join(STRATEGIES)}")
+    emulator = Emulator()
+    started = time.perf_counter()
+    with _client(emulator, server) as client:
+        counter = TokenCounter(client, memo=TokenMemo(None))
+        planner = CachePlanner(counter, book=emulator.book, clock=emulator.now)
+
+        def send(body: dict[str, Any]) -> Any:
+            plan = None
+            if strategy == "planner":
+                plan = planner.plan(body)
+                body = plan.request
+            elif strategy == "automatic":
+                body = {**body, "cache_control": {"type": "ephemeral"}}
+            elif strategy == "static":
+                body = static_markers(body)
+            message = client.messages.create(**body)
+            if plan is not None:
+                planner.observe(plan, message.usage, emulator.now())
+            return message
+
+        requests = play(workload, send, emulator, limit=limit)
+    rows = emulator.billing.rows()
+    input_cost = sum((r.cost.total - r.cost.output for r in rows if r.cost is not None), Decimal(0))
+    return Result(
+        workload.name,
+        strategy,
+        emulator.bill_total(),
+        input_cost,
+        requests,
+        counter.calls,
+        time.perf_counter() - started,
+    )
+
+
+def run_suite(scale: int = 1, *, server: bool = False) -> list[list[Result]]:
+    """Every :data:`~cachewise.workloads.suite.SUITE` workload at ``scale`` under every strategy."""
+    return [[run(make(scale), s, server=server) for s in STRATEGIES] for make in SUITE]
+
+
+def markdown(rows: list[list[Result]]) -> str:
+    """Two tables: the emulator's billed totals, and the input side (total minus output).
+
+    The emulator's reply, hence its output tokens, depends on the request bytes, so the
+    output part differs slightly between strategies; caching only changes the input side,
+    and the percentages compare that.
+    """
+    head = "| workload | calls | planner | no caching | automatic | static |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    billed = ["Billed total (emulator bill):", "", head, rule]
+    inputs = [
+        "Input side (bill minus output), and the planner against the others:",
+        "",
+        head + " planner vs none | vs automatic | vs static | count_tokens calls/request |",
+        rule + "---:|---:|---:|---:|",
+    ]
+    for results in rows:
+        by = {r.strategy: r for r in results}
+        name, calls = results[0].workload, by["planner"].requests
+        totals = " | ".join(f"${by[k].total:.4f}" for k in STRATEGIES)
+        billed.append(f"| {name} | {calls} | {totals} |")
+        side = {k: by[k].input_cost for k in STRATEGIES}
+        cells = " | ".join(f"${side[k]:.4f}" for k in STRATEGIES)
+
+        def vs(other: str, side: dict[str, Decimal] = side) -> str:
+            return f"{(side['planner'] - side[other]) / side[other]:+.0%}" if side[other] else "—"
+
+        per = by["planner"].count_calls / max(1, calls)
+        inputs.append(
+            f"| {name} | {calls} | {cells} | {vs('none')} | {vs('automatic')} | {vs('static')} | {per:.2f} |"
+        )
+    return "\n".join([*billed, "", *inputs])
