@@ -6,8 +6,13 @@ One daemon thread per ledger collects up to ``batch_size`` rows or waits at most
 the batch goes to the spool (fsync'd) instead, the database is retried every
 ``retry_interval`` seconds, and on the first successful write the spool is replayed.
 
+A row the database *refuses* (its values, not the connection: see
+:func:`~.quarantine.is_refusal`) never blocks the queue: :meth:`Store.insert` writes the
+batch again row by row and moves the refused rows to the ``quarantine`` table, and the
+rows around them are written. A refused row is durable once quarantined.
+
 ``flush`` puts a marker in the same FIFO queue, so when the writer reaches it every row
-submitted before it has been written to the database or the spool.
+submitted before it has been written to the database (calls or quarantine) or the spool.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from queue import Empty, SimpleQueue
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import CachewiseError, LedgerError
+from .quarantine import QuarantinedRecord
 from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
@@ -40,6 +46,8 @@ class WriterStats:
     conflicts: int = 0
     spooled: int = 0
     replayed: int = 0
+    replayed_files: int = 0
+    quarantined: int = 0
     skipped_spool_lines: int = 0
     database_up: bool = True
     last_error: str | None = None
@@ -205,13 +213,10 @@ class Writer:
             try:
                 if self.store.version == 0:
                     self.store.upgrade()
-                result = self.store.insert(batch)
+                self._insert(batch)
             except (SQLAlchemyError, LedgerError) as exc:
                 self._down(exc)
             else:
-                self.stats.inserted += result.inserted
-                self.stats.duplicates += result.duplicates
-                self.stats.conflicts += result.conflicts
                 self._durable(len(batch))
                 if not self.stats.database_up:
                     log.warning("ledger %s: database reachable again", self.store.label)
@@ -264,14 +269,22 @@ class Writer:
     def _replay(self) -> ReplayResult:
         if self.store.version == 0:
             self.store.upgrade()
-        result = self.spool.replay(self._insert_replayed)
+        result = self.spool.replay(self._insert, self._insert_quarantined)
         self.stats.database_up = True
         self.stats.replayed += result.rows
+        self.stats.replayed_files += result.files
         self.stats.skipped_spool_lines += result.skipped_lines
         return result
 
-    def _insert_replayed(self, records: list[CallRecord]) -> None:
+    def _insert(self, records: list[CallRecord]) -> int:
+        """Insert (quarantining refused rows); returns how many were quarantined."""
         result = self.store.insert(records)
         self.stats.inserted += result.inserted
         self.stats.duplicates += result.duplicates
         self.stats.conflicts += result.conflicts
+        self.stats.quarantined += result.quarantined
+        return result.quarantined
+
+    def _insert_quarantined(self, entries: list[QuarantinedRecord]) -> None:
+        self.store.insert_quarantined(entries)
+        self.stats.quarantined += len(entries)
