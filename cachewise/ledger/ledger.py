@@ -65,7 +65,7 @@ def flush_open_ledgers(timeout: float) -> None:
         ledgers = [led for led in _OPEN if not led._closed and led._pid == os.getpid()]
     for ledger in ledgers:
         try:
-            ledger.flush(timeout)
+            ledger._writer.flush(timeout, urgent=True)
         except Exception as exc:
             log.error("ledger %s: flush before exit failed: %s", ledger.label, exc)
 

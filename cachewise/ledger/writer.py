@@ -54,13 +54,14 @@ class WriterStats:
 
 
 class _Marker:
-    __slots__ = ("durable", "error", "event", "replay", "result")
+    __slots__ = ("durable", "error", "event", "replay", "result", "urgent")
 
-    def __init__(self, *, replay: bool = False) -> None:
+    def __init__(self, *, replay: bool = False, urgent: bool = False) -> None:
         self.event = threading.Event()
         self.durable = 0
         self.error: BaseException | None = None
         self.replay = replay
+        self.urgent = urgent  # the process is stopping: a database known to be down is not retried
         self.result: ReplayResult | None = None
 
 
@@ -103,11 +104,11 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def flush(self, timeout: float | None) -> int:
+    def flush(self, timeout: float | None, *, urgent: bool = False) -> int:
         if not self._thread.is_alive():
             raise LedgerError(f"ledger {self.store.label} is closed")
         before = self.stats.durable
-        marker = _Marker()
+        marker = _Marker(urgent=urgent)
         self._queue.put(marker)
         if not marker.event.wait(timeout):
             raise TimeoutError(f"ledger {self.store.label}: flush did not finish within {timeout} s")
@@ -147,7 +148,7 @@ class Writer:
             self._pending.extend(records)
             try:
                 if self._pending:
-                    self._persist()
+                    self._persist(urgent=any(m.urgent for m in markers))
                 self._maybe_replay(force=False)
             except Exception as exc:  # a bug must not kill the writer or lose rows
                 log.exception("ledger %s: writer failed", self.store.label)
@@ -207,9 +208,9 @@ class Writer:
             except Empty:
                 return records, markers, False
 
-    def _persist(self) -> None:
+    def _persist(self, *, urgent: bool = False) -> None:
         batch = self._pending
-        if self.stats.database_up or time.monotonic() >= self._retry_at:
+        if self.stats.database_up or (not urgent and time.monotonic() >= self._retry_at):
             try:
                 if self.store.version == 0:
                     self.store.upgrade()
