@@ -227,6 +227,8 @@ class Ledger:
     def replay(self) -> ReplayResult:
         """Write what is queued, then replay every claimable spool file of this database now.
 
+        The result counts the rows restored since the ledger opened or the previous
+        ``replay()``: those replayed on open (or after an outage) as well as this pass.
         Raises :class:`LedgerUnavailable` when the database is still down (the files stay).
         """
         return self._writer.replay(None)

@@ -182,9 +182,9 @@ class Store:
         self, url: str | Path | URL | None, *, busy_timeout: float = 30.0, create: bool = True
     ) -> None:
         self.url = resolve_url(url)
-        self.label = self.url.render_as_string(hide_password=True)
         self.dialect = self.url.get_backend_name()
         self.memory = is_memory(self.url)
+        self.label = f"sqlite:///{MEMORY}" if self.memory else self.url.render_as_string(hide_password=True)
         # Each in-memory ledger is its own database: give it its own spool key.
         seed = f"{self.label}#{uuid.uuid4().hex}" if self.memory else self.label
         self.key = hashlib.sha256(seed.encode()).hexdigest()[:16]

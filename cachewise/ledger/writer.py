@@ -93,6 +93,7 @@ class Writer:
         self._next_spool_check = 0.0
         self._error: BaseException | None = None
         self._outage_logged = False
+        self._unreported = ReplayResult()  # replayed since open or the last replay() call
         self._thread = threading.Thread(target=self._run, name=f"cachewise-ledger-{store.key}", daemon=True)
         self._thread.start()
 
@@ -117,7 +118,10 @@ class Writer:
         return marker.durable - before
 
     def replay(self, timeout: float | None) -> ReplayResult:
-        """Write what is queued, then replay the spool now, from the writer thread."""
+        """Write what is queued, then replay the spool now, from the writer thread.
+
+        The result counts every replay since open or the previous call (the one on open too).
+        """
         if not self._thread.is_alive():
             raise LedgerError(f"ledger {self.store.label} is closed")
         marker = _Marker(replay=True)
@@ -158,7 +162,9 @@ class Writer:
                 marker.error = self._error if self._pending else None
                 if marker.replay and marker.error is None:
                     try:
-                        marker.result = self._replay()
+                        latest = self._replay()
+                        marker.result, self._unreported = self._unreported, ReplayResult()
+                        marker.result.left = latest.left
                     except (SQLAlchemyError, LedgerError) as exc:
                         marker.error = (
                             self.store.unavailable(exc) if isinstance(exc, SQLAlchemyError) else exc
@@ -271,6 +277,7 @@ class Writer:
         if self.store.version == 0:
             self.store.upgrade()
         result = self.spool.replay(self._insert, self._insert_quarantined)
+        self._unreported.add(result)
         self.stats.database_up = True
         self.stats.replayed += result.rows
         self.stats.replayed_files += result.files
