@@ -195,3 +195,20 @@ def test_nothing_is_lost_at_close_with_a_refused_row_queued(
 )
 def test_refused_is_told_apart_from_unreachable(exc: Any, refused: bool) -> None:
     assert is_refusal(exc) is refused
+
+
+def test_ten_thousand_rows_with_hostile_ones_count_exactly(
+    open_ledger: Callable[..., Ledger], backend: Backend
+) -> None:
+    """The figure in docs/reliability-ledger.md: rows + quarantined == submitted, no good row lost."""
+    hostile = {i: KINDS[n % len(KINDS)] for n, i in enumerate(range(17, 10_000, 1000))}
+    led = open_ledger()
+    for i in range(10_000):
+        led.record(_hostile(hostile[i], i) if i in hostile else make_record(i))
+    assert led.flush(timeout=120) == 10_000
+    refused = sum(_refused_by(kind, backend) for kind in hostile.values())
+    totals = led.totals()
+    assert totals.calls + totals.quarantined == 10_000
+    assert totals.quarantined == refused
+    ids = set(_ids(led))
+    assert all(f"req_{i:08d}" in ids for i in range(10_000) if i not in hostile)
