@@ -50,10 +50,14 @@ def install(flush: Callable[[float], None]) -> bool:
         for sig in SIGNALS:
             if sig in _previous:
                 continue
-            current = signal.getsignal(sig)
-            if current is signal.SIG_IGN or current is None:
-                continue  # ignored on purpose, or owned by code outside Python: respect it
-            signal.signal(sig, _handle)
+            try:
+                current = signal.getsignal(sig)
+                if current is signal.SIG_IGN or current is None:
+                    continue  # ignored on purpose, or owned by code outside Python: respect it
+                signal.signal(sig, _handle)
+            except (ValueError, OSError) as exc:  # e.g. a sub-interpreter: no handlers here
+                log.debug("ledger: no flush handler for %s: %s", sig.name, exc)
+                continue
             _previous[sig] = current
     return True
 
