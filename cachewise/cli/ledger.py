@@ -40,14 +40,24 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def open_ledger(ctx: click.Context) -> Ledger:
-    """The ledger named by ``cachewise ledger --db``, opened once per command and closed after it."""
+def open_ledger(ctx: click.Context, *, create: bool = True) -> Ledger:
+    """The ledger named by ``cachewise ledger --db``, opened once per command and closed after it.
+
+    Read-only commands pass ``create=False``: a missing SQLite file (or a database without
+    ledger tables) is then an error naming it, and nothing is created
+    (:meth:`Ledger.open_existing`).
+    """
     obj: dict[str, Any] = ctx.ensure_object(dict)
     opened = obj.get("ledger")
     if isinstance(opened, Ledger):
         return opened
     try:
-        opened = Ledger(obj.get("db"), spool_dir=obj.get("spool_dir"), upgrade=obj.get("upgrade", True))
+        opened = Ledger(
+            obj.get("db"),
+            spool_dir=obj.get("spool_dir"),
+            upgrade=obj.get("upgrade", True),
+            create=create,
+        )
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
     obj["ledger"] = opened
@@ -94,7 +104,10 @@ def upgrade(ctx: click.Context) -> None:
 @ledger.command()
 @click.pass_context
 def replay(ctx: click.Context) -> None:
-    """Write spooled rows (kept while the database was down) into the database."""
+    """Write spooled rows (kept while the database was down) into the database.
+
+    Rows already restored when the ledger opened are counted too.
+    """
     led = open_ledger(ctx)
     try:
         result = led.replay()
@@ -103,6 +116,7 @@ def replay(ctx: click.Context) -> None:
     click.echo(
         f"replayed {result.rows} rows from {result.files} spool files"
         f"; skipped {result.skipped_lines} unreadable lines"
+        + (f"; quarantined {result.quarantined} rows the database refused" if result.quarantined else "")
         + (f"; {len(result.left)} files in use by a running process left for later" if result.left else "")
     )
 
@@ -146,7 +160,7 @@ def reprice(
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
         tags[key] = value
-    led = open_ledger(ctx)
+    led = open_ledger(ctx, create=False)
     try:
         frame = led.reprice(
             load_book(table, base),
@@ -178,8 +192,11 @@ def reprice(
 @ledger.command()
 @click.pass_context
 def info(ctx: click.Context) -> None:
-    """Where the ledger is, its schema version, how many calls, and pending spool files."""
-    led = open_ledger(ctx)
+    """Where the ledger is, its schema version, how many calls, quarantine and pending spool files.
+
+    Never creates a ledger: a --db that names no ledger is an error.
+    """
+    led = open_ledger(ctx, create=False)
     try:
         data = led.info()
     except CachewiseError as exc:

@@ -2,13 +2,15 @@
 
 See docs/ledger.md. The pieces: :mod:`.record` (the row), :mod:`.schema` and
 :mod:`.migrations` (the tables), :mod:`.store` (the database), :mod:`.writer` and
-:mod:`.spool` (getting rows there without losing any), :mod:`.query` and
+:mod:`.spool` (getting rows there without losing any), :mod:`.quarantine` (rows the
+database refused), :mod:`.signals` (flushing on SIGTERM/SIGINT), :mod:`.query` and
 :mod:`.reprice` (reading them back).
 """
 
 from __future__ import annotations
 
 from .ledger import Ledger
+from .quarantine import QuarantinedRecord
 from .query import FRAME_COLUMNS, FRAME_DTYPES, Filter, Totals
 from .record import Breakpoint, CallRecord, CostBreakdown
 from .spool import ReplayResult
@@ -22,6 +24,7 @@ __all__ = [
     "CostBreakdown",
     "Filter",
     "Ledger",
+    "QuarantinedRecord",
     "ReplayResult",
     "Totals",
     "WriterStats",

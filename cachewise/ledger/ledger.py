@@ -8,9 +8,14 @@ Guarantees (docs/ledger.md has the full contract):
   A row acknowledged by ``flush()`` is never lost; spooled rows are replayed on the
   next successful write, when a ledger opens, or by ``cachewise ledger replay``.
 * One row per ``request_id``: the first record wins, repeats are dropped (never doubled).
+* A row the database refuses (its values: out of range, unencodable text) never blocks
+  the others: it is kept in the ``quarantine`` table with its reason and raw record,
+  and counted by :meth:`Ledger.quarantine_count` / ``Totals.quarantined``.
+* SIGTERM and SIGINT flush every open ledger before the process stops (:mod:`.signals`).
 * Opening upgrades an older schema in place; a newer one raises :class:`SchemaTooNew`.
   An unreachable database does **not** raise on open: rows spool until it is back,
-  and reading raises :class:`LedgerUnavailable`.
+  and reading raises :class:`LedgerUnavailable`. ``create=False`` (:meth:`Ledger.open_existing`)
+  never creates a database: a missing SQLite file or an empty database raises :class:`LedgerError`.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from sqlalchemy.engine import URL
 
 from ..errors import LedgerError, LedgerUnavailable, SchemaTooNew
 from ..pricing import PriceBook
-from . import migrations
+from . import migrations, signals
 from . import reprice as _reprice
-from .query import Filter, Totals, iter_records, read_frame, read_totals
+from .quarantine import QuarantinedRecord
+from .query import Filter, Totals, count_quarantined, iter_quarantined, iter_records, read_frame, read_totals
 from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
@@ -53,6 +59,17 @@ def default_spool_dir(key: str) -> Path:
     return platformdirs.user_data_path("cachewise", appauthor=False) / "spool" / key
 
 
+def flush_open_ledgers(timeout: float) -> None:
+    """Flush every open ledger of this process, each within ``timeout`` seconds (signal handler)."""
+    with _OPEN_LOCK:
+        ledgers = [led for led in _OPEN if not led._closed and led._pid == os.getpid()]
+    for ledger in ledgers:
+        try:
+            ledger._writer.flush(timeout, urgent=True)
+        except Exception as exc:
+            log.error("ledger %s: flush before exit failed: %s", ledger.label, exc)
+
+
 @atexit.register
 def _close_all() -> None:
     with _OPEN_LOCK:
@@ -69,8 +86,11 @@ class Ledger:
 
     ``url``: a file path, a SQLAlchemy URL (``sqlite:///...``,
     ``postgresql+psycopg://user@host/db``), else ``$CACHEWISE_DB``, else
-    ``<user data dir>/cachewise/ledger.db``. ``spool_dir`` defaults to a directory per
+    ``<user data dir>/cachewise/ledger.db``; ``":memory:"`` (or ``sqlite://``) is an in-memory
+    SQLite ledger that lives as long as this object. ``spool_dir`` defaults to a directory per
     database under the user data dir. Prompt text is kept only with ``store_prompts=True``.
+    ``create=False`` opens an existing ledger only (see :meth:`open_existing`).
+    ``flush_on_signal`` installs the SIGTERM/SIGINT flush (:mod:`cachewise.ledger.signals`).
     """
 
     def __init__(
@@ -84,17 +104,21 @@ class Ledger:
         retry_interval: float = 5.0,
         busy_timeout: float = 30.0,
         upgrade: bool = True,
+        create: bool = True,
+        flush_on_signal: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.store_prompts = store_prompts
-        self._store = Store(url, busy_timeout=busy_timeout)
+        self._store = Store(url, busy_timeout=busy_timeout, create=create)
         self.label = self._store.label
         self.dialect = self._store.dialect
         self.spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir(self._store.key)
         self._spool = Spool(self.spool_dir, self._store.key, self.label)
         database_up = True
         try:
+            if not create:
+                self._require_ledger()
             if upgrade:
                 self._store.upgrade()
             else:
@@ -119,6 +143,25 @@ class Ledger:
         )
         with _OPEN_LOCK:
             _OPEN.add(self)
+        if flush_on_signal:
+            signals.install(flush_open_ledgers)
+
+    @classmethod
+    def open_existing(cls, url: str | Path | URL | None = None, **options: Any) -> Ledger:
+        """Open a ledger that already exists; never create a file, a directory or tables.
+
+        For read-only commands (``ledger info``, reports, budget checks): a SQLite path that
+        does not exist, or a database without ledger tables, raises :class:`LedgerError`
+        naming it. An unreachable database still opens (reads raise ``LedgerUnavailable``).
+        """
+        return cls(url, create=False, **options)
+
+    def _require_ledger(self) -> None:
+        if self._store.schema_version() == 0:  # LedgerUnavailable when unreachable: handled by caller
+            raise LedgerError(
+                f"no cachewise ledger in {self.label}: the database has no ledger tables; "
+                "check --db / $CACHEWISE_DB (read-only commands never create one)"
+            )
 
     def __repr__(self) -> str:
         return f"Ledger({self.label!r})"
@@ -184,6 +227,8 @@ class Ledger:
     def replay(self) -> ReplayResult:
         """Write what is queued, then replay every claimable spool file of this database now.
 
+        The result counts the rows restored since the ledger opened or the previous
+        ``replay()``: those replayed on open (or after an outage) as well as this pass.
         Raises :class:`LedgerUnavailable` when the database is still down (the files stay).
         """
         return self._writer.replay(None)
@@ -252,19 +297,60 @@ class Ledger:
                 raise self._store.unavailable(exc) from exc
         return _reprice.to_frame(rows)
 
-    def info(self) -> dict[str, Any]:
-        """Where the ledger is, its schema version, row count and pending spool files."""
+    def quarantined(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model: str | Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[QuarantinedRecord]:
+        """Records the database refused, newest first: reason, raw record (ASCII JSON), call time.
+
+        The window applies to the call's ``started_at`` (the time it was refused when the
+        record had none); ``tags`` are matched in the raw record.
+        """
+        with self._store.read() as conn:
+            return list(iter_quarantined(conn, Filter(since, until, model, tags), limit=limit))
+
+    def quarantine_count(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model: str | Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> int:
+        """How many refused records fall in the window: calls that are in no total (unaccounted)."""
+        with self._store.read() as conn:
+            return count_quarantined(conn, Filter(since, until, model, tags))
+
+    def info(self, *, latest: int = 5) -> dict[str, Any]:
+        """Where the ledger is, its schema version, row count, quarantine and pending spool files."""
         with self._store.read() as conn:
             from sqlalchemy import func, select
 
             from .schema import calls
 
             count = conn.execute(select(func.count()).select_from(calls)).scalar_one()
+            every = Filter()
+            quarantined = count_quarantined(conn, every)
+            recent = list(iter_quarantined(conn, every, limit=latest)) if quarantined else []
         return {
             "url": self.label,
             "dialect": self.dialect,
             "schema_version": self._store.version,
             "calls": int(count),
+            "quarantined": quarantined,
+            "quarantine_latest": [
+                {
+                    "request_id": q.request_id,
+                    "started_at": q.started_at.isoformat() if q.started_at else None,
+                    "quarantined_at": q.quarantined_at.isoformat(),
+                    "reason": q.reason,
+                }
+                for q in recent
+            ],
             "spool_dir": str(self.spool_dir),
             "spool_files": [str(p) for p in self._spool.files()],
         }

@@ -144,10 +144,33 @@ def _0003_reprices(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _0004_quarantine_raw_usage(conn: Connection) -> None:
+    """Rows the database refused are kept in ``quarantine``; ``calls.raw_usage`` keeps untrusted usage."""
+    conn.execute(text("ALTER TABLE calls ADD COLUMN raw_usage TEXT"))
+    md = MetaData()
+    Table(
+        "quarantine",
+        md,
+        Column("id", id_type(), primary_key=True, autoincrement=True),
+        Column("raw_hash", Text, nullable=False),
+        Column("quarantined_at", UTCDateTime, nullable=False),
+        Column("request_id", Text),
+        Column("model", Text),
+        Column("started_at", UTCDateTime),
+        Column("reason", Text, nullable=False),
+        Column("raw_record", Text, nullable=False),
+        UniqueConstraint("raw_hash", name="uq_quarantine_raw_hash"),
+        Index("ix_quarantine_started_at", "started_at"),
+        Index("ix_quarantine_quarantined_at", "quarantined_at"),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
     Migration(3, "0003_reprices", _0003_reprices),
+    Migration(4, "0004_quarantine_raw_usage", _0004_quarantine_raw_usage),
 )
 
 

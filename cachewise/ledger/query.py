@@ -17,14 +17,37 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, DateTime, Select, Text, and_, cast, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Select,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.sql import type_coerce
 
+from .quarantine import QuarantinedRecord
 from .record import CallRecord
-from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls
+from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls, quarantine
 from .types import Money
 
-__all__ = ["FRAME_COLUMNS", "FRAME_DTYPES", "Filter", "Totals", "iter_records", "read_frame", "read_totals"]
+__all__ = [
+    "FRAME_COLUMNS",
+    "FRAME_DTYPES",
+    "Filter",
+    "Totals",
+    "count_quarantined",
+    "iter_quarantined",
+    "iter_records",
+    "read_frame",
+    "read_totals",
+]
 
 _STR: Any = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
 
@@ -183,7 +206,11 @@ def read_frame(conn: Connection, flt: Filter, *, chunk: int = 100_000) -> pd.Dat
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Sums over the matching calls. Costs sum only priced calls, exactly (``Decimal``)."""
+    """Sums over the matching calls. Costs sum only priced calls, exactly (``Decimal``).
+
+    ``quarantined`` counts the records the database refused in the same window (see
+    :func:`count_quarantined`): calls that happened but are in no sum, so unaccounted.
+    """
 
     calls: int
     priced_calls: int
@@ -207,6 +234,7 @@ class Totals:
     cost_total: Decimal
     cost_no_cache: Decimal
     savings: Decimal
+    quarantined: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -236,4 +264,56 @@ def read_totals(conn: Connection, flt: Filter) -> Totals:
     for name in ("code_execution_hours", *COST_COLUMNS):
         value = row[name]
         values[name] = Decimal(0) if value is None else Decimal(str(value))
+    values["quarantined"] = count_quarantined(conn, flt)
     return Totals(**values)
+
+
+def _quarantine_select(flt: Filter) -> Select[Any]:
+    """Quarantined records in ``flt``'s window (by the call's ``started_at``, else when refused)."""
+    moment = func.coalesce(quarantine.c.started_at, quarantine.c.quarantined_at)
+    stmt = select(quarantine)
+    if flt.since is not None:
+        stmt = stmt.where(moment >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(moment < flt.until)
+    if isinstance(flt.model, str):
+        stmt = stmt.where(quarantine.c.model == flt.model)
+    elif flt.model is not None:
+        stmt = stmt.where(quarantine.c.model.in_(list(flt.model)))
+    return stmt
+
+
+def _tags_match(entry: QuarantinedRecord, tags: Mapping[str, str]) -> bool:
+    try:
+        found = entry.raw().get("tags")
+    except ValueError:
+        return False
+    return isinstance(found, Mapping) and all(found.get(k) == str(v) for k, v in tags.items())
+
+
+def iter_quarantined(
+    conn: Connection, flt: Filter, *, limit: int | None = None
+) -> Iterator[QuarantinedRecord]:
+    """Quarantined records matching ``flt``, newest first (tags are matched in the raw record)."""
+    stmt = _quarantine_select(flt).order_by(quarantine.c.quarantined_at.desc(), quarantine.c.id.desc())
+    if limit is not None and not flt.tags:
+        stmt = stmt.limit(limit)
+    yielded = 0
+    for row in conn.execute(stmt).mappings():
+        entry = QuarantinedRecord.from_row(row)
+        if flt.tags and not _tags_match(entry, flt.tags):
+            continue
+        yield entry
+        yielded += 1
+        if limit is not None and yielded >= limit:
+            return
+
+
+def count_quarantined(conn: Connection, flt: Filter) -> int:
+    """How many quarantined records match ``flt`` (0 on a ledger older than schema step 0004)."""
+    if not inspect(conn).has_table(quarantine.name):
+        return 0
+    if flt.tags:
+        return sum(1 for _ in iter_quarantined(conn, flt))
+    stmt = select(func.count()).select_from(_quarantine_select(flt).subquery())
+    return int(conn.execute(stmt).scalar_one())

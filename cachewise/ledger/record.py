@@ -140,6 +140,7 @@ class CallRecord:
     cost: CostBreakdown | None = None
     cost_error: str | None = None
     prompt: str | None = None
+    raw_usage: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.request_id, str) or not self.request_id:
@@ -272,6 +273,7 @@ class CallRecord:
             "rates": dict(self.rates) if self.rates is not None else None,
             "cost_error": redact(self.cost_error),
             "prompt": redact(self.prompt),
+            "raw_usage": redact(self.raw_usage),
         }
         if self.cost is not None:
             row.update(self.cost.as_dict())
@@ -324,6 +326,7 @@ class CallRecord:
             cost=cost,
             cost_error=row.get("cost_error"),
             prompt=row.get("prompt"),
+            raw_usage=row.get("raw_usage"),
         )
 
     # -- JSON (spool lines) --------------------------------------------------------------------

@@ -44,6 +44,7 @@ __all__ = [
     "calls",
     "metadata",
     "migrations_table",
+    "quarantine",
     "render_docs",
     "reprices",
     "schema_sql",
@@ -130,6 +131,7 @@ calls = Table(
     Column("cost_error", Text, comment="why pricing failed; the cost columns are then NULL"),
     Column("prompt", Text, comment="only with store_prompts=True"),
     Column("custom_id", Text, comment="batch request custom_id (step 0002)"),
+    Column("raw_usage", Text, comment="usage JSON as received, kept when it cannot be trusted (step 0004)"),
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),
@@ -157,6 +159,23 @@ reprices = Table(
     *(Column(name, Money) for name in COST_COLUMNS),
     Column("cost_error", Text),
     PrimaryKeyConstraint("request_id", "table_version", name="pk_reprices"),
+)
+
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", id_type(), primary_key=True, autoincrement=True),
+    Column("raw_hash", Text, nullable=False, comment="sha256 of raw_record; a record is kept once"),
+    Column("quarantined_at", UTCDateTime, nullable=False),
+    Column("request_id", Text, comment="the record's request id (escaped if it was not storable)"),
+    Column("model", Text),
+    Column("started_at", UTCDateTime, comment="the call's time; reports count it in this window"),
+    Column("reason", Text, nullable=False, comment="why the database (or the ledger) refused the row"),
+    Column("raw_record", Text, nullable=False, comment="the record as ASCII JSON, nothing dropped"),
+    UniqueConstraint("raw_hash", name="uq_quarantine_raw_hash"),
+    Index("ix_quarantine_started_at", "started_at"),
+    Index("ix_quarantine_quarantined_at", "quarantined_at"),
 )
 
 

@@ -3,7 +3,9 @@
 Layout: one directory per database; in it, one file per writing ledger instance,
 ``spool-<pid>-<random>.jsonl``. The first line is a header naming the database (a hash
 of its URL without password), every further line is one record as JSON
-(:meth:`CallRecord.to_json`). :meth:`Spool.append` writes whole lines, flushes and
+(:meth:`CallRecord.to_json`, ASCII JSON, so any text the record holds can be written), or
+``{"quarantine": ...}`` for a record that cannot be serialised at all (its reason and its
+raw fields, :class:`~.quarantine.QuarantinedRecord`). :meth:`Spool.append` writes whole lines, flushes and
 ``fsync``\\ s before it returns, so an appended row survives a crash of the process.
 
 Replay claims a file with an exclusive ``flock``: the writing process holds that lock
@@ -12,7 +14,9 @@ left by a crashed process is picked up by the next ledger that opens the same da
 Replayed rows are inserted idempotently (keyed on ``request_id``), so a replay that is
 interrupted and repeated never duplicates a row. A line that cannot be decoded is
 skipped with a warning naming the file and line, copied to ``<file>.corrupt`` for
-inspection, and the other lines replay.
+inspection, and the other lines replay. That file is opened with ``O_NOFOLLOW``: a
+symlink planted in its place is refused with an error naming it, and the spool file is
+left in place for a later replay (nothing is written through the link).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import SpoolError
+from .quarantine import QuarantinedRecord
 from .record import CallRecord
 
 try:
@@ -41,6 +46,7 @@ log = logging.getLogger("cachewise.ledger")
 
 SPOOL_FORMAT = 1
 REPLAY_CHUNK = 1000
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(slots=True)
@@ -49,6 +55,29 @@ class ReplayResult:
     rows: int = 0
     skipped_lines: int = 0
     left: list[str] = field(default_factory=list)
+    quarantined: int = 0
+
+    def add(self, other: ReplayResult) -> None:
+        self.files += other.files
+        self.rows += other.rows
+        self.skipped_lines += other.skipped_lines
+        self.left.extend(p for p in other.left if p not in self.left)
+        self.quarantined += other.quarantined
+
+
+#: Inserts replayed records, returns how many of them the database refused (quarantined).
+InsertRecords = Callable[[list[CallRecord]], int]
+InsertQuarantined = Callable[[list[QuarantinedRecord]], object]
+
+
+def _line(record: CallRecord) -> bytes:
+    try:
+        payload: dict[str, Any] = record.to_json()
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=True)
+    except (TypeError, ValueError) as exc:
+        entry = QuarantinedRecord.of(record, f"cannot be written to the spool: {exc}")
+        text = json.dumps({"quarantine": entry.to_json()}, separators=(",", ":"), ensure_ascii=True)
+    return text.encode("ascii") + b"\n"
 
 
 def _lock(handle: IO[Any], *, block: bool) -> bool:
@@ -90,7 +119,8 @@ class Spool:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"spool-{os.getpid()}-{uuid.uuid4().hex[:12]}.jsonl"
-            handle = path.open("ab")
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+            handle = os.fdopen(os.open(path, flags, 0o600), "ab")
             _lock(handle, block=True)
             header = {
                 "cachewise_spool": SPOOL_FORMAT,
@@ -112,10 +142,7 @@ class Spool:
         if not records:
             return
         handle = self._open()
-        payload = b"".join(
-            json.dumps(r.to_json(), separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-            for r in records
-        )
+        payload = b"".join(_line(r) for r in records)
         try:
             handle.write(payload)
             handle.flush()
@@ -140,7 +167,7 @@ class Spool:
     def pending(self) -> bool:
         return self._handle is not None or bool(self.files())
 
-    def replay(self, insert: Callable[[list[CallRecord]], object]) -> ReplayResult:
+    def replay(self, insert: InsertRecords, insert_quarantined: InsertQuarantined) -> ReplayResult:
         """Insert every claimable spooled row with ``insert`` (idempotent), then delete the files.
 
         A file whose insert fails stays in place for the next replay; the error propagates
@@ -164,49 +191,77 @@ class Spool:
                         continue
                 except FileNotFoundError:
                     continue  # replayed and removed by another process meanwhile
-                rows, skipped = self._replay_file(path, handle, insert)
-                if rows < 0:
+                done = self._replay_file(path, handle, insert, insert_quarantined)
+                if done is None:
                     result.left.append(str(path))
                     continue
-                result.files += 1
-                result.rows += rows
-                result.skipped_lines += skipped
+                result.add(done)
         return result
 
     def _replay_file(
-        self, path: Path, handle: IO[bytes], insert: Callable[[list[CallRecord]], object]
-    ) -> tuple[int, int]:
+        self, path: Path, handle: IO[bytes], insert: InsertRecords, insert_quarantined: InsertQuarantined
+    ) -> ReplayResult | None:
+        """Replay one claimed file; ``None`` when it must stay in place (the reason is logged)."""
         corrupt: list[bytes] = []
         batch: list[CallRecord] = []
-        rows = 0
+        held: list[QuarantinedRecord] = []
+        done = ReplayResult(files=1)
+
+        def write_batch() -> None:
+            done.quarantined += insert(batch)
+            done.rows += len(batch)
+            batch.clear()
+
         for number, raw in enumerate(handle, start=1):
             if number == 1:
-                header = self._header(path, raw)
-                if header is None:
-                    return -1, 0
+                if self._header(path, raw) is None:
+                    return None
                 continue
             if not raw.strip():
                 continue
             try:
-                batch.append(CallRecord.from_json(json.loads(raw)))
+                data = json.loads(raw)
+                if isinstance(data, dict) and "quarantine" in data:
+                    held.append(QuarantinedRecord.from_json(data["quarantine"]))
+                else:
+                    batch.append(CallRecord.from_json(data))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("spool %s line %d: skipped, cannot decode it (%s)", path, number, exc)
                 corrupt.append(raw if raw.endswith(b"\n") else raw + b"\n")
                 continue
             if len(batch) >= REPLAY_CHUNK:
-                insert(batch)
-                rows += len(batch)
-                batch = []
+                write_batch()
         if batch:
-            insert(batch)
-            rows += len(batch)
-        if corrupt:
-            with path.with_suffix(".jsonl.corrupt").open("ab") as keep:
-                keep.writelines(corrupt)
+            write_batch()
+        if held:
+            insert_quarantined(held)
+            done.quarantined += len(held)
+        if corrupt and not self._keep_corrupt(path, corrupt):
+            return None
+        done.skipped_lines = len(corrupt)
         path.unlink(missing_ok=True)
         _fsync_dir(self.directory)
-        log.info("spool %s: replayed %d rows, skipped %d lines", path, rows, len(corrupt))
-        return rows, len(corrupt)
+        log.info("spool %s: replayed %d rows, skipped %d lines", path, done.rows, len(corrupt))
+        return done
+
+    def _keep_corrupt(self, path: Path, lines: list[bytes]) -> bool:
+        """Append undecodable lines to ``<file>.corrupt``, never through a symlink planted there."""
+        keep = path.with_suffix(".jsonl.corrupt")
+        try:
+            fd = os.open(keep, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
+        except OSError as exc:
+            why = "it is a symlink, refusing to follow it" if keep.is_symlink() else str(exc)
+            log.error(
+                "spool %s: cannot keep %d undecodable lines in %s (%s); the spool file stays in place",
+                path,
+                len(lines),
+                keep,
+                why,
+            )
+            return False
+        with os.fdopen(fd, "ab") as out:
+            out.writelines(lines)
+        return True
 
     def _header(self, path: Path, raw: bytes) -> dict[str, Any] | None:
         try:

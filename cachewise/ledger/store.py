@@ -17,6 +17,8 @@ import json
 import logging
 import operator
 import os
+import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,15 +32,27 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from ..errors import LedgerError, LedgerUnavailable
 from . import migrations
+from .quarantine import QuarantinedRecord, is_refusal
 from .record import CallRecord
 from .schema import COST_COLUMNS, calls
+from .schema import quarantine as quarantine_table
 from .types import format_utc, money_text
 
-__all__ = ["ENV_DB", "InsertResult", "Store", "default_db_path", "insert_for", "resolve_url"]
+__all__ = [
+    "ENV_DB",
+    "MEMORY",
+    "InsertResult",
+    "Store",
+    "default_db_path",
+    "insert_for",
+    "is_memory",
+    "resolve_url",
+]
 
 log = logging.getLogger("cachewise.ledger")
 
@@ -51,10 +65,23 @@ def default_db_path() -> Path:
     return platformdirs.user_data_path("cachewise", appauthor=False) / "ledger.db"
 
 
+MEMORY = ":memory:"
+
+
+def is_memory(url: URL) -> bool:
+    """An in-memory SQLite URL (``sqlite://``, ``sqlite:///:memory:``)."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", MEMORY)
+
+
 def resolve_url(url: str | Path | URL | None) -> URL:
-    """A SQLAlchemy URL from a path, a URL string, ``$CACHEWISE_DB`` or the default file."""
+    """A SQLAlchemy URL from a path, a URL string, ``$CACHEWISE_DB`` or the default file.
+
+    ``":memory:"`` is an in-memory SQLite database, never a file of that name.
+    """
     if url is None:
         url = os.environ.get(ENV_DB) or default_db_path()
+    if str(url) == MEMORY:
+        return URL.create("sqlite", database=MEMORY)
     if isinstance(url, URL):
         parsed = url
     elif isinstance(url, Path) or "://" not in url:
@@ -69,10 +96,8 @@ def resolve_url(url: str | Path | URL | None) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise LedgerError(
-                "an in-memory SQLite ledger cannot be shared with the background writer; use a file path"
-            )
+        if is_memory(parsed):
+            return URL.create("sqlite", database=MEMORY)
     elif backend != "postgresql":
         raise LedgerError(f"ledger URL {parsed.render_as_string()}: only sqlite and postgresql are supported")
     return parsed
@@ -103,6 +128,7 @@ class InsertResult:
     inserted: int
     duplicates: int
     conflicts: int
+    quarantined: int = 0
 
 
 _INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in calls.columns if c.name != "id")
@@ -152,29 +178,58 @@ def insert_for(dialect: str) -> Any:
 class Store:
     """One ledger database: engine, schema upgrade and the batched idempotent insert."""
 
-    def __init__(self, url: str | Path | URL | None, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str | Path | URL | None, *, busy_timeout: float = 30.0, create: bool = True
+    ) -> None:
         self.url = resolve_url(url)
-        self.label = self.url.render_as_string(hide_password=True)
-        self.key = hashlib.sha256(self.label.encode()).hexdigest()[:16]
         self.dialect = self.url.get_backend_name()
+        self.memory = is_memory(self.url)
+        self.label = f"sqlite:///{MEMORY}" if self.memory else self.url.render_as_string(hide_password=True)
+        # Each in-memory ledger is its own database: give it its own spool key.
+        seed = f"{self.label}#{uuid.uuid4().hex}" if self.memory else self.label
+        self.key = hashlib.sha256(seed.encode()).hexdigest()[:16]
+        self.create = create
+        if not create:
+            self._check_exists()
+        self._serial = threading.RLock() if self.memory else None
         self.engine = self._engine(busy_timeout)
         self.version = 0
+
+    def _check_exists(self) -> None:
+        if self.memory:
+            raise LedgerError("an in-memory ledger is always new; create=False needs a file or a server")
+        if self.dialect == "sqlite":
+            assert self.url.database is not None
+            path = Path(self.url.database)
+            if not path.is_file():
+                what = "is not a file" if path.exists() else "does not exist"
+                raise LedgerError(
+                    f"no ledger at {path}: the file {what}; check --db / ${ENV_DB} "
+                    "(read-only commands never create one)"
+                )
 
     # -- engine ------------------------------------------------------------------------------
 
     def _engine(self, busy_timeout: float) -> Engine:
         if self.dialect == "sqlite":
             assert self.url.database is not None
-            try:
-                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                pass  # connecting reports it as LedgerUnavailable; rows spool meanwhile
-            engine = create_engine(
-                self.url,
-                connect_args={"timeout": busy_timeout, "check_same_thread": False},
-                pool_size=4,
-                max_overflow=8,
-            )
+            if self.memory:
+                # One connection, shared by the writer thread and readers, one user at a time.
+                engine = create_engine(
+                    "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+                )
+            else:
+                if self.create:
+                    try:
+                        Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+                    except OSError:
+                        pass  # connecting reports it as LedgerUnavailable; rows spool meanwhile
+                engine = create_engine(
+                    self.url,
+                    connect_args={"timeout": busy_timeout, "check_same_thread": False},
+                    pool_size=4,
+                    max_overflow=8,
+                )
             timeout_ms = int(busy_timeout * 1000)
 
             @event.listens_for(engine, "connect")
@@ -208,9 +263,17 @@ class Store:
             ) from exc
 
     @contextmanager
+    def _serialised(self) -> Iterator[None]:
+        if self._serial is None:
+            yield
+            return
+        with self._serial:
+            yield
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
-        with self.engine.connect() as conn:
+        with self._serialised(), self.engine.connect() as conn:
             conn = conn.execution_options(cachewise_write=True)
             with conn.begin():
                 yield conn
@@ -219,7 +282,7 @@ class Store:
     def read(self) -> Iterator[Connection]:
         """A read transaction (one consistent snapshot); :class:`LedgerUnavailable` if unreachable."""
         try:
-            with self.engine.connect() as conn, conn.begin():
+            with self._serialised(), self.engine.connect() as conn, conn.begin():
                 yield conn
         except SQLAlchemyError as exc:
             raise self.unavailable(exc) from exc
@@ -249,9 +312,30 @@ class Store:
     # -- insert ------------------------------------------------------------------------------
 
     def insert(self, records: Sequence[CallRecord]) -> InsertResult:
-        """Insert ``records`` in one transaction, skipping request ids already present."""
+        """Insert ``records`` in one transaction, skipping request ids already present.
+
+        When the database refuses the batch because of a row's values (see
+        :func:`~.quarantine.is_refusal`), the batch is written again row by row in one
+        transaction, each row under a savepoint: the refused rows go to ``quarantine``
+        with their reason, the others are written. Errors of an unreachable database
+        propagate (the writer spools the batch).
+        """
         if not records:
             return InsertResult(0, 0, 0)
+        try:
+            return self._insert_batch(records)
+        except Exception as exc:
+            if not is_refusal(exc):
+                raise
+            log.info(
+                "ledger %s: a batch of %d rows was refused (%s); writing row by row",
+                self.label,
+                len(records),
+                exc.__class__.__name__,
+            )
+        return self._insert_isolated(records)
+
+    def _insert_batch(self, records: Sequence[CallRecord]) -> InsertResult:
         unique: dict[str, CallRecord] = {}
         in_batch_dupes: list[CallRecord] = []
         for record in records:
@@ -266,31 +350,86 @@ class Store:
             row["recorded_at"] = now
             rows[request_id] = row
         with self.write() as conn:
-            inserted = self._insert_rows(conn, list(rows.values()))
-            tag_rows = [
-                (call_id, key, value)
-                for request_id, call_id in inserted.items()
-                for key, value in rows[request_id]["tags"].items()
-            ]
-            if tag_rows:
-                mark = "?" if self.dialect == "sqlite" else "%s"
-                conn.exec_driver_sql(
-                    f"INSERT INTO call_tags (call_id, key, value) VALUES ({mark}, {mark}, {mark})", tag_rows
-                )
+            inserted = self._write_rows(conn, list(rows.values()), bulk=True)
             existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
             conflicts = self._conflicts(conn, existing, unique) if existing else 0
         return InsertResult(len(inserted), len(records) - len(inserted), conflicts)
 
-    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    def _insert_isolated(self, records: Sequence[CallRecord]) -> InsertResult:
+        now = datetime.now(UTC)
+        inserted: set[str] = set()
+        existing: list[CallRecord] = []
+        refused: list[QuarantinedRecord] = []
+        with self.write() as conn:
+            for record in records:
+                if record.request_id in inserted:
+                    existing.append(record)
+                    continue
+                try:
+                    row = record.to_row()
+                    row["recorded_at"] = now
+                    with conn.begin_nested():
+                        written = self._write_rows(conn, [row], bulk=False)
+                except Exception as exc:
+                    if not is_refusal(exc):
+                        raise
+                    refused.append(QuarantinedRecord.of(record, exc, now))
+                    continue
+                if written:
+                    inserted.add(record.request_id)
+                else:
+                    existing.append(record)
+            conflicts = self._conflicts(conn, existing, {}) if existing else 0
+            self.quarantine(conn, refused)
+        for entry in refused[:5]:
+            log.warning(
+                "ledger %s: quarantined request_id %s: %s", self.label, entry.request_id, entry.reason
+            )
+        if len(refused) > 5:
+            log.warning("ledger %s: quarantined %d more rows", self.label, len(refused) - 5)
+        duplicates = len(records) - len(inserted) - len(refused)
+        return InsertResult(len(inserted), duplicates, conflicts, quarantined=len(refused))
+
+    def quarantine(self, conn: Connection, entries: Sequence[QuarantinedRecord]) -> None:
+        """Keep ``entries`` in the ``quarantine`` table (a record already there is kept once)."""
+        if not entries:
+            return
+        stmt = insert_for(self.dialect)(quarantine_table).on_conflict_do_nothing(index_elements=["raw_hash"])
+        conn.execute(stmt, [entry.to_row() for entry in entries])
+
+    def insert_quarantined(self, entries: Sequence[QuarantinedRecord]) -> None:
+        """Write quarantined entries that waited in the spool while the database was down."""
+        if entries:
+            with self.write() as conn:
+                self.quarantine(conn, entries)
+
+    def _write_rows(self, conn: Connection, rows: list[dict[str, Any]], *, bulk: bool) -> dict[str, int]:
+        """Insert ``rows`` and their tags; returns {request_id: id} of the rows inserted."""
+        inserted = self._insert_rows(conn, rows, bulk=bulk)
+        by_id = {row["request_id"]: row for row in rows}
+        tag_rows = [
+            (call_id, key, value)
+            for request_id, call_id in inserted.items()
+            for key, value in by_id[request_id]["tags"].items()
+        ]
+        if tag_rows:
+            mark = "?" if self.dialect == "sqlite" else "%s"
+            conn.exec_driver_sql(
+                f"INSERT INTO call_tags (call_id, key, value) VALUES ({mark}, {mark}, {mark})", tag_rows
+            )
+        return inserted
+
+    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]], *, bulk: bool) -> dict[str, int]:
         """Multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``; returns {request_id: id} inserted.
 
         Values are converted to driver values here, once, instead of per-row type processors
-        (five times faster on large batches); the conversions match :mod:`.types`.
+        (five times faster on large batches); the conversions match :mod:`.types`. With
+        ``bulk`` PostgreSQL goes through COPY.
         """
         sqlite = self.dialect == "sqlite"
-        if not sqlite:
+        if bulk and not sqlite:
             return self._copy_rows(conn, rows)
-        mark = "?"
+        mark = "?" if sqlite else "%s"
         per_statement = 600
         inserted: dict[str, int] = {}
         for start in range(0, len(rows), per_statement):
@@ -308,7 +447,11 @@ class Store:
         return inserted
 
     def _copy_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """PostgreSQL: COPY into a session temp table, then one INSERT ... SELECT ... ON CONFLICT."""
+        """PostgreSQL: COPY into a session temp table, then one INSERT ... SELECT ... ON CONFLICT.
+
+        Errors of the raw driver cursor are raised as SQLAlchemy's own (``DataError``,
+        ``OperationalError``, ...) so refusals and outages are told apart as on every other path.
+        """
         staging = f"cachewise_incoming_v{migrations.latest_version()}"
         conn.exec_driver_sql(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
@@ -316,16 +459,22 @@ class Store:
         )
         raw = conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {staging} ({_INSERT_SQL_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(_driver_values(row, False))
-            cursor.execute(
-                f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM {staging} "
-                "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
-            )
-            inserted = {request_id: call_id for call_id, request_id in cursor.fetchall()}
-            cursor.execute(f"TRUNCATE {staging}")
+        dbapi = conn.dialect.loaded_dbapi
+        statement = f"COPY {staging} ({_INSERT_SQL_COLUMNS}) FROM STDIN"
+        try:
+            with raw.cursor() as cursor:
+                with cursor.copy(statement) as copy:
+                    for row in rows:
+                        copy.write_row(_driver_values(row, False))
+                statement = f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT ... FROM {staging}"
+                cursor.execute(
+                    f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM {staging} "
+                    "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
+                )
+                inserted = {request_id: call_id for call_id, request_id in cursor.fetchall()}
+                cursor.execute(f"TRUNCATE {staging}")
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted
 
     def _conflicts(self, conn: Connection, existing: list[CallRecord], batch: dict[str, CallRecord]) -> int:
@@ -337,8 +486,8 @@ class Store:
                 stored[row["request_id"]] = CallRecord.from_row(row)
         conflicts = 0
         for record in existing:
-            first = stored.get(record.request_id) or batch[record.request_id]
-            if first is record:
+            first = stored.get(record.request_id) or batch.get(record.request_id)
+            if first is None or first is record:
                 continue
             if first.content_hash() != record.content_hash():
                 conflicts += 1

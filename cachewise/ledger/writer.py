@@ -6,8 +6,13 @@ One daemon thread per ledger collects up to ``batch_size`` rows or waits at most
 the batch goes to the spool (fsync'd) instead, the database is retried every
 ``retry_interval`` seconds, and on the first successful write the spool is replayed.
 
+A row the database *refuses* (its values, not the connection: see
+:func:`~.quarantine.is_refusal`) never blocks the queue: :meth:`Store.insert` writes the
+batch again row by row and moves the refused rows to the ``quarantine`` table, and the
+rows around them are written. A refused row is durable once quarantined.
+
 ``flush`` puts a marker in the same FIFO queue, so when the writer reaches it every row
-submitted before it has been written to the database or the spool.
+submitted before it has been written to the database (calls or quarantine) or the spool.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from queue import Empty, SimpleQueue
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import CachewiseError, LedgerError
+from .quarantine import QuarantinedRecord
 from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
@@ -40,19 +46,22 @@ class WriterStats:
     conflicts: int = 0
     spooled: int = 0
     replayed: int = 0
+    replayed_files: int = 0
+    quarantined: int = 0
     skipped_spool_lines: int = 0
     database_up: bool = True
     last_error: str | None = None
 
 
 class _Marker:
-    __slots__ = ("durable", "error", "event", "replay", "result")
+    __slots__ = ("durable", "error", "event", "replay", "result", "urgent")
 
-    def __init__(self, *, replay: bool = False) -> None:
+    def __init__(self, *, replay: bool = False, urgent: bool = False) -> None:
         self.event = threading.Event()
         self.durable = 0
         self.error: BaseException | None = None
         self.replay = replay
+        self.urgent = urgent  # the process is stopping: a database known to be down is not retried
         self.result: ReplayResult | None = None
 
 
@@ -84,6 +93,7 @@ class Writer:
         self._next_spool_check = 0.0
         self._error: BaseException | None = None
         self._outage_logged = False
+        self._unreported = ReplayResult()  # replayed since open or the last replay() call
         self._thread = threading.Thread(target=self._run, name=f"cachewise-ledger-{store.key}", daemon=True)
         self._thread.start()
 
@@ -95,11 +105,11 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def flush(self, timeout: float | None) -> int:
+    def flush(self, timeout: float | None, *, urgent: bool = False) -> int:
         if not self._thread.is_alive():
             raise LedgerError(f"ledger {self.store.label} is closed")
         before = self.stats.durable
-        marker = _Marker()
+        marker = _Marker(urgent=urgent)
         self._queue.put(marker)
         if not marker.event.wait(timeout):
             raise TimeoutError(f"ledger {self.store.label}: flush did not finish within {timeout} s")
@@ -108,7 +118,10 @@ class Writer:
         return marker.durable - before
 
     def replay(self, timeout: float | None) -> ReplayResult:
-        """Write what is queued, then replay the spool now, from the writer thread."""
+        """Write what is queued, then replay the spool now, from the writer thread.
+
+        The result counts every replay since open or the previous call (the one on open too).
+        """
         if not self._thread.is_alive():
             raise LedgerError(f"ledger {self.store.label} is closed")
         marker = _Marker(replay=True)
@@ -139,7 +152,7 @@ class Writer:
             self._pending.extend(records)
             try:
                 if self._pending:
-                    self._persist()
+                    self._persist(urgent=any(m.urgent for m in markers))
                 self._maybe_replay(force=False)
             except Exception as exc:  # a bug must not kill the writer or lose rows
                 log.exception("ledger %s: writer failed", self.store.label)
@@ -149,7 +162,9 @@ class Writer:
                 marker.error = self._error if self._pending else None
                 if marker.replay and marker.error is None:
                     try:
-                        marker.result = self._replay()
+                        latest = self._replay()
+                        marker.result, self._unreported = self._unreported, ReplayResult()
+                        marker.result.left = latest.left
                     except (SQLAlchemyError, LedgerError) as exc:
                         marker.error = (
                             self.store.unavailable(exc) if isinstance(exc, SQLAlchemyError) else exc
@@ -199,19 +214,16 @@ class Writer:
             except Empty:
                 return records, markers, False
 
-    def _persist(self) -> None:
+    def _persist(self, *, urgent: bool = False) -> None:
         batch = self._pending
-        if self.stats.database_up or time.monotonic() >= self._retry_at:
+        if self.stats.database_up or (not urgent and time.monotonic() >= self._retry_at):
             try:
                 if self.store.version == 0:
                     self.store.upgrade()
-                result = self.store.insert(batch)
+                self._insert(batch)
             except (SQLAlchemyError, LedgerError) as exc:
                 self._down(exc)
             else:
-                self.stats.inserted += result.inserted
-                self.stats.duplicates += result.duplicates
-                self.stats.conflicts += result.conflicts
                 self._durable(len(batch))
                 if not self.stats.database_up:
                     log.warning("ledger %s: database reachable again", self.store.label)
@@ -264,14 +276,23 @@ class Writer:
     def _replay(self) -> ReplayResult:
         if self.store.version == 0:
             self.store.upgrade()
-        result = self.spool.replay(self._insert_replayed)
+        result = self.spool.replay(self._insert, self._insert_quarantined)
+        self._unreported.add(result)
         self.stats.database_up = True
         self.stats.replayed += result.rows
+        self.stats.replayed_files += result.files
         self.stats.skipped_spool_lines += result.skipped_lines
         return result
 
-    def _insert_replayed(self, records: list[CallRecord]) -> None:
+    def _insert(self, records: list[CallRecord]) -> int:
+        """Insert (quarantining refused rows); returns how many were quarantined."""
         result = self.store.insert(records)
         self.stats.inserted += result.inserted
         self.stats.duplicates += result.duplicates
         self.stats.conflicts += result.conflicts
+        self.stats.quarantined += result.quarantined
+        return result.quarantined
+
+    def _insert_quarantined(self, entries: list[QuarantinedRecord]) -> None:
+        self.store.insert_quarantined(entries)
+        self.stats.quarantined += len(entries)

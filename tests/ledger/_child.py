@@ -42,9 +42,48 @@ def concurrent(url: str, spool_dir: str, process: int, threads: int, rows: int) 
     led.close()
 
 
+def wait_for_signal(url: str, spool_dir: str, rows: int, handler: str, busy_timeout: float) -> None:
+    """Record ``rows`` rows without flushing, print ``ready``, then idle until a signal arrives.
+
+    ``handler``: ``none`` (Python's defaults), ``user`` (a SIGTERM handler set before the
+    ledger opens, which prints and exits 3) or ``ignore`` (SIGTERM ignored before it opens).
+    """
+    import signal
+    import time
+
+    if handler == "user":
+
+        def on_term(signum: int, frame: object) -> None:
+            print("user handler", signum, flush=True)
+            sys.exit(3)
+
+        signal.signal(signal.SIGTERM, on_term)
+    elif handler == "ignore":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    led = Ledger(
+        url,
+        spool_dir=spool_dir,
+        flush_interval=3600,
+        batch_size=1_000_000,
+        retry_interval=60,
+        busy_timeout=busy_timeout,
+    )
+    for i in range(rows):
+        led.record(make_record(i))
+    try:
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", led.stats.durable, flush=True)
+        raise
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "crash":
         crash(args[0], args[1], float(args[2]))
+    elif mode == "signal":
+        wait_for_signal(args[0], args[1], int(args[2]), args[3], float(args[4]))
     else:
         concurrent(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))

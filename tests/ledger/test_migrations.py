@@ -1,4 +1,4 @@
-"""Schema steps: upgrading a populated step-0001 ledger, refusing a newer one, matching schema.py."""
+"""Schema steps: upgrade a populated ledger from every earlier step; refuse a newer one; match schema.py."""
 
 from __future__ import annotations
 
@@ -11,50 +11,66 @@ from cachewise.errors import SchemaTooNew
 from cachewise.ledger import Ledger, migrations
 from cachewise.ledger.schema import metadata
 from cachewise.ledger.store import Store
+from cachewise.usage import Usage
 
 from .conftest import T0, Backend, make_record
 
 
-def _v1_store(backend: Backend) -> Store:
+def _store_at(backend: Backend, step: int) -> Store:
     store = Store(backend.url)
-    assert store.upgrade(target=1) == ["0001_initial"]
+    assert store.upgrade(target=step) == [m.name for m in migrations.MIGRATIONS[:step]]
     return store
 
 
-def test_upgrade_a_populated_0001_ledger_in_place(
-    backend: Backend, open_ledger: Callable[..., Ledger]
+def _v1_store(backend: Backend) -> Store:
+    return _store_at(backend, 1)
+
+
+EARLIER_STEPS = [m.id for m in migrations.MIGRATIONS[:-1]]
+
+
+@pytest.mark.parametrize("step", EARLIER_STEPS)
+def test_upgrade_a_populated_ledger_from_every_earlier_step(
+    backend: Backend, open_ledger: Callable[..., Ledger], step: int
 ) -> None:
-    store = _v1_store(backend)
+    store = _store_at(backend, step)
+    from cachewise.ledger.schema import calls as calls_now
+
     with store.write() as conn:
-        calls_v1 = Table("calls", MetaData(), autoload_with=conn)
-        tags_v1 = Table("call_tags", MetaData(), autoload_with=conn)
-        assert "custom_id" not in calls_v1.c
+        calls_old = Table("calls", MetaData(), autoload_with=conn)
+        tags_old = Table("call_tags", MetaData(), autoload_with=conn)
+        present = {c.name for c in calls_old.c}
+        assert ("custom_id" in present) == (step >= 2)
+        assert "raw_usage" not in present
         rows = []
         for i in range(3):
-            row = make_record(i, tags={"feature": "search"}).to_row()
-            row.pop("custom_id")
+            full = make_record(i, tags={"feature": "search"}).to_row()
+            row = {k: v for k, v in full.items() if k in present}
             row["recorded_at"] = T0
             rows.append(row)
-        from cachewise.ledger.schema import calls as calls_now
-
         # Write through today's column types (Money, UTCDateTime) into the old table.
         typed = Table(
             "calls",
             MetaData(),
-            *(Column(c.name, c.type) for c in calls_now.c if c.name not in ("id", "custom_id")),
+            *(Column(c.name, c.type) for c in calls_now.c if c.name in present and c.name != "id"),
         )
         conn.execute(insert(typed), rows)
         ids = conn.execute(text("SELECT id FROM calls ORDER BY id")).scalars().all()
-        conn.execute(insert(tags_v1), [{"call_id": i, "key": "feature", "value": "search"} for i in ids])
+        conn.execute(insert(tags_old), [{"call_id": i, "key": "feature", "value": "search"} for i in ids])
     store.dispose()
 
     led = open_ledger()
     assert led.schema_version() == migrations.latest_version()
     back = led.calls(tags={"feature": "search"})
     assert back == [make_record(i, tags={"feature": "search"}) for i in range(3)]
-    led.record(make_record(9, custom_id="row-9", batch_id="b1"))
+    assert all(r.raw_usage is None for r in back)
+    led.record(make_record(9, custom_id="row-9", batch_id="b1", raw_usage='{"input_tokens": null}'))
+    led.record(make_record(10, usage=Usage(input_tokens=2**64)))  # refused: above BIGINT
     led.flush()
     assert led.calls()[-1].custom_id == "row-9"
+    assert led.calls()[-1].raw_usage == '{"input_tokens": null}'
+    assert led.quarantine_count() == 1
+    assert led.quarantined()[0].request_id == "req_00000010"
     with led._store.read() as conn:
         names = [r[0] for r in conn.execute(text("SELECT name FROM cachewise_migrations ORDER BY id"))]
     assert names == [m.name for m in migrations.MIGRATIONS]
