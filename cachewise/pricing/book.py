@@ -364,6 +364,17 @@ class PriceBook:
         names |= {f"anthropic.{n}" for n in entry.bedrock_ids if not n.startswith("anthropic.")}
         return frozenset(names)
 
+    def resolve_models(self, names: Iterable[str]) -> frozenset[str]:
+        """Every stored name of every model in ``names`` (a budget scope, a report or reprice filter).
+
+        :class:`UnknownModelError` names the first that no loaded table knows: a scope that
+        names no known model is a mistake, not a filter that quietly matches nothing.
+        """
+        found: set[str] = set()
+        for name in names:
+            found |= self.resolve_model(name)
+        return frozenset(found)
+
     def fast_mode_ended(self, model: str, at: datetime) -> bool:
         """True when ``model`` had fast mode and every fast period ended on or before ``at``'s UTC date."""
         entry = self.resolve(model)
