@@ -194,13 +194,27 @@ def _request(tmp_path: Path) -> Path:
         ["prices", "--model", "claude-sonnet-4-6"],
         ["plan", "--offline", "{request}"],
         ["ledger", "--db", "{db}", "reprice", "--table", "{overlay}"],
+        ["report", "--db", "{db}", "--model", "claude-sonnet-4-6"],
+        [
+            "budget",
+            "check",
+            "--db",
+            "{db}",
+            "--limit",
+            "1",
+            "--window",
+            "day",
+            "--model",
+            "claude-sonnet-4-6",
+        ],
     ],
-    ids=["prices", "prices --model", "plan", "ledger reprice"],
+    ids=["prices", "prices --model", "plan", "ledger reprice", "report --model", "budget check --model"],
 )
 def test_every_command_that_loads_prices_exits_2_naming_the_problem(
     tmp_path: Path, broken: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
     monkeypatch.setenv("CACHEWISE_PRICE_TABLE", str(broken))
+    Ledger(tmp_path / "ledger.sqlite").close()
     args = [
         a.format(request=_request(tmp_path), db=tmp_path / "ledger.sqlite", overlay=broken) for a in command
     ]
