@@ -39,10 +39,10 @@ from .errors import UsageError
 
 __all__ = ["MAX_TOKEN_COUNT", "StreamUsage", "Usage", "UsageReading"]
 
-#: The largest count a usage field may hold: 100 x the largest context window any model
+#: The largest count a usage field may hold: 1,000 x the largest context window any model
 #: has (1,000,000 tokens). One request cannot bill more, even a long server-tool loop; a larger
 #: value is a corrupted reply. Far below 2**63, so no trusted count can overflow a column.
-MAX_TOKEN_COUNT = 100_000_000
+MAX_TOKEN_COUNT = 1_000_000_000
 _MISSING = object()
 _REQUIRED = ("input_tokens", "output_tokens")
 _STRINGS = ("service_tier", "inference_geo", "speed")
@@ -96,7 +96,7 @@ class _Reader:
                 where,
                 value,
                 f"above {MAX_TOKEN_COUNT:,}, more than one request can bill "
-                "(100 x the largest context window)",
+                "(1,000 x the largest context window)",
             )
             return 0
         return value
