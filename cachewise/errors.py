@@ -92,17 +92,30 @@ class ModifierNotAvailable(PricingError):
 
 
 class PriceTableError(PricingError):
-    def __init__(self, path: str | Path, field: str, problem: str) -> None:
+    """A price file that cannot be used: ``.path``, ``.field`` (a path such as
+    ``models[0](claude-x).prices[1].from``), ``.problem`` and ``.value`` (the offending value as
+    text, ``None`` when there is none to show, e.g. a missing field)."""
+
+    def __init__(self, path: str | Path, field: str, problem: str, value: str | None = None) -> None:
         self.path = str(path)
         self.field = field
         self.problem = problem
-        super().__init__(f"{self.path}: {field}: {problem}")
+        self.value = value
+        shown = f"{field} is {value}" if value is not None else field
+        super().__init__(f"{self.path}: {shown}: {problem}")
 
 
 class UsageError(CachewiseError):
-    def __init__(self, field: str, problem: str) -> None:
+    """A usage object that cannot be trusted: ``.field`` (``input_tokens``, ``cache_creation.x``,
+    ``<root>`` for the object itself) and ``.value`` (as text: ``-5``, ``null``, ``missing``)."""
+
+    def __init__(self, field: str, problem: str, value: str | None = None) -> None:
         self.field = field
-        super().__init__(f"usage.{field}: {problem}")
+        self.problem = problem
+        self.value = value
+        name = "usage" if field == "<root>" else f"usage.{field}"
+        shown = f"{name} is {value}" if value is not None else name
+        super().__init__(f"{shown}: {problem}")
 
 
 class LedgerError(CachewiseError):

@@ -16,7 +16,8 @@ from typing import Any, TypeVar, cast
 
 import anthropic
 
-from .errors import CachewiseError
+from .errors import CachewiseError, PriceTableError
+from .integrations.failopen import record_failure
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
 from .ledger import Ledger
@@ -103,7 +104,11 @@ def wrap(
         # Same middleware hook, and a plain Messages body in the chain; see docs/wrapper.md.
     chosen: PlannerLike | None
     if planner is True:
-        chosen = _default_planner(client, clock, book)
+        try:
+            chosen = _default_planner(client, clock, book)
+        except PriceTableError as exc:  # the user's overlay is broken: record unplanned, priced as errors
+            record_failure("planner", exc)
+            chosen = None
     elif planner is False or planner is None:
         chosen = None
     else:

@@ -10,7 +10,7 @@ Such rows are never counted as $0.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,7 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import BudgetConfigError
+from ..errors import BudgetConfigError, UnknownModelError
+from ..pricing import PriceBook
 from ..reports.columns import ZERO
 from ..reports.frames import annotate, spend, totals
 from .config import BudgetSpec
@@ -31,6 +32,7 @@ __all__ = [
     "build_baseline",
     "check_budgets",
     "load_baseline",
+    "scope_models",
     "select_rows",
     "window_start",
 ]
@@ -103,8 +105,10 @@ def select_rows(
     now: datetime,
     run_since: datetime | None = None,
     run_id: str | None = None,
+    models: Collection[str] | None = None,
 ) -> pd.DataFrame:
-    """The rows of ``frame`` in the budget's window and scope."""
+    """The rows of ``frame`` in the budget's window and scope (``models``: the scope's model names
+    resolved through the price table, see :func:`scope_models`)."""
     if spec.window == "run" and run_since is None and run_id is None:
         raise BudgetConfigError(
             "<command line>", f"{spec.name}.window", "window 'run' needs --since or --run-id to mark the run"
@@ -116,10 +120,23 @@ def select_rows(
     if spec.window == "run" and run_id is not None:
         mask &= frame["tags"].map(lambda tags: _has_tags(tags, {RUN_TAG: run_id})).astype(bool)
     if spec.models:
-        mask &= frame["model"].isin(spec.models)
+        mask &= frame["model"].isin(sorted(models if models is not None else spec.models))
     if spec.tags:
         mask &= frame["tags"].map(lambda tags: _has_tags(tags, spec.tags)).astype(bool)
     return frame[mask]
+
+
+def scope_models(spec: BudgetSpec, book: PriceBook | None = None) -> frozenset[str] | None:
+    """The stored names of the models in ``spec``'s scope (an alias matches its dated id and back).
+
+    :class:`BudgetConfigError` when the scope names a model no price table knows.
+    """
+    if not spec.models:
+        return None
+    try:
+        return (book or PriceBook.default()).resolve_models(spec.models)
+    except UnknownModelError as exc:
+        raise BudgetConfigError(f"budget {spec.name!r}", "model", str(exc)) from exc
 
 
 def _no_usage(rows: pd.DataFrame) -> pd.Series:
@@ -221,8 +238,10 @@ def check_budget(
     now: datetime,
     run_since: datetime | None = None,
     run_id: str | None = None,
+    book: PriceBook | None = None,
 ) -> BudgetResult:
-    rows = annotate(select_rows(frame, spec, now=now, run_since=run_since, run_id=run_id))
+    models = scope_models(spec, book)
+    rows = annotate(select_rows(frame, spec, now=now, run_since=run_since, run_id=run_id, models=models))
     summary = totals(rows)
     no_usage = int(_no_usage(rows).sum()) if len(rows) else 0
     spent = summary["cost_total"] if summary["cost_total"] is not None else ZERO
@@ -240,10 +259,14 @@ def check_budget(
         hit_ratio=summary["hit_ratio"],
         waste_ratio=summary["waste_ratio"],
     )
+    if (spec.models or spec.tags) and not len(rows):
+        also = sorted(models - set(spec.models)) if models else []
+        names = f" (also recorded as {', '.join(also)})" if also else ""
+        result.notes.append(f"scope {spec.scope()}{names} matched no call in the window")
     if result.unpriced_calls:
-        models = sorted(set(rows.loc[~rows["priced"], "model"].astype(str)))
+        unpriced = sorted(set(rows.loc[~rows["priced"], "model"].astype(str)))
         result.failures.append(
-            f"{result.unpriced_calls} call(s) cannot be priced ({', '.join(models)}); "
+            f"{result.unpriced_calls} call(s) cannot be priced ({', '.join(unpriced)}); "
             "they are not counted as $0: add a price overlay (--price-table) and reprice"
         )
     if no_usage:
@@ -270,7 +293,11 @@ def check_budgets(
     now: datetime | None = None,
     run_since: datetime | None = None,
     run_id: str | None = None,
+    book: PriceBook | None = None,
 ) -> list[BudgetResult]:
-    """One :class:`BudgetResult` per budget, in order."""
+    """One :class:`BudgetResult` per budget, in order (model scopes resolved through ``book``)."""
     moment = now or datetime.now(UTC)
-    return [check_budget(frame, spec, now=moment, run_since=run_since, run_id=run_id) for spec in budgets]
+    return [
+        check_budget(frame, spec, now=moment, run_since=run_since, run_id=run_id, book=book)
+        for spec in budgets
+    ]

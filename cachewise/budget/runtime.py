@@ -154,6 +154,8 @@ class RuntimeBudget:
         self.ledger = ledger
         self.name = name
         self.model = model
+        # The scope's stored names (alias <-> dated id); an unknown model raises UnknownModelError.
+        self._models = sorted(PriceBook.default().resolve_model(model)) if model is not None else None
         self.tags = dict(tags or {})
         self.refresh_seconds = refresh_seconds
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -177,7 +179,7 @@ class RuntimeBudget:
         flush = getattr(self.ledger, "flush", None)
         if callable(flush):
             flush()
-        frame = self.ledger.to_frame(since=start, until=now, model=self.model, tags=self.tags or None)
+        frame = self.ledger.to_frame(since=start, until=now, model=self._models, tags=self.tags or None)
         bad = unpriced_mask(frame)
         self._ledger_unpriced = int(bad.sum())
         self._ledger_spent = sum(frame.loc[~bad, "cost_total"].tolist(), ZERO)
@@ -233,7 +235,7 @@ class RuntimeBudget:
 
     def record(self, record: CallRecord) -> None:
         """Count a call that was made (its cost, or unpriced when it has none)."""
-        if self.model is not None and record.model != self.model:
+        if self._models is not None and record.model not in self._models:
             return
         if any(record.tags.get(k) != v for k, v in self.tags.items()):
             return

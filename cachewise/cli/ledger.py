@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from ..errors import CachewiseError
+from ..errors import CachewiseError, UnknownModelError
 from ..ledger import Ledger
 from ..ledger.reprice import load_book
 
@@ -160,13 +160,18 @@ def reprice(
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
         tags[key] = value
+    book = load_book(table, base)  # a PriceTableError exits 2 (cachewise.cli)
+    try:
+        names = sorted(book.resolve_models(models)) if models else None
+    except UnknownModelError as exc:
+        raise click.BadParameter(str(exc), param_hint="--model") from exc
     led = open_ledger(ctx, create=False)
     try:
         frame = led.reprice(
-            load_book(table, base),
+            book,
             since=_parse_time(since, "--since"),
             until=_parse_time(until, "--until"),
-            model=list(models) or None,
+            model=names,
             tags=tags or None,
             store=store,
         )
@@ -184,6 +189,8 @@ def reprice(
         "unpriced_repriced": int(frame["repriced_cost_total"].isna().sum()),
     }
     _echo_json(summary)
+    if models and not len(frame):
+        click.echo(f"note: --model {', '.join(models)} matched no call", err=True)
     if out is not None:
         frame.to_csv(out, index=False)
         click.echo(f"wrote {len(frame)} rows to {out}", err=True)

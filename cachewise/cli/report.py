@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import LedgerError
+from ..errors import LedgerError, UnknownModelError
+from ..pricing import PriceBook
 from ..reports.render import FORMATS, build_report, render
 from ..reports.source import load_frame
 from ..reports.window import parse_when
@@ -22,6 +23,16 @@ def _when(value: str | None, option: str, now: datetime) -> datetime | None:
         return parse_when(value, now)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from exc
+
+
+def _model_names(model: str | None) -> list[str] | None:
+    """Every name ``--model`` is stored under (an alias matches its dated id and back)."""
+    if model is None:
+        return None
+    try:
+        return sorted(PriceBook.default().resolve_model(model))
+    except UnknownModelError as exc:
+        raise click.BadParameter(str(exc), param_hint="--model") from exc
 
 
 @click.command()
@@ -76,10 +87,13 @@ def report(
         if not sep or not key:
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--tag")
         tags[key] = value
+    names = _model_names(model)
     try:
-        frame = load_frame(db, since=start, until=end, model=model, tags=tags or None)
+        frame = load_frame(db, since=start, until=end, model=names, tags=tags or None)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
+    if model is not None and not len(frame):
+        click.echo(f"note: --model {model} matched no call in the window", err=True)
     try:
         result = build_report(frame, by, top=top, calls=calls, since=start, until=end)
     except ValueError as exc:

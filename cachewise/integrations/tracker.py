@@ -32,7 +32,7 @@ from ..ledger import Ledger
 from ..ledger.record import Breakpoint, CallRecord
 from ..pricing import Modifiers, PriceBook
 from ..tags import current as current_tags
-from ..usage import Usage
+from ..usage import Usage, UsageReading
 from .failopen import guarded, swallow
 from .sse import SSETap
 
@@ -254,10 +254,9 @@ class CallTracker:
                 prepared, request_id, _error_type(payload) or f"http_{status}", latency, "messages"
             )
             return
-        usage = Usage.from_api(payload.get("usage"))
         self._record(
             prepared,
-            usage=usage,
+            usage=Usage.read(payload.get("usage")),
             request_id=str(request_id or payload.get("id") or f"local_{uuid.uuid4().hex}"),
             message_id=payload.get("id"),
             model=str(payload.get("model") or prepared.model),
@@ -300,7 +299,7 @@ class CallTracker:
         self,
         prepared: Prepared,
         *,
-        usage: Usage,
+        usage: Usage | UsageReading,
         request_id: str,
         message_id: str | None,
         model: str,
@@ -331,10 +330,13 @@ class CallTracker:
             tags=prepared.tags,
         )
         self._emit(record)
-        if self.planner is not None and prepared.plan is not None and not incomplete:
+        reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)
+        if self.planner is not None and prepared.plan is not None and not incomplete and reading.trusted:
             planner = self.planner
             guarded(
-                "planner observe", lambda: planner.observe(prepared.plan, usage, prepared.started_at), None
+                "planner observe",
+                lambda: planner.observe(prepared.plan, reading.usage, prepared.started_at),
+                None,
             )
 
     def _emit(self, record: CallRecord) -> None:
@@ -385,7 +387,7 @@ class CallTracker:
             return
         message = result.get("message") or {}
         record = CallRecord.priced(
-            usage=Usage.from_api(message.get("usage")),
+            usage=Usage.read(message.get("usage")),
             model=str(message.get("model") or "unknown"),
             started_at=started_at,
             request_id=key,
@@ -442,7 +444,7 @@ class StreamRecorder:
         incomplete = not stream.complete or tap.error_type is not None or error is not None
         tracker._record(
             prepared,
-            usage=stream.usage,
+            usage=stream.reading,
             request_id=str(self.request_id or stream.message_id or f"local_{uuid.uuid4().hex}"),
             message_id=stream.message_id,
             model=str(stream.model or prepared.model),

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from ..errors import PricingError
 from ..pricing import AppliedRates, Cost, Modifiers, PriceBook, price
 from ..tags import current as current_tags
-from ..usage import Usage
+from ..usage import Usage, UsageReading
 from .privacy import redact
 from .schema import COST_COLUMNS
 from .types import money_text
@@ -176,7 +176,7 @@ class CallRecord:
     def priced(
         cls,
         *,
-        usage: Usage,
+        usage: Usage | UsageReading,
         model: str,
         started_at: datetime,
         request_id: str,
@@ -188,37 +188,53 @@ class CallRecord:
         """A record priced with ``book`` (default: :meth:`PriceBook.default`) at ``started_at``.
 
         A :class:`~cachewise.errors.PricingError` is stored as ``cost_error``; costs stay ``None``.
-        ``service_tier``, ``speed`` and ``inference_geo`` come from the usage, else the modifiers.
+        ``usage`` may be a :class:`~cachewise.usage.UsageReading`: one that cannot be trusted is
+        never priced (``cost_error`` names the field and value, ``raw_usage`` keeps what was
+        received), so the call counts as unpriced, never as $0. ``service_tier``, ``speed`` and
+        ``inference_geo`` come from the usage, else the modifiers; a request for fast mode after
+        the model's fast mode ended, whose usage reports no speed, is recorded as ``standard``.
         """
+        reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)
+        used_usage = reading.usage
         mods = modifiers or Modifiers()
-        rest.setdefault("service_tier", usage.service_tier)
-        rest.setdefault("speed", usage.speed or mods.speed)
-        rest.setdefault("inference_geo", usage.inference_geo or mods.inference_geo)
-        if mods.batch or usage.service_tier == "batch":
+        rest.setdefault("service_tier", used_usage.service_tier)
+        rest.setdefault("inference_geo", used_usage.inference_geo or mods.inference_geo)
+        if mods.batch or used_usage.service_tier == "batch":
             rest.setdefault("endpoint", "batch")
+        rest.setdefault("raw_usage", reading.raw)
         points = tuple(Breakpoint.coerce(b) for b in breakpoints)
+        speed = used_usage.speed or mods.speed
+        common: dict[str, Any] = {
+            "request_id": request_id,
+            "model": model,
+            "started_at": started_at,
+            "usage": used_usage,
+            "breakpoints": points,
+        }
+        if not reading.trusted:
+            rest.setdefault("speed", speed)
+            return cls(**common, cost_error=reading.cost_error, **rest)
         try:
             used = book if book is not None else PriceBook.default()
-            cost = price(used, usage, model, started_at, mods)
+            cost = price(used, used_usage, model, started_at, mods)
         except PricingError as exc:
+            rest.setdefault("speed", speed)
             return cls(
-                request_id=request_id,
-                model=model,
-                started_at=started_at,
-                usage=usage,
-                breakpoints=points,
+                **common,
                 cost_error=str(exc),
                 price_table_version=book.version if book is not None else None,
                 **rest,
             )
+        if speed == "fast" and not cost.rates.fast:
+            speed = "standard"  # fast mode had ended: the API ran it at standard speed and price
+        rest.setdefault("speed", speed)
+        rates = rates_dict(cost.rates)
+        if used_usage.notes:
+            rates["uncertain"] = [*rates.get("uncertain", []), *used_usage.notes]
         return cls(
-            request_id=request_id,
-            model=model,
-            started_at=started_at,
-            usage=usage,
-            breakpoints=points,
+            **common,
             cost=CostBreakdown.from_cost(cost),
-            rates=rates_dict(cost.rates),
+            rates=rates,
             price_table_version=cost.rates.table_version,
             **rest,
         )

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 from sqlalchemy import Connection
 
-from ..errors import PricingError
+from ..errors import PriceTableError, PricingError
 from ..pricing import PriceBook, price
+from ..pricing.book import read_table_file
 from .record import CallRecord, rates_dict
 from .schema import COST_COLUMNS, reprices
 from .store import insert_for
@@ -47,8 +47,8 @@ def load_book(table: PriceBook | str | Path, base: str | Path | None = None) -> 
         return table
     path = Path(table)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_table_file(path)
+    except PriceTableError:
         data = None  # PriceBook.load reports the problem with the path and field
     if isinstance(data, dict) and data.get("overlay"):
         return PriceBook.load(path, base=base)

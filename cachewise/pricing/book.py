@@ -9,6 +9,7 @@ table version(s) it used, so a ledger can store them.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +25,17 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ModifierNotAvailable, NoPriceError, PriceTableError, UnknownModelError
-from .schema import FastPeriod, LongContextTier, MinCachePeriod, ModelEntry, PriceTable, Rates
+from .schema import (
+    FastPeriod,
+    LongContextTier,
+    MinCachePeriod,
+    ModelEntry,
+    OverlayFile,
+    PriceTable,
+    Rates,
+)
 
-__all__ = ["AppliedRates", "MinCache", "PriceBook", "default_table_path", "to_utc"]
+__all__ = ["AppliedRates", "MinCache", "PriceBook", "default_table_path", "read_table_file", "to_utc"]
 
 ENV_OVERLAY = "CACHEWISE_PRICE_TABLE"
 _ONE = Decimal(1)
@@ -81,21 +90,43 @@ class AppliedRates:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def _read_yaml(path: Path) -> Any:
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without implicit dates: ``2026-02-30`` stays text, so the schema reports it with its path."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_table_file(path: Path) -> Any:
+    """The parsed YAML of a price file; :class:`PriceTableError` if it cannot be read or parsed."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise PriceTableError(path, "<file>", f"cannot read: {exc.strerror or exc}") from exc
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PriceTableError(
+            path, "<file>", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except (yaml.YAMLError, ValueError) as exc:
         raise PriceTableError(path, "<yaml>", f"not valid YAML: {exc}") from exc
 
 
-def _validation_error(path: Path, exc: ValidationError, data: Any) -> PriceTableError:
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _validation_error(path: Path, exc: ValidationError, data: Any, prefix: str = "") -> PriceTableError:
     first = exc.errors()[0]
     loc = list(first["loc"])
-    parts: list[str] = []
+    parts: list[str] = [prefix] if prefix else []
     node: Any = data
     for item in loc:
         if isinstance(item, int):
@@ -110,7 +141,8 @@ def _validation_error(path: Path, exc: ValidationError, data: Any) -> PriceTable
             node = node[item]
         except (KeyError, IndexError, TypeError):
             node = None
-    return PriceTableError(path, ".".join(parts) or "<root>", str(first["msg"]))
+    value = None if first["type"] == "missing" else _shown(first.get("input"))
+    return PriceTableError(path, ".".join(parts) or "<root>", str(first["msg"]), value)
 
 
 def _check_dates(path: Path, where: str, entries: Sequence[Any], *, ranged: bool) -> None:
@@ -144,19 +176,49 @@ def _check_model(path: Path, index: int, model: ModelEntry) -> None:
         raise PriceTableError(path, f"{where}.min_cache_tokens", "every model needs a minimum length")
 
 
-def _merge_overlay(base: dict[str, dict[str, Any]], overlay: Any, path: Path) -> None:
-    if not isinstance(overlay, list):
-        raise PriceTableError(path, "models", "expected a list of model entries")
-    for index, entry in enumerate(overlay):
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
-            raise PriceTableError(path, f"models[{index}].id", "every overlay entry needs an id")
-        model_id = entry["id"]
-        if model_id in base:
-            merged = dict(base[model_id])
-            merged.update(entry)
-            base[model_id] = merged
-        else:
-            base[model_id] = dict(entry)
+def _read_overlay(path: Path) -> OverlayFile:
+    data = read_table_file(path)
+    if not isinstance(data, Mapping):
+        raise PriceTableError(
+            path, "<root>", "an overlay is a mapping with 'version' and 'models'", _shown(data)
+        )
+    try:
+        return OverlayFile.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, exc, data) from exc
+
+
+def _merge_overlay(
+    base: dict[str, dict[str, Any]], overlay: OverlayFile, path: Path, origin: dict[str, str]
+) -> None:
+    """Lay the overlay's entries over ``base``, checking each one where it was written."""
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(overlay.models):
+        model_id = entry.get("id")
+        if not isinstance(model_id, str) or not model_id:
+            raise PriceTableError(
+                path,
+                f"models[{index}].id",
+                "every overlay entry needs an id (a model name)",
+                _shown(model_id),
+            )
+        where = f"models[{index}]({model_id})"
+        if model_id in seen:
+            raise PriceTableError(
+                path,
+                f"{where}.id",
+                f"listed twice in this file (also models[{seen[model_id]}])",
+                _shown(model_id),
+            )
+        seen[model_id] = index
+        merged = {**base[model_id], **entry} if model_id in base else dict(entry)
+        try:
+            model = ModelEntry.model_validate(merged)
+        except ValidationError as exc:
+            raise _validation_error(path, exc, merged, where) from exc
+        _check_model(path, index, model)
+        base[model_id] = merged
+        origin[model_id] = f"{path}: {where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,37 +253,52 @@ class PriceBook:
 
     @classmethod
     def load(cls, *overlays: str | Path, base: str | Path | None = None) -> PriceBook:
-        """Load the shipped table (or ``base``), then each overlay in order."""
+        """Load the shipped table (or ``base``), then each overlay in order.
+
+        Every file is checked strictly (unknown keys, schema version, currency, types, dates, a
+        model listed twice); the first problem raises :class:`PriceTableError` naming the file,
+        the field path and the value.
+        """
         base_path = Path(base) if base is not None else default_table_path()
-        raw = _read_yaml(base_path)
+        raw = read_table_file(base_path)
         if not isinstance(raw, Mapping):
-            raise PriceTableError(base_path, "<root>", "expected a mapping with 'version' and 'models'")
-        cls._validate(base_path, raw)
-        layers = [_Layer(base_path, str(raw.get("version")))]
-        models: dict[str, dict[str, Any]] = {}
+            raise PriceTableError(
+                base_path, "<root>", "expected a mapping with 'version' and 'models'", _shown(raw)
+            )
         for index, entry in enumerate(raw.get("models") or []):
             model_id = entry.get("id") if isinstance(entry, Mapping) else None
-            if model_id in models:
-                raise PriceTableError(base_path, f"models[{index}].id", f"duplicate model id {model_id!r}")
-            models[str(model_id)] = dict(entry)
+            earlier = [
+                i
+                for i, e in enumerate(raw["models"][:index])
+                if isinstance(e, Mapping) and e.get("id") == model_id
+            ]
+            if model_id is not None and earlier:
+                raise PriceTableError(
+                    base_path,
+                    f"models[{index}]({model_id}).id",
+                    f"listed twice in this file (also models[{earlier[0]}])",
+                    _shown(model_id),
+                )
+        cls._validate(base_path, raw)
+        layers = [_Layer(base_path, str(raw.get("version")))]
+        models: dict[str, dict[str, Any]] = {str(e["id"]): dict(e) for e in raw.get("models") or []}
+        origin: dict[str, str] = {}
         server_tools: list[Any] = list(raw.get("server_tools") or [])
         for overlay in overlays:
             path = Path(overlay)
-            data = _read_yaml(path)
-            if not isinstance(data, Mapping) or not data.get("version"):
-                raise PriceTableError(path, "version", "an overlay needs a 'version' so costs can record it")
-            _merge_overlay(models, data.get("models") or [], path)
-            if data.get("server_tools"):
-                server_tools = list(data["server_tools"])
-            layers.append(_Layer(path, str(data["version"])))
+            data = _read_overlay(path)
+            _merge_overlay(models, data, path, origin)
+            if data.server_tools:
+                server_tools = [tool.model_dump(by_alias=True) for tool in data.server_tools]
+            layers.append(_Layer(path, data.version))
         merged = dict(raw)
         merged["models"] = list(models.values())
         merged["server_tools"] = server_tools
-        table = cls._validate(layers[-1].path if overlays else base_path, merged)
+        table = cls._validate(layers[-1].path if overlays else base_path, merged, origin)
         return cls(table, layers)
 
     @staticmethod
-    def _validate(path: Path, data: Mapping[str, Any]) -> PriceTable:
+    def _validate(path: Path, data: Mapping[str, Any], origin: Mapping[str, str] | None = None) -> PriceTable:
         try:
             table = PriceTable.model_validate(data)
         except ValidationError as exc:
@@ -231,8 +308,13 @@ class PriceBook:
             _check_model(path, index, model)
             for name in (model.id, *model.aliases, *model.bedrock_ids, *model.vertex_ids):
                 if seen.get(name, model.id) != model.id:
+                    where = (origin or {}).get(model.id)
                     raise PriceTableError(
-                        path, f"models[{index}]({model.id})", f"name {name!r} is also used by {seen[name]}"
+                        path,
+                        f"models[{index}]({model.id})",
+                        f"name {name!r} is also used by {seen[name]}"
+                        + (f" (set in {where})" if where else ""),
+                        _shown(name),
                     )
                 seen[name] = model.id
         _check_dates(path, "server_tools", table.server_tools, ranged=False)
@@ -240,8 +322,14 @@ class PriceBook:
 
     @classmethod
     def default(cls) -> PriceBook:
-        """The shipped table plus the overlay named by ``CACHEWISE_PRICE_TABLE``, if set (cached)."""
-        return _default_book(os.environ.get(ENV_OVERLAY) or None)
+        """The shipped table plus the overlay named by ``CACHEWISE_PRICE_TABLE``, if set (cached).
+
+        A broken file raises :class:`PriceTableError` (each time, without re-reading it).
+        """
+        found = _default_book(os.environ.get(ENV_OVERLAY) or None)
+        if isinstance(found, PriceTableError):
+            raise PriceTableError(found.path, found.field, found.problem, found.value) from found
+        return found
 
     # -- models ------------------------------------------------------------------------------
 
@@ -263,6 +351,37 @@ class PriceBook:
         if found is None:
             raise UnknownModelError(model, [str(layer.path) for layer in self._layers])
         return found
+
+    def resolve_model(self, name: str) -> frozenset[str]:
+        """Every name the model called ``name`` is stored under: its id, aliases, Bedrock and Vertex names.
+
+        ``claude-sonnet-4-5`` and ``claude-sonnet-4-5-20250929`` give the same set, so a filter
+        written either way matches calls recorded under either. :class:`UnknownModelError` if
+        no loaded table knows the name.
+        """
+        entry = self.resolve(name)
+        names = {entry.id, *entry.aliases, *entry.bedrock_ids, *entry.vertex_ids}
+        names |= {f"anthropic.{n}" for n in entry.bedrock_ids if not n.startswith("anthropic.")}
+        return frozenset(names)
+
+    def resolve_models(self, names: Iterable[str]) -> frozenset[str]:
+        """Every stored name of every model in ``names`` (a budget scope, a report or reprice filter).
+
+        :class:`UnknownModelError` names the first that no loaded table knows: a scope that
+        names no known model is a mistake, not a filter that quietly matches nothing.
+        """
+        found: set[str] = set()
+        for name in names:
+            found |= self.resolve_model(name)
+        return frozenset(found)
+
+    def fast_mode_ended(self, model: str, at: datetime) -> bool:
+        """True when ``model`` had fast mode and every fast period ended on or before ``at``'s UTC date."""
+        entry = self.resolve(model)
+        if not entry.fast:
+            return False
+        day = to_utc(at).date()
+        return all(period.until is not None and period.until <= day for period in entry.fast)
 
     def min_cache_tokens(self, model: str, at: datetime) -> MinCache:
         entry = self.resolve(model)
@@ -364,5 +483,8 @@ class PriceBook:
 
 
 @cache
-def _default_book(overlay: str | None) -> PriceBook:
-    return PriceBook.load(*([overlay] if overlay else []))
+def _default_book(overlay: str | None) -> PriceBook | PriceTableError:
+    try:
+        return PriceBook.load(*([overlay] if overlay else []))
+    except PriceTableError as exc:  # remembered too: a broken overlay is not re-read on every call
+        return exc

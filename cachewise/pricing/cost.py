@@ -5,6 +5,8 @@ Exact ``Decimal`` arithmetic, nothing rounded; round only when displaying.
 * Tier: chosen by input + cache read + cache write tokens, applied to every component.
 * Modifiers: batch (×0.5) and US residency (×1.1) multiply every token component;
   fast mode replaces input and output, cache components keep their ratio to input.
+  A fast request after the model's fast mode ended, whose usage reports no speed, is
+  priced at the standard rates (the API runs it at standard speed, without error).
 * Counterfactual: every cached token (read or written) billed as plain input at the
   same tier and modifiers; output and server tools unchanged.
 * Savings = counterfactual − actual; negative when writes were never read back.
@@ -98,6 +100,10 @@ def price(
 ) -> Cost:
     """Cost of ``usage`` on ``model`` at the UTC time ``at``; raises a ``PricingError`` when it cannot."""
     batch, fast, us = (modifiers or Modifiers()).resolve(usage)
+    if fast and usage.speed != "fast" and book.fast_mode_ended(model, at):
+        # Asked for fast mode after the model's fast mode ended, and the usage does not say it
+        # ran fast: the API runs such requests at standard speed and price (docs/pricing.md).
+        fast = False
     rates = book.rates(model, at, prompt_tokens=usage.prompt_tokens, batch=batch, fast=fast, us_residency=us)
     if (usage.web_search_requests or usage.code_execution_hours) and not (
         rates.web_search_per_1k or rates.code_execution_per_hour

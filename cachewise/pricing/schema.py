@@ -18,23 +18,26 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SCHEMA_VERSION",
     "FastPeriod",
     "FastTier",
     "LongContextTier",
     "MinCachePeriod",
     "ModelEntry",
     "MultiplierPeriod",
+    "OverlayFile",
     "PricePeriod",
     "PriceTable",
     "Rates",
     "ServerToolPeriod",
 ]
 
+SCHEMA_VERSION = 1
 Price = Annotated[Decimal, Field(ge=0, description="USD per million tokens")]
 
 
@@ -135,6 +138,21 @@ class PriceTable(_Strict):
     overlay: bool = Field(default=False, description="true for a user file laid over the shipped table")
     server_tools: list[ServerToolPeriod] = Field(default_factory=list)
     models: list[ModelEntry] = Field(default_factory=list)
+
+
+class OverlayFile(_Strict):
+    """The top level of a user overlay: the same keys as :class:`PriceTable`, strictly checked.
+
+    Each entry of ``models`` needs an ``id``; it is checked as a :class:`ModelEntry` once laid
+    over the entry it replaces (or on its own, for a new model).
+    """
+
+    schema_version: Literal[1] = 1
+    version: str = Field(min_length=1, description="version of this overlay, recorded on every cost")
+    currency: Literal["USD"] = "USD"
+    overlay: bool = True
+    server_tools: list[ServerToolPeriod] | None = None
+    models: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def json_schema() -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 
 import pytest
 from anthropic.types import Usage as SDKUsage
 from hypothesis import given
 
-from cachewise import StreamUsage, Usage, UsageError
+from cachewise import PriceBook, StreamUsage, Usage, UsageError
+from cachewise.usage import MAX_TOKEN_COUNT
 from tests.strategies import token_counts as counts
 
 
@@ -75,9 +77,10 @@ def test_from_sdk_model() -> None:
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"input_tokens": -1}, "input_tokens"),
-        ({"input_tokens": "12"}, "input_tokens"),
-        ({"output_tokens": 1.5}, "output_tokens"),
+        ({"input_tokens": -1, "output_tokens": 1}, "input_tokens"),
+        ({"input_tokens": "12", "output_tokens": 1}, "input_tokens"),
+        ({"input_tokens": 1, "output_tokens": 1.5}, "output_tokens"),
+        ({"input_tokens": 1, "output_tokens": True}, "output_tokens"),
     ],
 )
 def test_bad_usage_names_the_field(payload: dict[str, object], field: str) -> None:
@@ -144,3 +147,106 @@ def test_round_trip_and_additivity(a: int, b: int, c: int, d: int, e: int) -> No
     doubled = usage + usage
     assert doubled.prompt_tokens == 2 * usage.prompt_tokens
     assert doubled.code_execution_hours == D(0)
+
+
+def test_read_never_raises_and_names_every_problem() -> None:
+    reading = Usage.read({"input_tokens": -5, "output_tokens": "7", "cache_read_input_tokens": 4})
+    assert not reading.trusted
+    assert reading.cost_error == (
+        "usage.input_tokens is -5: a token count must be a non-negative integer; "
+        'usage.output_tokens is "7": a token count must be a non-negative integer'
+    )
+    assert reading.usage == Usage(cache_read_input_tokens=4)  # valid counts kept, bad ones read as 0
+    assert json.loads(reading.raw or "") == {
+        "input_tokens": -5,
+        "output_tokens": "7",
+        "cache_read_input_tokens": 4,
+    }
+
+
+def test_a_trusted_reading_keeps_no_raw_copy() -> None:
+    reading = Usage.read({"input_tokens": 5, "output_tokens": 7, "cache_read_input_tokens": None})
+    assert reading.trusted and reading.raw is None and reading.cost_error is None
+    assert reading.usage == Usage(input_tokens=5, output_tokens=7)
+
+
+@pytest.mark.parametrize("value", [MAX_TOKEN_COUNT + 1, 2**63, 10**40])
+def test_absurdly_large_counts_are_untrusted(value: int) -> None:
+    reading = Usage.read({"input_tokens": 1, "output_tokens": value})
+    assert reading.problem is not None and reading.problem.field == "output_tokens"
+    assert f"above {MAX_TOKEN_COUNT:,}" in str(reading.problem)
+    assert Usage.read({"input_tokens": 1, "output_tokens": MAX_TOKEN_COUNT}).trusted
+
+
+def test_the_bound_stays_above_every_context_window_with_margin() -> None:
+    largest = max(m.context_window or 0 for m in PriceBook.default().models())
+    assert largest > 0
+    assert 1000 * largest <= MAX_TOKEN_COUNT
+    assert MAX_TOKEN_COUNT < 2**63
+
+
+def test_non_string_tier_is_untrusted() -> None:
+    reading = Usage.read({"input_tokens": 1, "output_tokens": 1, "service_tier": 3})
+    assert reading.cost_error == "usage.service_tier is 3: expected a string"
+
+
+def test_stream_feed_never_raises_on_bad_shapes() -> None:
+    stream = StreamUsage()
+    stream.feed({"type": "message_start", "message": {"id": "m", "model": "x", "usage": "oops"}})
+    stream.feed({"type": "message_delta", "usage": {"output_tokens": 2}})
+    stream.feed({"type": "message_stop"})
+    reading = stream.reading
+    assert not reading.trusted
+    assert 'usage is "oops": expected an object' in (reading.cost_error or "")
+    with pytest.raises(UsageError):
+        _ = stream.usage
+
+
+def test_compaction_iterations_are_added_and_noted() -> None:
+    payload = {
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 0,
+        "iterations": [
+            {
+                "type": "compaction",
+                "input_tokens": 2000,
+                "output_tokens": 300,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            },
+            {
+                "type": "message",
+                "input_tokens": 100,
+                "output_tokens": 50,
+                "cache_read_input_tokens": 1000,
+                "cache_creation_input_tokens": 0,
+            },
+        ],
+    }
+    reading = Usage.read(payload)
+    assert reading.trusted
+    usage = reading.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (2100, 350, 1000)
+    assert usage.notes and "1 compaction iteration(s), 2300 tokens" in usage.notes[0]
+    assert json.loads(reading.raw or "")["iterations"][0]["type"] == "compaction"
+
+
+def test_bad_iteration_counts_are_untrusted() -> None:
+    reading = Usage.read(
+        {"input_tokens": 1, "output_tokens": 1, "iterations": [{"type": "compaction", "input_tokens": -1}]}
+    )
+    assert "usage.iterations[0].input_tokens is -1" in (reading.cost_error or "")
+
+
+def test_a_billed_reply_needs_its_usage_and_both_required_counts() -> None:
+    assert Usage.read(None).cost_error == "usage is missing: a billed reply must report its usage"
+    missing = Usage.read({"output_tokens": 1})
+    assert missing.problem is not None and missing.problem.field == "input_tokens"
+    assert missing.problem.value == "missing"
+    null = Usage.read({"input_tokens": 1, "output_tokens": None})
+    assert null.cost_error == "usage.output_tokens is null: a billed reply must report this count"
+    # outside a billed reply (the planner, tests) a partial usage reads missing counts as 0
+    assert Usage.from_api({"input_tokens": 2600}) == Usage(input_tokens=2600)
+    assert Usage.from_api(None) == Usage()

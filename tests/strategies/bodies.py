@@ -181,8 +181,9 @@ def history(draw: st.DrawFn) -> list[tuple[float, bool]]:
 
 # -- token counts -------------------------------------------------------------------------------
 
-token_counts = st.integers(min_value=0, max_value=10**9)
-"""Any token count a usage object may carry."""
+token_counts = st.integers(min_value=0, max_value=5 * 10**8)
+"""A token count a usage object may carry: half of ``cachewise.usage.MAX_TOKEN_COUNT`` (10^9), so
+the 5m and 1h writes summed stay a trusted total."""
 
 request_token_counts = st.integers(min_value=0, max_value=2_000_000)
 """Tokens of one kind in one request (up to past the largest context window)."""
