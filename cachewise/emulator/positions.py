@@ -35,13 +35,17 @@ from .tokenizer import count_json, count_payload, count_text
 
 __all__ = [
     "BLOCK_OVERHEAD",
+    "DEFAULT_RUN_MARKERS",
     "MAX_MARKERS",
     "MESSAGE_OVERHEAD",
+    "RUN_MARKERS",
     "TAIL_OVERHEAD",
     "TOOL_OVERHEAD",
+    "Cut",
     "Layout",
     "Marker",
     "Position",
+    "RunMarkers",
     "layout",
 ]
 
@@ -65,6 +69,48 @@ class Marker:
     ttl: Ttl
     path: str
     auto: bool = False
+
+
+RunMarkers = Literal["block", "run_end"]
+RUN_MARKERS: tuple[RunMarkers, ...] = ("block", "run_end")
+DEFAULT_RUN_MARKERS: RunMarkers = "block"
+
+
+@dataclass(slots=True)
+class Cut:
+    """A place a cached prefix can end: one block, or (``run_end``) one whole position.
+
+    With ``run_markers="block"`` every block of a ``tool_use``/``tool_result`` run is a cut
+    of its own (a marker writes the prefix ending at its block); with ``"run_end"`` a run
+    is a single cut and its markers take effect at its end. ``position`` is the index of
+    the position the cut belongs to: the lookback counts positions, not cuts.
+    """
+
+    seq: int
+    position: int
+    path: str
+    end: int = 0
+    digest: bytes = b""
+    markers: list[Marker] = field(default_factory=list)
+    eligible: bool = True
+
+    @property
+    def ttl(self) -> Ttl | None:
+        """The TTL this cut writes with: 1h if any marker on it says 1h, else 5m; None if unmarked."""
+        if not self.markers:
+            return None
+        return "1h" if any(m.ttl == "1h" for m in self.markers) else "5m"
+
+
+@dataclass(slots=True)
+class _Part:
+    """One block of a position, before hashing: its path, tokens, bytes, markers."""
+
+    path: str
+    tokens: int
+    data: bytes
+    markers: list[Marker]
+    eligible: bool
 
 
 @dataclass(slots=True)
@@ -96,6 +142,8 @@ class Layout:
     positions: tuple[Position, ...]
     total_tokens: int
     marker_count: int
+    cuts: tuple[Cut, ...] = ()
+    run_markers: RunMarkers = DEFAULT_RUN_MARKERS
 
     @property
     def marked(self) -> list[Position]:
@@ -316,9 +364,9 @@ def _require_block(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, bytes]]:
-    """Positions with their own canonical bytes (level salts are added by the caller)."""
-    out: list[tuple[Position, bytes]] = []
+def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, list[_Part]]]:
+    """Positions with their blocks' canonical bytes (level salts are added by the caller)."""
+    out: list[tuple[Position, list[_Part]]] = []
 
     def add(
         level: Literal["tools", "system", "messages"],
@@ -328,7 +376,8 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, bytes]]:
         markers: list[Marker],
         eligible: bool,
     ) -> None:
-        out.append((Position(len(out), level, path, tokens, markers=markers, eligible=eligible), data))
+        part = _Part(path, tokens, data, list(markers), eligible)
+        out.append((Position(len(out), level, path, tokens, markers=markers, eligible=eligible), [part]))
 
     tools = body.get("tools")
     if tools is not None:
@@ -398,91 +447,156 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, bytes]]:
                         and blocks[run_end].get("type") == kind
                     ):
                         run_end += 1
-                tokens = 0
-                data = header if j == 0 else b""
-                markers: list[Marker] = []
-                eligible = False
+                parts: list[_Part] = []
                 for k in range(j, run_end):
-                    sub = _require_block(blocks[k], f"{mpath}.content.{k}")
-                    tokens += _block_tokens(sub)
-                    data += _canonical(_strip(sub))
-                    markers.extend(_block_markers(sub, f"{mpath}.content.{k}"))
-                    eligible = eligible or _eligible(sub)
-                add("messages", path, tokens, data, markers, eligible)
+                    sub_path = f"{mpath}.content.{k}"
+                    sub = _require_block(blocks[k], sub_path)
+                    data = (header if k == 0 else b"") + _canonical(_strip(sub))
+                    parts.append(
+                        _Part(
+                            sub_path, _block_tokens(sub), data, _block_markers(sub, sub_path), _eligible(sub)
+                        )
+                    )
+                position = Position(
+                    len(out),
+                    "messages",
+                    path,
+                    sum(part.tokens for part in parts),
+                    markers=[m for part in parts for m in part.markers],
+                    eligible=any(part.eligible for part in parts),
+                )
+                out.append((position, parts))
                 j = run_end
         if len(out) == first:
             raise invalid(f"{mpath}.content: messages must have non-empty content")
         out[first][0].tokens += MESSAGE_OVERHEAD
+        out[first][1][0].tokens += MESSAGE_OVERHEAD
     return out
 
 
-def _place_auto(positions: Sequence[Position], ttl: Ttl) -> bool:
-    """Put the top-level marker on the last eligible position; return whether it takes a slot."""
-    for position in reversed(positions):
-        if not position.eligible:
-            continue  # walk back past thinking / empty blocks (api-sheet §1.3)
-        existing = position.ttl
-        if existing is not None:
-            if existing != ttl:
-                raise auto_ttl_conflict(position.path, existing, ttl)
-            return False  # same TTL already there: a no-op, no extra slot (api-sheet §1.3, inferred)
-        position.markers.append(Marker(ttl, position.path, auto=True))
-        return True
-    return False  # nothing eligible: caching is skipped
+def _per_block(parts: Sequence[_Part], run_markers: RunMarkers) -> bool:
+    return run_markers == "block" and len(parts) > 1
 
 
-def layout(body: Mapping[str, Any], model: str) -> Layout:
-    """Validate the cache-relevant parts of a Messages body and lay it out as positions."""
+def _cuts(raw: Sequence[tuple[Position, list[_Part]]], run_markers: RunMarkers) -> list[Cut]:
+    """The cuts of a layout: one per block of a run (``block``), else one per position."""
+    cuts: list[Cut] = []
+    for position, parts in raw:
+        if _per_block(parts, run_markers):
+            for part in parts:
+                cuts.append(
+                    Cut(
+                        len(cuts),
+                        position.index,
+                        part.path,
+                        markers=list(part.markers),
+                        eligible=part.eligible,
+                    )
+                )
+        else:
+            cuts.append(
+                Cut(
+                    len(cuts),
+                    position.index,
+                    position.path,
+                    markers=list(position.markers),
+                    eligible=position.eligible,
+                )
+            )
+    return cuts
+
+
+def _last_eligible(cuts: Sequence[Cut]) -> Cut | None:
+    # Walk back past thinking / empty blocks (api-sheet §1.3).
+    return next((cut for cut in reversed(cuts) if cut.eligible), None)
+
+
+def _place_auto(cuts: Sequence[Cut], positions: Sequence[Position], ttl: Ttl) -> bool:
+    """Put the top-level marker on the last eligible cut; return whether it takes a slot."""
+    cut = _last_eligible(cuts)
+    if cut is None:
+        return False  # nothing eligible: caching is skipped
+    existing = cut.ttl
+    if existing is not None:
+        if existing != ttl:
+            raise auto_ttl_conflict(cut.path, existing, ttl)
+        return False  # same TTL already there: a no-op, no extra slot (api-sheet §1.3, inferred)
+    marker = Marker(ttl, cut.path, auto=True)
+    cut.markers.append(marker)
+    positions[cut.position].markers.append(marker)
+    return True
+
+
+def layout(body: Mapping[str, Any], model: str, *, run_markers: RunMarkers = DEFAULT_RUN_MARKERS) -> Layout:
+    """Validate the cache-relevant parts of a Messages body and lay it out as positions.
+
+    ``run_markers`` says where a marker inside a ``tool_use``/``tool_result`` run writes:
+    at its own block (``"block"``) or at the end of the run (``"run_end"``); see
+    docs/emulator.md, "Markers inside a run".
+    """
     raw = _raw_positions(body)
     positions = [p for p, _ in raw]
+    cuts = _cuts(raw, run_markers)
     explicit = sum(len(p.markers) for p in positions)
     auto = body.get("cache_control")
     takes_slot = False
     if auto is not None:
         auto_ttl = _ttl(auto, "")
-        if explicit >= MAX_MARKERS and not _auto_is_noop(positions, auto_ttl):
+        if explicit >= MAX_MARKERS and not _auto_is_noop(cuts, auto_ttl):
             raise too_many_markers(explicit + 1)
-        takes_slot = _place_auto(positions, auto_ttl)
+        takes_slot = _place_auto(cuts, positions, auto_ttl)
     count = explicit + (1 if takes_slot else 0)
     if count > MAX_MARKERS:
         raise too_many_markers(count)
-    _check_ttl_order(positions)
+    _check_ttl_order(cuts)
 
     hasher = hashlib.sha256(_canonical({"model": model}))
     level = ""
     salts = {"tools": b"", "system": system_salt(body), "messages": messages_salt(body)}
     total = 0
-    for position, data in raw:
+    seq = 0
+    for position, parts in raw:
         if position.level != level:
             for name in ("tools", "system", "messages"):
                 # Salt every level between the previous one and this one, so an empty level still counts.
                 if _LEVELS[name] > _LEVELS.get(level, -1) and _LEVELS[name] <= _LEVELS[position.level]:
                     hasher.update(b"\x00level:" + name.encode() + b"\x00" + salts[name])
             level = position.level
-        hasher.update(data)
-        total += position.tokens
+        per_block = _per_block(parts, run_markers)
+        for part in parts:
+            hasher.update(part.data)
+            total += part.tokens
+            if per_block:
+                cuts[seq].end, cuts[seq].digest = total, hasher.copy().digest()
+                seq += 1
         position.end = total
         position.digest = hasher.copy().digest()
+        if not per_block:
+            cuts[seq].end, cuts[seq].digest = total, position.digest
+            seq += 1
     return Layout(
-        model=model, positions=tuple(positions), total_tokens=total + TAIL_OVERHEAD, marker_count=count
+        model=model,
+        positions=tuple(positions),
+        total_tokens=total + TAIL_OVERHEAD,
+        marker_count=count,
+        cuts=tuple(cuts),
+        run_markers=run_markers,
     )
 
 
 _LEVELS = {"tools": 0, "system": 1, "messages": 2}
 
 
-def _auto_is_noop(positions: Sequence[Position], ttl: Ttl) -> bool:
-    for position in reversed(positions):
-        if position.eligible:
-            return position.ttl == ttl
-    return True
+def _auto_is_noop(cuts: Sequence[Cut], ttl: Ttl) -> bool:
+    cut = _last_eligible(cuts)
+    return cut is None or cut.ttl == ttl
 
 
-def _check_ttl_order(positions: Sequence[Position]) -> None:
+def _check_ttl_order(cuts: Sequence[Cut]) -> None:
     """Every 1h marker must come before every 5m marker, in processing order (api-sheet §1.4)."""
     seen_5m = False
-    for position in positions:
-        for marker in position.markers:
+    for cut in cuts:
+        for marker in cut.markers:
             if marker.ttl == "5m":
                 seen_5m = True
             elif seen_5m:
