@@ -32,16 +32,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, RUN_BLOCK_TYPES, Ttl
+
 __all__ = ["Level", "Marker", "Position", "Prompt", "Ttl", "canonical_json", "strip_cache_control"]
 
 Level = Literal["tools", "system", "messages"]
-Ttl = Literal["5m", "1h"]
 
 _UNMARKABLE = {
     "thinking": "thinking blocks cannot carry cache_control",
     "redacted_thinking": "redacted_thinking blocks cannot carry cache_control",
 }
-_RUN_TYPES = frozenset({"tool_use", "tool_result"})
+_RUN_TYPES = RUN_BLOCK_TYPES
 _ORDERED_KEYS = frozenset({"input", "input_schema"})
 _BINARY_KEYS = frozenset({"data"})
 _HASH_VERSION = b"cachewise-prefix-v1\x00"
@@ -517,7 +518,7 @@ class Prompt:
 
 FILLER_MESSAGE: dict[str, Any] = {"role": "user", "content": "."}
 
-_SERVER_TOOL_PREFIXES = ("web_search", "web_fetch", "code_execution", "tool_search", "mcp")
+_SERVER_TOOL_PREFIXES = COUNT_TOKENS_REFUSED_TOOL_PREFIXES
 
 
 def _countable_tool(tool: Mapping[str, Any]) -> bool:

@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, MAX_BATCH_BYTES, MAX_BODY_BYTES
 from ..errors import EmulatorError, PricingError
 from ..pricing import PriceBook
 from .batches import BatchStore
@@ -34,8 +35,6 @@ from .validation import check_batch, check_count_tokens, check_messages, parse_j
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BODY_BYTES", "Emulator", "HttpRequest", "HttpResponse"]
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # Messages and count_tokens (api-sheet §5)
-MAX_BATCH_BYTES = 256 * 1024 * 1024  # Batches
 ORGANIZATION_ID = "6e2b6a53-0000-4000-8000-0000000e1a70"
 _PRE_RESPONSE = {
     "rate_limit": (
@@ -47,7 +46,6 @@ _PRE_RESPONSE = {
     "api_error": (500, "api_error", "Internal server error"),
 }
 _NOT_SEEDED = frozenset({"stream", "max_tokens", "stop_sequences", "metadata"})
-_COUNT_TOKENS_REJECTED_TOOLS = ("web_search", "web_fetch", "code_execution")
 # api-sheet §2.4: Sonnet 5 rejects mid-conversation system messages.
 _NO_SYSTEM_ROLE = frozenset({"claude-sonnet-5"})
 
@@ -445,7 +443,7 @@ class Emulator:
         model = self._model(body, self.now())
         for i, tool in enumerate(body.get("tools") or []):
             kind = str(tool.get("type", "")) if isinstance(tool, Mapping) else ""
-            if kind.startswith(_COUNT_TOKENS_REJECTED_TOOLS):
+            if kind.startswith(COUNT_TOKENS_REFUSED_TOOL_PREFIXES):
                 raise invalid(f"tools.{i}: server tools are not supported by count_tokens")
         for i, message in enumerate(body.get("messages") or []):
             content = message.get("content") if isinstance(message, Mapping) else None

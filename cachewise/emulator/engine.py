@@ -30,12 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .positions import Layout, Ttl
+from ..api_rules import LOOKBACK, TTL_SECONDS, Ttl
+from .positions import Layout
 
 __all__ = ["LOOKBACK", "TTL_SECONDS", "CacheEngine", "Entry", "Ticket"]
-
-LOOKBACK = 20
-TTL_SECONDS: dict[Ttl, int] = {"5m": 300, "1h": 3600}
 
 _Key = tuple[str, str, bytes]
 

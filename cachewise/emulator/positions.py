@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..api_rules import MAX_MARKERS, RUN_BLOCK_TYPES, UNMARKABLE_BLOCK_TYPES, Ttl
 from .errors import (
     auto_ttl_conflict,
     empty_text_marker,
@@ -43,28 +44,29 @@ __all__ = [
     "TOOL_OVERHEAD",
     "Cut",
     "Layout",
-    "Marker",
-    "Position",
     "RunMarkers",
+    "ServerMarker",
+    "ServerPosition",
     "layout",
 ]
-
-Ttl = Literal["5m", "1h"]
 
 # Per-block overheads (documented in docs/emulator.md).
 TOOL_OVERHEAD = 8  # each tool definition: 8 + tokens of its JSON (cache_control removed)
 BLOCK_OVERHEAD = 3  # each system text block and each message content block
 MESSAGE_OVERHEAD = 4  # each message (role header), counted in its first position
 TAIL_OVERHEAD = 3  # the assistant turn header after the prompt; never cached
-MAX_MARKERS = 4
 
-_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
-_RUN_TYPES = frozenset({"tool_use", "tool_result"})
+_UNMARKABLE = UNMARKABLE_BLOCK_TYPES
+_RUN_TYPES = RUN_BLOCK_TYPES
 
 
 @dataclass(frozen=True, slots=True)
-class Marker:
-    """One ``cache_control`` marker: its TTL, the block path it sits on, and whether it is automatic."""
+class ServerMarker:
+    """One ``cache_control`` marker as the server applies it: TTL, block path, whether automatic.
+
+    Named apart from :class:`cachewise.prompt.Marker` (the planner's record of a caller's
+    marker): the emulator keeps its own reading of the request, to be the planner's oracle.
+    """
 
     ttl: Ttl
     path: str
@@ -91,7 +93,7 @@ class Cut:
     path: str
     end: int = 0
     digest: bytes = b""
-    markers: list[Marker] = field(default_factory=list)
+    markers: list[ServerMarker] = field(default_factory=list)
     eligible: bool = True
 
     @property
@@ -109,13 +111,18 @@ class _Part:
     path: str
     tokens: int
     data: bytes
-    markers: list[Marker]
+    markers: list[ServerMarker]
     eligible: bool
 
 
 @dataclass(slots=True)
-class Position:
-    """One cache position: its tokens, the cumulative prefix up to it, and its markers."""
+class ServerPosition:
+    """One cache position as the server bills it: its tokens, the prefix up to it, its markers.
+
+    The planner's view of the same request is :class:`cachewise.prompt.Position` (byte
+    bounds, markability); ``tests/emulator/test_differential.py`` checks that the two agree
+    on paths and on prefix equality.
+    """
 
     index: int
     level: Literal["tools", "system", "messages"]
@@ -123,7 +130,7 @@ class Position:
     tokens: int
     end: int = 0
     digest: bytes = b""
-    markers: list[Marker] = field(default_factory=list)
+    markers: list[ServerMarker] = field(default_factory=list)
     eligible: bool = True
 
     @property
@@ -139,14 +146,14 @@ class Layout:
     """A validated request: positions in prefix order, and the total input tokens."""
 
     model: str
-    positions: tuple[Position, ...]
+    positions: tuple[ServerPosition, ...]
     total_tokens: int
     marker_count: int
     cuts: tuple[Cut, ...] = ()
     run_markers: RunMarkers = DEFAULT_RUN_MARKERS
 
     @property
-    def marked(self) -> list[Position]:
+    def marked(self) -> list[ServerPosition]:
         return [p for p in self.positions if p.markers]
 
 
@@ -232,17 +239,17 @@ def _block_tokens(block: Mapping[str, Any]) -> int:
     return BLOCK_OVERHEAD + body
 
 
-def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
+def _block_markers(block: Mapping[str, Any], path: str) -> list[ServerMarker]:
     """The markers a block carries, with the inner-marker parent rule (api-sheet §1.2)."""
     kind = block.get("type")
-    found: list[Marker] = []
+    found: list[ServerMarker] = []
     if block.get("cache_control") is not None:
         if kind in _UNMARKABLE:
             # Not allowed per api-sheet §1.2; the API's wording is unknown, this text is ours.
             raise invalid(f"{path}.cache_control: cache_control cannot be set for {kind} blocks")
         if kind == "text" and block.get("text") == "":
             raise empty_text_marker(path)
-        found.append(Marker(_ttl(block["cache_control"], path), path))
+        found.append(ServerMarker(_ttl(block["cache_control"], path), path))
     inner_lists: list[tuple[str, Any]] = []
     if kind == "tool_result":
         inner_lists.append((f"{path}.content", block.get("content")))
@@ -263,7 +270,7 @@ def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
             if sub.get("type") == "text" and sub.get("text") == "":
                 raise empty_text_marker(f"{inner_path}.{k}")
             if not found:
-                found.append(Marker(_ttl(sub["cache_control"], f"{inner_path}.{k}"), path))
+                found.append(ServerMarker(_ttl(sub["cache_control"], f"{inner_path}.{k}"), path))
     return found
 
 
@@ -364,20 +371,22 @@ def _require_block(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, list[_Part]]]:
+def _raw_positions(body: Mapping[str, Any]) -> list[tuple[ServerPosition, list[_Part]]]:
     """Positions with their blocks' canonical bytes (level salts are added by the caller)."""
-    out: list[tuple[Position, list[_Part]]] = []
+    out: list[tuple[ServerPosition, list[_Part]]] = []
 
     def add(
         level: Literal["tools", "system", "messages"],
         path: str,
         tokens: int,
         data: bytes,
-        markers: list[Marker],
+        markers: list[ServerMarker],
         eligible: bool,
     ) -> None:
         part = _Part(path, tokens, data, list(markers), eligible)
-        out.append((Position(len(out), level, path, tokens, markers=markers, eligible=eligible), [part]))
+        out.append(
+            (ServerPosition(len(out), level, path, tokens, markers=markers, eligible=eligible), [part])
+        )
 
     tools = body.get("tools")
     if tools is not None:
@@ -387,7 +396,7 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, list[_Part]]
                 raise invalid(f"{path}.name: Field required")
             stripped = _strip(tool)
             tool_markers = (
-                [Marker(_ttl(tool["cache_control"], path), path)] if tool.get("cache_control") else []
+                [ServerMarker(_ttl(tool["cache_control"], path), path)] if tool.get("cache_control") else []
             )
             add("tools", path, TOOL_OVERHEAD + count_json(stripped), _canonical(stripped), tool_markers, True)
 
@@ -457,7 +466,7 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, list[_Part]]
                             sub_path, _block_tokens(sub), data, _block_markers(sub, sub_path), _eligible(sub)
                         )
                     )
-                position = Position(
+                position = ServerPosition(
                     len(out),
                     "messages",
                     path,
@@ -478,7 +487,7 @@ def _per_block(parts: Sequence[_Part], run_markers: RunMarkers) -> bool:
     return run_markers == "block" and len(parts) > 1
 
 
-def _cuts(raw: Sequence[tuple[Position, list[_Part]]], run_markers: RunMarkers) -> list[Cut]:
+def _cuts(raw: Sequence[tuple[ServerPosition, list[_Part]]], run_markers: RunMarkers) -> list[Cut]:
     """The cuts of a layout: one per block of a run (``block``), else one per position."""
     cuts: list[Cut] = []
     for position, parts in raw:
@@ -511,7 +520,7 @@ def _last_eligible(cuts: Sequence[Cut]) -> Cut | None:
     return next((cut for cut in reversed(cuts) if cut.eligible), None)
 
 
-def _place_auto(cuts: Sequence[Cut], positions: Sequence[Position], ttl: Ttl) -> bool:
+def _place_auto(cuts: Sequence[Cut], positions: Sequence[ServerPosition], ttl: Ttl) -> bool:
     """Put the top-level marker on the last eligible cut; return whether it takes a slot."""
     cut = _last_eligible(cuts)
     if cut is None:
@@ -521,7 +530,7 @@ def _place_auto(cuts: Sequence[Cut], positions: Sequence[Position], ttl: Ttl) ->
         if existing != ttl:
             raise auto_ttl_conflict(cut.path, existing, ttl)
         return False  # same TTL already there: a no-op, no extra slot (api-sheet §1.3, inferred)
-    marker = Marker(ttl, cut.path, auto=True)
+    marker = ServerMarker(ttl, cut.path, auto=True)
     cut.markers.append(marker)
     positions[cut.position].markers.append(marker)
     return True

@@ -393,3 +393,11 @@ def test_a_hostile_tool_schema_gets_a_reply_not_a_crash(emu: Emulator, schema: d
     status, data = post(emu, "/v1/messages", json.dumps(body).encode())
     assert status == 200, data
     assert data["content"][0]["type"] in ("tool_use", "text")
+
+
+@pytest.mark.parametrize("kind", ["web_search_20250305", "tool_search_tool_regex_20251119", "mcp_toolset"])
+def test_count_tokens_refuses_every_server_tool_the_docs_name(emu: Emulator, kind: str) -> None:
+    body = {"model": MODEL, "messages": HI, "tools": [{"type": kind, "name": "t"}]}
+    assert message_of(emu, "/v1/messages/count_tokens", body) == (
+        "tools.0: server tools are not supported by count_tokens"
+    )
