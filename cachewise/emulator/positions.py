@@ -183,9 +183,36 @@ def _strip(block: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# JSON the model reads as written: a tool_use's input, a tool's input_schema.
+_VERBATIM_KEYS = frozenset({"input", "input_schema"})
+
+
+def _rendered(value: Any, verbatim: bool = False) -> Any:
+    """What the prompt holds of ``value``: no ``cache_control``, object keys in a fixed order.
+
+    The cache key is "a cryptographic hash of the prompts up to the cache control point" and
+    a hit needs "100% identical prompt segments, including all text and images"
+    (prompt-caching docs). The envelope of a block (``{"type", "text", ...}``) is parsed,
+    not rendered, so its key order is not part of the prompt; the JSON inside a
+    ``tool_use`` input or a tool's ``input_schema`` is, which is why the docs warn that
+    "some languages (for example, Swift, Go) randomize key order during JSON conversion,
+    breaking caches". ``cache_control`` is never part of the prompt (it may sit on a
+    block, or on the last block inside ``tool_result.content`` or ``document.source.content``).
+    """
+    if isinstance(value, Mapping):
+        keys = list(value) if verbatim else sorted(value, key=str)
+        return {
+            str(k): _rendered(value[k], verbatim or k in _VERBATIM_KEYS)
+            for k in keys
+            if verbatim or k != "cache_control"
+        }
+    if isinstance(value, list):
+        return [_rendered(v, verbatim) for v in value]
+    return value
+
+
 def _canonical(value: Any) -> bytes:
-    # Key order is kept: the API hashes bytes, and reordered tool_use input misses (api-sheet §2.4).
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(_rendered(value), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _inner_tokens(content: Any) -> int:
@@ -281,25 +308,35 @@ def _eligible(block: Mapping[str, Any]) -> bool:
     return not (kind == "text" and not block.get("text"))
 
 
-# -- salts (api-sheet §2.4) ------------------------------------------------------------------
+# -- salts ------------------------------------------------------------------------------------
+#
+# Derived from the table "What invalidates the cache" of the prompt-caching docs
+# (docs/emulator.md, "Caching rules implemented"): "Changes at each level invalidate that
+# level and all subsequent levels." Tool definitions are the tools level itself. The web
+# search toggle, the citations toggle and the speed setting invalidate system and messages
+# ("modifies the system prompt"); tool choice, "Adding/removing images anywhere in the
+# prompt", ``disable_parallel_tool_use`` (the tool-use-with-caching page), the thinking
+# parameters ("mode, and budget_tokens in extended mode"; their effect on tools and system
+# is model-specific, and not emulated) and ``output_config.effort`` invalidate messages.
+# Adding or removing an image changes the image count, so the salt holds the count: a
+# second image is an image added. Values equal to the defaults are the same as omitting
+# them ("Setting effort explicitly to the model's default is equivalent to omitting it").
+
+
+def _images(value: Any) -> int:
+    """Image blocks in a message's content, at any depth (``tool_result`` and document content)."""
+    if isinstance(value, Mapping):
+        if value.get("type") == "image":
+            return 1
+        return sum(_images(value[key]) for key in ("content", "source") if key in value)
+    if isinstance(value, list):
+        return sum(_images(item) for item in value)
+    return 0
 
 
 def _count_images(body: Mapping[str, Any]) -> int:
-    count = 0
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, Mapping) else None
-        if not isinstance(content, list):
-            continue
-        for block in content:
-            if not isinstance(block, Mapping):
-                continue
-            if block.get("type") == "image":
-                count += 1
-            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
-                count += sum(
-                    1 for b in block["content"] if isinstance(b, Mapping) and b.get("type") == "image"
-                )
-    return count
+    messages = body.get("messages") or []
+    return sum(_images(m.get("content")) for m in messages if isinstance(m, Mapping))
 
 
 def _citations_on(body: Mapping[str, Any]) -> bool:
@@ -332,8 +369,8 @@ def system_salt(body: Mapping[str, Any]) -> bytes:
 def messages_salt(body: Mapping[str, Any]) -> bytes:
     """Settings that invalidate messages only: tool_choice, images, parallel tool use, thinking, effort.
 
-    Values equal to the defaults are the same as omitting them (api-sheet §2.4): no
-    ``tool_choice`` = ``auto``; no ``thinking`` = ``disabled``; no effort = ``high``.
+    Values equal to the defaults are the same as omitting them: no ``tool_choice`` =
+    ``auto``; no ``thinking`` = ``disabled``; no effort = ``high``.
     """
     choice = body.get("tool_choice")
     choice_map = dict(choice) if isinstance(choice, Mapping) else {"type": "auto"}
@@ -469,7 +506,7 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[ServerPosition, list[_
                 position = ServerPosition(
                     len(out),
                     "messages",
-                    path,
+                    parts[-1].path,  # a position is named by the block its prefix ends at
                     sum(part.tokens for part in parts),
                     markers=[m for part in parts for m in part.markers],
                     eligible=any(part.eligible for part in parts),
