@@ -78,8 +78,25 @@ RUN_MARKERS: tuple[RunMarkers, ...] = ("block", "run_end")
 DEFAULT_RUN_MARKERS: RunMarkers = "block"
 
 
+@dataclass(slots=True, kw_only=True)
+class _Prefix:
+    """A prefix that ends somewhere: its tokens (``end``), its hash, the markers on its end."""
+
+    end: int = 0
+    digest: bytes = b""
+    markers: list[ServerMarker] = field(default_factory=list)
+    eligible: bool = True
+
+    @property
+    def ttl(self) -> Ttl | None:
+        """The TTL it writes with: 1h if any of its markers says 1h, else 5m; None if unmarked."""
+        if not self.markers:
+            return None
+        return "1h" if any(m.ttl == "1h" for m in self.markers) else "5m"
+
+
 @dataclass(slots=True)
-class Cut:
+class Cut(_Prefix):
     """A place a cached prefix can end: one block, or (``run_end``) one whole position.
 
     With ``run_markers="block"`` every block of a ``tool_use``/``tool_result`` run is a cut
@@ -91,17 +108,6 @@ class Cut:
     seq: int
     position: int
     path: str
-    end: int = 0
-    digest: bytes = b""
-    markers: list[ServerMarker] = field(default_factory=list)
-    eligible: bool = True
-
-    @property
-    def ttl(self) -> Ttl | None:
-        """The TTL this cut writes with: 1h if any marker on it says 1h, else 5m; None if unmarked."""
-        if not self.markers:
-            return None
-        return "1h" if any(m.ttl == "1h" for m in self.markers) else "5m"
 
 
 @dataclass(slots=True)
@@ -116,7 +122,7 @@ class _Part:
 
 
 @dataclass(slots=True)
-class ServerPosition:
+class ServerPosition(_Prefix):
     """One cache position as the server bills it: its tokens, the prefix up to it, its markers.
 
     The planner's view of the same request is :class:`cachewise.prompt.Position` (byte
@@ -128,17 +134,6 @@ class ServerPosition:
     level: Literal["tools", "system", "messages"]
     path: str
     tokens: int
-    end: int = 0
-    digest: bytes = b""
-    markers: list[ServerMarker] = field(default_factory=list)
-    eligible: bool = True
-
-    @property
-    def ttl(self) -> Ttl | None:
-        """The TTL this position writes with: 1h if any marker on it says 1h (run merges), else 5m."""
-        if not self.markers:
-            return None
-        return "1h" if any(m.ttl == "1h" for m in self.markers) else "5m"
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,26 +523,10 @@ def _cuts(raw: Sequence[tuple[ServerPosition, list[_Part]]], run_markers: RunMar
     """The cuts of a layout: one per block of a run (``block``), else one per position."""
     cuts: list[Cut] = []
     for position, parts in raw:
-        if _per_block(parts, run_markers):
-            for part in parts:
-                cuts.append(
-                    Cut(
-                        len(cuts),
-                        position.index,
-                        part.path,
-                        markers=list(part.markers),
-                        eligible=part.eligible,
-                    )
-                )
-        else:
+        ends: Sequence[ServerPosition | _Part] = parts if _per_block(parts, run_markers) else [position]
+        for end in ends:
             cuts.append(
-                Cut(
-                    len(cuts),
-                    position.index,
-                    position.path,
-                    markers=list(position.markers),
-                    eligible=position.eligible,
-                )
+                Cut(len(cuts), position.index, end.path, markers=list(end.markers), eligible=end.eligible)
             )
     return cuts
 
