@@ -46,7 +46,7 @@ _PRE_RESPONSE = {
     "api_error": (500, "api_error", "Internal server error"),
 }
 _NOT_SEEDED = frozenset({"stream", "max_tokens", "stop_sequences", "metadata"})
-# api-sheet §2.4: Sonnet 5 rejects mid-conversation system messages.
+# The prompt-caching docs: Sonnet 5 rejects mid-conversation system messages.
 _NO_SYSTEM_ROLE = frozenset({"claude-sonnet-5"})
 
 
@@ -345,10 +345,10 @@ class Emulator:
             try:
                 self.book.rates(model, start, fast=True)
             except PricingError:
-                speed = "standard"  # api-sheet §6.1: runs at standard speed and price, without error
+                speed = "standard"  # fast-mode docs: served standard, no error
         elif batch:
             speed = "standard"
-        # The salt sees the speed the request actually runs at (api-sheet §2.4 speed row).
+        # The salt sees the speed the request actually runs at (the speed row of the invalidation table).
         plan = layout({**body, "speed": speed}, model, run_markers=self.run_markers)
         minimum = self.book.min_cache_tokens(model, start).tokens
         ticket = self.engine.begin(
@@ -387,7 +387,7 @@ class Emulator:
 
     @staticmethod
     def _check_prewarm(body: Mapping[str, Any], thinking: Mapping[str, Any], *, batch: bool) -> None:
-        """api-sheet §2.5: where ``max_tokens: 0`` is refused. The texts are ours (none is published)."""
+        """Where ``max_tokens: 0`` is refused (pre-warming docs). The texts are ours (none is published)."""
         if batch:
             raise invalid("max_tokens: 0 (cache pre-warming) is not supported in Message Batches")
         if body.get("stream") is True:
@@ -454,7 +454,7 @@ class Emulator:
                         f"messages.{i}.content.{j}.source: count_tokens needs base64 sources, "
                         f"not {source['type']}"
                     )
-        # Never cached, never billed: the same layout billing uses, total only (api-sheet §4.1).
+        # Never cached, never billed: the same layout billing uses, total only (the token-counting docs).
         total = layout(body, model, run_markers=self.run_markers).total_tokens
         return _json(200, {"input_tokens": total}, headers)
 

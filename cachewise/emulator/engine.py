@@ -1,8 +1,8 @@
 """The cache engine: entries per (workspace, model, prefix hash), lookback reads, billing A/B/C.
 
-The algorithm is api-sheet §2.1–2.2:
+The algorithm (docs/emulator.md, "Caching rules implemented"):
 
-1. Markers whose full prefix is below the model's minimum (api-sheet §2.3) are dropped;
+1. Markers whose full prefix is below the model's minimum (the Minimums rule) are dropped;
    with none left nothing is cached and no error is raised.
 2. For each remaining marker, look back at most :data:`LOOKBACK` positions counting the
    marker itself as the first (positions ``p, p-1, ..., p-19``) for a live, readable
@@ -17,7 +17,7 @@ The algorithm is api-sheet §2.1–2.2:
    at or before it) is refreshed. Lifetimes run from the start of the request:
    an entry is alive while ``now < start + ttl``.
 
-Concurrency (api-sheet §2.5): :meth:`CacheEngine.begin` computes the usage against the
+Concurrency (docs/emulator.md): :meth:`CacheEngine.begin` computes the usage against the
 entries that are readable at that moment and returns a :class:`Ticket`; the writes only
 become readable at :meth:`CacheEngine.commit`, which the emulator calls when the
 response begins. A request that begins before the writer commits sees a miss.
@@ -115,7 +115,7 @@ class CacheEngine:
     ) -> Ticket:
         """Compute reads and writes for ``layout`` as of ``start`` (nothing is stored yet)."""
         cuts = layout.cuts
-        # api-sheet §2.1 step 4: the minimum is checked per marker on its full prefix length.
+        # The Minimums rule: the minimum is checked per marker on its full prefix length.
         marked = [c for c in cuts if c.markers and c.end >= min_tokens]
         ticket = Ticket(workspace, layout.model, request_id, start, input_tokens=layout.total_tokens)
         if not marked:

@@ -1,19 +1,20 @@
 """A request as ordered cache positions with prefix hashes, token counts and markers.
 
-This is the emulator's own reading of api-sheet §1 (the planner has an independent
-one in ``cachewise/prompt.py``; the emulator is the oracle it is tested against).
+This is the emulator's own reading of the prompt-caching docs (docs/emulator.md); the
+planner has an independent one in ``cachewise/prompt.py``, and the emulator is the oracle
+it is tested against (``tests/emulator/test_differential.py``).
 
-* Prefix order is ``tools`` → ``system`` → ``messages`` (api-sheet §1.1).
+* Prefix order is ``tools`` → ``system`` → ``messages``.
 * One position per tool, per system text block (a string system is one), per
   message content block (a string content is one); a run of consecutive
   ``tool_use`` blocks in a message is one position, and so is a run of
-  ``tool_result`` blocks (the Claude API run rule, api-sheet §1.1).
+  ``tool_result`` blocks (the Claude API run rule).
 * The prefix hash is a running SHA-256 seeded with the model; each level is salted
-  with the settings that invalidate it (api-sheet §2.4), so a change at one level
+  with the settings that invalidate it (the docs' invalidation table), so a change at one level
   changes the hash of that level and every later one.
 * ``cache_control`` is read from blocks (and moved up from the last block inside a
   ``tool_result``/``document``), the top-level marker is placed on the last eligible
-  position, and the limits of api-sheet §1.3–1.4 are checked with their exact errors.
+  position, and the limits are checked with their exact errors.
 """
 
 from __future__ import annotations
@@ -262,12 +263,12 @@ def _block_tokens(block: Mapping[str, Any]) -> int:
 
 
 def _block_markers(block: Mapping[str, Any], path: str) -> list[ServerMarker]:
-    """The markers a block carries, with the inner-marker parent rule (api-sheet §1.2)."""
+    """The markers a block carries, with the inner-marker parent rule (release notes, 2025-05-01)."""
     kind = block.get("type")
     found: list[ServerMarker] = []
     if block.get("cache_control") is not None:
         if kind in _UNMARKABLE:
-            # Not allowed per api-sheet §1.2; the API's wording is unknown, this text is ours.
+            # Thinking blocks "cannot be cached directly" (docs); the wording is unknown, this text is ours.
             raise invalid(f"{path}.cache_control: cache_control cannot be set for {kind} blocks")
         if kind == "text" and block.get("text") == "":
             raise empty_text_marker(path)
@@ -284,7 +285,7 @@ def _block_markers(block: Mapping[str, Any], path: str) -> list[ServerMarker]:
             if not isinstance(sub, Mapping) or sub.get("cache_control") is None:
                 continue
             if k != len(inner) - 1:
-                # Only the last inner block's marker is moved to the parent (api-sheet §1.2); text ours.
+                # Only the last inner block's marker is moved to the parent (2025-05-01); text ours.
                 raise invalid(
                     f"{inner_path}.{k}.cache_control: cache_control is only allowed on the last block "
                     "of nested content; put it on the parent block"
@@ -532,7 +533,7 @@ def _cuts(raw: Sequence[tuple[ServerPosition, list[_Part]]], run_markers: RunMar
 
 
 def _last_eligible(cuts: Sequence[Cut]) -> Cut | None:
-    # Walk back past thinking / empty blocks (api-sheet §1.3).
+    # Walk back past thinking / empty blocks (the automatic-caching rules).
     return next((cut for cut in reversed(cuts) if cut.eligible), None)
 
 
@@ -545,7 +546,7 @@ def _place_auto(cuts: Sequence[Cut], positions: Sequence[ServerPosition], ttl: T
     if existing is not None:
         if existing != ttl:
             raise auto_ttl_conflict(cut.path, existing, ttl)
-        return False  # same TTL already there: a no-op, no extra slot (api-sheet §1.3, inferred)
+        return False  # same TTL already there: a no-op, no extra slot (inferred)
     marker = ServerMarker(ttl, cut.path, auto=True)
     cut.markers.append(marker)
     positions[cut.position].markers.append(marker)
@@ -618,7 +619,7 @@ def _auto_is_noop(cuts: Sequence[Cut], ttl: Ttl) -> bool:
 
 
 def _check_ttl_order(cuts: Sequence[Cut]) -> None:
-    """Every 1h marker must come before every 5m marker, in processing order (api-sheet §1.4)."""
+    """Every 1h marker must come before every 5m marker, in processing order (the TTL-mixing rule)."""
     seen_5m = False
     for cut in cuts:
         for marker in cut.markers:
