@@ -401,3 +401,12 @@ def test_count_tokens_refuses_every_server_tool_the_docs_name(emu: Emulator, kin
     assert message_of(emu, "/v1/messages/count_tokens", body) == (
         "tools.0: server tools are not supported by count_tokens"
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/messages/batches"])
+@pytest.mark.parametrize("limit", ["0", "-1", "1001", "9" * 60, "ten"])
+def test_list_limits_are_checked_on_every_list(emu: Emulator, path: str, limit: str) -> None:
+    # Message Batches listings accepted any limit before (limit=-1 gave an empty page).
+    answer = emu.handle(HttpRequest("GET", path, query=[("limit", limit)], headers=KEY))
+    assert answer.status == 400
+    assert json.loads(answer.body)["error"]["message"].startswith("limit: Input should be")
