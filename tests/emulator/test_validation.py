@@ -410,3 +410,21 @@ def test_list_limits_are_checked_on_every_list(emu: Emulator, path: str, limit: 
     answer = emu.handle(HttpRequest("GET", path, query=[("limit", limit)], headers=KEY))
     assert answer.status == 400
     assert json.loads(answer.body)["error"]["message"].startswith("limit: Input should be")
+
+
+def test_through_the_sdk_and_a_real_socket(claude_emulator: Any, claude_emulator_client: Any) -> None:
+    import anthropic
+    import httpx2
+
+    with pytest.raises(anthropic.BadRequestError) as err:
+        claude_emulator_client.messages.create(
+            model=MODEL, max_tokens=8, messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]
+        )
+    assert err.value.status_code == 400
+    assert err.value.body["error"]["message"] == "messages.0.content.0.text: Input should be a valid string"
+    with httpx2.Client(base_url=claude_emulator.base_url, headers=KEY) as http:
+        for raw in (DEEP, b'{"model": "\\udc00"}'):
+            response = http.post("/v1/messages", content=raw)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["type"] == "invalid_request_error"
+    assert claude_emulator.emulator.bill() == []
