@@ -50,11 +50,36 @@ from pydantic_core import PydanticCustomError
 from .errors import ApiError, invalid
 
 __all__ = [
+    "BLOCK_TYPES",
     "MAX_DEPTH",
+    "ROLES",
+    "THINKING_TYPES",
+    "TOOL_CHOICE_TYPES",
+    "TOOL_RESULT_TYPES",
+    "BatchParams",
+    "BatchRequest",
+    "CacheControl",
+    "CountTokensParams",
+    "CustomTool",
+    "DocumentBlock",
+    "Message",
+    "MessagesParams",
+    "OutputConfig",
+    "RedactedThinkingBlock",
+    "ServerTool",
+    "TextBlock",
+    "ThinkingBlock",
+    "ThinkingEnabled",
+    "Tool",
+    "ToolChoiceOther",
+    "ToolChoiceTool",
+    "ToolResultBlock",
+    "ToolUseBlock",
     "check_batch",
     "check_count_tokens",
     "check_messages",
     "parse_json",
+    "sdk_tags",
 ]
 
 MAX_DEPTH = 128  # ours: the API publishes no nesting limit (docs/emulator.md, "Errors")
