@@ -15,7 +15,7 @@ key order *inside* user JSON (``tool_use.input``, a tool's ``input_schema``) is 
 because the API renders those bytes and a reordered object misses (api-sheet §2.4). Each
 level is salted with the settings that invalidate it (api-sheet §2.4): ``speed``, web
 search and citations toggles before ``system``; ``tool_choice`` (with
-``disable_parallel_tool_use``), image presence, thinking config and
+``disable_parallel_tool_use``), the image count, thinking config and
 ``output_config.effort`` before ``messages``. Defaults equal omission. So a prefix hash
 changes exactly when the API would see a different prefix.
 
@@ -32,16 +32,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, RUN_BLOCK_TYPES, Ttl
+
 __all__ = ["Level", "Marker", "Position", "Prompt", "Ttl", "canonical_json", "strip_cache_control"]
 
 Level = Literal["tools", "system", "messages"]
-Ttl = Literal["5m", "1h"]
 
 _UNMARKABLE = {
     "thinking": "thinking blocks cannot carry cache_control",
     "redacted_thinking": "redacted_thinking blocks cannot carry cache_control",
 }
-_RUN_TYPES = frozenset({"tool_use", "tool_result"})
+_RUN_TYPES = RUN_BLOCK_TYPES
 _ORDERED_KEYS = frozenset({"input", "input_schema"})
 _BINARY_KEYS = frozenset({"data"})
 _HASH_VERSION = b"cachewise-prefix-v1\x00"
@@ -175,14 +176,14 @@ def _salt_system(body: Mapping[str, Any]) -> bytes:
     )
 
 
-def _has_image(value: Any) -> bool:
+def _images(value: Any) -> int:
     if isinstance(value, Mapping):
         if value.get("type") == "image":
-            return True
-        return any(_has_image(v) for k, v in value.items() if k in ("content", "source"))
+            return 1
+        return sum(_images(v) for k, v in value.items() if k in ("content", "source"))
     if isinstance(value, list):
-        return any(_has_image(v) for v in value)
-    return False
+        return sum(_images(v) for v in value)
+    return 0
 
 
 def _salt_messages(body: Mapping[str, Any]) -> bytes:
@@ -196,7 +197,10 @@ def _salt_messages(body: Mapping[str, Any]) -> bytes:
         mode = [kind, thinking.get("budget_tokens")] if kind == "enabled" else kind
     output = body.get("output_config")
     effort = output.get("effort") if isinstance(output, Mapping) else None
-    images = any(_has_image(m.get("content")) for m in body.get("messages") or [] if isinstance(m, Mapping))
+    # "Adding/removing images anywhere in the prompt" invalidates messages, a second image too:
+    # the salt holds the count (encoded as before for 0 and 1 image, so those hashes are unchanged).
+    count = sum(_images(m.get("content")) for m in body.get("messages") or [] if isinstance(m, Mapping))
+    images: bool | int = count if count > 1 else bool(count)
     return canonical_json(
         {
             "tool_choice": choice_map,
@@ -517,7 +521,7 @@ class Prompt:
 
 FILLER_MESSAGE: dict[str, Any] = {"role": "user", "content": "."}
 
-_SERVER_TOOL_PREFIXES = ("web_search", "web_fetch", "code_execution", "tool_search", "mcp")
+_SERVER_TOOL_PREFIXES = COUNT_TOKENS_REFUSED_TOOL_PREFIXES
 
 
 def _countable_tool(tool: Mapping[str, Any]) -> bool:

@@ -44,6 +44,14 @@ def _parse_start(value: str | None) -> datetime | None:
 )
 @click.option("--strict-keys", is_flag=True, help="Answer 401 to keys not given with --key.")
 @click.option(
+    "--run-markers",
+    default="block",
+    show_default=True,
+    type=click.Choice(["block", "run_end"]),
+    help="Where a cache_control marker inside a run of tool_use/tool_result blocks writes: "
+    "at its block, or at the end of the run (docs/emulator.md).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -58,6 +66,7 @@ def emulate(
     batch_delay: float,
     keys: tuple[str, ...],
     strict_keys: bool,
+    run_markers: str,
     log_level: str,
 ) -> None:
     """Serve a local Claude API emulator that caches and bills like the real API.
@@ -77,6 +86,7 @@ def emulate(
         keys=mapping,
         strict_keys=strict_keys,
         batch_delay=batch_delay,
+        run_markers="run_end" if run_markers == "run_end" else "block",
     )
     click.echo(f"cachewise emulator on http://{host}:{port} (clock {emulator.now().isoformat()})")
     uvicorn.run(create_app(emulator), host=host, port=port, log_level=log_level, lifespan="off")

@@ -20,7 +20,7 @@ from .emulator import Emulator, HttpRequest, HttpResponse
 from .engine import LOOKBACK, CacheEngine, Entry, Ticket
 from .errors import ApiError, StreamCut
 from .faults import Fault, Faults
-from .positions import Layout, Marker, Position, layout
+from .positions import Layout, ServerMarker, ServerPosition, layout
 from .server import EmulatorServer
 from .tokenizer import count_text
 from .transport import (
@@ -48,8 +48,8 @@ __all__ = [
     "HttpResponse",
     "HttpxEmulatorTransport",
     "Layout",
-    "Marker",
-    "Position",
+    "ServerMarker",
+    "ServerPosition",
     "StreamCut",
     "Ticket",
     "count_text",

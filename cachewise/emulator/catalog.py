@@ -1,4 +1,4 @@
-"""The Models API (api-sheet §4.2) served from the PriceBook's model entries.
+"""The Models API (the SDK's resources/models.py) served from the PriceBook's model entries.
 
 ``ModelInfo`` follows the SDK 2.12.0 type (``types/model_info.py``): lifecycle, dates and
 line come from the price table; capabilities are a generic "everything supported" object
@@ -100,8 +100,6 @@ class Catalog:
         limit: int,
         lifecycles: Sequence[str],
     ) -> dict[str, Any]:
-        if not 1 <= limit <= 1000:
-            raise invalid("limit: Input should be between 1 and 1000")
         wanted = set(lifecycles) or {"active", "deprecated"}
         if not wanted <= set(_LIFECYCLES) or len(lifecycles) > 3:
             raise invalid("lifecycle: each value must be one of active, deprecated, retired")
@@ -114,7 +112,9 @@ class Catalog:
 def paginate(
     items: list[dict[str, Any]], ids: list[str], after_id: str | None, before_id: str | None, limit: int
 ) -> dict[str, Any]:
-    """The API's cursor page: ``data``, ``has_more``, ``first_id``, ``last_id``."""
+    """The API's cursor page: ``data``, ``has_more``, ``first_id``, ``last_id`` (``limit`` 1 to 1000)."""
+    if not 1 <= limit <= 1000:
+        raise invalid("limit: Input should be between 1 and 1000")
     if after_id is not None and before_id is not None:
         raise invalid("after_id and before_id cannot both be given")
     if after_id is not None:

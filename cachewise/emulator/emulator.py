@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, MAX_BATCH_BYTES, MAX_BODY_BYTES
 from ..errors import EmulatorError, PricingError
 from ..pricing import PriceBook
 from .batches import BatchStore
@@ -27,14 +28,13 @@ from .clock import Clock
 from .engine import CacheEngine, Ticket
 from .errors import ApiError, StreamCut, error_body, invalid, new_id, not_found
 from .faults import Fault, Faults
-from .positions import layout
+from .positions import DEFAULT_RUN_MARKERS, RUN_MARKERS, RunMarkers, layout
 from .responses import Reply, generate
 from .streaming import sse_events
+from .validation import check_batch, check_count_tokens, check_messages, parse_json
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BODY_BYTES", "Emulator", "HttpRequest", "HttpResponse"]
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # Messages and count_tokens (api-sheet §5)
-MAX_BATCH_BYTES = 256 * 1024 * 1024  # Batches
 ORGANIZATION_ID = "6e2b6a53-0000-4000-8000-0000000e1a70"
 _PRE_RESPONSE = {
     "rate_limit": (
@@ -46,8 +46,7 @@ _PRE_RESPONSE = {
     "api_error": (500, "api_error", "Internal server error"),
 }
 _NOT_SEEDED = frozenset({"stream", "max_tokens", "stop_sequences", "metadata"})
-_COUNT_TOKENS_REJECTED_TOOLS = ("web_search", "web_fetch", "code_execution")
-# api-sheet §2.4: Sonnet 5 rejects mid-conversation system messages.
+# The prompt-caching docs: Sonnet 5 rejects mid-conversation system messages.
 _NO_SYSTEM_ROLE = frozenset({"claude-sonnet-5"})
 
 
@@ -95,6 +94,9 @@ class Emulator:
     ``keys`` maps API keys to workspace ids; an unknown key gets a workspace of its own
     derived from the key, unless ``strict_keys`` is set (then it is a 401).
     ``batch_delay`` is how long (emulator seconds) a batch stays ``in_progress``.
+    ``run_markers`` is where a ``cache_control`` marker on a block inside a run of
+    ``tool_use``/``tool_result`` blocks writes: ``"block"`` (default; the prefix ending at
+    that block) or ``"run_end"`` (the end of the run); docs/emulator.md, "Markers inside a run".
     """
 
     def __init__(
@@ -106,7 +108,11 @@ class Emulator:
         keys: Mapping[str, str] | None = None,
         strict_keys: bool = False,
         batch_delay: float = 0.0,
+        run_markers: RunMarkers = DEFAULT_RUN_MARKERS,
     ) -> None:
+        self.run_markers: RunMarkers = DEFAULT_RUN_MARKERS
+        self.set_run_markers(run_markers)
+        self._initial_run_markers: RunMarkers = self.run_markers
         self.book = book or PriceBook.default()
         self.clock = Clock(start, real=real_time)
         self.keys: dict[str, str] = dict(keys or {})
@@ -132,12 +138,21 @@ class Emulator:
         return now
 
     def reset(self) -> None:
-        """Forget every cache entry, bill row, batch and fault; put the clock back to its start."""
+        """Forget every entry, bill row, batch and fault; reset the clock and ``run_markers``."""
+        self.run_markers = self._initial_run_markers
         self.engine.reset()
         self.billing.reset()
         self.batches.reset()
         self.faults.clear()
         self.clock.reset()
+
+    def set_run_markers(self, run_markers: str) -> None:
+        """Switch the reading of markers inside a run (``"block"`` or ``"run_end"``) until the next reset."""
+        for choice in RUN_MARKERS:
+            if run_markers == choice:
+                self.run_markers = choice
+                return
+        raise EmulatorError(f"run_markers: expected one of {', '.join(RUN_MARKERS)}, not {run_markers!r}")
 
     def set_workspace(self, key: str, workspace: str) -> None:
         self.keys[key] = workspace
@@ -145,7 +160,11 @@ class Emulator:
     def state(self) -> dict[str, Any]:
         now = self.now()
         self.batches.tick(now)
-        return {"now": now.isoformat(), "entries": [e.as_dict() for e in self.engine.entries(now)]}
+        return {
+            "now": now.isoformat(),
+            "run_markers": self.run_markers,
+            "entries": [e.as_dict() for e in self.engine.entries(now)],
+        }
 
     def bill(self) -> list[dict[str, Any]]:
         return [row.as_dict() for row in self.billing.rows()]
@@ -233,15 +252,7 @@ class Emulator:
             raise ApiError(
                 413, "request_too_large", f"Request exceeds the maximum allowed number of bytes ({limit})."
             )
-        try:
-            body = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise invalid(
-                "There was an error parsing the body of your request: it is not valid JSON"
-            ) from None
-        if not isinstance(body, dict):
-            raise invalid("Input should be a valid dictionary")
-        return body
+        return parse_json(request.body)
 
     def _messages(
         self, request: HttpRequest, workspace: str, request_id: str, headers: dict[str, str]
@@ -296,9 +307,7 @@ class Emulator:
     def _prepare(
         self, body: Mapping[str, Any], workspace: str, start: datetime, request_id: str, *, batch: bool
     ) -> _Prepared:
-        for name in ("model", "max_tokens", "messages"):
-            if name not in body:
-                raise invalid(f"{name}: Field required")
+        check_messages(body)
         max_tokens = _int(body["max_tokens"], "max_tokens")
         if max_tokens < 0:
             raise invalid("max_tokens: Input should be greater than or equal to 0")
@@ -336,11 +345,11 @@ class Emulator:
             try:
                 self.book.rates(model, start, fast=True)
             except PricingError:
-                speed = "standard"  # api-sheet §6.1: runs at standard speed and price, without error
+                speed = "standard"  # fast-mode docs: served standard, no error
         elif batch:
             speed = "standard"
-        # The salt sees the speed the request actually runs at (api-sheet §2.4 speed row).
-        plan = layout({**body, "speed": speed}, model)
+        # The salt sees the speed the request actually runs at (the speed row of the invalidation table).
+        plan = layout({**body, "speed": speed}, model, run_markers=self.run_markers)
         minimum = self.book.min_cache_tokens(model, start).tokens
         ticket = self.engine.begin(
             plan, workspace=workspace, start=start, request_id=request_id, min_tokens=minimum
@@ -378,7 +387,7 @@ class Emulator:
 
     @staticmethod
     def _check_prewarm(body: Mapping[str, Any], thinking: Mapping[str, Any], *, batch: bool) -> None:
-        """api-sheet §2.5: where ``max_tokens: 0`` is refused. The texts are ours (none is published)."""
+        """Where ``max_tokens: 0`` is refused (pre-warming docs). The texts are ours (none is published)."""
         if batch:
             raise invalid("max_tokens: 0 (cache pre-warming) is not supported in Message Batches")
         if body.get("stream") is True:
@@ -430,12 +439,11 @@ class Emulator:
     def _count_tokens(self, request: HttpRequest, headers: dict[str, str]) -> HttpResponse:
         body = self._parse(request, MAX_BODY_BYTES)
         self._fault("count_tokens", streaming=False)
-        if "messages" not in body:
-            raise invalid("messages: Field required")
+        check_count_tokens(body)
         model = self._model(body, self.now())
         for i, tool in enumerate(body.get("tools") or []):
             kind = str(tool.get("type", "")) if isinstance(tool, Mapping) else ""
-            if kind.startswith(_COUNT_TOKENS_REJECTED_TOOLS):
+            if kind.startswith(COUNT_TOKENS_REFUSED_TOOL_PREFIXES):
                 raise invalid(f"tools.{i}: server tools are not supported by count_tokens")
         for i, message in enumerate(body.get("messages") or []):
             content = message.get("content") if isinstance(message, Mapping) else None
@@ -446,8 +454,9 @@ class Emulator:
                         f"messages.{i}.content.{j}.source: count_tokens needs base64 sources, "
                         f"not {source['type']}"
                     )
-        # Never cached, never billed: the same layout billing uses, total only (api-sheet §4.1).
-        return _json(200, {"input_tokens": layout(body, model).total_tokens}, headers)
+        # Never cached, never billed: the same layout billing uses, total only (the token-counting docs).
+        total = layout(body, model, run_markers=self.run_markers).total_tokens
+        return _json(200, {"input_tokens": total}, headers)
 
     # -- models ----------------------------------------------------------------------------
 
@@ -481,6 +490,7 @@ class Emulator:
         if len(parts) == 4:
             if method == "POST":
                 body = self._parse(request, MAX_BATCH_BYTES)
+                check_batch(body)
                 batch = self.batches.create(body, workspace, now, self.batch_delay, request.base_url)
                 return _json(200, batch.as_dict(), headers)
             if method == "GET":
@@ -520,7 +530,7 @@ class Emulator:
         if request.body:
             try:
                 data = json.loads(request.body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise EmulatorError(f"/_emulator/{name}: the body is not valid JSON") from None
         if name == "advance" and method == "POST":
             if not isinstance(data, Mapping) or not isinstance(data.get("seconds"), int | float):
@@ -549,6 +559,14 @@ class Emulator:
             if method == "DELETE":
                 self.faults.clear()
                 return _json(200, {"faults": []}, headers)
+        if name == "config" and method == "POST":
+            if not isinstance(data, Mapping) or set(data) != {"run_markers"}:
+                raise EmulatorError('/_emulator/config: expected {"run_markers": "block" | "run_end"}')
+            try:
+                self.set_run_markers(data["run_markers"])
+            except EmulatorError as exc:
+                raise EmulatorError(f"/_emulator/config: {exc}") from None
+            return _json(200, {"run_markers": self.run_markers}, headers)
         if name == "keys" and method == "POST":
             if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
                 raise EmulatorError('/_emulator/keys: expected {"api-key": "workspace-id", ...}')

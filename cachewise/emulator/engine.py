@@ -1,13 +1,15 @@
 """The cache engine: entries per (workspace, model, prefix hash), lookback reads, billing A/B/C.
 
-The algorithm is api-sheet §2.1–2.2:
+The algorithm (docs/emulator.md, "Caching rules implemented"):
 
-1. Markers whose full prefix is below the model's minimum (api-sheet §2.3) are dropped;
+1. Markers whose full prefix is below the model's minimum (the Minimums rule) are dropped;
    with none left nothing is cached and no error is raised.
 2. For each remaining marker, look back at most :data:`LOOKBACK` positions counting the
    marker itself as the first (positions ``p, p-1, ..., p-19``) for a live, readable
    entry an earlier request wrote at that exact prefix; the highest hit over all
-   markers gives ``A``.
+   markers gives ``A``. The layout's *cuts* are where prefixes end: one per position,
+   or, with ``run_markers="block"``, one per block of a ``tool_use``/``tool_result`` run
+   (the run still counts as one position of the 20).
 3. ``B`` = tokens up to the highest 1h marker after ``A`` (``A`` if none); ``C`` = tokens
    up to the last marker (at least ``A``). Bill ``A`` as read, ``B-A`` as 1h write,
    ``C-B`` as 5m write and the rest as ``input_tokens``.
@@ -15,7 +17,7 @@ The algorithm is api-sheet §2.1–2.2:
    at or before it) is refreshed. Lifetimes run from the start of the request:
    an entry is alive while ``now < start + ttl``.
 
-Concurrency (api-sheet §2.5): :meth:`CacheEngine.begin` computes the usage against the
+Concurrency (docs/emulator.md): :meth:`CacheEngine.begin` computes the usage against the
 entries that are readable at that moment and returns a :class:`Ticket`; the writes only
 become readable at :meth:`CacheEngine.commit`, which the emulator calls when the
 response begins. A request that begins before the writer commits sees a miss.
@@ -28,12 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .positions import Layout, Ttl
+from ..api_rules import LOOKBACK, TTL_SECONDS, Ttl
+from .positions import Layout
 
 __all__ = ["LOOKBACK", "TTL_SECONDS", "CacheEngine", "Entry", "Ticket"]
-
-LOOKBACK = 20
-TTL_SECONDS: dict[Ttl, int] = {"5m": 300, "1h": 3600}
 
 _Key = tuple[str, str, bytes]
 
@@ -114,32 +114,35 @@ class CacheEngine:
         min_tokens: int,
     ) -> Ticket:
         """Compute reads and writes for ``layout`` as of ``start`` (nothing is stored yet)."""
-        positions = layout.positions
-        # api-sheet §2.1 step 4: the minimum is checked per marker on its full prefix length.
-        marked = [p for p in positions if p.markers and p.end >= min_tokens]
+        cuts = layout.cuts
+        # The Minimums rule: the minimum is checked per marker on its full prefix length.
+        marked = [c for c in cuts if c.markers and c.end >= min_tokens]
         ticket = Ticket(workspace, layout.model, request_id, start, input_tokens=layout.total_tokens)
         if not marked:
             return ticket
         hit = -1
         with self._lock:
-            for position in marked:
-                for q in range(position.index, max(-1, position.index - LOOKBACK), -1):
-                    if self._live((workspace, layout.model, positions[q].digest), start):
+            for cut in marked:
+                # The lookback counts positions (a run is one), and checks every cut in them.
+                q = cut.seq
+                while q >= 0 and cuts[q].position > cut.position - LOOKBACK:
+                    if self._live((workspace, layout.model, cuts[q].digest), start):
                         hit = max(hit, q)
                         break
-        a = positions[hit].end if hit >= 0 else 0
-        after = [p for p in marked if p.index > hit]
-        hour = [p.end for p in after if p.ttl == "1h"]
+                    q -= 1
+        a = cuts[hit].end if hit >= 0 else 0
+        after = [c for c in marked if c.seq > hit]
+        hour = [c.end for c in after if c.ttl == "1h"]
         b = max(hour) if hour else a
-        c = max([a, *(p.end for p in after)])
+        c_end = max([a, *(c.end for c in after)])
         ticket.cache_read_input_tokens = a
         ticket.ephemeral_1h_input_tokens = b - a
-        ticket.ephemeral_5m_input_tokens = c - b
-        ticket.input_tokens = layout.total_tokens - c
-        ticket.hit_index = hit if hit >= 0 else None
-        ticket.writes = [_Write(p.digest, p.end, p.ttl or "5m") for p in after]
+        ticket.ephemeral_5m_input_tokens = c_end - b
+        ticket.input_tokens = layout.total_tokens - c_end
+        ticket.hit_index = cuts[hit].position if hit >= 0 else None
+        ticket.writes = [_Write(c.digest, c.end, c.ttl or "5m") for c in after]
         if hit >= 0:
-            ticket.refresh = [positions[hit].digest] + [p.digest for p in marked if p.index < hit]
+            ticket.refresh = [cuts[hit].digest] + [c.digest for c in marked if c.seq < hit]
         return ticket
 
     def commit(self, ticket: Ticket) -> None:

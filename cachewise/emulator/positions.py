@@ -1,19 +1,20 @@
 """A request as ordered cache positions with prefix hashes, token counts and markers.
 
-This is the emulator's own reading of api-sheet §1 (the planner has an independent
-one in ``cachewise/prompt.py``; the emulator is the oracle it is tested against).
+This is the emulator's own reading of the prompt-caching docs (docs/emulator.md); the
+planner has an independent one in ``cachewise/prompt.py``, and the emulator is the oracle
+it is tested against (``tests/emulator/test_differential.py``).
 
-* Prefix order is ``tools`` → ``system`` → ``messages`` (api-sheet §1.1).
+* Prefix order is ``tools`` → ``system`` → ``messages``.
 * One position per tool, per system text block (a string system is one), per
   message content block (a string content is one); a run of consecutive
   ``tool_use`` blocks in a message is one position, and so is a run of
-  ``tool_result`` blocks (the Claude API run rule, api-sheet §1.1).
+  ``tool_result`` blocks (the Claude API run rule).
 * The prefix hash is a running SHA-256 seeded with the model; each level is salted
-  with the settings that invalidate it (api-sheet §2.4), so a change at one level
+  with the settings that invalidate it (the docs' invalidation table), so a change at one level
   changes the hash of that level and every later one.
 * ``cache_control`` is read from blocks (and moved up from the last block inside a
   ``tool_result``/``document``), the top-level marker is placed on the last eligible
-  position, and the limits of api-sheet §1.3–1.4 are checked with their exact errors.
+  position, and the limits are checked with their exact errors.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..api_rules import MAX_MARKERS, RUN_BLOCK_TYPES, UNMARKABLE_BLOCK_TYPES, Ttl
 from .errors import (
     auto_ttl_conflict,
     empty_text_marker,
@@ -35,57 +37,104 @@ from .tokenizer import count_json, count_payload, count_text
 
 __all__ = [
     "BLOCK_OVERHEAD",
+    "DEFAULT_RUN_MARKERS",
     "MAX_MARKERS",
     "MESSAGE_OVERHEAD",
+    "RUN_MARKERS",
     "TAIL_OVERHEAD",
     "TOOL_OVERHEAD",
+    "Cut",
     "Layout",
-    "Marker",
-    "Position",
+    "RunMarkers",
+    "ServerMarker",
+    "ServerPosition",
     "layout",
 ]
-
-Ttl = Literal["5m", "1h"]
 
 # Per-block overheads (documented in docs/emulator.md).
 TOOL_OVERHEAD = 8  # each tool definition: 8 + tokens of its JSON (cache_control removed)
 BLOCK_OVERHEAD = 3  # each system text block and each message content block
 MESSAGE_OVERHEAD = 4  # each message (role header), counted in its first position
 TAIL_OVERHEAD = 3  # the assistant turn header after the prompt; never cached
-MAX_MARKERS = 4
 
-_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})
-_RUN_TYPES = frozenset({"tool_use", "tool_result"})
+_UNMARKABLE = UNMARKABLE_BLOCK_TYPES
+_RUN_TYPES = RUN_BLOCK_TYPES
 
 
 @dataclass(frozen=True, slots=True)
-class Marker:
-    """One ``cache_control`` marker: its TTL, the block path it sits on, and whether it is automatic."""
+class ServerMarker:
+    """One ``cache_control`` marker as the server applies it: TTL, block path, whether automatic.
+
+    Named apart from :class:`cachewise.prompt.Marker` (the planner's record of a caller's
+    marker): the emulator keeps its own reading of the request, to be the planner's oracle.
+    """
 
     ttl: Ttl
     path: str
     auto: bool = False
 
 
+RunMarkers = Literal["block", "run_end"]
+RUN_MARKERS: tuple[RunMarkers, ...] = ("block", "run_end")
+DEFAULT_RUN_MARKERS: RunMarkers = "block"
+
+
+@dataclass(slots=True, kw_only=True)
+class _Prefix:
+    """A prefix that ends somewhere: its tokens (``end``), its hash, the markers on its end."""
+
+    end: int = 0
+    digest: bytes = b""
+    markers: list[ServerMarker] = field(default_factory=list)
+    eligible: bool = True
+
+    @property
+    def ttl(self) -> Ttl | None:
+        """The TTL it writes with: 1h if any of its markers says 1h, else 5m; None if unmarked."""
+        if not self.markers:
+            return None
+        return "1h" if any(m.ttl == "1h" for m in self.markers) else "5m"
+
+
 @dataclass(slots=True)
-class Position:
-    """One cache position: its tokens, the cumulative prefix up to it, and its markers."""
+class Cut(_Prefix):
+    """A place a cached prefix can end: one block, or (``run_end``) one whole position.
+
+    With ``run_markers="block"`` every block of a ``tool_use``/``tool_result`` run is a cut
+    of its own (a marker writes the prefix ending at its block); with ``"run_end"`` a run
+    is a single cut and its markers take effect at its end. ``position`` is the index of
+    the position the cut belongs to: the lookback counts positions, not cuts.
+    """
+
+    seq: int
+    position: int
+    path: str
+
+
+@dataclass(slots=True)
+class _Part:
+    """One block of a position, before hashing: its path, tokens, bytes, markers."""
+
+    path: str
+    tokens: int
+    data: bytes
+    markers: list[ServerMarker]
+    eligible: bool
+
+
+@dataclass(slots=True)
+class ServerPosition(_Prefix):
+    """One cache position as the server bills it: its tokens, the prefix up to it, its markers.
+
+    The planner's view of the same request is :class:`cachewise.prompt.Position` (byte
+    bounds, markability); ``tests/emulator/test_differential.py`` checks that the two agree
+    on paths and on prefix equality.
+    """
 
     index: int
     level: Literal["tools", "system", "messages"]
     path: str
     tokens: int
-    end: int = 0
-    digest: bytes = b""
-    markers: list[Marker] = field(default_factory=list)
-    eligible: bool = True
-
-    @property
-    def ttl(self) -> Ttl | None:
-        """The TTL this position writes with: 1h if any marker on it says 1h (run merges), else 5m."""
-        if not self.markers:
-            return None
-        return "1h" if any(m.ttl == "1h" for m in self.markers) else "5m"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +142,14 @@ class Layout:
     """A validated request: positions in prefix order, and the total input tokens."""
 
     model: str
-    positions: tuple[Position, ...]
+    positions: tuple[ServerPosition, ...]
     total_tokens: int
     marker_count: int
+    cuts: tuple[Cut, ...] = ()
+    run_markers: RunMarkers = DEFAULT_RUN_MARKERS
 
     @property
-    def marked(self) -> list[Position]:
+    def marked(self) -> list[ServerPosition]:
         return [p for p in self.positions if p.markers]
 
 
@@ -128,9 +179,36 @@ def _strip(block: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# JSON the model reads as written: a tool_use's input, a tool's input_schema.
+_VERBATIM_KEYS = frozenset({"input", "input_schema"})
+
+
+def _rendered(value: Any, verbatim: bool = False) -> Any:
+    """What the prompt holds of ``value``: no ``cache_control``, object keys in a fixed order.
+
+    The cache key is "a cryptographic hash of the prompts up to the cache control point" and
+    a hit needs "100% identical prompt segments, including all text and images"
+    (prompt-caching docs). The envelope of a block (``{"type", "text", ...}``) is parsed,
+    not rendered, so its key order is not part of the prompt; the JSON inside a
+    ``tool_use`` input or a tool's ``input_schema`` is, which is why the docs warn that
+    "some languages (for example, Swift, Go) randomize key order during JSON conversion,
+    breaking caches". ``cache_control`` is never part of the prompt (it may sit on a
+    block, or on the last block inside ``tool_result.content`` or ``document.source.content``).
+    """
+    if isinstance(value, Mapping):
+        keys = list(value) if verbatim else sorted(value, key=str)
+        return {
+            str(k): _rendered(value[k], verbatim or k in _VERBATIM_KEYS)
+            for k in keys
+            if verbatim or k != "cache_control"
+        }
+    if isinstance(value, list):
+        return [_rendered(v, verbatim) for v in value]
+    return value
+
+
 def _canonical(value: Any) -> bytes:
-    # Key order is kept: the API hashes bytes, and reordered tool_use input misses (api-sheet §2.4).
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(_rendered(value), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _inner_tokens(content: Any) -> int:
@@ -184,17 +262,17 @@ def _block_tokens(block: Mapping[str, Any]) -> int:
     return BLOCK_OVERHEAD + body
 
 
-def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
-    """The markers a block carries, with the inner-marker parent rule (api-sheet §1.2)."""
+def _block_markers(block: Mapping[str, Any], path: str) -> list[ServerMarker]:
+    """The markers a block carries, with the inner-marker parent rule (release notes, 2025-05-01)."""
     kind = block.get("type")
-    found: list[Marker] = []
+    found: list[ServerMarker] = []
     if block.get("cache_control") is not None:
         if kind in _UNMARKABLE:
-            # Not allowed per api-sheet §1.2; the API's wording is unknown, this text is ours.
+            # Thinking blocks "cannot be cached directly" (docs); the wording is unknown, this text is ours.
             raise invalid(f"{path}.cache_control: cache_control cannot be set for {kind} blocks")
         if kind == "text" and block.get("text") == "":
             raise empty_text_marker(path)
-        found.append(Marker(_ttl(block["cache_control"], path), path))
+        found.append(ServerMarker(_ttl(block["cache_control"], path), path))
     inner_lists: list[tuple[str, Any]] = []
     if kind == "tool_result":
         inner_lists.append((f"{path}.content", block.get("content")))
@@ -207,7 +285,7 @@ def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
             if not isinstance(sub, Mapping) or sub.get("cache_control") is None:
                 continue
             if k != len(inner) - 1:
-                # Only the last inner block's marker is moved to the parent (api-sheet §1.2); text ours.
+                # Only the last inner block's marker is moved to the parent (2025-05-01); text ours.
                 raise invalid(
                     f"{inner_path}.{k}.cache_control: cache_control is only allowed on the last block "
                     "of nested content; put it on the parent block"
@@ -215,7 +293,7 @@ def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
             if sub.get("type") == "text" and sub.get("text") == "":
                 raise empty_text_marker(f"{inner_path}.{k}")
             if not found:
-                found.append(Marker(_ttl(sub["cache_control"], f"{inner_path}.{k}"), path))
+                found.append(ServerMarker(_ttl(sub["cache_control"], f"{inner_path}.{k}"), path))
     return found
 
 
@@ -226,25 +304,35 @@ def _eligible(block: Mapping[str, Any]) -> bool:
     return not (kind == "text" and not block.get("text"))
 
 
-# -- salts (api-sheet §2.4) ------------------------------------------------------------------
+# -- salts ------------------------------------------------------------------------------------
+#
+# Derived from the table "What invalidates the cache" of the prompt-caching docs
+# (docs/emulator.md, "Caching rules implemented"): "Changes at each level invalidate that
+# level and all subsequent levels." Tool definitions are the tools level itself. The web
+# search toggle, the citations toggle and the speed setting invalidate system and messages
+# ("modifies the system prompt"); tool choice, "Adding/removing images anywhere in the
+# prompt", ``disable_parallel_tool_use`` (the tool-use-with-caching page), the thinking
+# parameters ("mode, and budget_tokens in extended mode"; their effect on tools and system
+# is model-specific, and not emulated) and ``output_config.effort`` invalidate messages.
+# Adding or removing an image changes the image count, so the salt holds the count: a
+# second image is an image added. Values equal to the defaults are the same as omitting
+# them ("Setting effort explicitly to the model's default is equivalent to omitting it").
+
+
+def _images(value: Any) -> int:
+    """Image blocks in a message's content, at any depth (``tool_result`` and document content)."""
+    if isinstance(value, Mapping):
+        if value.get("type") == "image":
+            return 1
+        return sum(_images(value[key]) for key in ("content", "source") if key in value)
+    if isinstance(value, list):
+        return sum(_images(item) for item in value)
+    return 0
 
 
 def _count_images(body: Mapping[str, Any]) -> int:
-    count = 0
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, Mapping) else None
-        if not isinstance(content, list):
-            continue
-        for block in content:
-            if not isinstance(block, Mapping):
-                continue
-            if block.get("type") == "image":
-                count += 1
-            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
-                count += sum(
-                    1 for b in block["content"] if isinstance(b, Mapping) and b.get("type") == "image"
-                )
-    return count
+    messages = body.get("messages") or []
+    return sum(_images(m.get("content")) for m in messages if isinstance(m, Mapping))
 
 
 def _citations_on(body: Mapping[str, Any]) -> bool:
@@ -277,8 +365,8 @@ def system_salt(body: Mapping[str, Any]) -> bytes:
 def messages_salt(body: Mapping[str, Any]) -> bytes:
     """Settings that invalidate messages only: tool_choice, images, parallel tool use, thinking, effort.
 
-    Values equal to the defaults are the same as omitting them (api-sheet §2.4): no
-    ``tool_choice`` = ``auto``; no ``thinking`` = ``disabled``; no effort = ``high``.
+    Values equal to the defaults are the same as omitting them: no ``tool_choice`` =
+    ``auto``; no ``thinking`` = ``disabled``; no effort = ``high``.
     """
     choice = body.get("tool_choice")
     choice_map = dict(choice) if isinstance(choice, Mapping) else {"type": "auto"}
@@ -316,19 +404,22 @@ def _require_block(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
-def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, bytes]]:
-    """Positions with their own canonical bytes (level salts are added by the caller)."""
-    out: list[tuple[Position, bytes]] = []
+def _raw_positions(body: Mapping[str, Any]) -> list[tuple[ServerPosition, list[_Part]]]:
+    """Positions with their blocks' canonical bytes (level salts are added by the caller)."""
+    out: list[tuple[ServerPosition, list[_Part]]] = []
 
     def add(
         level: Literal["tools", "system", "messages"],
         path: str,
         tokens: int,
         data: bytes,
-        markers: list[Marker],
+        markers: list[ServerMarker],
         eligible: bool,
     ) -> None:
-        out.append((Position(len(out), level, path, tokens, markers=markers, eligible=eligible), data))
+        part = _Part(path, tokens, data, list(markers), eligible)
+        out.append(
+            (ServerPosition(len(out), level, path, tokens, markers=markers, eligible=eligible), [part])
+        )
 
     tools = body.get("tools")
     if tools is not None:
@@ -338,7 +429,7 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, bytes]]:
                 raise invalid(f"{path}.name: Field required")
             stripped = _strip(tool)
             tool_markers = (
-                [Marker(_ttl(tool["cache_control"], path), path)] if tool.get("cache_control") else []
+                [ServerMarker(_ttl(tool["cache_control"], path), path)] if tool.get("cache_control") else []
             )
             add("tools", path, TOOL_OVERHEAD + count_json(stripped), _canonical(stripped), tool_markers, True)
 
@@ -398,91 +489,140 @@ def _raw_positions(body: Mapping[str, Any]) -> list[tuple[Position, bytes]]:
                         and blocks[run_end].get("type") == kind
                     ):
                         run_end += 1
-                tokens = 0
-                data = header if j == 0 else b""
-                markers: list[Marker] = []
-                eligible = False
+                parts: list[_Part] = []
                 for k in range(j, run_end):
-                    sub = _require_block(blocks[k], f"{mpath}.content.{k}")
-                    tokens += _block_tokens(sub)
-                    data += _canonical(_strip(sub))
-                    markers.extend(_block_markers(sub, f"{mpath}.content.{k}"))
-                    eligible = eligible or _eligible(sub)
-                add("messages", path, tokens, data, markers, eligible)
+                    sub_path = f"{mpath}.content.{k}"
+                    sub = _require_block(blocks[k], sub_path)
+                    data = (header if k == 0 else b"") + _canonical(_strip(sub))
+                    parts.append(
+                        _Part(
+                            sub_path, _block_tokens(sub), data, _block_markers(sub, sub_path), _eligible(sub)
+                        )
+                    )
+                position = ServerPosition(
+                    len(out),
+                    "messages",
+                    parts[-1].path,  # a position is named by the block its prefix ends at
+                    sum(part.tokens for part in parts),
+                    markers=[m for part in parts for m in part.markers],
+                    eligible=any(part.eligible for part in parts),
+                )
+                out.append((position, parts))
                 j = run_end
         if len(out) == first:
             raise invalid(f"{mpath}.content: messages must have non-empty content")
         out[first][0].tokens += MESSAGE_OVERHEAD
+        out[first][1][0].tokens += MESSAGE_OVERHEAD
     return out
 
 
-def _place_auto(positions: Sequence[Position], ttl: Ttl) -> bool:
-    """Put the top-level marker on the last eligible position; return whether it takes a slot."""
-    for position in reversed(positions):
-        if not position.eligible:
-            continue  # walk back past thinking / empty blocks (api-sheet §1.3)
-        existing = position.ttl
-        if existing is not None:
-            if existing != ttl:
-                raise auto_ttl_conflict(position.path, existing, ttl)
-            return False  # same TTL already there: a no-op, no extra slot (api-sheet §1.3, inferred)
-        position.markers.append(Marker(ttl, position.path, auto=True))
-        return True
-    return False  # nothing eligible: caching is skipped
+def _per_block(parts: Sequence[_Part], run_markers: RunMarkers) -> bool:
+    return run_markers == "block" and len(parts) > 1
 
 
-def layout(body: Mapping[str, Any], model: str) -> Layout:
-    """Validate the cache-relevant parts of a Messages body and lay it out as positions."""
+def _cuts(raw: Sequence[tuple[ServerPosition, list[_Part]]], run_markers: RunMarkers) -> list[Cut]:
+    """The cuts of a layout: one per block of a run (``block``), else one per position."""
+    cuts: list[Cut] = []
+    for position, parts in raw:
+        ends: Sequence[ServerPosition | _Part] = parts if _per_block(parts, run_markers) else [position]
+        for end in ends:
+            cuts.append(
+                Cut(len(cuts), position.index, end.path, markers=list(end.markers), eligible=end.eligible)
+            )
+    return cuts
+
+
+def _last_eligible(cuts: Sequence[Cut]) -> Cut | None:
+    # Walk back past thinking / empty blocks (the automatic-caching rules).
+    return next((cut for cut in reversed(cuts) if cut.eligible), None)
+
+
+def _place_auto(cuts: Sequence[Cut], positions: Sequence[ServerPosition], ttl: Ttl) -> bool:
+    """Put the top-level marker on the last eligible cut; return whether it takes a slot."""
+    cut = _last_eligible(cuts)
+    if cut is None:
+        return False  # nothing eligible: caching is skipped
+    existing = cut.ttl
+    if existing is not None:
+        if existing != ttl:
+            raise auto_ttl_conflict(cut.path, existing, ttl)
+        return False  # same TTL already there: a no-op, no extra slot (inferred)
+    marker = ServerMarker(ttl, cut.path, auto=True)
+    cut.markers.append(marker)
+    positions[cut.position].markers.append(marker)
+    return True
+
+
+def layout(body: Mapping[str, Any], model: str, *, run_markers: RunMarkers = DEFAULT_RUN_MARKERS) -> Layout:
+    """Validate the cache-relevant parts of a Messages body and lay it out as positions.
+
+    ``run_markers`` says where a marker inside a ``tool_use``/``tool_result`` run writes:
+    at its own block (``"block"``) or at the end of the run (``"run_end"``); see
+    docs/emulator.md, "Markers inside a run".
+    """
     raw = _raw_positions(body)
     positions = [p for p, _ in raw]
+    cuts = _cuts(raw, run_markers)
     explicit = sum(len(p.markers) for p in positions)
     auto = body.get("cache_control")
     takes_slot = False
     if auto is not None:
         auto_ttl = _ttl(auto, "")
-        if explicit >= MAX_MARKERS and not _auto_is_noop(positions, auto_ttl):
+        if explicit >= MAX_MARKERS and not _auto_is_noop(cuts, auto_ttl):
             raise too_many_markers(explicit + 1)
-        takes_slot = _place_auto(positions, auto_ttl)
+        takes_slot = _place_auto(cuts, positions, auto_ttl)
     count = explicit + (1 if takes_slot else 0)
     if count > MAX_MARKERS:
         raise too_many_markers(count)
-    _check_ttl_order(positions)
+    _check_ttl_order(cuts)
 
     hasher = hashlib.sha256(_canonical({"model": model}))
     level = ""
     salts = {"tools": b"", "system": system_salt(body), "messages": messages_salt(body)}
     total = 0
-    for position, data in raw:
+    seq = 0
+    for position, parts in raw:
         if position.level != level:
             for name in ("tools", "system", "messages"):
                 # Salt every level between the previous one and this one, so an empty level still counts.
                 if _LEVELS[name] > _LEVELS.get(level, -1) and _LEVELS[name] <= _LEVELS[position.level]:
                     hasher.update(b"\x00level:" + name.encode() + b"\x00" + salts[name])
             level = position.level
-        hasher.update(data)
-        total += position.tokens
+        per_block = _per_block(parts, run_markers)
+        for part in parts:
+            hasher.update(part.data)
+            total += part.tokens
+            if per_block:
+                cuts[seq].end, cuts[seq].digest = total, hasher.copy().digest()
+                seq += 1
         position.end = total
         position.digest = hasher.copy().digest()
+        if not per_block:
+            cuts[seq].end, cuts[seq].digest = total, position.digest
+            seq += 1
     return Layout(
-        model=model, positions=tuple(positions), total_tokens=total + TAIL_OVERHEAD, marker_count=count
+        model=model,
+        positions=tuple(positions),
+        total_tokens=total + TAIL_OVERHEAD,
+        marker_count=count,
+        cuts=tuple(cuts),
+        run_markers=run_markers,
     )
 
 
 _LEVELS = {"tools": 0, "system": 1, "messages": 2}
 
 
-def _auto_is_noop(positions: Sequence[Position], ttl: Ttl) -> bool:
-    for position in reversed(positions):
-        if position.eligible:
-            return position.ttl == ttl
-    return True
+def _auto_is_noop(cuts: Sequence[Cut], ttl: Ttl) -> bool:
+    cut = _last_eligible(cuts)
+    return cut is None or cut.ttl == ttl
 
 
-def _check_ttl_order(positions: Sequence[Position]) -> None:
-    """Every 1h marker must come before every 5m marker, in processing order (api-sheet §1.4)."""
+def _check_ttl_order(cuts: Sequence[Cut]) -> None:
+    """Every 1h marker must come before every 5m marker, in processing order (the TTL-mixing rule)."""
     seen_5m = False
-    for position in positions:
-        for marker in position.markers:
+    for cut in cuts:
+        for marker in cut.markers:
             if marker.ttl == "5m":
                 seen_5m = True
             elif seen_5m:

@@ -6,6 +6,9 @@
   pointed at it over the socket, with ``max_retries=0``.
 * ``claude_emulator_inprocess``: a fresh :class:`Emulator` with no socket, and
   ``claude_emulator_inprocess_client`` an SDK client using :class:`EmulatorTransport`.
+
+``@pytest.mark.claude_emulator(run_markers="run_end")`` on a test sets the reading of
+markers inside a ``tool_use``/``tool_result`` run for the emulator fixtures it uses.
 """
 
 from __future__ import annotations
@@ -38,9 +41,24 @@ def claude_emulator_server() -> Iterator[EmulatorServer]:
         yield server
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "claude_emulator(run_markers=...): configure the emulator fixtures of cachewise (docs/emulator.md)",
+    )
+
+
+def _configure(emulator: Emulator, request: pytest.FixtureRequest) -> Emulator:
+    marker = request.node.get_closest_marker("claude_emulator")
+    if marker is not None and "run_markers" in marker.kwargs:
+        emulator.set_run_markers(marker.kwargs["run_markers"])
+    return emulator
+
+
 @pytest.fixture
-def claude_emulator(claude_emulator_server: EmulatorServer) -> EmulatorServer:
+def claude_emulator(claude_emulator_server: EmulatorServer, request: pytest.FixtureRequest) -> EmulatorServer:
     claude_emulator_server.emulator.reset()
+    _configure(claude_emulator_server.emulator, request)
     return claude_emulator_server
 
 
@@ -68,8 +86,8 @@ else:
 
 
 @pytest.fixture
-def claude_emulator_inprocess() -> Emulator:
-    return Emulator()
+def claude_emulator_inprocess(request: pytest.FixtureRequest) -> Emulator:
+    return _configure(Emulator(), request)
 
 
 @pytest.fixture

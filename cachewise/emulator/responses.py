@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,19 @@ class Reply:
     output_tokens: int
 
 
+# A schema asking for more items or characters than this gets this many (the reply stays small).
+_MAX_ITEMS = 64
+
+
+def _whole(value: Any) -> int | None:
+    """A JSON-schema bound as an int, or None when it is absent or not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
+
+
 def example_value(schema: Any, name: str = "value", depth: int = 0) -> Any:
     """A value that validates against a (simple) JSON schema: required properties, right types."""
     if not isinstance(schema, Mapping) or depth > 8:
@@ -58,29 +72,30 @@ def example_value(schema: Any, name: str = "value", depth: int = 0) -> Any:
     if kind == "object":
         raw_props = schema.get("properties")
         props: Mapping[str, Any] = raw_props if isinstance(raw_props, Mapping) else {}
-        required = [r for r in schema.get("required", []) if isinstance(r, str)]
+        raw_required = schema.get("required")
+        required = [r for r in raw_required if isinstance(r, str)] if isinstance(raw_required, list) else []
         return {key: example_value(props.get(key, {}), key, depth + 1) for key in required}
     if kind == "array":
-        count = int(schema.get("minItems", 0) or 0)
+        count = min(_whole(schema.get("minItems")) or 0, _MAX_ITEMS)
         return [example_value(schema.get("items", {}), name, depth + 1) for _ in range(count)]
     if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum"))
-        value = 1 if low is None else int(low) + (1 if "exclusiveMinimum" in schema else 0)
-        high = schema.get("maximum")
+        low = _whole(schema.get("minimum", schema.get("exclusiveMinimum")))
+        value = 1 if low is None else low + (1 if "exclusiveMinimum" in schema else 0)
+        high = _whole(schema.get("maximum"))
         if high is not None and value > high:
-            value = int(high)
+            value = high
         return value if kind == "integer" else float(value)
     if kind == "boolean":
         return True
     if kind == "null":
         return None
     text = f"{name}_example"
-    minimum = int(schema.get("minLength", 0) or 0)
-    maximum = schema.get("maxLength")
+    minimum = min(_whole(schema.get("minLength")) or 0, _MAX_ITEMS)
+    maximum = _whole(schema.get("maxLength"))
     if len(text) < minimum:
         text = text + "x" * (minimum - len(text))
     if maximum is not None:
-        text = text[: int(maximum)]
+        text = text[: max(0, maximum)]
     return text
 
 

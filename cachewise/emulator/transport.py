@@ -16,11 +16,13 @@ dropped connection does over a socket.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio.to_thread
 import httpx
 import httpx2
 
+from ..httpstreams import AsyncFrames1, AsyncFrames2, Frames1, Frames2
 from .emulator import Emulator, HttpRequest, HttpResponse
 from .errors import StreamCut
 
@@ -46,109 +48,76 @@ def _incoming(request: httpx2.Request | httpx.Request, body: bytes) -> HttpReque
     )
 
 
-class _Sync2(httpx2.SyncByteStream):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._chunks
-        except StreamCut:
-            raise httpx2.RemoteProtocolError(_CUT) from None
+def _chunks(chunks: Iterator[bytes], dropped: type[Exception]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except StreamCut:
+        raise dropped(_CUT) from None
 
 
-class _Async2(httpx2.AsyncByteStream):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            for chunk in self._chunks:
-                yield chunk
-        except StreamCut:
-            raise httpx2.RemoteProtocolError(_CUT) from None
+async def _achunks(chunks: Iterator[bytes], dropped: type[Exception]) -> AsyncIterator[bytes]:
+    try:
+        for chunk in chunks:
+            yield chunk
+    except StreamCut:
+        raise dropped(_CUT) from None
 
 
-class _Sync1(httpx.SyncByteStream):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._chunks
-        except StreamCut:
-            raise httpx.RemoteProtocolError(_CUT) from None
+def _reply(response: Any, answer: HttpResponse, stream: Any) -> Any:
+    """An ``httpx2`` or ``httpx`` response (``response`` is the class) carrying ``answer``."""
+    if answer.stream is None:
+        return response(answer.status, headers=answer.headers, content=answer.body)
+    return response(answer.status, headers=answer.headers, stream=stream)
 
 
-class _Async1(httpx.AsyncByteStream):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
+class _Sync:
+    _response: Any  # the httpx2 or httpx classes this transport answers with
+    _frames: Any
+    _dropped: type[Exception]
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            for chunk in self._chunks:
-                yield chunk
-        except StreamCut:
-            raise httpx.RemoteProtocolError(_CUT) from None
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
 
-
-def _response2(
-    answer: HttpResponse, stream: httpx2.SyncByteStream | httpx2.AsyncByteStream | None
-) -> httpx2.Response:
-    if stream is None:
-        return httpx2.Response(answer.status, headers=answer.headers, content=answer.body)
-    return httpx2.Response(answer.status, headers=answer.headers, stream=stream)
+    def handle_request(self, request: Any) -> Any:
+        answer = self.emulator.handle(_incoming(request, request.read()))
+        stream = answer.stream and self._frames(_chunks(answer.stream, self._dropped))
+        return _reply(self._response, answer, stream)
 
 
-def _response1(
-    answer: HttpResponse, stream: httpx.SyncByteStream | httpx.AsyncByteStream | None
-) -> httpx.Response:
-    if stream is None:
-        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
-    return httpx.Response(answer.status, headers=answer.headers, stream=stream)
+class _Async:
+    _response: Any
+    _frames: Any
+    _dropped: type[Exception]
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    async def handle_async_request(self, request: Any) -> Any:
+        incoming = _incoming(request, await request.aread())
+        answer = await anyio.to_thread.run_sync(self.emulator.handle, incoming)
+        stream = answer.stream and self._frames(_achunks(answer.stream, self._dropped))
+        return _reply(self._response, answer, stream)
 
 
-class EmulatorTransport(httpx2.BaseTransport):
+class EmulatorTransport(_Sync, httpx2.BaseTransport):
     """A sync ``httpx2`` transport (what ``anthropic.Anthropic(http_client=...)`` needs)."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = self.emulator.handle(_incoming(request, request.read()))
-        return _response2(answer, _Sync2(answer.stream) if answer.stream is not None else None)
+    _response, _frames, _dropped = httpx2.Response, Frames2, httpx2.RemoteProtocolError
 
 
-class AsyncEmulatorTransport(httpx2.AsyncBaseTransport):
+class AsyncEmulatorTransport(_Async, httpx2.AsyncBaseTransport):
     """An async ``httpx2`` transport for ``anthropic.AsyncAnthropic``; requests run in a worker thread."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        incoming = _incoming(request, await request.aread())
-        answer = await anyio.to_thread.run_sync(self.emulator.handle, incoming)
-        return _response2(answer, _Async2(answer.stream) if answer.stream is not None else None)
+    _response, _frames, _dropped = httpx2.Response, AsyncFrames2, httpx2.RemoteProtocolError
 
 
-class HttpxEmulatorTransport(httpx.BaseTransport):
+class HttpxEmulatorTransport(_Sync, httpx.BaseTransport):
     """A sync plain-``httpx`` transport, for callers that do not use the SDK."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        answer = self.emulator.handle(_incoming(request, request.read()))
-        return _response1(answer, _Sync1(answer.stream) if answer.stream is not None else None)
+    _response, _frames, _dropped = httpx.Response, Frames1, httpx.RemoteProtocolError
 
 
-class AsyncHttpxEmulatorTransport(httpx.AsyncBaseTransport):
+class AsyncHttpxEmulatorTransport(_Async, httpx.AsyncBaseTransport):
     """An async plain-``httpx`` transport."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        incoming = _incoming(request, await request.aread())
-        answer = await anyio.to_thread.run_sync(self.emulator.handle, incoming)
-        return _response1(answer, _Async1(answer.stream) if answer.stream is not None else None)
+    _response, _frames, _dropped = httpx.Response, AsyncFrames1, httpx.RemoteProtocolError

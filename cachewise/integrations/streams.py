@@ -3,8 +3,9 @@
 ``tap_sync`` / ``tap_async`` feed each chunk to a recorder (a
 :class:`~cachewise.integrations.tracker.StreamRecorder`) as it goes by, and close
 the recorder exactly once: at the end, on an error, or when the reader stops
-early. The ``Frames`` classes make such a generator the body of an ``httpx2``
-or ``httpx`` response.
+early. The ``Frames`` classes, which make such a generator the body of an ``httpx2``
+or ``httpx`` response, live in the leaf :mod:`cachewise.httpstreams` (the emulator
+uses them too); they are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import httpx
-import httpx2
+from ..httpstreams import AsyncFrames, AsyncFrames1, AsyncFrames2, Frames, Frames1, Frames2  # re-exported
 
 __all__ = [
     "AsyncFrames",
@@ -59,45 +59,3 @@ async def tap_async(
     finally:
         recorder.close(error)
         await close()
-
-
-class Frames:
-    def __init__(self, frames: Iterator[bytes]) -> None:
-        self._frames = frames
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self._frames
-
-    def close(self) -> None:
-        close = getattr(self._frames, "close", None)
-        if close is not None:
-            close()
-
-
-class AsyncFrames:
-    def __init__(self, frames: AsyncIterator[bytes]) -> None:
-        self._frames = frames
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._frames
-
-    async def aclose(self) -> None:
-        close = getattr(self._frames, "aclose", None)
-        if close is not None:
-            await close()
-
-
-class Frames2(Frames, httpx2.SyncByteStream):
-    pass
-
-
-class Frames1(Frames, httpx.SyncByteStream):
-    pass
-
-
-class AsyncFrames2(AsyncFrames, httpx2.AsyncByteStream):
-    pass
-
-
-class AsyncFrames1(AsyncFrames, httpx.AsyncByteStream):
-    pass

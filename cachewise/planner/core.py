@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ..api_rules import LOOKBACK
+from ..api_rules import MAX_MARKERS as MAX_BREAKPOINTS
 from ..errors import PricingError, TokenCountError
 from ..pricing import PriceBook
 from ..prompt import Position, Prompt, Ttl
@@ -44,8 +46,6 @@ __all__ = ["MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
 
 log = logging.getLogger("cachewise.planner")
 
-MAX_BREAKPOINTS = 4
-LOOKBACK = 20
 LARGE_BLOCK_BYTES = 2048
 MAX_BRIDGES = 6
 STANDARD_MINIMUMS = (512, 1024, 2048, 4096)

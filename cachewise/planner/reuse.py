@@ -24,11 +24,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ..api_rules import TTL_SECONDS
 from ..prompt import Ttl
 
 __all__ = ["EXPECTED_READS_CAP", "TTL_SECONDS", "Outcomes", "PrefixRecord", "ReuseStats", "expected_reads"]
 
-TTL_SECONDS: dict[Ttl, float] = {"5m": 300.0, "1h": 3600.0}
 EXPECTED_READS_CAP = 8.0
 PRIOR_WEIGHT = 0.5
 
