@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import datetime
 from typing import Any
 
 import httpx2
 from anthropic import Middleware
 from anthropic._response import APIResponse, AsyncAPIResponse
 
+from .batches import BatchTimes, ResultLines
 from .failopen import guarded, record_failure
 from .streams import AsyncFrames2, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, Prepared, classify
@@ -55,32 +55,17 @@ class CachewiseMiddleware(Middleware):
 
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker
-        self._batch_times: dict[str, datetime] = {}
+        self._batches = BatchTimes()
 
     # -- shared helpers -------------------------------------------------------------------------
 
     def _remember_batch(self, url: str, content: bytes) -> None:
-        found = _BATCH.search(url.split("?", 1)[0])
-        if not found:
-            return
-        data = json.loads(content)
-        created = data.get("created_at") if isinstance(data, Mapping) else None
-        if created:
-            self._batch_times[found.group(1)] = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        if _BATCH.search(url.split("?", 1)[0]):
+            self._batches.remember(json.loads(content))
 
-    def _batch_started(self, batch_id: str) -> datetime:
-        return self._batch_times.get(batch_id) or self.tracker.clock()
-
-    def _lines(self, batch_id: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        pending = b""
-        started = self._batch_started(batch_id)
-        for chunk in chunks:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                self.tracker.record_batch_line(batch_id, line, started)
-            yield chunk
-        self.tracker.record_batch_line(batch_id, pending, started)
+    def _results(self, batch_id: str) -> ResultLines:
+        started = self._batches.created(batch_id) or self.tracker.clock()
+        return ResultLines(self.tracker, batch_id, started)
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -96,7 +81,8 @@ class CachewiseMiddleware(Middleware):
             response = call_next(request)
             if not response.http_response.is_success:
                 return response
-            return self._respond(response, self._lines(batch_id, response.http_response.iter_bytes()))
+            http = response.http_response
+            return self._respond(response, tap_sync(self._results(batch_id), http.iter_bytes(), http.close))
         if kind != CallKind.MESSAGES:
             passed: APIResponse[Any] = call_next(request)
             return passed
@@ -146,7 +132,9 @@ class CachewiseMiddleware(Middleware):
             response = await call_next(request)
             if not response.http_response.is_success:
                 return response
-            return self._respond_async(response, self._alines(batch_id, response.http_response.aiter_bytes()))
+            http = response.http_response
+            frames = tap_async(self._results(batch_id), http.aiter_bytes(), http.aclose)
+            return self._respond_async(response, frames)
         if kind != CallKind.MESSAGES:
             passed_async: AsyncAPIResponse[Any] = await call_next(request)
             return passed_async
@@ -170,17 +158,6 @@ class CachewiseMiddleware(Middleware):
             return response
         recorder = self.tracker.tap(prepared, http.status_code, http.headers)
         return self._respond_async(response, tap_async(recorder, http.aiter_bytes(), http.aclose))
-
-    async def _alines(self, batch_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        pending = b""
-        started = self._batch_started(batch_id)
-        async for chunk in chunks:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                self.tracker.record_batch_line(batch_id, line, started)
-            yield chunk
-        self.tracker.record_batch_line(batch_id, pending, started)
 
     @staticmethod
     def _respond_async(

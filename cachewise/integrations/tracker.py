@@ -16,6 +16,7 @@ Recording never raises into the caller (except under pytest; see
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import re
@@ -36,7 +37,16 @@ from ..usage import Usage
 from .failopen import guarded, swallow
 from .sse import SSETap
 
-__all__ = ["CallKind", "CallTracker", "Clock", "PlannerLike", "Prepared", "classify"]
+__all__ = [
+    "CallKind",
+    "CallTracker",
+    "Clock",
+    "PlannerLike",
+    "Prepared",
+    "classify",
+    "private_copy",
+    "serialised",
+]
 
 Clock = Callable[[], datetime]
 
@@ -90,7 +100,12 @@ def classify(method: str, url: str) -> tuple[str, str | None]:
 
 @dataclass
 class Prepared:
-    """A request about to be sent: the body to send and what the tracker needs afterwards."""
+    """A request about to be sent: the body to send and what the tracker needs afterwards.
+
+    ``payload`` is the planned body as JSON bytes when the planner changed it (``None`` when the
+    request goes out as the user wrote it): a planned body that cannot be serialised is dropped
+    before it can fail the call.
+    """
 
     original: Mapping[str, Any] | None
     body: Mapping[str, Any] | None
@@ -98,6 +113,7 @@ class Prepared:
     started: float
     plan: Any = None
     tags: dict[str, str] = field(default_factory=dict)
+    payload: bytes | None = None
 
     @property
     def changed(self) -> bool:
@@ -122,6 +138,26 @@ def _breakpoints_of(plan: Any) -> tuple[Breakpoint, ...]:
             )
         )
     return tuple(out)
+
+
+def private_copy(value: Any) -> Any:
+    """A deep copy of a request body for the planner, so nothing it does reaches the user's own.
+
+    Dicts and lists (all a JSON body is made of) are copied by hand, which is several times
+    faster than :func:`copy.deepcopy`; anything else goes through ``deepcopy``.
+    """
+    if isinstance(value, dict):
+        return {k: private_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [private_copy(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return copy.deepcopy(value)
+
+
+def serialised(body: Mapping[str, Any]) -> bytes:
+    """``body`` as the JSON the SDK sends (compact, UTF-8, no NaN); raises if it is not JSON."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _record_kw(planner: Any, retry: bool) -> dict[str, bool]:
@@ -184,7 +220,9 @@ class CallTracker:
         planner = self.planner
         planned: Any = None
         if body is not None and planner is not None:
-            planned = guarded("planner", lambda: planner.plan(dict(body), **_record_kw(planner, retry)), None)
+            planned = guarded(
+                "planner", lambda: planner.plan(private_copy(body), **_record_kw(planner, retry)), None
+            )
         return self._prepared(body, planned)
 
     async def aprepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:
@@ -195,9 +233,8 @@ class CallTracker:
             aplan = getattr(planner, "aplan", None)
             kw = _record_kw(planner, retry)
             try:
-                planned = (
-                    await aplan(dict(body), **kw) if aplan is not None else planner.plan(dict(body), **kw)
-                )
+                mine = private_copy(body)
+                planned = await aplan(mine, **kw) if aplan is not None else planner.plan(mine, **kw)
             except Exception as exc:
                 swallow("planner", exc)
         return self._prepared(body, planned)
@@ -217,6 +254,13 @@ class CallTracker:
         except Exception as exc:  # a broken clock or tag: send the request as written, unplanned
             swallow("prepare", exc)
             started_at, tags, new_body, planned = datetime.now(UTC), dict(self.tags), body, None
+        payload: bytes | None = None
+        if new_body is not body and new_body is not None:
+            try:
+                payload = serialised(new_body)
+            except Exception as exc:  # not JSON (a set, an object, NaN, a lone surrogate): send as written
+                swallow("planner (body not serialisable)", exc)
+                new_body, planned = body, None
         if self.budget is not None and body is not None:
             self._check_budget(new_body or body, started_at)
         return Prepared(
@@ -226,6 +270,7 @@ class CallTracker:
             started=time.perf_counter(),
             plan=planned,
             tags=tags,
+            payload=payload,
         )
 
     def _check_budget(self, body: Mapping[str, Any], at: datetime) -> None:
@@ -244,7 +289,7 @@ class CallTracker:
         latency = (time.perf_counter() - prepared.started) * 1000
         try:
             payload: Any = unwrap_envelope(json.loads(content)) if content else None
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         request_id = headers.get("request-id")
         if request_id is None and isinstance(payload, Mapping):
@@ -265,12 +310,15 @@ class CallTracker:
             endpoint="messages",
         )
 
-    def fail(self, prepared: Prepared, exc: BaseException) -> None:
-        """Record an attempt that got no response at all (connection error, timeout): an error row."""
+    def fail(self, prepared: Prepared, exc: BaseException, *, request_id: str | None = None) -> None:
+        """Record an attempt that got no response at all (connection error, timeout): an error row.
+
+        ``request_id``: the local id the caller was told (the proxy's error body), else a new one.
+        """
         latency = (time.perf_counter() - prepared.started) * 1000
         guarded(
             "ledger record",
-            lambda: self._record_error(prepared, None, type(exc).__name__, latency, "messages"),
+            lambda: self._record_error(prepared, request_id, type(exc).__name__, latency, "messages"),
             None,
         )
 

@@ -34,7 +34,7 @@ __all__ = [
 def _body(content: bytes) -> Mapping[str, Any] | None:
     try:
         data = json.loads(content) if content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: sent untouched
         return None
     return data if isinstance(data, Mapping) else None
 
@@ -48,7 +48,7 @@ def _headers(request_headers: Any) -> dict[str, str]:
 
 
 def _rebuild(module: Any, request: Any, prepared: Prepared, content: bytes) -> Any:
-    payload = json.dumps(prepared.body).encode() if prepared.changed and prepared.body else content
+    payload = prepared.payload if prepared.payload is not None else content
     return module.Request(
         request.method,
         request.url,
