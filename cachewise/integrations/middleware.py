@@ -19,8 +19,8 @@ import httpx2
 from anthropic import Middleware
 from anthropic._response import APIResponse, AsyncAPIResponse
 
+from ..failopen import guarded, record_failure
 from .batches import BatchTimes, ResultLines
-from .failopen import guarded, record_failure
 from .streams import AsyncFrames2, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, Prepared, classify
 

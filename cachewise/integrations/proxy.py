@@ -39,8 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..failopen import guarded
 from .batches import BatchTimes, ResultLines
-from .failopen import guarded
 from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope

@@ -11,7 +11,7 @@
 3. tell the planner what happened, so it learns reuse and minimums.
 
 Recording never raises into the caller (except under pytest; see
-:mod:`cachewise.integrations.failopen`).
+:mod:`cachewise.failopen`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..budget.collector import session_collector
+from ..failopen import guarded, swallow
 from ..ledger import Ledger
 from ..ledger.record import Breakpoint, CallRecord
 from ..pricing import Modifiers, PriceBook
 from ..tags import current as current_tags
 from ..usage import Usage
-from .failopen import guarded, swallow
 from .sse import SSETap
 
 __all__ = [

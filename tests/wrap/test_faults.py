@@ -12,7 +12,7 @@ import pytest
 
 import cachewise
 from cachewise.emulator import EmulatorServer
-from cachewise.integrations.failopen import internal_failures, raising, reset_failures
+from cachewise.failopen import internal_failures, raising, reset_failures
 from cachewise.ledger import Ledger
 
 from .conftest import API_KEY

@@ -18,7 +18,7 @@ import pytest
 
 import cachewise
 from cachewise.emulator import EmulatorServer
-from cachewise.integrations.failopen import internal_failures, raising, reset_failures
+from cachewise.failopen import internal_failures, raising, reset_failures
 from cachewise.integrations.proxy import create_proxy_app
 from cachewise.integrations.tracker import CallTracker
 from cachewise.ledger import Ledger
