@@ -4,7 +4,8 @@
 when what was spent in the window plus the request's upper-bound estimate
 (:func:`estimate_cost`) would exceed the limit, and
 :class:`~cachewise.errors.UnpricedSpend` when spend in the window cannot be priced
-(fail closed). The wrapper calls ``record(call_record)`` after each call.
+(fail closed). It is a record sink (:mod:`cachewise.sinks`): the wrapper hands it each
+call made (``add``, the same as ``record``).
 """
 
 from __future__ import annotations
@@ -230,6 +231,10 @@ class RuntimeBudget:
             raise UnpricedSpend(self.name, self.limit, 1, f"this request cannot be estimated: {exc}") from exc
         self.check(estimate)
         return estimate
+
+    def add(self, record: CallRecord) -> None:
+        """As a record sink: :meth:`record`."""
+        self.record(record)
 
     def record(self, record: CallRecord) -> None:
         """Count a call that was made (its cost, or unpriced when it has none)."""
