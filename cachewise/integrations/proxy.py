@@ -143,7 +143,7 @@ def create_proxy_app(
     )
     batches = BatchTimes()
 
-    def limit_for(kind: str) -> int:
+    def limit_for(kind: CallKind) -> int:
         if max_body_bytes is not None:
             return max_body_bytes
         return API_BATCH_BODY_LIMIT if kind == CallKind.BATCH_CREATE else API_BODY_LIMIT

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from ..failopen import fail_open, swallow
@@ -82,14 +83,16 @@ class PlanAsk:
     record: bool
 
 
-class CallKind:
+class CallKind(StrEnum):
+    """What a request is, as far as recording goes."""
+
     MESSAGES = "messages"
     BATCH_CREATE = "batch_create"
     BATCH_RESULTS = "batch_results"
     OTHER = "other"
 
 
-def classify(method: str, url: str) -> tuple[str, str | None]:
+def classify(method: str, url: str) -> tuple[CallKind, str | None]:
     """What kind of call a method and URL (absolute or relative) are, and the batch id if any."""
     path = url.split("?", 1)[0].rstrip("/")
     if "://" in path:

@@ -23,36 +23,10 @@ from cachewise.ledger import CallRecord, Ledger
 from cachewise.planner import CachePlanner
 
 from .conftest import API_KEY
+from .recording import AsyncRecording, SyncRecording
 
 SYSTEM = "You answer questions about the attached handbook.\n" + "Section text that never changes. " * 800
 MODEL = "claude-sonnet-4-6"
-Sent = list[tuple[str, bytes]]
-
-
-class SyncRecording(httpx2.BaseTransport):
-    def __init__(self, sent: Sent, inner: httpx2.BaseTransport | None = None) -> None:
-        self.inner = inner or httpx2.HTTPTransport()
-        self.sent = sent
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.sent.append((request.url.path, request.read()))
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class AsyncRecording(httpx2.AsyncBaseTransport):
-    def __init__(self, sent: Sent, inner: httpx2.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner or httpx2.AsyncHTTPTransport()
-        self.sent = sent
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.sent.append((request.url.path, await request.aread()))
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def _row(record: CallRecord) -> tuple[Any, ...]:
@@ -77,10 +51,6 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
 def _rows(ledger: Ledger) -> list[tuple[Any, ...]]:
     ledger.flush()
     return sorted((_row(r) for r in ledger.calls()), key=repr)
-
-
-def _messages_bodies(sent: Sent) -> list[bytes]:
-    return [content for path, content in sent if path == "/v1/messages"]
 
 
 def _turn(turn: int, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -134,34 +104,36 @@ def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(client, "_calculate_retry_timeout", lambda *a, **k: 0.0)
 
 
-def _check(sync: tuple[Ledger, Sent], asynchronous: tuple[Ledger, Sent]) -> list[tuple[Any, ...]]:
+def _check(
+    sync: tuple[Ledger, SyncRecording], asynchronous: tuple[Ledger, AsyncRecording]
+) -> list[tuple[Any, ...]]:
     rows = _rows(sync[0])
     assert len(rows) == 7  # 3 turns (one after a retried 529), a stream, a cut stream, a 404
     assert rows == _rows(asynchronous[0])
     assert any(row[5] and row[11] for row in rows)  # planned rows with breakpoints among them
-    assert _messages_bodies(sync[1]) == _messages_bodies(asynchronous[1])
-    assert len(_messages_bodies(sync[1])) == 7  # the retry sent again
+    assert sync[1].bodies() == asynchronous[1].bodies()
+    assert len(sync[1].bodies()) == 7  # the retry sent again
     return rows
 
 
 async def test_the_middleware_behaves_alike_sync_and_async(
     emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sync_sent: Sent = []
-    async_sent: Sent = []
+    sync_sent = SyncRecording()
+    async_sent = AsyncRecording()
     with _ledger(tmp_path, "sync") as sync_ledger, _ledger(tmp_path, "async") as async_ledger:
         emulator.emulator.reset()
         monkeypatch.setenv(
             "CACHEWISE_TOKEN_MEMO", str(tmp_path / "sync-memo.sqlite3")
         )  # each run counts anew
-        http = httpx2.Client(transport=SyncRecording(sync_sent))
+        http = httpx2.Client(transport=sync_sent)
         with anthropic.Anthropic(
             api_key=API_KEY, base_url=emulator.base_url, max_retries=1, http_client=http
         ) as plain:
             run_sync(cachewise.wrap(plain, ledger=sync_ledger, clock=emulator.emulator.now), emulator)
         emulator.emulator.reset()
         monkeypatch.setenv("CACHEWISE_TOKEN_MEMO", str(tmp_path / "async-memo.sqlite3"))
-        ahttp = httpx2.AsyncClient(transport=AsyncRecording(async_sent))
+        ahttp = httpx2.AsyncClient(transport=async_sent)
         async with anthropic.AsyncAnthropic(
             api_key=API_KEY, base_url=emulator.base_url, max_retries=1, http_client=ahttp
         ) as aplain:
@@ -172,8 +144,8 @@ async def test_the_middleware_behaves_alike_sync_and_async(
 
 async def test_the_transports_behave_alike_sync_and_async(emulator: EmulatorServer, tmp_path: Path) -> None:
     """Below the SDK: the planner counts nothing (offline bounds), every attempt is one row."""
-    sync_sent: Sent = []
-    async_sent: Sent = []
+    sync_sent = SyncRecording()
+    async_sent = AsyncRecording()
 
     def tracker(ledger: Ledger) -> CallTracker:
         now = emulator.emulator.now
@@ -181,14 +153,14 @@ async def test_the_transports_behave_alike_sync_and_async(emulator: EmulatorServ
 
     with _ledger(tmp_path, "sync") as sync_ledger, _ledger(tmp_path, "async") as async_ledger:
         emulator.emulator.reset()
-        transport = CachewiseTransport(tracker(sync_ledger), SyncRecording(sync_sent))
+        transport = CachewiseTransport(tracker(sync_ledger), sync_sent)
         http = httpx2.Client(transport=transport)
         with anthropic.Anthropic(
             api_key=API_KEY, base_url=emulator.base_url, max_retries=1, http_client=http
         ) as client:
             run_sync(client, emulator)
         emulator.emulator.reset()
-        atransport = AsyncCachewiseTransport(tracker(async_ledger), AsyncRecording(async_sent))
+        atransport = AsyncCachewiseTransport(tracker(async_ledger), async_sent)
         ahttp = httpx2.AsyncClient(transport=atransport)
         async with anthropic.AsyncAnthropic(
             api_key=API_KEY, base_url=emulator.base_url, max_retries=1, http_client=ahttp

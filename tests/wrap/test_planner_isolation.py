@@ -25,6 +25,7 @@ from cachewise.ledger import Ledger
 from cachewise.planner import Breakpoint, Plan
 
 from .conftest import API_KEY
+from .recording import AsyncRecording, SyncRecording
 from .test_proxy import serve
 
 BODY: dict[str, Any] = {
@@ -70,36 +71,8 @@ class Unserialisable:
         raise AssertionError("never observed")
 
 
-PLANNERS = [MutatesThenRaises, Unserialisable]
-FAILURE = {MutatesThenRaises: "planner", Unserialisable: "planner (body not serialisable)"}
-
-
-class SyncRecording(httpx2.BaseTransport):
-    def __init__(self) -> None:
-        self.inner = httpx2.HTTPTransport()
-        self.sent: list[bytes] = []
-
-    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path == "/v1/messages":
-            self.sent.append(request.read())
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class AsyncRecording(httpx2.AsyncBaseTransport):
-    def __init__(self) -> None:
-        self.inner = httpx2.AsyncHTTPTransport()
-        self.sent: list[bytes] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.path == "/v1/messages":
-            self.sent.append(await request.aread())
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+PLANNERS: list[type] = [MutatesThenRaises, Unserialisable]
+FAILURE: dict[type, str] = {MutatesThenRaises: "planner", Unserialisable: "planner (body not serialisable)"}
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +101,7 @@ def test_sync_client_sends_the_bytes_the_user_wrote(
         client.messages.create(**BODY)
         wrapped = cachewise.wrap(client, ledger=ledger, planner=planner())
         assert wrapped.messages.create(**BODY).content
-    plain, through = recording.sent
+    plain, through = recording.bodies()
     assert through == plain
     assert internal_failures()[FAILURE[planner]] == 1
     _one_unplanned_row(ledger)
@@ -146,7 +119,7 @@ async def test_async_client_sends_the_bytes_the_user_wrote(
         await client.messages.create(**BODY)
         wrapped = cachewise.wrap(client, ledger=ledger, planner=planner())
         assert (await wrapped.messages.create(**BODY)).content
-    plain, through = recording.sent
+    plain, through = recording.bodies()
     assert through == plain
     assert internal_failures()[FAILURE[planner]] == 1
     _one_unplanned_row(ledger)
@@ -166,7 +139,7 @@ def test_proxy_sends_the_bytes_the_user_wrote(
             headers={"x-api-key": API_KEY, "content-type": "application/json"},
         )
         assert reply.status_code == 200, reply.text
-    assert recording.sent == [content]
+    assert recording.bodies() == [content]
     assert internal_failures()[FAILURE[planner]] == 1
     _one_unplanned_row(ledger)
 
@@ -180,7 +153,10 @@ def test_the_planner_gets_its_own_copy_at_every_depth() -> None:
             seen.append(request)
             return None
 
-    user = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    user: dict[str, Any] = {
+        "model": "m",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    }
     tracker = CallTracker(ledger=None, planner=Spy())
     prepared = tracker.prepare(user)
     (given,) = seen

@@ -26,22 +26,8 @@ from cachewise.integrations.tracker import CallTracker
 from cachewise.ledger import Ledger
 
 from .conftest import API_KEY
+from .recording import AsyncRecording as Recording
 from .test_proxy import BODY, serve
-
-
-class Recording(httpx2.AsyncBaseTransport):
-    """The proxy's upstream transport: remembers each request (path and bytes), then sends it."""
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner or httpx2.AsyncHTTPTransport()
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        self.sent.append((request.url.path, await request.aread()))
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def _proxy(tracker: CallTracker, upstream: str, **options: Any) -> Iterator[str]:
