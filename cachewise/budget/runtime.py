@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceeded, PricingError, UnpricedSpend
 from ..pricing import PriceBook
-from ..reports.columns import ZERO, unpriced_mask
-from .check import window_start
 
 if TYPE_CHECKING:
     from ..ledger.record import CallRecord
@@ -33,6 +31,7 @@ __all__ = [
 ]
 
 MILLION = Decimal(1_000_000)
+ZERO = Decimal(0)
 #: Tokens the API adds for tool use (its tool system prompt is a few hundred tokens; api-sheet §4.1).
 TOOL_OVERHEAD_TOKENS = 1_000
 #: Tokens allowed for an image given by URL or file id (bytes do not bound it). Images are
@@ -167,6 +166,10 @@ class RuntimeBudget:
         self._window_start: datetime | None = None
 
     def _refresh(self, now: datetime) -> None:
+        # The ledger's window is read as a frame (pandas), only for a day or month window.
+        from ..reports.columns import unpriced_mask
+        from .check import window_start
+
         start = window_start(self.window, now, None)
         due = (
             self._read_at is None

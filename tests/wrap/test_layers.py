@@ -82,3 +82,24 @@ def test_the_leaves_import_nothing_from_cachewise_at_run_time() -> None:
     assert not {
         m for m in _closure("cachewise.failopen") if m.startswith("cachewise") and m != "cachewise.failopen"
     }
+
+
+def _loaded_at_import(name: str) -> set[str]:
+    """The modules ``name`` imports when it is imported (module level, type-checking blocks left out)."""
+    path = _module_file(name)
+    assert path is not None, name
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            found.add(node.module or "")
+        elif isinstance(node, ast.ImportFrom):
+            found.add("." * node.level + (node.module or ""))
+    return found
+
+
+@pytest.mark.parametrize("module", ["cachewise.budget.runtime", "cachewise.budget.collector"])
+def test_the_runtime_budget_and_the_collector_load_no_pandas(module: str) -> None:
+    loaded = _loaded_at_import(module)
+    assert not {m for m in loaded if m.split(".")[0] in ("pandas", "numpy") or "reports" in m}
