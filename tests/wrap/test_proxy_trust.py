@@ -246,3 +246,33 @@ def test_an_oversized_body_is_read_only_up_to_the_limit(ledger: Ledger) -> None:
             tracemalloc.stop()
         assert reply.status_code == 413
     assert peak < 6 * 2**20  # the whole body (16 MiB), let alone twice, was never held
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "error_type"),
+    [
+        (httpx2.ReadError("connection reset"), 502, "api_error"),
+        (httpx2.RemoteProtocolError("peer closed connection"), 502, "api_error"),
+        (httpx2.ReadTimeout("timed out"), 504, "timeout_error"),
+        (httpx2.ConnectTimeout("timed out"), 504, "timeout_error"),
+    ],
+    ids=["read-error", "protocol-error", "read-timeout", "connect-timeout"],
+)
+def test_every_upstream_transport_failure_is_answered_and_recorded(
+    error: httpx2.TransportError, status: int, error_type: str, ledger: Ledger
+) -> None:
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        raise error
+
+    tracker = CallTracker(ledger=ledger)
+    app = create_proxy_app(tracker, upstream="http://api.invalid", transport=httpx2.MockTransport(upstream))
+    for base_url in serve(app):
+        reply = httpx2.post(f"{base_url}/v1/messages", json=BODY, headers={"x-api-key": API_KEY})
+    assert reply.status_code == status
+    body = reply.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == error_type
+    assert reply.headers["request-id"] == body["request_id"]
+    ledger.flush()
+    (row,) = ledger.calls()
+    assert (row.status, row.request_id, row.error_type) == ("error", body["request_id"], type(error).__name__)
