@@ -6,8 +6,9 @@
 * The terminal summary shows cost per test and per model whenever calls were recorded.
 
 How calls are seen: the plugin installs a session collector
-(:func:`cachewise.budget.session_collector`) to which wrapped clients hand every
-:class:`~cachewise.ledger.CallRecord`, and points ``collector.current_test`` at the running
+(:func:`cachewise.budget.install_collector`), which registers it as a record sink
+(:func:`cachewise.sinks.register`), so wrapped clients hand it every
+:class:`~cachewise.ledger.CallRecord`; it points ``collector.current_test`` at the running
 test, so each call is attributed to the test it was made in (from any thread). With
 ``--cachewise-tag-tests`` each test also runs inside ``cachewise.tags(test=<node id>)``, so
 records written to a ledger carry the test too (for ``cachewise budget baseline``).

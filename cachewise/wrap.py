@@ -10,18 +10,19 @@ recorded; everything else passes through untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import anthropic
 
 from .errors import CachewiseError, PriceTableError
-from .integrations.failopen import record_failure
+from .failopen import record_failure
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
 from .ledger import Ledger
 from .pricing import PriceBook
+from .sinks import RecordSink
 
 __all__ = ["UnsupportedClient", "wrap"]
 
@@ -82,6 +83,7 @@ def wrap(
     clock: Clock | None = None,
     book: PriceBook | None = None,
     budget: BudgetLike | None = None,
+    sinks: Sequence[RecordSink] = (),
 ) -> ClientT:
     """Return ``client`` with planning and recording; the original client is not changed.
 
@@ -91,6 +93,8 @@ def wrap(
     ``tags``: tags on every call of this client (``cachewise.tags()`` blocks add more).
     ``clock``: what "now" is for the planner and the ledger (an aware UTC datetime).
     ``budget``: a runtime budget checked before each request (raises ``BudgetExceeded``).
+    ``sinks``: more places each call's record goes (anything with ``add(record)``), besides the
+    ledger, the budget and the sinks registered with :func:`cachewise.sinks.register`.
     """
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
         platform = type(client).__name__ in _PLATFORM_CLIENTS
@@ -114,7 +118,7 @@ def wrap(
     else:
         chosen = planner
     tracker = CallTracker(
-        ledger=_ledger(ledger), planner=chosen, clock=clock, tags=tags, book=book, budget=budget
+        ledger=_ledger(ledger), planner=chosen, clock=clock, tags=tags, book=book, budget=budget, sinks=sinks
     )
     wrapped: ClientT = cast(Any, client).with_middleware(CachewiseMiddleware(tracker))
     setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it

@@ -1,15 +1,14 @@
 """A process-wide, in-memory collector of call records, for budgets over one test session.
 
-The hook between the wrapper and the pytest plugin (docs/budgets.md)::
+The collector is a record sink (:mod:`cachewise.sinks`): :func:`install_collector` (what the
+pytest plugin calls for its session) and :func:`collecting` register it, so every wrapped
+client, transport and proxy hands it each :class:`~cachewise.ledger.CallRecord` it records::
 
-    collector = cachewise.budget.session_collector()
-    if collector is not None:
-        collector.add(record)        # every CallRecord the wrapper records
+    collector = cachewise.budget.session_collector()   # the one installed, or None
 
-The plugin installs a collector for the session (:func:`install_collector`) and sets
-``collector.current_test`` to the node id of the running test, so every record added
-meanwhile (from any thread) is attributed to it; outside such a session
-:func:`session_collector` returns ``None`` and the wrapper does nothing.
+The plugin sets ``collector.current_test`` to the node id of the running test, so every record
+added meanwhile (from any thread) is attributed to it; with no collector installed, nothing is
+registered and the wrapper hands records only to its own sinks.
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from ..reports.records import frame_from_records
+from .. import sinks
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..ledger.record import CallRecord
 
 __all__ = ["SessionCollector", "collecting", "install_collector", "session_collector", "uninstall_collector"]
@@ -72,6 +71,8 @@ class SessionCollector:
 
     def frame(self) -> pd.DataFrame:
         """The collected calls as a ledger frame (the ``Ledger.to_frame()`` contract)."""
+        from ..reports.records import frame_from_records  # pandas: only when a frame is asked for
+
         return frame_from_records(self.records())
 
 
@@ -80,29 +81,37 @@ def session_collector() -> SessionCollector | None:
     return _ACTIVE
 
 
-def install_collector(collector: SessionCollector | None = None) -> SessionCollector:
-    """Make ``collector`` (or a new one) the session collector and return it."""
+def _activate(collector: SessionCollector | None) -> None:
     global _ACTIVE
+    if _ACTIVE is not None:
+        sinks.unregister(_ACTIVE)
+    _ACTIVE = collector
+    if collector is not None:
+        sinks.register(collector)
+
+
+def install_collector(collector: SessionCollector | None = None) -> SessionCollector:
+    """Make ``collector`` (or a new one) the session collector, registered as a sink, and return it."""
+    active = collector or SessionCollector()
     with _LOCK:
-        _ACTIVE = collector or SessionCollector()
-        return _ACTIVE
+        _activate(active)
+    return active
 
 
 def uninstall_collector() -> None:
-    global _ACTIVE
     with _LOCK:
-        _ACTIVE = None
+        _activate(None)
 
 
 @contextmanager
 def collecting() -> Iterator[SessionCollector]:
     """``with collecting() as calls:`` installs a fresh collector for the block, restoring the previous."""
-    global _ACTIVE
+    current = SessionCollector()
     with _LOCK:
-        previous, _ACTIVE = _ACTIVE, SessionCollector()
-        current = _ACTIVE
+        previous = _ACTIVE
+        _activate(current)
     try:
         yield current
     finally:
         with _LOCK:
-            _ACTIVE = previous
+            _activate(previous)

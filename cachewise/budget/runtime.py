@@ -4,7 +4,8 @@
 when what was spent in the window plus the request's upper-bound estimate
 (:func:`estimate_cost`) would exceed the limit, and
 :class:`~cachewise.errors.UnpricedSpend` when spend in the window cannot be priced
-(fail closed). The wrapper calls ``record(call_record)`` after each call.
+(fail closed). It is a record sink (:mod:`cachewise.sinks`): the wrapper hands it each
+call made (``add``, the same as ``record``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceeded, PricingError, UnpricedSpend
 from ..pricing import PriceBook
-from ..reports.columns import ZERO, unpriced_mask
-from .check import window_start
 
 if TYPE_CHECKING:
     from ..ledger.record import CallRecord
@@ -32,6 +31,7 @@ __all__ = [
 ]
 
 MILLION = Decimal(1_000_000)
+ZERO = Decimal(0)
 #: Tokens the API adds for tool use (its tool system prompt is a few hundred tokens; api-sheet §4.1).
 TOOL_OVERHEAD_TOKENS = 1_000
 #: Tokens allowed for an image given by URL or file id (bytes do not bound it). Images are
@@ -168,6 +168,10 @@ class RuntimeBudget:
         self._window_start: datetime | None = None
 
     def _refresh(self, now: datetime) -> None:
+        # The ledger's window is read as a frame (pandas), only for a day or month window.
+        from ..reports.columns import unpriced_mask
+        from .check import window_start
+
         start = window_start(self.window, now, None)
         due = (
             self._read_at is None
@@ -232,6 +236,10 @@ class RuntimeBudget:
             raise UnpricedSpend(self.name, self.limit, 1, f"this request cannot be estimated: {exc}") from exc
         self.check(estimate)
         return estimate
+
+    def add(self, record: CallRecord) -> None:
+        """As a record sink: :meth:`record`."""
+        self.record(record)
 
     def record(self, record: CallRecord) -> None:
         """Count a call that was made (its cost, or unpriced when it has none)."""

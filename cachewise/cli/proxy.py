@@ -36,7 +36,22 @@ __all__ = ["proxy"]
     show_default=True,
     help='Return {"code": 200, "data": {...}} replies from resellers unwrapped.',
 )
-def proxy(host: str, port: int, upstream: str, db: str | None, plan: bool, unwrap_envelopes: bool) -> None:
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse request bodies larger than this with the API's 413 request_too_large "
+    "(default: the API's own limits, 32 MB; 256 MB for batch creation).",
+)
+def proxy(
+    host: str,
+    port: int,
+    upstream: str,
+    db: str | None,
+    plan: bool,
+    unwrap_envelopes: bool,
+    max_body_bytes: int | None,
+) -> None:
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
     import uvicorn
 
@@ -51,7 +66,9 @@ def proxy(host: str, port: int, upstream: str, db: str | None, plan: bool, unwra
 
         planner = upstream_planner(upstream)
     tracker = CallTracker(ledger=ledger, planner=planner)
-    app = create_proxy_app(tracker, upstream=upstream, unwrap_envelopes=unwrap_envelopes)
+    app = create_proxy_app(
+        tracker, upstream=upstream, unwrap_envelopes=unwrap_envelopes, max_body_bytes=max_body_bytes
+    )
     click.echo(f"cachewise proxy on http://{host}:{port} -> {upstream} (ledger {ledger.label})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,32 +1,38 @@
 """The ``anthropic`` SDK middleware that plans and records every Messages call.
 
-It runs inside the SDK's retry loop, once per HTTP attempt (api-sheet §7), so
+It runs inside the SDK's retry loop, once per HTTP attempt (docs/wrapper.md), so
 each billed attempt becomes one ledger row and each failed attempt an error
 row with no cost. Bodies are rewritten only through ``APIRequest.copy``; a
 streamed body is watched chunk by chunk as the caller reads it, never
 buffered. If the server rejects a request the planner changed with a 400 that
 names ``cache_control``, the request is sent again exactly as the user wrote it.
+
+Sync and async share one core, :meth:`CachewiseMiddleware._flow` (a generator of
+asks, see :mod:`.steps`); ``handle`` and ``handle_async`` only answer its asks.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import httpx2
 from anthropic import Middleware
 from anthropic._response import APIResponse, AsyncAPIResponse
 
-from .failopen import guarded, record_failure
+from ..failopen import fail_open, record_failure
+from .batches import BatchTimes, ResultLines
+from .steps import Read, Send, Tapped, adrive, drive
 from .streams import AsyncFrames2, Frames2, tap_async, tap_sync
-from .tracker import CallKind, CallTracker, Prepared, classify
+from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify
 
 __all__ = ["CachewiseMiddleware"]
 
 _BATCH = re.compile(r"/v1/messages/batches/([^/?]+)$")
+
+Ask = Send[Any] | Read | PlanAsk
 
 
 def _spliced(
@@ -39,6 +45,19 @@ def _spliced(
             del headers[name]
     return httpx2.Response(
         status_code=original.status_code, headers=headers, stream=stream, request=original.request
+    )
+
+
+def _respond(cls: type[Any], response: Any, stream: httpx2.SyncByteStream | httpx2.AsyncByteStream) -> Any:
+    """``response`` (an ``APIResponse`` or ``AsyncAPIResponse``, ``cls``) with its body replaced."""
+    return cls(
+        raw=_spliced(response.http_response, stream),
+        cast_to=response._cast_to,
+        client=response._client,
+        stream=True,
+        stream_cls=response._stream_cls,
+        options=response._options,
+        retries_taken=response.retries_taken,
     )
 
 
@@ -55,143 +74,74 @@ class CachewiseMiddleware(Middleware):
 
     def __init__(self, tracker: CallTracker) -> None:
         self.tracker = tracker
-        self._batch_times: dict[str, datetime] = {}
+        self._batches = BatchTimes()
 
-    # -- shared helpers -------------------------------------------------------------------------
+    # -- the core ---------------------------------------------------------------------------------
 
-    def _remember_batch(self, url: str, content: bytes) -> None:
-        found = _BATCH.search(url.split("?", 1)[0])
-        if not found:
-            return
-        data = json.loads(content)
-        created = data.get("created_at") if isinstance(data, Mapping) else None
-        if created:
-            self._batch_times[found.group(1)] = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    def _flow(self, request: Any) -> Generator[Ask, Any, Any]:
+        """One attempt: yields asks, returns the response (or a :class:`Tapped` one to wrap)."""
+        kind, batch_id = classify(request.method, request.url)
+        if kind == CallKind.MESSAGES:
+            body = request.json if isinstance(request.json, Mapping) else None
+            prepared = yield from self.tracker.preparing(body, retry=request.retries_taken > 0)
+            return (yield from self._messages(request, prepared))
+        response = yield Send(request)
+        http = response.http_response
+        if not http.is_success or kind == CallKind.BATCH_CREATE:
+            return response
+        if kind == CallKind.BATCH_RESULTS and batch_id is not None:
+            started = self._batches.created(batch_id) or self.tracker.clock()
+            return Tapped(response, ResultLines(self.tracker, batch_id, started))
+        if _BATCH.search(request.url.split("?", 1)[0]):
+            content = yield Read(http)
+            with fail_open("batch retrieve"):
+                self._batches.remember(json.loads(content))
+        return response
 
-    def _batch_started(self, batch_id: str) -> datetime:
-        return self._batch_times.get(batch_id) or self.tracker.clock()
-
-    def _lines(self, batch_id: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        pending = b""
-        started = self._batch_started(batch_id)
-        for chunk in chunks:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                self.tracker.record_batch_line(batch_id, line, started)
-            yield chunk
-        self.tracker.record_batch_line(batch_id, pending, started)
+    def _messages(self, request: Any, prepared: Prepared) -> Generator[Ask, Any, Any]:
+        while True:
+            changed = prepared.changed and bool(prepared.body)
+            outgoing = request.copy(body=dict(prepared.body or {})) if changed else request
+            try:
+                response = yield Send(outgoing)
+            except Exception as exc:
+                self.tracker.fail(prepared, exc)
+                raise
+            http = response.http_response
+            if request.stream and http.is_success:
+                return Tapped(response, self.tracker.tap(prepared, http.status_code, http.headers))
+            content = yield Read(http)
+            if not _rejected_marker(prepared, http.status_code, content):
+                self.tracker.finish(prepared, http.status_code, http.headers, content)
+                return response
+            prepared = self.tracker.unplanned(prepared.original)
 
     # -- sync ----------------------------------------------------------------------------------
 
     def handle(self, request: Any, call_next: Any) -> APIResponse[Any]:
-        kind, batch_id = classify(request.method, request.url)
-        if kind == CallKind.OTHER:
-            response: APIResponse[Any] = call_next(request)
-            if _BATCH.search(request.url.split("?", 1)[0]) and response.http_response.is_success:
-                content = response.http_response.read()
-                guarded("batch retrieve", lambda: self._remember_batch(request.url, content), None)
-            return response
-        if kind == CallKind.BATCH_RESULTS and batch_id is not None:
-            response = call_next(request)
-            if not response.http_response.is_success:
-                return response
-            return self._respond(response, self._lines(batch_id, response.http_response.iter_bytes()))
-        if kind != CallKind.MESSAGES:
-            passed: APIResponse[Any] = call_next(request)
-            return passed
-        body = request.json if isinstance(request.json, Mapping) else None
-        return self._messages(request, call_next, self.tracker.prepare(body, retry=request.retries_taken > 0))
+        def answer(ask: Ask) -> Any:
+            if isinstance(ask, Send):
+                return call_next(ask.request)
+            return ask.source.read() if isinstance(ask, Read) else self.tracker.ask_planner(ask)
 
-    def _messages(self, request: Any, call_next: Any, prepared: Prepared) -> APIResponse[Any]:
-        outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
-        try:
-            response: APIResponse[Any] = call_next(outgoing)
-        except Exception as exc:
-            self.tracker.fail(prepared, exc)
-            raise
-        http = response.http_response
-        if not request.stream or not http.is_success:
-            content = http.read()
-            if _rejected_marker(prepared, http.status_code, content):
-                return self._messages(request, call_next, self.tracker.unplanned(prepared.original))
-            self.tracker.finish(prepared, http.status_code, http.headers, content)
-            return response
-        recorder = self.tracker.tap(prepared, http.status_code, http.headers)
-        return self._respond(response, tap_sync(recorder, http.iter_bytes(), http.close))
-
-    @staticmethod
-    def _respond(response: APIResponse[Any], frames: Iterator[bytes]) -> APIResponse[Any]:
-        return APIResponse(
-            raw=_spliced(response.http_response, Frames2(frames)),
-            cast_to=response._cast_to,
-            client=response._client,
-            stream=True,
-            stream_cls=response._stream_cls,
-            options=response._options,
-            retries_taken=response.retries_taken,
-        )
+        done = drive(self._flow(request), answer)
+        if not isinstance(done, Tapped):
+            return done  # type: ignore[no-any-return]
+        http = done.response.http_response
+        frames = Frames2(tap_sync(done.recorder, http.iter_bytes(), http.close))
+        return _respond(APIResponse, done.response, frames)  # type: ignore[no-any-return]
 
     # -- async ---------------------------------------------------------------------------------
 
     async def handle_async(self, request: Any, call_next: Any) -> AsyncAPIResponse[Any]:
-        kind, batch_id = classify(request.method, request.url)
-        if kind == CallKind.OTHER:
-            response: AsyncAPIResponse[Any] = await call_next(request)
-            if _BATCH.search(request.url.split("?", 1)[0]) and response.http_response.is_success:
-                content = await response.http_response.aread()
-                guarded("batch retrieve", lambda: self._remember_batch(request.url, content), None)
-            return response
-        if kind == CallKind.BATCH_RESULTS and batch_id is not None:
-            response = await call_next(request)
-            if not response.http_response.is_success:
-                return response
-            return self._respond_async(response, self._alines(batch_id, response.http_response.aiter_bytes()))
-        if kind != CallKind.MESSAGES:
-            passed_async: AsyncAPIResponse[Any] = await call_next(request)
-            return passed_async
-        body = request.json if isinstance(request.json, Mapping) else None
-        prepared = await self.tracker.aprepare(body, retry=request.retries_taken > 0)
-        return await self._amessages(request, call_next, prepared)
+        async def answer(ask: Ask) -> Any:
+            if isinstance(ask, Send):
+                return await call_next(ask.request)
+            return await ask.source.aread() if isinstance(ask, Read) else await self.tracker.aask_planner(ask)
 
-    async def _amessages(self, request: Any, call_next: Any, prepared: Prepared) -> AsyncAPIResponse[Any]:
-        outgoing = request.copy(body=dict(prepared.body)) if prepared.changed and prepared.body else request
-        try:
-            response: AsyncAPIResponse[Any] = await call_next(outgoing)
-        except Exception as exc:
-            self.tracker.fail(prepared, exc)
-            raise
-        http = response.http_response
-        if not request.stream or not http.is_success:
-            content = await http.aread()
-            if _rejected_marker(prepared, http.status_code, content):
-                return await self._amessages(request, call_next, self.tracker.unplanned(prepared.original))
-            self.tracker.finish(prepared, http.status_code, http.headers, content)
-            return response
-        recorder = self.tracker.tap(prepared, http.status_code, http.headers)
-        return self._respond_async(response, tap_async(recorder, http.aiter_bytes(), http.aclose))
-
-    async def _alines(self, batch_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        pending = b""
-        started = self._batch_started(batch_id)
-        async for chunk in chunks:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                self.tracker.record_batch_line(batch_id, line, started)
-            yield chunk
-        self.tracker.record_batch_line(batch_id, pending, started)
-
-    @staticmethod
-    def _respond_async(
-        response: AsyncAPIResponse[Any], frames: AsyncIterator[bytes]
-    ) -> AsyncAPIResponse[Any]:
-        return AsyncAPIResponse(
-            raw=_spliced(response.http_response, AsyncFrames2(frames)),
-            cast_to=response._cast_to,
-            client=response._client,
-            stream=True,
-            stream_cls=response._stream_cls,
-            options=response._options,
-            retries_taken=response.retries_taken,
-        )
+        done = await adrive(self._flow(request), answer)
+        if not isinstance(done, Tapped):
+            return done  # type: ignore[no-any-return]
+        http = done.response.http_response
+        frames = AsyncFrames2(tap_async(done.recorder, http.aiter_bytes(), http.aclose))
+        return _respond(AsyncAPIResponse, done.response, frames)  # type: ignore[no-any-return]

@@ -6,6 +6,20 @@ with the caller's own headers, API key included: keys pass through and are
 never stored or logged. ``POST /v1/messages`` is planned and recorded like the
 SDK wrapper does; streams pass through chunk by chunk, unbuffered.
 
+What the proxy promises (docs/wrapper.md):
+
+* A body above the limit (default: the API's own, 32 MB, 256 MB for batch
+  creation; docs/wrapper.md cites the source) is answered 413 with the API's
+  ``request_too_large`` error body; reading stops at the limit, nothing is sent.
+* An upstream that cannot be reached is answered 502 (no connection, broken
+  reply) or 504 (timeout) with an API-shaped error body; a Messages call that
+  failed so is an error row in the ledger, under the ``request_id`` of the body.
+* Batch results read through the proxy are one row per result, as through the
+  wrapped SDK client; batch objects passing through point their ``results_url``
+  at the proxy, so clients that follow it (the SDK does) read results through it.
+* A body the proxy cannot parse (not JSON, nested too deep) or plan goes
+  upstream byte for byte as received.
+
 Some resellers answer ``{"code": 200, "data": {...message...}}``; the proxy
 records the inner message and, with ``unwrap_envelopes`` (the default),
 returns it unwrapped so that standard clients can parse it.
@@ -14,6 +28,7 @@ returns it unwrapped so that standard clients can parse it.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,14 +36,20 @@ from typing import Any
 import httpx2
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..failopen import guarded
+from .batches import BatchTimes, ResultLines
 from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
 
-__all__ = ["create_proxy_app"]
+__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "create_proxy_app"]
+
+#: The API's request-size limits (docs/wrapper.md, "Limits"): Messages and count_tokens, Batches.
+API_BODY_LIMIT = 32 * 1024 * 1024
+API_BATCH_BODY_LIMIT = 256 * 1024 * 1024
 
 _HOP_BY_HOP = {
     "host",
@@ -56,66 +77,173 @@ def _reply_headers(headers: httpx2.Headers) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _DROP_FROM_UPSTREAM}
 
 
+def _local_id() -> str:
+    return f"local_{uuid.uuid4().hex}"
+
+
+def api_error(status: int, error_type: str, message: str, request_id: str) -> JSONResponse:
+    """A response shaped like the API's own errors (``{"type": "error", "error": {...}, ...}``)."""
+    body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+    return JSONResponse(body, status, headers={"request-id": request_id})
+
+
+def _upstream_failed(exc: httpx2.TransportError, upstream: str, request_id: str) -> JSONResponse:
+    if isinstance(exc, httpx2.TimeoutException):
+        return api_error(
+            504, "timeout_error", f"cachewise proxy: the upstream {upstream} timed out ({exc!r})", request_id
+        )
+    return api_error(
+        502,
+        "api_error",
+        f"cachewise proxy: the upstream {upstream} could not be reached ({exc!r})",
+        request_id,
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or ``None`` once it passes ``limit`` bytes (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    content = bytearray()
+    async for chunk in request.stream():
+        if len(content) + len(chunk) > limit:
+            return None
+        content += chunk
+    return bytes(content)
+
+
+def _parsed(content: bytes) -> Any:
+    """The JSON in ``content``, or ``None`` (not JSON, or nested too deep to parse)."""
+    try:
+        return json.loads(content) if content else None
+    except (ValueError, RecursionError):
+        return None
+
+
 def create_proxy_app(
     tracker: CallTracker,
     *,
     upstream: str = "https://api.anthropic.com",
     unwrap_envelopes: bool = True,
     transport: httpx2.AsyncBaseTransport | None = None,
+    max_body_bytes: int | None = None,
+    timeout: httpx2.Timeout | float | None = None,
 ) -> Starlette:
-    """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``)."""
+    """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
+
+    ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
+    ``timeout``: for the upstream (default 600 s, 10 s to connect).
+    """
+    base = upstream.rstrip("/")
     client = httpx2.AsyncClient(
-        base_url=upstream.rstrip("/"), timeout=httpx2.Timeout(600, connect=10), transport=transport
+        base_url=base,
+        timeout=timeout if timeout is not None else httpx2.Timeout(600, connect=10),
+        transport=transport,
     )
+    batches = BatchTimes()
+
+    def limit_for(kind: CallKind) -> int:
+        if max_body_bytes is not None:
+            return max_body_bytes
+        return API_BATCH_BODY_LIMIT if kind == CallKind.BATCH_CREATE else API_BODY_LIMIT
+
+    def batch_objects(data: bytes, proxy_base: str) -> bytes:
+        """Remember batch creation times; point ``results_url`` at the proxy. Other bodies unchanged."""
+        payload = _parsed(data)
+        if not isinstance(payload, dict):
+            return data
+        batches.remember(payload)
+        page = payload.get("data")
+        items = page if payload.get("type") != "message_batch" and isinstance(page, list) else [payload]
+        changed = False
+        for item in items:
+            url = item.get("results_url") if isinstance(item, dict) else None
+            if isinstance(url, str) and url.startswith(base + "/"):
+                item["results_url"] = proxy_base + url[len(base) :]
+                changed = True
+        return json.dumps(payload).encode() if changed else data
 
     async def forward(request: Request) -> Response:
         path = request.url.path
         query = request.url.query
         target = f"{path}?{query}" if query else path
-        content = await request.body()
-        kind, _ = classify(request.method, path)
+        kind, batch_id = classify(request.method, path)
+        limit = limit_for(kind)
+        content = await _read_body(request, limit)
+        if content is None:
+            return api_error(
+                413,
+                "request_too_large",
+                f"Request exceeds the maximum allowed number of bytes ({limit}); refused by the cachewise "
+                "proxy before sending (see --max-body-bytes)",
+                _local_id(),
+            )
         headers = _forward_headers(request.headers)
-        if kind != CallKind.MESSAGES:
-            upstream_reply = await client.request(request.method, target, headers=headers, content=content)
-            return Response(
-                upstream_reply.content,
-                upstream_reply.status_code,
-                headers=_reply_headers(upstream_reply.headers),
+        if kind == CallKind.MESSAGES:
+            return await messages(request, target, headers, content)
+        outgoing = client.build_request(request.method, target, headers=headers, content=content)
+        try:
+            reply = await client.send(outgoing, stream=True)
+        except httpx2.TransportError as exc:
+            return _upstream_failed(exc, base, _local_id())
+        if kind == CallKind.BATCH_RESULTS and batch_id is not None and reply.is_success:
+            started = batches.created(batch_id) or tracker.clock()
+            return StreamingResponse(
+                tap_async(ResultLines(tracker, batch_id, started), reply.aiter_raw(), reply.aclose),
+                reply.status_code,
+                headers=_reply_headers(reply.headers),
             )
         try:
-            body: Any = json.loads(content) if content else None
-        except ValueError:
-            body = None
+            data = await reply.aread()
+        except httpx2.TransportError as exc:
+            return _upstream_failed(exc, base, _local_id())
+        finally:
+            await reply.aclose()
+        if "/v1/messages/batches" in path and reply.is_success:
+            proxy_base = str(request.base_url).rstrip("/")
+            data = guarded("batch object", lambda: batch_objects(data, proxy_base), data)
+        return Response(data, reply.status_code, headers=_reply_headers(reply.headers))
+
+    async def messages(request: Request, target: str, headers: dict[str, str], content: bytes) -> Response:
+        body = _parsed(content)
         with caller_headers(request.headers):
             prepared = await tracker.aprepare(body if isinstance(body, Mapping) else None)
-        payload = json.dumps(prepared.body).encode() if prepared.changed and prepared.body else content
+        payload = prepared.payload if prepared.payload is not None else content
         outgoing = client.build_request(request.method, target, headers=headers, content=payload)
-        upstream_reply = await client.send(outgoing, stream=True)
-        streaming = isinstance(body, Mapping) and bool(body.get("stream")) and upstream_reply.is_success
+        try:
+            reply = await client.send(outgoing, stream=True)
+        except httpx2.TransportError as exc:
+            request_id = _local_id()
+            tracker.fail(prepared, exc, request_id=request_id)
+            return _upstream_failed(exc, base, request_id)
+        streaming = isinstance(body, Mapping) and bool(body.get("stream")) and reply.is_success
         if streaming:
-            recorder = tracker.tap(prepared, upstream_reply.status_code, upstream_reply.headers)
-
+            recorder = tracker.tap(prepared, reply.status_code, reply.headers)
             return StreamingResponse(
-                tap_async(recorder, upstream_reply.aiter_raw(), upstream_reply.aclose),
-                upstream_reply.status_code,
-                headers=_reply_headers(upstream_reply.headers),
+                tap_async(recorder, reply.aiter_raw(), reply.aclose),
+                reply.status_code,
+                headers=_reply_headers(reply.headers),
             )
-        data = await upstream_reply.aread()
-        await upstream_reply.aclose()
-        tracker.finish(prepared, upstream_reply.status_code, upstream_reply.headers, data)
+        try:
+            data = await reply.aread()
+        except httpx2.TransportError as exc:
+            request_id = _local_id()
+            tracker.fail(prepared, exc, request_id=request_id)
+            return _upstream_failed(exc, base, request_id)
+        finally:
+            await reply.aclose()
+        tracker.finish(prepared, reply.status_code, reply.headers, data)
         if unwrap_envelopes:
-            try:
-                parsed = json.loads(data)
-            except ValueError:
-                parsed = None
+            parsed = _parsed(data)
             inner = unwrap_envelope(parsed)
             if inner is not parsed:
                 return Response(
                     json.dumps(inner),
-                    upstream_reply.status_code,
-                    headers={**_reply_headers(upstream_reply.headers), "content-type": "application/json"},
+                    reply.status_code,
+                    headers={**_reply_headers(reply.headers), "content-type": "application/json"},
                 )
-        return Response(data, upstream_reply.status_code, headers=_reply_headers(upstream_reply.headers))
+        return Response(data, reply.status_code, headers=_reply_headers(reply.headers))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -27,35 +27,38 @@ __all__ = [
 ]
 
 
+class _Closing:
+    """Closes the recorder once the body ends: normally, by an error (passed on), or cut short."""
+
+    __slots__ = ("recorder",)
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        self.recorder.close(None if isinstance(error, GeneratorExit) else error)
+
+
 def tap_sync(recorder: Any, raw: Iterator[bytes], close: Callable[[], object]) -> Iterator[bytes]:
-    error: BaseException | None = None
     try:
-        for chunk in raw:
-            recorder.feed(chunk)
-            yield chunk
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
+        with _Closing(recorder):
+            for chunk in raw:
+                recorder.feed(chunk)
+                yield chunk
     finally:
-        recorder.close(error)
         close()
 
 
 async def tap_async(
     recorder: Any, raw: AsyncIterator[bytes], close: Callable[[], Awaitable[object]]
 ) -> AsyncIterator[bytes]:
-    error: BaseException | None = None
     try:
-        async for chunk in raw:
-            recorder.feed(chunk)
-            yield chunk
-    except GeneratorExit:
-        raise
-    except BaseException as exc:
-        error = exc
-        raise
+        with _Closing(recorder):
+            async for chunk in raw:
+                recorder.feed(chunk)
+                yield chunk
     finally:
-        recorder.close(error)
         await close()

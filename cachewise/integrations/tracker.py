@@ -2,41 +2,57 @@
 
 :class:`CallTracker` does three things for each HTTP attempt:
 
-1. ``prepare``: plan the request (breakpoints, TTLs), check the runtime budget,
-   start the clock. Planning failures are swallowed (fail open): the request
-   goes out as the user wrote it.
+1. ``prepare`` / ``aprepare``: plan the request (breakpoints, TTLs), check the
+   runtime budget, start the clock. Both drive one core, :meth:`preparing`, that
+   yields a :class:`PlanAsk` (see :mod:`.steps`); planning failures are swallowed
+   (fail open): the request goes out as the user wrote it.
 2. ``finish`` (JSON) or ``tap`` (SSE): read the usage from the response and
-   record one ledger row per billed attempt. An error status is recorded as an
-   error row with no cost; a stream that ends early is recorded as incomplete.
+   hand one record per billed attempt to the sinks (:mod:`cachewise.sinks`: the
+   ledger, the runtime budget, those registered). An error status is an error
+   record with no cost; a stream that ends early is recorded as incomplete.
 3. tell the planner what happened, so it learns reuse and minimums.
 
 Recording never raises into the caller (except under pytest; see
-:mod:`cachewise.integrations.failopen`).
+:mod:`cachewise.failopen`). The tracker imports neither budgets nor pytest.
 """
 
 from __future__ import annotations
 
-import inspect
+import copy
 import json
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
-from ..budget.collector import session_collector
+from ..failopen import fail_open, swallow
 from ..ledger import Ledger
 from ..ledger.record import Breakpoint, CallRecord
+from ..planner import Plan
 from ..pricing import Modifiers, PriceBook
+from ..sinks import Budget, LedgerSink, RecordSink, registered
 from ..tags import current as current_tags
 from ..usage import Usage, UsageReading
-from .failopen import guarded, swallow
+from ._planner import AnyPlanner, as_planner
 from .sse import SSETap
+from .steps import adrive, drive
 
-__all__ = ["CallKind", "CallTracker", "Clock", "PlannerLike", "Prepared", "classify"]
+__all__ = [
+    "BudgetLike",
+    "CallKind",
+    "CallTracker",
+    "Clock",
+    "PlanAsk",
+    "PlannerLike",
+    "Prepared",
+    "classify",
+    "private_copy",
+    "serialised",
+]
 
 Clock = Callable[[], datetime]
 
@@ -44,10 +60,10 @@ _RESULTS = re.compile(r"/v1/messages/batches/([^/]+)/results$")
 
 
 class PlannerLike(Protocol):
-    """What the tracker needs of a planner (:class:`cachewise.CachePlanner` is one).
+    """What ``wrap(planner=...)`` accepts: :class:`cachewise.CachePlanner`, or your own object.
 
-    ``plan`` returns an object whose ``request`` is the body to send and whose
-    ``breakpoints`` describe the markers; ``aplan`` (optional) is its async twin.
+    ``plan`` (with or without ``record=``) returns a :class:`cachewise.planner.Plan`, or ``None``
+    to plan nothing; ``aplan`` (optional) is its async twin; ``observe`` learns from the usage.
     """
 
     def plan(self, request: dict[str, Any]) -> Any: ...
@@ -55,24 +71,28 @@ class PlannerLike(Protocol):
     def observe(self, plan: Any, usage: Usage, at: datetime) -> None: ...
 
 
-class BudgetLike(Protocol):
-    """A runtime budget (:class:`cachewise.budget.RuntimeBudget` is one)."""
-
-    def check_request(
-        self, request_body: Mapping[str, Any], *, book: PriceBook | None = None, at: datetime | None = None
-    ) -> Decimal: ...
-
-    def record(self, record: CallRecord) -> None: ...
+#: A runtime budget (:class:`cachewise.budget.RuntimeBudget` is one).
+BudgetLike = Budget
 
 
-class CallKind:
+@dataclass(frozen=True, slots=True)
+class PlanAsk:
+    """Ask: plan ``request`` (the tracker's own deep copy); ``record``: count it as an arrival."""
+
+    request: dict[str, Any]
+    record: bool
+
+
+class CallKind(StrEnum):
+    """What a request is, as far as recording goes."""
+
     MESSAGES = "messages"
     BATCH_CREATE = "batch_create"
     BATCH_RESULTS = "batch_results"
     OTHER = "other"
 
 
-def classify(method: str, url: str) -> tuple[str, str | None]:
+def classify(method: str, url: str) -> tuple[CallKind, str | None]:
     """What kind of call a method and URL (absolute or relative) are, and the batch id if any."""
     path = url.split("?", 1)[0].rstrip("/")
     if "://" in path:
@@ -90,14 +110,20 @@ def classify(method: str, url: str) -> tuple[str, str | None]:
 
 @dataclass
 class Prepared:
-    """A request about to be sent: the body to send and what the tracker needs afterwards."""
+    """A request about to be sent: the body to send and what the tracker needs afterwards.
+
+    ``payload`` is the planned body as JSON bytes when the planner changed it (``None`` when the
+    request goes out as the user wrote it): a planned body that cannot be serialised is dropped
+    before it can fail the call.
+    """
 
     original: Mapping[str, Any] | None
     body: Mapping[str, Any] | None
     started_at: datetime
     started: float
-    plan: Any = None
+    plan: Plan | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    payload: bytes | None = None
 
     @property
     def changed(self) -> bool:
@@ -109,26 +135,33 @@ class Prepared:
         return str(source.get("model") or "unknown")
 
 
-def _breakpoints_of(plan: Any) -> tuple[Breakpoint, ...]:
-    points = getattr(plan, "breakpoints", None) or ()
-    out: list[Breakpoint] = []
-    for point in points:
-        out.append(
-            Breakpoint(
-                position=int(getattr(point, "position", 0)),
-                ttl=str(getattr(point, "ttl", "5m")),
-                tokens=getattr(point, "tokens", None),
-                prefix_hash=getattr(point, "prefix_hash", None),
-            )
-        )
-    return tuple(out)
+def _breakpoints_of(plan: Plan | None) -> tuple[Breakpoint, ...]:
+    if plan is None:
+        return ()
+    return tuple(
+        Breakpoint(position=b.position, ttl=b.ttl, tokens=b.tokens, prefix_hash=b.prefix_hash)
+        for b in plan.breakpoints
+    )
 
 
-def _record_kw(planner: Any, retry: bool) -> dict[str, bool]:
-    """``record=False`` for a retried attempt, when the planner takes it (CachePlanner does)."""
-    if retry and "record" in inspect.signature(planner.plan).parameters:
-        return {"record": False}
-    return {}
+def private_copy(value: Any) -> Any:
+    """A deep copy of a request body for the planner, so nothing it does reaches the user's own.
+
+    Dicts and lists (all a JSON body is made of) are copied by hand, which is several times
+    faster than :func:`copy.deepcopy`; anything else goes through ``deepcopy``.
+    """
+    if isinstance(value, dict):
+        return {k: private_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [private_copy(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return copy.deepcopy(value)
+
+
+def serialised(body: Mapping[str, Any]) -> bytes:
+    """``body`` as the JSON the SDK sends (compact, UTF-8, no NaN); raises if it is not JSON."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _error_type(payload: Any) -> str | None:
@@ -152,71 +185,88 @@ def unwrap_envelope(payload: Any) -> Any:
 
 
 class CallTracker:
-    """Plans and records Messages calls for one wrapped client, transport or proxy."""
+    """Plans and records Messages calls for one wrapped client, transport or proxy.
+
+    Records go to ``sinks``: the ledger, the runtime ``budget``, any others given, and those
+    registered process-wide (:func:`cachewise.sinks.register`); ``on_record`` is called last.
+    """
 
     def __init__(
         self,
         *,
         ledger: Ledger | None,
-        planner: PlannerLike | None = None,
+        planner: PlannerLike | AnyPlanner | None = None,
         clock: Clock | None = None,
         tags: Mapping[str, str] | None = None,
         book: PriceBook | None = None,
-        budget: BudgetLike | None = None,
+        budget: Budget | None = None,
+        sinks: Sequence[RecordSink] = (),
         on_record: Callable[[CallRecord], None] | None = None,
     ) -> None:
         self.ledger = ledger
-        self.planner = planner
+        self.planner: AnyPlanner | None = as_planner(planner) if planner is not None else None
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.tags = dict(tags or {})
         self.book = book
         self.budget = budget
+        own: list[RecordSink] = [LedgerSink(ledger)] if ledger is not None else []
+        self.sinks: list[RecordSink] = [*own, *([budget] if budget is not None else []), *sinks]
         self.on_record = on_record
 
     # -- before ---------------------------------------------------------------------------------
 
-    def prepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:
-        """Plan ``body`` (synchronously) and start the clock for one attempt.
+    def preparing(
+        self, body: Mapping[str, Any] | None, *, retry: bool = False
+    ) -> Generator[PlanAsk, Any, Prepared]:
+        """The core of :meth:`prepare` / :meth:`aprepare`: yields a :class:`PlanAsk`, returns the attempt.
 
-        ``retry``: the SDK is retrying the same call; it is planned the same way, but not counted
-        again as an arrival in the planner's reuse statistics.
+        The planner gets its own deep copy, so nothing it does reaches the user's body. ``retry``:
+        the SDK is retrying the same call; it is planned the same way, but not counted again as an
+        arrival in the planner's reuse statistics.
         """
-        planner = self.planner
-        planned: Any = None
-        if body is not None and planner is not None:
-            planned = guarded("planner", lambda: planner.plan(dict(body), **_record_kw(planner, retry)), None)
+        planned: Plan | None = None
+        if body is not None and self.planner is not None:
+            with fail_open("planner"):
+                planned = yield PlanAsk(private_copy(body), record=not retry)
         return self._prepared(body, planned)
+
+    def prepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:
+        """Plan ``body`` (synchronously) and start the clock for one attempt."""
+        return drive(self.preparing(body, retry=retry), self.ask_planner)
 
     async def aprepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:
-        """Like :meth:`prepare`, awaiting the planner's ``aplan`` when it has one."""
-        planner = self.planner
-        planned: Any = None
-        if body is not None and planner is not None:
-            aplan = getattr(planner, "aplan", None)
-            kw = _record_kw(planner, retry)
-            try:
-                planned = (
-                    await aplan(dict(body), **kw) if aplan is not None else planner.plan(dict(body), **kw)
-                )
-            except Exception as exc:
-                swallow("planner", exc)
-        return self._prepared(body, planned)
+        """Like :meth:`prepare`, awaiting the planner's ``aplan``."""
+        return await adrive(self.preparing(body, retry=retry), self.aask_planner)
+
+    def ask_planner(self, ask: PlanAsk) -> Plan | None:
+        """Answer a :class:`PlanAsk` with the planner's ``plan``."""
+        return self.planner.plan(ask.request, record=ask.record) if self.planner is not None else None
+
+    async def aask_planner(self, ask: PlanAsk) -> Plan | None:
+        """Answer a :class:`PlanAsk` with the planner's ``aplan``."""
+        return await self.planner.aplan(ask.request, record=ask.record) if self.planner is not None else None
 
     def unplanned(self, body: Mapping[str, Any] | None) -> Prepared:
         """Start an attempt that sends ``body`` exactly as written (no planning)."""
         return self._prepared(body, None)
 
-    def _prepared(self, body: Mapping[str, Any] | None, planned: Any) -> Prepared:
+    def _prepared(self, body: Mapping[str, Any] | None, planned: Plan | None) -> Prepared:
         try:
             started_at = self.clock()
             tags = {**self.tags, **current_tags()}
             new_body: Mapping[str, Any] | None = body
-            request = getattr(planned, "request", None)
-            if planned is not None and isinstance(request, Mapping) and getattr(planned, "added", True):
-                new_body = request
+            if planned is not None and planned.added:
+                new_body = planned.request
         except Exception as exc:  # a broken clock or tag: send the request as written, unplanned
             swallow("prepare", exc)
             started_at, tags, new_body, planned = datetime.now(UTC), dict(self.tags), body, None
+        payload: bytes | None = None
+        if new_body is not body and new_body is not None:
+            try:
+                payload = serialised(new_body)
+            except Exception as exc:  # not JSON (a set, an object, NaN, a lone surrogate): send as written
+                swallow("planner (body not serialisable)", exc)
+                new_body, planned = body, None
         if self.budget is not None and body is not None:
             self._check_budget(new_body or body, started_at)
         return Prepared(
@@ -226,6 +276,7 @@ class CallTracker:
             started=time.perf_counter(),
             plan=planned,
             tags=tags,
+            payload=payload,
         )
 
     def _check_budget(self, body: Mapping[str, Any], at: datetime) -> None:
@@ -238,13 +289,14 @@ class CallTracker:
 
     def finish(self, prepared: Prepared, status: int, headers: Mapping[str, str], content: bytes) -> None:
         """Record a complete (non-streamed) Messages response."""
-        guarded("ledger record", lambda: self._finish(prepared, status, headers, content), None)
+        with fail_open("ledger record"):
+            self._finish(prepared, status, headers, content)
 
     def _finish(self, prepared: Prepared, status: int, headers: Mapping[str, str], content: bytes) -> None:
         latency = (time.perf_counter() - prepared.started) * 1000
         try:
             payload: Any = unwrap_envelope(json.loads(content)) if content else None
-        except ValueError:
+        except (ValueError, RecursionError):
             payload = None
         request_id = headers.get("request-id")
         if request_id is None and isinstance(payload, Mapping):
@@ -264,14 +316,14 @@ class CallTracker:
             endpoint="messages",
         )
 
-    def fail(self, prepared: Prepared, exc: BaseException) -> None:
-        """Record an attempt that got no response at all (connection error, timeout): an error row."""
+    def fail(self, prepared: Prepared, exc: BaseException, *, request_id: str | None = None) -> None:
+        """Record an attempt that got no response at all (connection error, timeout): an error row.
+
+        ``request_id``: the local id the caller was told (the proxy's error body), else a new one.
+        """
         latency = (time.perf_counter() - prepared.started) * 1000
-        guarded(
-            "ledger record",
-            lambda: self._record_error(prepared, None, type(exc).__name__, latency, "messages"),
-            None,
-        )
+        with fail_open("ledger record"):
+            self._record_error(prepared, request_id, type(exc).__name__, latency, "messages")
 
     def tap(self, prepared: Prepared, status: int, headers: Mapping[str, str]) -> StreamRecorder:
         return StreamRecorder(self, prepared, status, headers)
@@ -326,34 +378,27 @@ class CallTracker:
             endpoint=endpoint,
             planned=prepared.plan is not None,
             breakpoints=_breakpoints_of(prepared.plan),
-            prefix_hash=getattr(prepared.plan, "family", None) or None,
+            prefix_hash=(prepared.plan.family or None) if prepared.plan is not None else None,
             tags=prepared.tags,
         )
         self._emit(record)
         reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)
         if self.planner is not None and prepared.plan is not None and not incomplete and reading.trusted:
-            planner = self.planner
-            guarded(
-                "planner observe",
-                lambda: planner.observe(prepared.plan, reading.usage, prepared.started_at),
-                None,
-            )
+            with fail_open("planner observe"):
+                self.planner.observe(prepared.plan, reading.usage, prepared.started_at)
 
     def _emit(self, record: CallRecord) -> None:
-        if self.ledger is not None:
-            self.ledger.record(record)
-        if self.budget is not None:
-            self.budget.record(record)
-        collector = session_collector()  # the pytest budget plugin, when it runs
-        if collector is not None:
-            collector.add(record)
+        """Hand ``record`` to every sink: this tracker's own, then those registered process-wide."""
+        for sink in (*self.sinks, *registered()):
+            sink.add(record)
         if self.on_record is not None:
             self.on_record(record)
 
     # -- batches ----------------------------------------------------------------------------------
 
     def record_batch_line(self, batch_id: str, line: bytes, started_at: datetime) -> None:
-        guarded("batch result", lambda: self._batch_line(batch_id, line, started_at), None)
+        with fail_open("batch result"):
+            self._batch_line(batch_id, line, started_at)
 
     def _batch_line(self, batch_id: str, line: bytes, started_at: datetime) -> None:
         if not line.strip():
@@ -415,15 +460,17 @@ class StreamRecorder:
         self.tap = SSETap(prepared.started)
         self._done = False
 
+    @fail_open("stream tap")
     def feed(self, chunk: bytes) -> None:
-        guarded("stream tap", lambda: self.tap.feed(chunk), None)
+        self.tap.feed(chunk)
 
     def close(self, error: BaseException | None = None) -> None:
         """The stream ended: normally, by an error, or because the caller stopped reading."""
         if self._done:
             return
         self._done = True
-        guarded("ledger record", lambda: self._close(error), None)
+        with fail_open("ledger record"):
+            self._close(error)
 
     def _close(self, error: BaseException | None) -> None:
         tracker, prepared, tap = self.tracker, self.prepared, self.tap

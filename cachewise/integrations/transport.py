@@ -1,6 +1,7 @@
 """HTTP transports that plan and record, for code that only accepts an http client.
 
-Four flavours with one behaviour: :class:`CachewiseTransport` /
+Four flavours with one behaviour and one core (``_Core._flow``, a generator of asks; see
+:mod:`.steps`): :class:`CachewiseTransport` /
 :class:`AsyncCachewiseTransport` for ``httpx2`` (what the ``anthropic`` SDK 2.x
 takes as ``http_client``), and :class:`HttpxCachewiseTransport` /
 :class:`AsyncHttpxCachewiseTransport` for ``httpx`` (other libraries). Each wraps
@@ -14,14 +15,15 @@ transport is one attempt, recorded once. Messages requests are sent with
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import httpx
 import httpx2
 
+from .steps import Read, Send, Tapped, adrive, drive
 from .streams import AsyncFrames, AsyncFrames1, AsyncFrames2, Frames, Frames1, Frames2, tap_async, tap_sync
-from .tracker import CallKind, CallTracker, Prepared, classify
+from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify
 
 __all__ = [
     "AsyncCachewiseTransport",
@@ -34,7 +36,7 @@ __all__ = [
 def _body(content: bytes) -> Mapping[str, Any] | None:
     try:
         data = json.loads(content) if content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: sent untouched
         return None
     return data if isinstance(data, Mapping) else None
 
@@ -48,7 +50,7 @@ def _headers(request_headers: Any) -> dict[str, str]:
 
 
 def _rebuild(module: Any, request: Any, prepared: Prepared, content: bytes) -> Any:
-    payload = json.dumps(prepared.body).encode() if prepared.changed and prepared.body else content
+    payload = prepared.payload if prepared.payload is not None else content
     return module.Request(
         request.method,
         request.url,
@@ -58,61 +60,76 @@ def _rebuild(module: Any, request: Any, prepared: Prepared, content: bytes) -> A
     )
 
 
-class _SyncCore:
+def _tapped(module: Any, response: Any, stream: Any) -> Any:
+    """``response`` again, with ``stream`` (the tapped body) as its body."""
+    return module.Response(
+        response.status_code, headers=response.headers, stream=stream, extensions=response.extensions
+    )
+
+
+class _Core:
+    """One Messages attempt as asks (:mod:`.steps`); the sync and async transports answer them."""
+
     _module: Any
-    _frames: type[Frames]
+    _default: Callable[[], Any]
 
-    def __init__(self, tracker: CallTracker, inner: Any) -> None:
+    def __init__(self, tracker: CallTracker, inner: Any = None) -> None:
+        """``inner``: the transport that sends (default: the library's own ``HTTPTransport``)."""
         self.tracker = tracker
-        self.inner = inner
+        self.inner = inner if inner is not None else self._default()
 
-    def handle_request(self, request: Any) -> Any:
-        kind, _ = classify(request.method, str(request.url))
-        if kind != CallKind.MESSAGES:
-            return self.inner.handle_request(request)
-        content = request.read()
+    def _flow(self, request: Any) -> Generator[Send[Any] | Read | PlanAsk, Any, Any]:
+        content = yield Read(request)
         body = _body(content)
-        prepared = self.tracker.prepare(body)
-        response = self.inner.handle_request(_rebuild(self._module, request, prepared, content))
+        prepared = yield from self.tracker.preparing(body)
+        response = yield Send(_rebuild(self._module, request, prepared, content))
         if body is not None and body.get("stream") and 200 <= response.status_code < 300:
-            recorder = self.tracker.tap(prepared, response.status_code, response.headers)
-            tapped = self._frames(tap_sync(recorder, iter(response.stream), response.stream.close))
-            return self._module.Response(
-                response.status_code, headers=response.headers, stream=tapped, extensions=response.extensions
-            )
-        data = response.read()
+            return Tapped(response, self.tracker.tap(prepared, response.status_code, response.headers))
+        data = yield Read(response)
         self.tracker.finish(prepared, response.status_code, response.headers, data)
         return response
+
+
+class _SyncCore(_Core):
+    _frames: type[Frames]
+
+    def _answer(self, ask: Send[Any] | Read | PlanAsk) -> Any:
+        if isinstance(ask, Send):
+            return self.inner.handle_request(ask.request)
+        return ask.source.read() if isinstance(ask, Read) else self.tracker.ask_planner(ask)
+
+    def handle_request(self, request: Any) -> Any:
+        if classify(request.method, str(request.url))[0] != CallKind.MESSAGES:
+            return self.inner.handle_request(request)
+        done = drive(self._flow(request), self._answer)
+        if not isinstance(done, Tapped):
+            return done
+        raw = done.response.stream
+        return _tapped(
+            self._module, done.response, self._frames(tap_sync(done.recorder, iter(raw), raw.close))
+        )
 
     def close(self) -> None:
         self.inner.close()
 
 
-class _AsyncCore:
-    _module: Any
+class _AsyncCore(_Core):
     _frames: type[AsyncFrames]
 
-    def __init__(self, tracker: CallTracker, inner: Any) -> None:
-        self.tracker = tracker
-        self.inner = inner
+    async def _answer(self, ask: Send[Any] | Read | PlanAsk) -> Any:
+        if isinstance(ask, Send):
+            return await self.inner.handle_async_request(ask.request)
+        return await ask.source.aread() if isinstance(ask, Read) else await self.tracker.aask_planner(ask)
 
     async def handle_async_request(self, request: Any) -> Any:
-        kind, _ = classify(request.method, str(request.url))
-        if kind != CallKind.MESSAGES:
+        if classify(request.method, str(request.url))[0] != CallKind.MESSAGES:
             return await self.inner.handle_async_request(request)
-        content = await request.aread()
-        body = _body(content)
-        prepared = await self.tracker.aprepare(body)
-        response = await self.inner.handle_async_request(_rebuild(self._module, request, prepared, content))
-        if body is not None and body.get("stream") and 200 <= response.status_code < 300:
-            recorder = self.tracker.tap(prepared, response.status_code, response.headers)
-            tapped = self._frames(tap_async(recorder, aiter(response.stream), response.stream.aclose))
-            return self._module.Response(
-                response.status_code, headers=response.headers, stream=tapped, extensions=response.extensions
-            )
-        data = await response.aread()
-        self.tracker.finish(prepared, response.status_code, response.headers, data)
-        return response
+        done = await adrive(self._flow(request), self._answer)
+        if not isinstance(done, Tapped):
+            return done
+        raw = done.response.stream
+        stream = self._frames(tap_async(done.recorder, aiter(raw), raw.aclose))
+        return _tapped(self._module, done.response, stream)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -121,34 +138,22 @@ class _AsyncCore:
 class CachewiseTransport(_SyncCore, httpx2.BaseTransport):
     """``httpx2`` transport: ``anthropic.Anthropic(http_client=httpx2.Client(transport=...))``."""
 
-    _module = httpx2
-    _frames = Frames2
-
-    def __init__(self, tracker: CallTracker, inner: httpx2.BaseTransport | None = None) -> None:
-        super().__init__(tracker, inner or httpx2.HTTPTransport())
+    _module, _frames, _default = httpx2, Frames2, httpx2.HTTPTransport
 
 
 class AsyncCachewiseTransport(_AsyncCore, httpx2.AsyncBaseTransport):
-    _module = httpx2
-    _frames = AsyncFrames2
+    """``httpx2`` async transport, for ``anthropic.AsyncAnthropic``."""
 
-    def __init__(self, tracker: CallTracker, inner: httpx2.AsyncBaseTransport | None = None) -> None:
-        super().__init__(tracker, inner or httpx2.AsyncHTTPTransport())
+    _module, _frames, _default = httpx2, AsyncFrames2, httpx2.AsyncHTTPTransport
 
 
 class HttpxCachewiseTransport(_SyncCore, httpx.BaseTransport):
     """``httpx`` transport, for libraries that take an ``httpx.Client``."""
 
-    _module = httpx
-    _frames = Frames1
-
-    def __init__(self, tracker: CallTracker, inner: httpx.BaseTransport | None = None) -> None:
-        super().__init__(tracker, inner or httpx.HTTPTransport())
+    _module, _frames, _default = httpx, Frames1, httpx.HTTPTransport
 
 
 class AsyncHttpxCachewiseTransport(_AsyncCore, httpx.AsyncBaseTransport):
-    _module = httpx
-    _frames = AsyncFrames1
+    """``httpx`` async transport, for libraries that take an ``httpx.AsyncClient``."""
 
-    def __init__(self, tracker: CallTracker, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(tracker, inner or httpx.AsyncHTTPTransport())
+    _module, _frames, _default = httpx, AsyncFrames1, httpx.AsyncHTTPTransport

@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from typing import Any
 from ..api_rules import LOOKBACK
 from ..api_rules import MAX_MARKERS as MAX_BREAKPOINTS
 from ..errors import PricingError, TokenCountError
+from ..failopen import swallow
 from ..pricing import PriceBook
 from ..prompt import Position, Prompt, Ttl
 from ..tokens import AsyncTokenCounter, LearnedMinimum, TokenBounds, TokenCounter, prefix_bounds
@@ -118,10 +118,6 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _under_test() -> bool:
-    return "PYTEST_CURRENT_TEST" in os.environ
-
-
 def _money(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(Decimal("0.000001"))
 
@@ -174,9 +170,7 @@ class CachePlanner:
             plan: Plan = stop.value
             return plan
         except Exception as exc:
-            if _under_test():
-                raise
-            log.warning("cachewise planner failed; the request is sent unplanned", exc_info=True)
+            swallow("planner", exc)  # the one fail-open policy (re-raised under pytest)
             return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
 
     async def aplan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan:
@@ -200,9 +194,7 @@ class CachePlanner:
             plan: Plan = stop.value
             return plan
         except Exception as exc:
-            if _under_test():
-                raise
-            log.warning("cachewise planner failed; the request is sent unplanned", exc_info=True)
+            swallow("planner", exc)  # the one fail-open policy (re-raised under pytest)
             return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
 
     def observe(self, plan: Plan, usage: Usage | Mapping[str, Any] | Any, at: datetime | None = None) -> None:
@@ -215,10 +207,8 @@ class CachePlanner:
         """
         try:
             self._observe(plan, usage)
-        except Exception:
-            if _under_test():
-                raise
-            log.warning("cachewise planner could not learn from a response", exc_info=True)
+        except Exception as exc:
+            swallow("planner observe", exc)
 
     def seed(self, rows: Iterable[Mapping[str, Any]] | Any) -> int:
         """Replay past traffic into the reuse window (e.g. a ledger frame).

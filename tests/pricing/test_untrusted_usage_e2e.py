@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 
 import cachewise
 from cachewise.ledger import CallRecord, Ledger
+from cachewise.planner import Plan
 from cachewise.usage import MAX_TOKEN_COUNT
 from cachewise.wrap import tracker_of
 
@@ -239,7 +241,7 @@ def test_planner_does_not_learn_from_untrusted_usage(ledger: Ledger) -> None:
 
     class Recorder:
         def plan(self, request: dict[str, Any], *, record: bool = True) -> Any:
-            return type("P", (), {"request": request, "breakpoints": (), "added": False, "family": None})()
+            return Plan(request=request, model=str(request["model"]), planned_at=datetime.now(UTC))
 
         def observe(self, plan: Any, usage: Any, at: Any) -> None:
             observed.append(usage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 
 import cachewise
 from cachewise.emulator import EmulatorServer
-from cachewise.integrations.failopen import internal_failures, raising, reset_failures
+from cachewise.failopen import internal_failures, raising, reset_failures
 from cachewise.ledger import Ledger
+from cachewise.planner import Breakpoint, Plan
 
 from .conftest import API_KEY
 
@@ -193,20 +195,27 @@ def test_a_retried_attempt_is_not_a_new_arrival(
 class OverMarkingPlanner:
     """A buggy planner: puts cache_control on five blocks, which the API refuses with a 400."""
 
-    def plan(self, request: dict[str, Any]) -> Any:
+    def plan(self, request: dict[str, Any]) -> Plan:
         body = dict(request)
         body["system"] = [
             {"type": "text", "text": f"part {i}. " * 50, "cache_control": {"type": "ephemeral"}}
             for i in range(5)
         ]
-
-        class Planned:
-            pass
-
-        planned = Planned()
-        planned.request = body  # type: ignore[attr-defined]
-        planned.breakpoints = ()  # type: ignore[attr-defined]
-        return planned
+        marks = tuple(
+            Breakpoint(
+                position=i,
+                path=f"system.{i}",
+                tokens=100,
+                counted=False,
+                ttl="5m",
+                reason="bug",
+                prefix_hash="h",
+            )
+            for i in range(5)
+        )
+        return Plan(
+            request=body, model=str(request["model"]), planned_at=datetime.now(UTC), breakpoints=marks
+        )
 
     def observe(self, plan: Any, usage: Any, at: Any) -> None:
         pass

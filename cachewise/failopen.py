@@ -1,11 +1,24 @@
-"""Instrumentation never breaks the user's call.
+"""Instrumentation never breaks the user's call: one fail-open policy for all of cachewise.
 
-Code inside cachewise that runs on a user's request path goes through
-:func:`guarded`: an exception is logged once per kind (with the traceback the
-first time) and swallowed, so the request goes out as the user wrote it. Under
-pytest the exception is re-raised instead, so our own bugs still fail our
+Code on a user's request path (planner, token counter, tracker, middleware, proxy)
+runs its own work inside :func:`fail_open`, a context manager that is also a
+decorator (in the spirit of logfire's ``handle_internal_errors``)::
+
+    with fail_open("ledger record"):
+        ledger.record(row)
+
+    @fail_open("stream tap")
+    def feed(self, chunk: bytes) -> None: ...
+
+An exception inside is an internal failure of that kind: logged once per kind
+(with the traceback the first time, then at debug level), counted
+(:func:`internal_failures`) and swallowed, so the request goes on as the user
+wrote it. Under pytest it is re-raised instead, so our own bugs still fail our
 tests; a test of the fail-open behaviour itself turns that off with
-:func:`raising`.
+:func:`raising`. :func:`guarded` is the same policy for a call whose value is
+needed (with a fallback), :func:`swallow` for an exception already caught.
+
+This module is a leaf: it imports nothing from cachewise.
 """
 
 from __future__ import annotations
@@ -18,7 +31,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-__all__ = ["guarded", "internal_failures", "raising", "record_failure", "reset_failures", "swallow"]
+__all__ = [
+    "fail_open",
+    "guarded",
+    "internal_failures",
+    "raising",
+    "record_failure",
+    "reset_failures",
+    "should_raise",
+    "swallow",
+]
 
 log = logging.getLogger("cachewise")
 T = TypeVar("T")
@@ -28,7 +50,8 @@ _seen: dict[str, int] = {}
 _raise_override: bool | None = None
 
 
-def _should_raise() -> bool:
+def should_raise() -> bool:
+    """Whether internal failures propagate: under pytest, unless :func:`raising` says otherwise."""
     if _raise_override is not None:
         return _raise_override
     return "pytest" in sys.modules and "PYTEST_CURRENT_TEST" in os.environ
@@ -70,17 +93,22 @@ def record_failure(kind: str, exc: BaseException) -> None:
 
 def swallow(kind: str, exc: Exception) -> None:
     """Handle an exception already caught: re-raise it under pytest, else log it once per kind."""
-    if _should_raise():
+    if should_raise():
         raise exc
     record_failure(kind, exc)
 
 
+@contextmanager
+def fail_open(kind: str) -> Iterator[None]:
+    """An exception in this block (or decorated function) is an internal failure of ``kind``."""
+    try:
+        yield
+    except Exception as exc:
+        swallow(kind, exc)
+
+
 def guarded(kind: str, func: Callable[[], T], fallback: T) -> T:
     """``func()``, or ``fallback`` if it raises (re-raised under pytest unless told otherwise)."""
-    try:
+    with fail_open(kind):
         return func()
-    except Exception as exc:
-        if _should_raise():
-            raise
-        record_failure(kind, exc)
-        return fallback
+    return fallback
