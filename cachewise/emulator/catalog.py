@@ -1,4 +1,4 @@
-"""The Models API (api-sheet §4.2) served from the PriceBook's model entries.
+"""The Models API (docs/api-notes.md §4.2) served from the PriceBook's model entries.
 
 ``ModelInfo`` follows the SDK 2.12.0 type (``types/model_info.py``): lifecycle, dates and
 line come from the price table; capabilities are a generic "everything supported" object

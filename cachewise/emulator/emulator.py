@@ -33,7 +33,7 @@ from .streaming import sse_events
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BODY_BYTES", "Emulator", "HttpRequest", "HttpResponse"]
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # Messages and count_tokens (api-sheet §5)
+MAX_BODY_BYTES = 32 * 1024 * 1024  # Messages and count_tokens (docs/api-notes.md §5)
 MAX_BATCH_BYTES = 256 * 1024 * 1024  # Batches
 ORGANIZATION_ID = "6e2b6a53-0000-4000-8000-0000000e1a70"
 _PRE_RESPONSE = {
@@ -47,7 +47,7 @@ _PRE_RESPONSE = {
 }
 _NOT_SEEDED = frozenset({"stream", "max_tokens", "stop_sequences", "metadata"})
 _COUNT_TOKENS_REJECTED_TOOLS = ("web_search", "web_fetch", "code_execution")
-# api-sheet §2.4: Sonnet 5 rejects mid-conversation system messages.
+# docs/api-notes.md §2.4: Sonnet 5 rejects mid-conversation system messages.
 _NO_SYSTEM_ROLE = frozenset({"claude-sonnet-5"})
 
 
@@ -336,10 +336,10 @@ class Emulator:
             try:
                 self.book.rates(model, start, fast=True)
             except PricingError:
-                speed = "standard"  # api-sheet §6.1: runs at standard speed and price, without error
+                speed = "standard"  # docs/api-notes.md §6.1: runs at standard speed and price, without error
         elif batch:
             speed = "standard"
-        # The salt sees the speed the request actually runs at (api-sheet §2.4 speed row).
+        # The salt sees the speed the request actually runs at (docs/api-notes.md §2.4 speed row).
         plan = layout({**body, "speed": speed}, model)
         minimum = self.book.min_cache_tokens(model, start).tokens
         ticket = self.engine.begin(
@@ -378,7 +378,7 @@ class Emulator:
 
     @staticmethod
     def _check_prewarm(body: Mapping[str, Any], thinking: Mapping[str, Any], *, batch: bool) -> None:
-        """api-sheet §2.5: where ``max_tokens: 0`` is refused. The texts are ours (none is published)."""
+        """docs/api-notes.md §2.5: where ``max_tokens: 0`` is refused. Texts are ours (none published)."""
         if batch:
             raise invalid("max_tokens: 0 (cache pre-warming) is not supported in Message Batches")
         if body.get("stream") is True:
@@ -446,7 +446,7 @@ class Emulator:
                         f"messages.{i}.content.{j}.source: count_tokens needs base64 sources, "
                         f"not {source['type']}"
                     )
-        # Never cached, never billed: the same layout billing uses, total only (api-sheet §4.1).
+        # Never cached, never billed: the same layout billing uses, total only (docs/api-notes.md §4.1).
         return _json(200, {"input_tokens": layout(body, model).total_tokens}, headers)
 
     # -- models ----------------------------------------------------------------------------

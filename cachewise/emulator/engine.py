@@ -1,8 +1,8 @@
 """The cache engine: entries per (workspace, model, prefix hash), lookback reads, billing A/B/C.
 
-The algorithm is api-sheet §2.1–2.2:
+The algorithm is docs/api-notes.md §2.1–2.2:
 
-1. Markers whose full prefix is below the model's minimum (api-sheet §2.3) are dropped;
+1. Markers whose full prefix is below the model's minimum (docs/api-notes.md §2.3) are dropped;
    with none left nothing is cached and no error is raised.
 2. For each remaining marker, look back at most :data:`LOOKBACK` positions counting the
    marker itself as the first (positions ``p, p-1, ..., p-19``) for a live, readable
@@ -15,7 +15,7 @@ The algorithm is api-sheet §2.1–2.2:
    at or before it) is refreshed. Lifetimes run from the start of the request:
    an entry is alive while ``now < start + ttl``.
 
-Concurrency (api-sheet §2.5): :meth:`CacheEngine.begin` computes the usage against the
+Concurrency (docs/api-notes.md §2.5): :meth:`CacheEngine.begin` computes the usage against the
 entries that are readable at that moment and returns a :class:`Ticket`; the writes only
 become readable at :meth:`CacheEngine.commit`, which the emulator calls when the
 response begins. A request that begins before the writer commits sees a miss.
@@ -115,7 +115,7 @@ class CacheEngine:
     ) -> Ticket:
         """Compute reads and writes for ``layout`` as of ``start`` (nothing is stored yet)."""
         positions = layout.positions
-        # api-sheet §2.1 step 4: the minimum is checked per marker on its full prefix length.
+        # docs/api-notes.md §2.1 step 4: the minimum is checked per marker on its full prefix length.
         marked = [p for p in positions if p.markers and p.end >= min_tokens]
         ticket = Ticket(workspace, layout.model, request_id, start, input_tokens=layout.total_tokens)
         if not marked:

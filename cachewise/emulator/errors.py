@@ -1,8 +1,8 @@
-"""API error responses exactly as the Claude API shapes them (api-sheet §5).
+"""API error responses exactly as the Claude API shapes them (docs/api-notes.md §5).
 
 An :class:`ApiError` raised anywhere while handling a request becomes the response
 ``{"type":"error","error":{"type":...,"message":...},"request_id":"req_..."}`` with
-its HTTP status. The strings of api-sheet §1.4 are reproduced verbatim.
+its HTTP status. The strings of docs/api-notes.md §1.4 are reproduced verbatim.
 """
 
 from __future__ import annotations
@@ -66,12 +66,12 @@ def invalid(message: str) -> ApiError:
 
 
 def too_many_markers(found: int) -> ApiError:
-    # api-sheet §1.4, verbatim (3P).
+    # docs/api-notes.md §1.4, verbatim (3P).
     return invalid(f"A maximum of 4 blocks with cache_control may be provided. Found {found}.")
 
 
 def ttl_order(path: str) -> ApiError:
-    # api-sheet §1.4, verbatim (3P); ``path`` is the offending 1h marker's block.
+    # docs/api-notes.md §1.4, verbatim (3P); ``path`` is the offending 1h marker's block.
     where = f"{path}.cache_control.ttl" if path else "cache_control.ttl"
     return invalid(
         f"{where}: a ttl='1h' cache_control block must not come after a ttl='5m' "
@@ -81,12 +81,12 @@ def ttl_order(path: str) -> ApiError:
 
 
 def empty_text_marker(path: str) -> ApiError:
-    # api-sheet §1.4, verbatim (3P).
+    # docs/api-notes.md §1.4, verbatim (3P).
     return invalid(f"{path}.text: cache_control cannot be set for empty text blocks")
 
 
 def auto_ttl_conflict(path: str, block_ttl: str, auto_ttl: str) -> ApiError:
-    # api-sheet §1.3 says "different TTL -> 400" but quotes no message; this text is ours.
+    # docs/api-notes.md §1.3 says "different TTL -> 400" but quotes no message; this text is ours.
     return invalid(
         f"cache_control.ttl: the top-level cache_control (ttl='{auto_ttl}') conflicts with the "
         f"cache_control on the last block {path} (ttl='{block_ttl}')"

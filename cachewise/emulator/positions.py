@@ -1,19 +1,19 @@
 """A request as ordered cache positions with prefix hashes, token counts and markers.
 
-This is the emulator's own reading of api-sheet §1 (the planner has an independent
+This is the emulator's own reading of docs/api-notes.md §1 (the planner has an independent
 one in ``cachewise/prompt.py``; the emulator is the oracle it is tested against).
 
-* Prefix order is ``tools`` → ``system`` → ``messages`` (api-sheet §1.1).
+* Prefix order is ``tools`` → ``system`` → ``messages`` (docs/api-notes.md §1.1).
 * One position per tool, per system text block (a string system is one), per
   message content block (a string content is one); a run of consecutive
   ``tool_use`` blocks in a message is one position, and so is a run of
-  ``tool_result`` blocks (the Claude API run rule, api-sheet §1.1).
+  ``tool_result`` blocks (the Claude API run rule, docs/api-notes.md §1.1).
 * The prefix hash is a running SHA-256 seeded with the model; each level is salted
-  with the settings that invalidate it (api-sheet §2.4), so a change at one level
+  with the settings that invalidate it (docs/api-notes.md §2.4), so a change at one level
   changes the hash of that level and every later one.
 * ``cache_control`` is read from blocks (and moved up from the last block inside a
   ``tool_result``/``document``), the top-level marker is placed on the last eligible
-  position, and the limits of api-sheet §1.3–1.4 are checked with their exact errors.
+  position, and the limits of docs/api-notes.md §1.3–1.4 are checked with their exact errors.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def _strip(block: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _canonical(value: Any) -> bytes:
-    # Key order is kept: the API hashes bytes, and reordered tool_use input misses (api-sheet §2.4).
+    # Key order is kept: the API hashes bytes, and reordered tool_use input misses (docs/api-notes.md §2.4).
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -185,12 +185,12 @@ def _block_tokens(block: Mapping[str, Any]) -> int:
 
 
 def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
-    """The markers a block carries, with the inner-marker parent rule (api-sheet §1.2)."""
+    """The markers a block carries, with the inner-marker parent rule (docs/api-notes.md §1.2)."""
     kind = block.get("type")
     found: list[Marker] = []
     if block.get("cache_control") is not None:
         if kind in _UNMARKABLE:
-            # Not allowed per api-sheet §1.2; the API's wording is unknown, this text is ours.
+            # Not allowed per docs/api-notes.md §1.2; the API's wording is unknown, this text is ours.
             raise invalid(f"{path}.cache_control: cache_control cannot be set for {kind} blocks")
         if kind == "text" and block.get("text") == "":
             raise empty_text_marker(path)
@@ -207,7 +207,7 @@ def _block_markers(block: Mapping[str, Any], path: str) -> list[Marker]:
             if not isinstance(sub, Mapping) or sub.get("cache_control") is None:
                 continue
             if k != len(inner) - 1:
-                # Only the last inner block's marker is moved to the parent (api-sheet §1.2); text ours.
+                # Only the last inner block's marker moves to the parent (docs/api-notes.md §1.2); text ours.
                 raise invalid(
                     f"{inner_path}.{k}.cache_control: cache_control is only allowed on the last block "
                     "of nested content; put it on the parent block"
@@ -226,7 +226,7 @@ def _eligible(block: Mapping[str, Any]) -> bool:
     return not (kind == "text" and not block.get("text"))
 
 
-# -- salts (api-sheet §2.4) ------------------------------------------------------------------
+# -- salts (docs/api-notes.md §2.4) ------------------------------------------------------------------
 
 
 def _count_images(body: Mapping[str, Any]) -> int:
@@ -277,7 +277,7 @@ def system_salt(body: Mapping[str, Any]) -> bytes:
 def messages_salt(body: Mapping[str, Any]) -> bytes:
     """Settings that invalidate messages only: tool_choice, images, parallel tool use, thinking, effort.
 
-    Values equal to the defaults are the same as omitting them (api-sheet §2.4): no
+    Values equal to the defaults are the same as omitting them (docs/api-notes.md §2.4): no
     ``tool_choice`` = ``auto``; no ``thinking`` = ``disabled``; no effort = ``high``.
     """
     choice = body.get("tool_choice")
@@ -420,12 +420,12 @@ def _place_auto(positions: Sequence[Position], ttl: Ttl) -> bool:
     """Put the top-level marker on the last eligible position; return whether it takes a slot."""
     for position in reversed(positions):
         if not position.eligible:
-            continue  # walk back past thinking / empty blocks (api-sheet §1.3)
+            continue  # walk back past thinking / empty blocks (docs/api-notes.md §1.3)
         existing = position.ttl
         if existing is not None:
             if existing != ttl:
                 raise auto_ttl_conflict(position.path, existing, ttl)
-            return False  # same TTL already there: a no-op, no extra slot (api-sheet §1.3, inferred)
+            return False  # same TTL already there: a no-op, no extra slot (docs/api-notes.md §1.3, inferred)
         position.markers.append(Marker(ttl, position.path, auto=True))
         return True
     return False  # nothing eligible: caching is skipped
@@ -479,7 +479,7 @@ def _auto_is_noop(positions: Sequence[Position], ttl: Ttl) -> bool:
 
 
 def _check_ttl_order(positions: Sequence[Position]) -> None:
-    """Every 1h marker must come before every 5m marker, in processing order (api-sheet §1.4)."""
+    """Every 1h marker must come before every 5m marker, in processing order (docs/api-notes.md §1.4)."""
     seen_5m = False
     for position in positions:
         for marker in position.markers:

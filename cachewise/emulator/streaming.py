@@ -1,4 +1,4 @@
-"""The SSE event sequence of a streamed Message (api-sheet §3.2).
+"""The SSE event sequence of a streamed Message (docs/api-notes.md §3.2).
 
 ``message_start`` (full usage, with the ``cache_creation`` TTL split and
 ``service_tier``/``inference_geo``/``speed``) → per block ``content_block_start`` /

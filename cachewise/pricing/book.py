@@ -440,7 +440,7 @@ class PriceBook:
             for fast_tier in speed.tiers:
                 if prompt_tokens > fast_tier.above:
                     fast_in, fast_out, tier_above = fast_tier.input, fast_tier.output, fast_tier.above
-            # Cache multipliers apply on top of the fast input price (api-sheet §6.1).
+            # Cache multipliers apply on top of the fast input price (docs/api-notes.md §6.1).
             ratio = fast_in / rates.input if rates.input else Decimal(0)
             for key in ("cache_write_5m", "cache_write_1h", "cache_read"):
                 values[key] = values[key] * ratio
