@@ -265,21 +265,18 @@ class PriceBook:
             raise PriceTableError(
                 base_path, "<root>", "expected a mapping with 'version' and 'models'", _shown(raw)
             )
+        cls._validate(base_path, raw)  # from here on, models is a list of valid entries
+        first: dict[str, int] = {}
         for index, entry in enumerate(raw.get("models") or []):
-            model_id = entry.get("id") if isinstance(entry, Mapping) else None
-            earlier = [
-                i
-                for i, e in enumerate(raw["models"][:index])
-                if isinstance(e, Mapping) and e.get("id") == model_id
-            ]
-            if model_id is not None and earlier:
+            model_id = str(entry["id"])
+            if model_id in first:
                 raise PriceTableError(
                     base_path,
                     f"models[{index}]({model_id}).id",
-                    f"listed twice in this file (also models[{earlier[0]}])",
+                    f"listed twice in this file (also models[{first[model_id]}])",
                     _shown(model_id),
                 )
-        cls._validate(base_path, raw)
+            first[model_id] = index
         layers = [_Layer(base_path, str(raw.get("version")))]
         models: dict[str, dict[str, Any]] = {str(e["id"]): dict(e) for e in raw.get("models") or []}
         origin: dict[str, str] = {}
