@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "cachewise_bench"
-MODELS = {  # input, 5m write, read, output per MTok (api-sheet §6)
+MODELS = {  # input, 5m write, read, output per MTok (docs/api-notes.md §6)
     "claude-sonnet-4-5": (Decimal(3), Decimal("3.75"), Decimal("0.30"), Decimal(15)),
     "claude-haiku-4-5": (Decimal(1), Decimal("1.25"), Decimal("0.10"), Decimal(5)),
     "claude-opus-4-5": (Decimal(5), Decimal("6.25"), Decimal("0.50"), Decimal(25)),

@@ -8,10 +8,10 @@ Rules (each warning names the path of the offending block or field):
   nonce-like tokens, and fields named like ``timestamp`` / ``request_id`` / ``nonce``.
   Binary payloads (``source.data``) and tool-use ids are not inspected.
 * ``invalid-marker`` — markers the API rejects: on thinking or empty text blocks, more
-  than 4, or a 1h marker after a 5m one (api-sheet §1.2, §1.4).
+  than 4, or a 1h marker after a 5m one (docs/api-notes.md §1.2, §1.4).
 * Given several requests of one family (same model), across consecutive requests:
   ``reordered-tools`` (same tools, another order), ``unsorted-keys`` (a tool schema or a
-  ``tool_use.input`` with the same content but another key order, api-sheet §2.4), and
+  ``tool_use.input`` with the same content but another key order, docs/api-notes.md §2.4), and
   ``prefix-churn`` (the first position that differs, when the difference is volatile-looking).
 """
 

@@ -1,7 +1,7 @@
 """A Messages request body as ordered cache positions, with a canonical hash of every prefix.
 
 The request stays a plain dict (the SDK's ``MessageParam`` / ``TextBlockParam`` shapes);
-:class:`Prompt` only reads it. Layout (api-sheet §1.1):
+:class:`Prompt` only reads it. Layout (docs/api-notes.md §1.1):
 
 * order ``tools`` → ``system`` → ``messages``;
 * one position per tool, per system text block (a string system is one), per message
@@ -12,8 +12,8 @@ The request stays a plain dict (the SDK's ``MessageParam`` / ``TextBlockParam`` 
 Prefix hash: a running SHA-256 seeded with the model. Each position adds the canonical
 JSON of its blocks with every ``cache_control`` removed. Envelope keys are sorted; the
 key order *inside* user JSON (``tool_use.input``, a tool's ``input_schema``) is kept,
-because the API renders those bytes and a reordered object misses (api-sheet §2.4). Each
-level is salted with the settings that invalidate it (api-sheet §2.4): ``speed``, web
+because the API renders those bytes and a reordered object misses (docs/api-notes.md §2.4). Each
+level is salted with the settings that invalidate it (docs/api-notes.md §2.4): ``speed``, web
 search and citations toggles before ``system``; ``tool_choice`` (with
 ``disable_parallel_tool_use``), the image count, thinking config and
 ``output_config.effort`` before ``messages``. Defaults equal omission. So a prefix hash
@@ -129,7 +129,7 @@ def _text_mass(value: Any, key: str | None = None) -> int:
 def _ttl_of(marker: Any) -> Ttl:
     if isinstance(marker, Mapping) and marker.get("ttl") == "1h":
         return "1h"
-    return "5m"  # a marker without ttl counts as 5m (api-sheet §1.4)
+    return "5m"  # a marker without ttl counts as 5m (docs/api-notes.md §1.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,7 +454,7 @@ class Prompt:
         Returns ``(body, filler)``: ``filler`` is true when a placeholder user turn was
         appended (a tools/system prefix, a trailing assistant turn, or a dangling
         ``tool_use``); the caller subtracts a baseline for it. Markers are stripped,
-        server tools (rejected by count_tokens, api-sheet §4.1) are left out, and a forced
+        server tools (rejected by count_tokens, docs/api-notes.md §4.1) are left out, and a forced
         ``tool_choice`` (rejected on some models) is dropped: both only lower the count.
         """
         pos = self.positions[index]

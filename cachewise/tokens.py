@@ -2,7 +2,7 @@
 
 There is no "count up to block k" endpoint, so a prefix is counted by sending a
 truncated copy of the request (:meth:`cachewise.prompt.Prompt.truncated`) to
-``POST /v1/messages/count_tokens`` (api-sheet §4.1). Where the copy needs a
+``POST /v1/messages/count_tokens`` (docs/api-notes.md §4.1). Where the copy needs a
 placeholder user turn to be valid, the count of that turn alone (the *baseline*,
 counted once per model) is subtracted, which errs low: safe for the minimum check.
 
@@ -15,7 +15,7 @@ non-whitespace text outside binary payloads,
 
 * ``tokens <= B + slack`` (a token is at least one byte; ``slack`` covers the per-request
   framing and, when tools are present, the tool-use system prompt of up to ~800 tokens,
-  api-sheet §6.1);
+  docs/api-notes.md §6.1);
 * ``tokens >= T / 8`` (a heuristic: real tokenizers average 3–5 bytes per token on text
   and code; 8 leaves room for dense content).
 
@@ -59,7 +59,7 @@ __all__ = [
 CountFunction = Callable[[dict[str, Any]], int]
 AsyncCountFunction = Callable[[dict[str, Any]], Awaitable[int]]
 
-ANTHROPIC_VERSION = "2026-10-21"  # what SDK 2.12.0 sends (api-sheet §7, Appendix A #2)
+ANTHROPIC_VERSION = "2026-10-21"  # what SDK 2.12.0 sends (docs/api-notes.md §7, Appendix A #2)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ENV_MEMO = "CACHEWISE_TOKEN_MEMO"
 LOW_BYTES_PER_TOKEN = 8

@@ -32,7 +32,7 @@ __all__ = [
 
 MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
-#: Tokens the API adds for tool use (its tool system prompt is a few hundred tokens; api-sheet §4.1).
+#: Tokens the API adds for tool use (its tool system prompt is a few hundred tokens; docs/api-notes.md §4.1).
 TOOL_OVERHEAD_TOKENS = 1_000
 #: Tokens allowed for an image given by URL or file id (bytes do not bound it). Images are
 #: resized to about 1.15 megapixels, ~1,600 tokens; 2,000 leaves a margin.

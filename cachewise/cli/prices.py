@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..errors import PricingError
+from ..errors import PricingError, UnknownModelError
 from ..pricing import PriceBook
 
 __all__ = ["prices"]
@@ -79,6 +79,8 @@ def prices(
     if model:
         try:
             rows.append(_row(book, model, when))
+        except UnknownModelError as exc:
+            raise click.BadParameter(str(exc), param_hint="--model") from exc
         except PricingError as exc:
             raise click.ClickException(str(exc)) from exc
     else:

@@ -1,6 +1,6 @@
 """The ``anthropic`` SDK middleware that plans and records every Messages call.
 
-It runs inside the SDK's retry loop, once per HTTP attempt (docs/wrapper.md), so
+It runs inside the SDK's retry loop, once per HTTP attempt (docs/api-notes.md §7), so
 each billed attempt becomes one ledger row and each failed attempt an error
 row with no cost. Bodies are rewritten only through ``APIRequest.copy``; a
 streamed body is watched chunk by chunk as the caller reads it, never

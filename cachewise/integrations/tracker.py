@@ -301,11 +301,13 @@ class CallTracker:
         request_id = headers.get("request-id")
         if request_id is None and isinstance(payload, Mapping):
             request_id = payload.get("request_id")
-        if status >= 400 or not isinstance(payload, Mapping) or payload.get("type") == "error":
+        if status >= 400 or (isinstance(payload, Mapping) and payload.get("type") == "error"):
             self._record_error(
                 prepared, request_id, _error_type(payload) or f"http_{status}", latency, "messages"
             )
             return
+        if not isinstance(payload, Mapping):
+            payload = {}  # a 2xx reply that is not a JSON message: billed, usage unknown (unpriced)
         self._record(
             prepared,
             usage=Usage.read(payload.get("usage")),

@@ -122,7 +122,7 @@ def _0001_initial(conn: Connection) -> None:
 
 
 def _0002_batch_custom_id(conn: Connection) -> None:
-    """Batch results are matched on custom_id (api-sheet §3.3); tags are looked up by key and value."""
+    """Batch results are matched on custom_id (docs/api-notes.md §3.3); tags looked up by key, value."""
     conn.execute(text("ALTER TABLE calls ADD COLUMN custom_id TEXT"))
     conn.execute(text("CREATE INDEX ix_calls_batch_id_custom_id ON calls (batch_id, custom_id)"))
     conn.execute(text("CREATE INDEX ix_call_tags_key_value ON call_tags (key, value)"))

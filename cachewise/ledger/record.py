@@ -1,7 +1,7 @@
 """One ledger row: :class:`CallRecord`, what a billed API request used and cost.
 
 Build it with :meth:`CallRecord.priced`, which prices the usage at the call's own UTC
-time (api-sheet §8) and, when pricing fails, keeps the error text and leaves every
+time (docs/api-notes.md §8) and, when pricing fails, keeps the error text and leaves every
 cost ``None`` — an unknown model is never $0. The record converts to a database row,
 to a spool line (JSON) and back without losing a digit.
 """

@@ -3,7 +3,7 @@
 Repricing never touches the recorded "as billed" costs: it returns a frame with both,
 and can keep the result in the ``reprices`` table keyed by (request_id, table_version).
 Each call is priced at its own ``started_at`` with its own modifiers (batch, speed,
-inference_geo), as it was billed (api-sheet §6.2, §8).
+inference_geo), as it was billed (docs/api-notes.md §6.2, §8).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 upgraded from step 0001 matches the tables here, and another that ``docs/ledger.md``
 shows the SQL generated from them (``python -m cachewise.ledger.schema``).
 
-One row of ``calls`` is one billed API request (api-sheet §8, "one row per billed
+One row of ``calls`` is one billed API request (docs/api-notes.md §8, "one row per billed
 attempt"), keyed on the API's ``request-id``. Token columns keep the API's spellings
-(api-sheet §3.1). Money columns are exact (:class:`~cachewise.ledger.types.Money`).
+(docs/api-notes.md §3.1). Money columns are exact (:class:`~cachewise.ledger.types.Money`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ __all__ = [
 
 MIGRATIONS_TABLE = "cachewise_migrations"
 
-#: Usage counters, with the API's names (api-sheet §3.1). All BIGINT, never NULL.
+#: Usage counters, with the API's names (docs/api-notes.md §3.1). All BIGINT, never NULL.
 TOKEN_COLUMNS: tuple[str, ...] = (
     "input_tokens",
     "cache_creation_input_tokens",

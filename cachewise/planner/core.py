@@ -6,8 +6,8 @@ How a plan is made (docs/planner.md has the long form):
 2. Collect candidates: end of tools, end of system, ends of large documents and tool
    results, the conversation tail, prefixes believed cached now, the deepest prefix seen
    before, and bridges so no gap between candidates near the tail exceeds 20 positions
-   (the server's lookback, api-sheet §2.1). The caller's markers and the top-level
-   automatic marker are kept as fixed breakpoints and use their slots (api-sheet §1.4).
+   (the server's lookback, docs/api-notes.md §2.1). The caller's markers and the top-level
+   automatic marker are kept as fixed breakpoints and use their slots (docs/api-notes.md §1.4).
 3. Value each candidate per token and per TTL (USD): a prefix believed cached now reads,
    ``(input - read) × (1 + E)``; otherwise ``-(write_ttl - input) + E × (input - read)``,
    where ``E`` is the expected number of reads within the TTL from observed reuse

@@ -265,21 +265,18 @@ class PriceBook:
             raise PriceTableError(
                 base_path, "<root>", "expected a mapping with 'version' and 'models'", _shown(raw)
             )
+        cls._validate(base_path, raw)  # from here on, models is a list of valid entries
+        first: dict[str, int] = {}
         for index, entry in enumerate(raw.get("models") or []):
-            model_id = entry.get("id") if isinstance(entry, Mapping) else None
-            earlier = [
-                i
-                for i, e in enumerate(raw["models"][:index])
-                if isinstance(e, Mapping) and e.get("id") == model_id
-            ]
-            if model_id is not None and earlier:
+            model_id = str(entry["id"])
+            if model_id in first:
                 raise PriceTableError(
                     base_path,
                     f"models[{index}]({model_id}).id",
-                    f"listed twice in this file (also models[{earlier[0]}])",
+                    f"listed twice in this file (also models[{first[model_id]}])",
                     _shown(model_id),
                 )
-        cls._validate(base_path, raw)
+            first[model_id] = index
         layers = [_Layer(base_path, str(raw.get("version")))]
         models: dict[str, dict[str, Any]] = {str(e["id"]): dict(e) for e in raw.get("models") or []}
         origin: dict[str, str] = {}
@@ -440,7 +437,7 @@ class PriceBook:
             for fast_tier in speed.tiers:
                 if prompt_tokens > fast_tier.above:
                     fast_in, fast_out, tier_above = fast_tier.input, fast_tier.output, fast_tier.above
-            # Cache multipliers apply on top of the fast input price (api-sheet §6.1).
+            # Cache multipliers apply on top of the fast input price (docs/api-notes.md §6.1).
             ratio = fast_in / rates.input if rates.input else Decimal(0)
             for key in ("cache_write_5m", "cache_write_1h", "cache_read"):
                 values[key] = values[key] * ratio

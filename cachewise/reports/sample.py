@@ -60,7 +60,7 @@ def sample_records(
                     at += timedelta(minutes=rng.choice((1, 2, 3, 4, 7)))
                 expired = (at - last_write) > (timedelta(hours=1) if ttl_1h else timedelta(minutes=5))
                 write = turn == 0 or expired
-                last_write = at  # a write starts the lifetime, a read refreshes it (api-sheet §2.2)
+                last_write = at  # a write starts the lifetime, a read refreshes it (docs/api-notes.md §2.2)
                 fresh = rng.randint(200, 1500)
                 usage = Usage(
                     input_tokens=fresh,

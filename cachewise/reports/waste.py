@@ -9,12 +9,12 @@ row, is (docs/reports.md, "Write waste"):
 * a row's 5-minute write tokens (``ephemeral_5m_input_tokens``) are *wasted*
   unless a later row of the same family, started strictly after it and at most
   5 minutes after it, has ``cache_read_input_tokens > 0``; its 1-hour write
-  tokens likewise with a 1-hour window (api-sheet §2.2: the lifetime runs from
+  tokens likewise with a 1-hour window (docs/api-notes.md §2.2: the lifetime runs from
   the start of the request that wrote the entry);
 * a wasted write costs the row's own write component (``cost_cache_write_5m``
   or ``cost_cache_write_1h``); unpriced rows add tokens but no cost.
 
-Known gaps: a read refreshes an entry (api-sheet §2.2), so a chain of reads each
+Known gaps: a read refreshes an entry (docs/api-notes.md §2.2), so a chain of reads each
 within the TTL of the previous keeps an entry alive; the approximation only asks
 whether the *first* read after a write came in time, which is the question for
 that write. A read in the same family may have hit a shorter prefix than the one

@@ -1,4 +1,4 @@
-"""Every caching rule of api-sheet §1–2, with hand-derived expectations.
+"""Every caching rule of docs/api-notes.md §1–2, with hand-derived expectations.
 
 Arithmetic (see conftest): ``text(n)`` = n + 3 tokens; a message adds 4 to its first
 block; a string message ``"hi"`` = 1 + 3 + 4 = 8; the tail is 3 and never cached.
@@ -165,7 +165,7 @@ def test_below_the_minimum_nothing_is_cached_and_nothing_errors(emu: Emulator) -
         assert usage(ask(client, system=system, model="claude-opus-5")) == (11, 0, 1003, 0)
 
 
-# -- mixed TTL billing (api-sheet §2.1 step 3) -----------------------------------------------
+# -- mixed TTL billing (docs/api-notes.md §2.1 step 3) -----------------------------------------------
 
 
 def test_mixed_ttl_billing_a_b_c(emu: Emulator) -> None:
@@ -182,7 +182,7 @@ def test_mixed_ttl_billing_a_b_c(emu: Emulator) -> None:
         assert usage(ask(client, system=system(301, 201))) == (11, 1203, 204, 304)
 
 
-# -- automatic caching (api-sheet §1.3) -------------------------------------------------------
+# -- automatic caching (docs/api-notes.md §1.3) -------------------------------------------------------
 
 AUTO = {"type": "ephemeral"}
 
@@ -233,7 +233,7 @@ def test_automatic_caching_with_four_explicit_markers_is_400(client: anthropic.A
     )
 
 
-# -- invalidation levels (api-sheet §2.4) ----------------------------------------------------
+# -- invalidation levels (docs/api-notes.md §2.4) ----------------------------------------------------
 
 TOOL = {"name": "lookup", "description": words(1100), "input_schema": {"type": "object"}}
 TOOL_TOKENS = 8 + count_json(TOOL)  # tool overhead 8 + its compact JSON
@@ -348,7 +348,7 @@ def test_an_entry_is_readable_only_after_the_writer_response_began(emu: Emulator
         assert usage(ask(client, system=system))[1] == 2000  # after both began: a hit
 
 
-# -- pre-warming with max_tokens 0 (api-sheet §2.5) -------------------------------------------
+# -- pre-warming with max_tokens 0 (docs/api-notes.md §2.5) -------------------------------------------
 
 
 def test_prewarm_writes_and_returns_nothing(client: anthropic.Anthropic, emu: Emulator) -> None:
@@ -399,7 +399,7 @@ def test_prewarm_refused_in_a_batch(client: anthropic.Anthropic) -> None:
     assert "not supported in Message Batches" in line.result.error.error.message  # type: ignore[union-attr]
 
 
-# -- exact error strings (api-sheet §1.4) -----------------------------------------------------
+# -- exact error strings (docs/api-notes.md §1.4) -----------------------------------------------------
 
 
 def test_more_than_four_markers(client: anthropic.Anthropic) -> None:

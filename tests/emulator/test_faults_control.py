@@ -75,7 +75,7 @@ def test_error_event_after_http_200(claude_emulator: EmulatorServer) -> None:
     ):
         stream.get_final_message()
     assert err.value.status_code == 200
-    assert not isinstance(err.value, anthropic.OverloadedError)  # api-sheet §5: a plain APIStatusError
+    assert not isinstance(err.value, anthropic.OverloadedError)  # docs/api-notes.md §5: plain APIStatusError
     assert err.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
     assert len(claude_emulator.emulator.bill()) == 1  # never retried
 

@@ -270,3 +270,11 @@ def test_wrapped_calls_with_a_broken_env_overlay_are_recorded_with_a_cost_error(
     assert row.cost is None
     assert row.cost_error is not None and "currency is" in row.cost_error and str(broken) in row.cost_error
     assert row.usage.input_tokens == 10
+
+
+def test_a_base_table_section_of_the_wrong_type_is_named(tmp_path: Path) -> None:
+    table = tmp_path / "table.yaml"
+    table.write_text(_yaml({"version": "t", "models": {"a": 1}}))
+    with pytest.raises(PriceTableError) as info:
+        PriceBook.load(base=table)
+    assert (info.value.field, info.value.value) == ("models", '{"a": 1}')

@@ -255,3 +255,22 @@ def test_planner_does_not_learn_from_untrusted_usage(ledger: Ledger) -> None:
     ledger.flush()
     assert ledger.calls()[0].cost_error
     assert observed == []
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]"], ids=["empty", "not json", "a list"])
+def test_a_200_reply_that_is_not_a_message_is_an_unpriced_row_not_a_free_error(
+    ledger: Ledger, body: bytes
+) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"request-id": "req_body"})
+
+    seen: list[CallRecord] = []
+    with _client(handler) as client:
+        reply = _wrapped(client, ledger, seen).with_raw_response.messages.create(
+            model=MODEL, max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert reply.status_code == 200
+    ledger.flush()
+    (row,) = ledger.calls()
+    assert (row.request_id, row.model, row.status) == ("req_body", MODEL, "ok")
+    assert row.cost is None and "usage is missing" in (row.cost_error or "")

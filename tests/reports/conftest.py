@@ -37,7 +37,7 @@ COSTS = (
     "savings",
 )
 
-# Per million tokens: (input, 5m write, 1h write, read, output), api-sheet §6.
+# Per million tokens: (input, 5m write, 1h write, read, output), docs/api-notes.md §6.
 RATES = {
     "claude-sonnet-4-5": (D("3"), D("3.75"), D("6"), D("0.30"), D("15")),
     "claude-haiku-4-5": (D("1"), D("1.25"), D("2"), D("0.10"), D("5")),
