@@ -51,7 +51,7 @@ __all__ = ["Ledger"]
 log = logging.getLogger("cachewise.ledger")
 
 _OPEN: weakref.WeakSet[Ledger] = weakref.WeakSet()
-_OPEN_LOCK = threading.Lock()
+_OPEN_LOCK = threading.RLock()  # re-entered by the signal handler if it interrupts an open/close
 
 
 def default_spool_dir(key: str) -> Path:

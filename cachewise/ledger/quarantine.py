@@ -29,7 +29,7 @@ from sqlalchemy import exc as sa_exc
 from .privacy import redact
 from .record import CallRecord
 
-__all__ = ["QuarantinedRecord", "is_refusal", "raw_record_json", "storable_text"]
+__all__ = ["QuarantinedRecord", "first_line", "is_refusal", "raw_record_json", "storable_text"]
 
 #: Errors raised in Python while a row is converted or bound: the row's values, never the database.
 _CONVERSION_ERRORS = (OverflowError, UnicodeError, ValueError, TypeError)
@@ -85,12 +85,18 @@ def raw_record_json(record: CallRecord) -> str:
     return redact(text) or ""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of the driver's message (SQLAlchemy's wrapper adds the SQL after it)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
 def _reason(exc: BaseException | str) -> str:
     if isinstance(exc, str):
         return storable_text(exc)
     orig = getattr(exc, "orig", None) or exc
-    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
-    return storable_text(f"{type(orig).__name__}: {first}" if first else type(orig).__name__)
+    return storable_text(f"{type(orig).__name__}: {first_line(exc)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,16 +91,21 @@ class Filter:
     model: str | Sequence[str] | None = None
     tags: Mapping[str, str] | None = None
 
-    def where(self) -> list[ColumnElement[bool]]:
+    def window(self, moment: ColumnElement[Any], model: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+        """The time window on ``moment`` and the model filter on ``model`` (any table's columns)."""
         clauses: list[ColumnElement[bool]] = []
         if self.since is not None:
-            clauses.append(calls.c.started_at >= self.since)
+            clauses.append(moment >= self.since)
         if self.until is not None:
-            clauses.append(calls.c.started_at < self.until)
+            clauses.append(moment < self.until)
         if isinstance(self.model, str):
-            clauses.append(calls.c.model == self.model)
+            clauses.append(model == self.model)
         elif self.model is not None:
-            clauses.append(calls.c.model.in_(list(self.model)))
+            clauses.append(model.in_(list(self.model)))
+        return clauses
+
+    def where(self) -> list[ColumnElement[bool]]:
+        clauses = self.window(calls.c.started_at, calls.c.model)
         for key, value in (self.tags or {}).items():
             clauses.append(
                 exists().where(
@@ -271,16 +276,7 @@ def read_totals(conn: Connection, flt: Filter) -> Totals:
 def _quarantine_select(flt: Filter) -> Select[Any]:
     """Quarantined records in ``flt``'s window (by the call's ``started_at``, else when refused)."""
     moment = func.coalesce(quarantine.c.started_at, quarantine.c.quarantined_at)
-    stmt = select(quarantine)
-    if flt.since is not None:
-        stmt = stmt.where(moment >= flt.since)
-    if flt.until is not None:
-        stmt = stmt.where(moment < flt.until)
-    if isinstance(flt.model, str):
-        stmt = stmt.where(quarantine.c.model == flt.model)
-    elif flt.model is not None:
-        stmt = stmt.where(quarantine.c.model.in_(list(flt.model)))
-    return stmt
+    return select(quarantine).where(*flt.window(moment, quarantine.c.model))
 
 
 def _tags_match(entry: QuarantinedRecord, tags: Mapping[str, str]) -> bool:

@@ -37,7 +37,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import LedgerError, LedgerUnavailable
 from . import migrations
-from .quarantine import QuarantinedRecord, is_refusal
+from .quarantine import QuarantinedRecord, first_line, is_refusal
 from .record import CallRecord
 from .schema import COST_COLUMNS, calls
 from .schema import quarantine as quarantine_table
@@ -288,8 +288,7 @@ class Store:
             raise self.unavailable(exc) from exc
 
     def unavailable(self, exc: BaseException) -> LedgerUnavailable:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        return LedgerUnavailable(self.label, reason)
+        return LedgerUnavailable(self.label, first_line(exc))
 
     # -- schema ------------------------------------------------------------------------------
 

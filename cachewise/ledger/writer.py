@@ -26,7 +26,7 @@ from queue import Empty, SimpleQueue
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import CachewiseError, LedgerError
-from .quarantine import QuarantinedRecord
+from .quarantine import QuarantinedRecord, first_line
 from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
@@ -106,15 +106,8 @@ class Writer:
         return self._thread.is_alive()
 
     def flush(self, timeout: float | None, *, urgent: bool = False) -> int:
-        if not self._thread.is_alive():
-            raise LedgerError(f"ledger {self.store.label} is closed")
         before = self.stats.durable
-        marker = _Marker(urgent=urgent)
-        self._queue.put(marker)
-        if not marker.event.wait(timeout):
-            raise TimeoutError(f"ledger {self.store.label}: flush did not finish within {timeout} s")
-        if marker.error is not None:
-            raise marker.error
+        marker = self._await(_Marker(urgent=urgent), timeout, "flush")
         return marker.durable - before
 
     def replay(self, timeout: float | None) -> ReplayResult:
@@ -122,16 +115,20 @@ class Writer:
 
         The result counts every replay since open or the previous call (the one on open too).
         """
-        if not self._thread.is_alive():
-            raise LedgerError(f"ledger {self.store.label} is closed")
-        marker = _Marker(replay=True)
-        self._queue.put(marker)
-        if not marker.event.wait(timeout):
-            raise TimeoutError(f"ledger {self.store.label}: replay did not finish within {timeout} s")
-        if marker.error is not None:
-            raise marker.error
+        marker = self._await(_Marker(replay=True), timeout, "replay")
         assert marker.result is not None
         return marker.result
+
+    def _await(self, marker: _Marker, timeout: float | None, what: str) -> _Marker:
+        """Queue ``marker`` behind every row submitted so far and wait until the writer reaches it."""
+        if not self._thread.is_alive():
+            raise LedgerError(f"ledger {self.store.label} is closed")
+        self._queue.put(marker)
+        if not marker.event.wait(timeout):
+            raise TimeoutError(f"ledger {self.store.label}: {what} did not finish within {timeout} s")
+        if marker.error is not None:
+            raise marker.error
+        return marker
 
     def close(self, timeout: float | None) -> None:
         if self._thread.is_alive():
@@ -255,7 +252,7 @@ class Writer:
                 "ledger %s: database unavailable, spooling to %s (%s)",
                 self.store.label,
                 self.spool.directory,
-                str(getattr(exc, "orig", None) or exc).strip().splitlines()[0],
+                first_line(exc),
             )
 
     def _maybe_replay(self, *, force: bool) -> None:
