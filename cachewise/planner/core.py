@@ -370,9 +370,11 @@ class CachePlanner:
             if index is None or index < 0:
                 return
             pos = positions[index]
-            while not pos.markable and pos.index > 0 and positions[pos.index - 1].level == pos.level:
+            while pos.inside_run:  # a run is one position: its marker goes on the run's last block
+                pos = positions[pos.index + 1]
+            while not pos.plannable and pos.index > 0 and positions[pos.index - 1].level == pos.level:
                 pos = positions[pos.index - 1]
-            if not pos.markable:
+            if not pos.plannable:
                 return
             cand = cands.setdefault(pos.index, _Candidate(pos))
             if kind not in cand.kinds:
@@ -403,7 +405,7 @@ class CachePlanner:
         live_found = 0
         deepest_seen: int | None = None
         for pos in reversed(positions):
-            if not pos.markable:
+            if not pos.plannable:
                 continue
             if live_found < 3 and self.stats.live(pos.prefix_hash, now) is not None:
                 add(pos.index, "cached now")
@@ -422,7 +424,7 @@ class CachePlanner:
             point, bridges = last, 0
             while point - anchor >= LOOKBACK and bridges < MAX_BRIDGES:
                 target = point - (LOOKBACK - 1)
-                while target > anchor and not positions[target].markable:
+                while target > anchor and not positions[target].plannable:
                     target -= 1
                 if target <= anchor:
                     break

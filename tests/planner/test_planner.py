@@ -336,3 +336,43 @@ def test_seeded_history_counts_like_live_traffic(book: PriceBook) -> None:
     clock.advance(1800)
     plan = planner.plan(request)
     assert {b.path: b.ttl for b in plan.added}.get("system.0") == "1h"
+
+
+def _tool_turns() -> dict[str, Any]:
+    """A chat whose last user turn is a run of two large tool results."""
+    return {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": words(900),
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "a", "name": "f", "input": {}},
+                    {"type": "tool_use", "id": "b", "name": "f", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": words(600)},
+                    {"type": "tool_result", "tool_use_id": "b", "content": words(600, 3)},
+                ],
+            },
+        ],
+    }
+
+
+def test_a_large_tool_result_inside_a_run_is_marked_at_the_end_of_its_run(
+    make_planner: Callable[..., CachePlanner],
+) -> None:
+    """The first tool result is large (a candidate), but a marker on it would sit inside the run.
+
+    Both with runs collapsed (the Claude API) and without, the planner marks only the run's
+    last block, so a mid-run reading of the API cannot change what the plan saves.
+    """
+    for collapse in (True, False):
+        plan = make_planner(collapse_runs=collapse).plan(_tool_turns())
+        assert [b.path for b in plan.added] == ["system.0", "messages.2.content.1"], collapse
+        assert "cache_control" not in plan.request["messages"][2]["content"][0]

@@ -234,3 +234,80 @@ def test_every_plan_is_valid(
         assert pos.markable and pos.kind not in ("thinking", "redacted_thinking")
         assert ".content.0.content" not in bp.path and ".source." not in bp.path
         assert counter.count(prompt, pos.index) >= (plan.minimum or 0)  # never below the minimum
+
+
+def _inside_run(body: dict[str, Any], path: str) -> bool:
+    """Whether ``path`` names a tool_use/tool_result block followed by another of its type (mid-run)."""
+    parts = path.split(".")
+    if len(parts) != 4 or parts[0] != "messages" or parts[2] != "content":
+        return False
+    content = body["messages"][int(parts[1])]["content"]
+    k = int(parts[3])
+    kind = content[k].get("type")
+    return (
+        kind in ("tool_use", "tool_result")
+        and k + 1 < len(content)
+        and isinstance(content[k + 1], dict)
+        and content[k + 1].get("type") == kind
+    )
+
+
+@st.composite
+def agent_request(draw: st.DrawFn) -> dict[str, Any]:
+    """An agent loop: each turn a run of 1–4 tool_use blocks answered by a run of tool_result blocks."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": words(draw(st.sampled_from([5, 900])))}]
+    for turn in range(draw(st.integers(1, 4))):
+        ids = [f"toolu_{turn}_{k}" for k in range(draw(st.integers(1, 4)))]
+        calls: list[dict[str, Any]] = [{"type": "text", "text": "calling"}] if draw(st.booleans()) else []
+        calls += [
+            {"type": "tool_use", "id": t, "name": "f", "input": {"q": words(3, k)}} for k, t in enumerate(ids)
+        ]
+        messages.append({"role": "assistant", "content": calls})
+        results: list[dict[str, Any]] = [
+            {
+                "type": "tool_result",
+                "tool_use_id": t,
+                "content": words(draw(st.sampled_from([5, 300, 700])), k),
+            }
+            for k, t in enumerate(ids)
+        ]
+        if draw(st.booleans()):
+            results.append({"type": "text", "text": words(draw(st.sampled_from([3, 400])))})
+        messages.append({"role": "user", "content": results})
+    body: dict[str, Any] = {"model": "claude-test", "max_tokens": 10, "messages": messages}
+    if draw(st.booleans()):
+        body["system"] = words(draw(st.sampled_from([10, 900])))
+    return body
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=st.one_of(request(), agent_request()), past=history(), collapse=st.booleans())
+def test_no_planned_marker_lies_inside_a_run(
+    body: dict[str, Any], past: list[tuple[float, bool]], collapse: bool, tmp_path_factory: Any
+) -> None:
+    """A run of tool_use / tool_result blocks is one position: the planner marks only its last block.
+
+    So its savings do not depend on how the API reads a marker on a block inside a run
+    (docs/planner.md, "Runs"); the same holds with ``collapse_runs=False``.
+    """
+    book = _book(tmp_path_factory)
+    clock = VirtualClock()
+    planner = CachePlanner(
+        TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock, collapse_runs=collapse
+    )
+    for gap, cached in past:
+        earlier = planner.plan(body)
+        top = max((b.tokens for b in earlier.breakpoints), default=0)
+        planner.observe(earlier, {"input_tokens": 5, "cache_creation_input_tokens": top if cached else 0})
+        clock.advance(gap)
+    plan = planner.plan(body)
+    for bp in plan.added:
+        assert not _inside_run(plan.request, bp.path), bp.path
+    # And in the body itself: every marker the planner added sits on the end of its run.
+    added = {p for p, _ in _markers(plan.request)} - {p for p, _ in _markers(body)}
+    for path in added - {"<automatic>"}:
+        assert not _inside_run(plan.request, path), path
