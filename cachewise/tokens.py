@@ -31,12 +31,14 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import httpx2
 import platformdirs
@@ -308,15 +310,42 @@ class _CounterBase:
         return self.memo.learn_minimum(self.namespace, model, above=above, at_most=at_most)
 
 
+def _is_sdk_client(source: Any) -> bool:
+    """An ``anthropic`` client (first-party, Bedrock, Vertex): ``with_options``, ``messages.count_tokens``."""
+    messages = getattr(source, "messages", None)
+    with_options = getattr(source, "with_options", None)
+    return callable(with_options) and callable(getattr(messages, "count_tokens", None))
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left before ``deadline`` (a ``time.monotonic()`` value); raises once it has passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TokenCountError("the count budget of this request is spent; not counted")
+    return left
+
+
+def _timeout_kwargs(timeout: float | None) -> dict[str, Any]:
+    return {} if timeout is None else {"timeout": timeout}
+
+
 class TokenCounter(_CounterBase):
-    """Counts prefixes with ``count_tokens`` via a callable, an ``anthropic.Anthropic`` or an httpx client.
+    """Counts prefixes with ``count_tokens`` via a callable, an ``anthropic`` client or an httpx client.
 
     * ``TokenCounter(fn)`` — ``fn(body: dict) -> int``;
-    * ``TokenCounter(anthropic.Anthropic(...))`` — uses ``client.messages.count_tokens(**body)``;
+    * ``TokenCounter(anthropic.Anthropic(...))`` (or a Bedrock / Vertex client) — uses
+      ``client.with_options(max_retries=0).messages.count_tokens(**body)``;
     * ``TokenCounter(httpx.Client(), base_url=..., api_key=...)`` (``httpx`` or ``httpx2``).
 
-    Every failure (HTTP error, network, a rejected input) raises :class:`TokenCountError`;
-    the planner turns it into "no breakpoint it cannot justify".
+    Counting never retries and never waits out a ``retry-after``: a count is an
+    optimisation, and the user's request is waiting. With a ``deadline`` (the planner's
+    count budget), a client is given the time left as its timeout; a plain callable
+    cannot be interrupted, but no call starts once the deadline has passed.
+
+    Every failure (HTTP error, network, timeout, a rejected input) raises
+    :class:`TokenCountError`; the planner turns it into "no breakpoint it cannot justify".
     """
 
     def __init__(
@@ -328,31 +357,37 @@ class TokenCounter(_CounterBase):
         memo: TokenMemo | str | Path | None = None,
         namespace: str | None = None,
     ) -> None:
-        self._call: CountFunction
-        import anthropic
-
-        if isinstance(source, anthropic.Anthropic):
-            client = source
-            self._call = lambda body: _read_count(client.messages.count_tokens(**body))
-            ns = str(client.base_url)
-        elif isinstance(source, httpx.Client | httpx2.Client):
+        self._call: Callable[[dict[str, Any], float | None], int]
+        if isinstance(source, httpx.Client | httpx2.Client):
             http = source
             url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
             headers = _headers(api_key)
 
-            def post(body: dict[str, Any]) -> int:
-                response = http.post(f"{url}/v1/messages/count_tokens", json=body, headers=headers)
+            def post(body: dict[str, Any], timeout: float | None) -> int:
+                response = http.post(
+                    f"{url}/v1/messages/count_tokens", json=body, headers=headers, **_timeout_kwargs(timeout)
+                )
                 _check_http(response.status_code, response.text)
                 return _read_count(response.json())
 
             self._call = post
             ns = url
+        elif _is_sdk_client(source):
+            client: Any = source
+            if inspect.iscoroutinefunction(client.messages.count_tokens):
+                raise TypeError("TokenCounter needs a sync client; use AsyncTokenCounter for async ones")
+            quiet = client.with_options(max_retries=0)  # no retries, no retry-after waits
+            self._call = lambda body, timeout: _read_count(
+                quiet.messages.count_tokens(**body, **_timeout_kwargs(timeout))
+            )
+            ns = str(getattr(source, "base_url", type(source).__name__))
         elif callable(source):
             if inspect.iscoroutinefunction(source):
                 raise TypeError(
                     "TokenCounter needs a sync count function; use AsyncTokenCounter for async ones"
                 )
-            self._call = source
+            function = source
+            self._call = lambda body, timeout: function(body)
             ns = "callable"
         else:
             raise TypeError(
@@ -361,10 +396,11 @@ class TokenCounter(_CounterBase):
             )
         super().__init__(memo, namespace or ns)
 
-    def _send(self, body: dict[str, Any]) -> int:
+    def _send(self, body: dict[str, Any], deadline: float | None) -> int:
+        timeout = _remaining(deadline)
         self.calls += 1
         try:
-            return int(self._call(body))
+            return int(self._call(body, timeout))
         except TokenCountError:
             self.failures += 1
             raise
@@ -372,26 +408,33 @@ class TokenCounter(_CounterBase):
             self.failures += 1
             raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
 
-    def baseline(self, prompt: Prompt) -> int:
+    def baseline(self, prompt: Prompt, *, deadline: float | None = None) -> int:
         value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
         if value is None:
-            value = self._send(prompt.baseline_body())
+            value = self._send(prompt.baseline_body(), deadline)
             self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
         return value
 
-    def count(self, prompt: Prompt, index: int) -> int:
-        """Tokens of the prefix ending at position ``index`` (memo first, then one call)."""
+    def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
+        """Tokens of the prefix ending at position ``index`` (memo first, then one call).
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds the time spent: past it, no call
+        is made and :class:`TokenCountError` is raised.
+        """
         hit = self.cached(prompt, index)
         if hit is not None:
             return hit
         body, filler = prompt.truncated(index)
-        raw = self._send(body)
-        return self._store(prompt, index, raw, self.baseline(prompt) if filler else 0)
+        raw = self._send(body, deadline)
+        return self._store(prompt, index, raw, self.baseline(prompt, deadline=deadline) if filler else 0)
 
 
 class AsyncTokenCounter(_CounterBase):
-    """The async twin of :class:`TokenCounter`: an async callable, ``anthropic.AsyncAnthropic``,
-    or an ``httpx.AsyncClient`` / ``httpx2.AsyncClient`` with ``base_url``."""
+    """The async twin of :class:`TokenCounter`: an async callable, ``anthropic.AsyncAnthropic`` (or an
+    async Bedrock / Vertex client), or an ``httpx.AsyncClient`` / ``httpx2.AsyncClient`` with ``base_url``.
+
+    Same rules: no retries, no ``retry-after`` waits; with a ``deadline`` every call, a
+    callable's included, is cancelled when the time is up."""
 
     def __init__(
         self,
@@ -402,31 +445,35 @@ class AsyncTokenCounter(_CounterBase):
         memo: TokenMemo | str | Path | None = None,
         namespace: str | None = None,
     ) -> None:
-        self._call: AsyncCountFunction
-        import anthropic
-
-        if isinstance(source, anthropic.AsyncAnthropic):
-            client = source
-
-            async def via_sdk(body: dict[str, Any]) -> int:
-                return _read_count(await client.messages.count_tokens(**body))
-
-            self._call = via_sdk
-            ns = str(client.base_url)
-        elif isinstance(source, httpx.AsyncClient | httpx2.AsyncClient):
+        self._call: Callable[[dict[str, Any], float | None], Awaitable[int] | int]
+        if isinstance(source, httpx.AsyncClient | httpx2.AsyncClient):
             http = source
             url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
             headers = _headers(api_key)
 
-            async def post(body: dict[str, Any]) -> int:
-                response = await http.post(f"{url}/v1/messages/count_tokens", json=body, headers=headers)
+            async def post(body: dict[str, Any], timeout: float | None) -> int:
+                response = await http.post(
+                    f"{url}/v1/messages/count_tokens", json=body, headers=headers, **_timeout_kwargs(timeout)
+                )
                 _check_http(response.status_code, response.text)
                 return _read_count(response.json())
 
             self._call = post
             ns = url
+        elif _is_sdk_client(source):
+            client: Any = source
+            if not inspect.iscoroutinefunction(client.messages.count_tokens):
+                raise TypeError("AsyncTokenCounter needs an async client; use TokenCounter for sync ones")
+            quiet = client.with_options(max_retries=0)  # no retries, no retry-after waits
+
+            async def via_sdk(body: dict[str, Any], timeout: float | None) -> int:
+                return _read_count(await quiet.messages.count_tokens(**body, **_timeout_kwargs(timeout)))
+
+            self._call = via_sdk
+            ns = str(getattr(source, "base_url", type(source).__name__))
         elif callable(source):
-            self._call = source
+            function = source
+            self._call = lambda body, timeout: function(body)
             ns = "callable"
         else:
             raise TypeError(
@@ -435,30 +482,37 @@ class AsyncTokenCounter(_CounterBase):
             )
         super().__init__(memo, namespace or ns)
 
-    async def _send(self, body: dict[str, Any]) -> int:
+    async def _send(self, body: dict[str, Any], deadline: float | None) -> int:
+        timeout = _remaining(deadline)
         self.calls += 1
         try:
-            result = self._call(body)
-            value = await result if inspect.isawaitable(result) else result
+            with anyio.fail_after(timeout):
+                result = self._call(body, timeout)
+                value = await result if inspect.isawaitable(result) else result
             return int(value)
         except TokenCountError:
             self.failures += 1
             raise
+        except TimeoutError as exc:
+            self.failures += 1
+            raise TokenCountError(f"no answer within the count budget ({timeout:.2f} s left)") from exc
         except Exception as exc:
             self.failures += 1
             raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
 
-    async def baseline(self, prompt: Prompt) -> int:
+    async def baseline(self, prompt: Prompt, *, deadline: float | None = None) -> int:
         value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
         if value is None:
-            value = await self._send(prompt.baseline_body())
+            value = await self._send(prompt.baseline_body(), deadline)
             self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
         return value
 
-    async def count(self, prompt: Prompt, index: int) -> int:
+    async def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
         hit = self.cached(prompt, index)
         if hit is not None:
             return hit
         body, filler = prompt.truncated(index)
-        raw = await self._send(body)
-        return self._store(prompt, index, raw, await self.baseline(prompt) if filler else 0)
+        raw = await self._send(body, deadline)
+        return self._store(
+            prompt, index, raw, await self.baseline(prompt, deadline=deadline) if filler else 0
+        )

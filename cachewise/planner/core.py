@@ -26,6 +26,7 @@ import bisect
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,11 +41,12 @@ from ..usage import Usage
 from .plan import Breakpoint, Plan, Rejected, Source
 from .reuse import ReuseStats, expected_reads
 
-__all__ = ["MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
+__all__ = ["DEFAULT_COUNT_BUDGET", "MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
 
 log = logging.getLogger("cachewise.planner")
 
 MAX_BREAKPOINTS = 4
+DEFAULT_COUNT_BUDGET = 2.0  # seconds of count_tokens per planned request
 LOOKBACK = 20
 LARGE_BLOCK_BYTES = 2048
 MAX_BRIDGES = 6
@@ -111,11 +113,27 @@ class _Ask:
 
 
 def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
+    """A deep copy of a JSON-like body: every mapping a new dict, every list or tuple a new list.
+
+    Iterative, so no nesting depth makes it fail; leaves (str, numbers, other objects) are shared.
+    """
+    if not isinstance(value, Mapping | list | tuple):
+        return value
+    root: dict[Any, Any] | list[Any] = {} if isinstance(value, Mapping) else []
+    stack: list[tuple[Any, dict[Any, Any] | list[Any]]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, item in items:
+            copied: Any = item
+            if isinstance(item, Mapping | list | tuple):
+                copied = {} if isinstance(item, Mapping) else []
+                stack.append((item, copied))
+            if isinstance(target, dict):
+                target[key] = copied
+            else:
+                target.append(copied)
+    return root
 
 
 def _under_test() -> bool:
@@ -134,6 +152,11 @@ class CachePlanner:
     only). ``clock`` returns "now" (aware UTC); statistics use the same clock, so
     replayed traffic is planned exactly as live. Call :meth:`observe` after each
     response so the planner learns what was cached.
+
+    ``count_budget`` is the time in seconds that counting may take per planned request
+    (default 2; ``None``: no limit). Counts never retry; a count not answered within the
+    budget means no breakpoint that needs it, and once the budget is spent the request is
+    planned with what is already known.
     """
 
     def __init__(
@@ -145,7 +168,11 @@ class CachePlanner:
         stats: ReuseStats | None = None,
         collapse_runs: bool = True,
         max_breakpoints: int = MAX_BREAKPOINTS,
+        count_budget: float | None = DEFAULT_COUNT_BUDGET,
     ) -> None:
+        if count_budget is not None and not (isinstance(count_budget, int | float) and count_budget > 0):
+            raise ValueError(f"count_budget: a positive number of seconds or None, got {count_budget!r}")
+        self.count_budget = None if count_budget is None else float(count_budget)
         self.counter = counter
         self.book = book if book is not None else PriceBook.default()
         self.clock = clock if clock is not None else (lambda: datetime.now(UTC))
@@ -158,6 +185,7 @@ class CachePlanner:
     def plan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan:
         """Plan ``request`` (never mutated). Never raises: on an internal failure it goes unplanned."""
         try:
+            deadline = self._deadline()
             steps = self._steps(request, record)
             ask = next(steps)
             while True:
@@ -166,7 +194,7 @@ class CachePlanner:
                     result: int | TokenCountError = TokenCountError("no synchronous counter")
                 else:
                     try:
-                        result = counter.count(ask.prompt, ask.index)
+                        result = counter.count(ask.prompt, ask.index, deadline=deadline)
                     except TokenCountError as exc:
                         result = exc
                 ask = steps.send(result)
@@ -182,15 +210,18 @@ class CachePlanner:
     async def aplan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan:
         """The async twin of :meth:`plan` (counts with an :class:`AsyncTokenCounter`)."""
         try:
+            deadline = self._deadline()
             steps = self._steps(request, record)
             ask = next(steps)
             while True:
                 counter = self.counter
                 try:
                     if isinstance(counter, AsyncTokenCounter):
-                        result: int | TokenCountError = await counter.count(ask.prompt, ask.index)
+                        result: int | TokenCountError = await counter.count(
+                            ask.prompt, ask.index, deadline=deadline
+                        )
                     elif isinstance(counter, TokenCounter):
-                        result = counter.count(ask.prompt, ask.index)
+                        result = counter.count(ask.prompt, ask.index, deadline=deadline)
                     else:
                         result = TokenCountError("no counter")
                 except TokenCountError as exc:
@@ -244,6 +275,10 @@ class CachePlanner:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _deadline(self) -> float | None:
+        """When counting for this request must stop (``time.monotonic()``), or ``None``: no budget."""
+        return None if self.count_budget is None else time.monotonic() + self.count_budget
+
     def _now(self) -> datetime:
         now = self.clock()
         if now.tzinfo is None:
@@ -256,13 +291,15 @@ class CachePlanner:
 
     def _unplanned(self, request: Mapping[str, Any], now: datetime, why: str) -> Plan:
         return Plan(
-            request=_copy(dict(request)), model=str(request.get("model") or ""), planned_at=now, notes=(why,)
+            request=_copy(request), model=str(request.get("model") or ""), planned_at=now, notes=(why,)
         )
 
     def _steps(
         self, request: Mapping[str, Any], record: bool
     ) -> Generator[_Ask, int | TokenCountError, Plan]:
         now = self._now()
+        # The planner's own deep copy: nothing it reads or writes is shared with the caller's dict.
+        request = _copy(request) if isinstance(request, Mapping) else request
         prompt = Prompt(request, collapse_runs=self.collapse_runs)
         model = prompt.model
         if not model:

@@ -376,3 +376,45 @@ def test_a_large_tool_result_inside_a_run_is_marked_at_the_end_of_its_run(
         plan = make_planner(collapse_runs=collapse).plan(_tool_turns())
         assert [b.path for b in plan.added] == ["system.0", "messages.2.content.1"], collapse
         assert "cache_control" not in plan.request["messages"][2]["content"][0]
+
+
+def _containers(value: Any) -> set[int]:
+    found: set[int] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            found.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return found
+
+
+def test_the_planner_works_on_its_own_deep_copy(make_planner: Callable[..., CachePlanner]) -> None:
+    """Tuples are valid request containers (the SDK takes iterables): their blocks must not be shared."""
+    system = ({"type": "text", "text": LONG},)
+    messages = (
+        {"role": "user", "content": ({"type": "text", "text": "question " + words(30)},)},
+        {"role": "assistant", "content": [{"type": "text", "text": "answer " + words(30)}]},
+        {"role": "user", "content": ({"type": "text", "text": "next " + words(30)},)},
+    )
+    request = {"model": "claude-test", "max_tokens": 5, "system": system, "messages": messages}
+    original = copy.deepcopy(request)
+    plan = make_planner().plan(request)
+    assert plan.added  # markers were placed ...
+    assert request == original  # ... on the planner's copy only
+    assert not _containers(request) & _containers(plan.request)
+
+
+async def test_aplan_works_on_its_own_deep_copy(
+    book: PriceBook, clock: VirtualClock, memo: TokenMemo
+) -> None:
+    async def count(body: dict[str, Any]) -> int:
+        return fake_tokens(body)
+
+    planner = CachePlanner(AsyncTokenCounter(count, memo=memo), book=book, clock=clock)
+    request = chat(LONG, 3)
+    request["messages"] = tuple(request["messages"])
+    original = copy.deepcopy(request)
+    plan = await planner.aplan(request)
+    assert plan.added and request == original
+    assert not _containers(request) & _containers(plan.request)
