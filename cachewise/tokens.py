@@ -32,11 +32,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import httpx
@@ -48,14 +49,17 @@ from .prompt import Prompt
 
 __all__ = [
     "ANTHROPIC_VERSION",
+    "COUNT_TOKENS_PATH",
     "AsyncCountFunction",
     "AsyncTokenCounter",
+    "CountClient",
     "CountFunction",
     "LearnedMinimum",
     "TokenBounds",
     "TokenCounter",
     "TokenMemo",
     "prefix_bounds",
+    "read_reply",
 ]
 
 CountFunction = Callable[[dict[str, Any]], int]
@@ -63,6 +67,7 @@ AsyncCountFunction = Callable[[dict[str, Any]], Awaitable[int]]
 
 ANTHROPIC_VERSION = "2026-10-21"  # what SDK 2.12.0 sends (api-sheet §7, Appendix A #2)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 ENV_MEMO = "CACHEWISE_TOKEN_MEMO"
 LOW_BYTES_PER_TOKEN = 8
 FRAMING_SLACK = 64
@@ -232,6 +237,11 @@ def prefix_bounds(prompt: Prompt, index: int, known: Mapping[int, int], order: l
 
 
 # -- counters ----------------------------------------------------------------------------------
+#
+# One core, two thin drivers (the shape of the planner's ``_steps``): ``_CounterBase._steps``
+# yields each body it needs counted and does no I/O; ``TokenCounter.count`` and
+# ``AsyncTokenCounter.count`` send them. One count_tokens client (:class:`CountClient`) per
+# source, one error handling (:meth:`_CounterBase._failures`) for every source.
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -253,61 +263,30 @@ def _read_count(payload: Any) -> int:
     return value
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
-    if api_key:
-        headers["x-api-key"] = api_key
-    return headers
+def read_reply(response: Any) -> int:
+    """The count in an HTTP reply of ``count_tokens`` (httpx / httpx2), or :class:`TokenCountError`.
 
-
-def _check_http(status: int, text: str) -> None:
+    An error status raises with the API's own error message and the status.
+    """
+    status, text = int(response.status_code), str(response.text)
     if status >= 400:
         try:
             message = json.loads(text)["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = text[:200]
         raise TokenCountError(str(message), status)
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise TokenCountError(f"count_tokens replied with no JSON ({text[:200]!r})", status) from exc
+    return _read_count(payload)
 
 
-class _CounterBase:
-    def __init__(self, memo: TokenMemo | str | Path | None, namespace: str) -> None:
-        if isinstance(memo, TokenMemo):
-            self.memo = memo
-        elif memo is None:
-            self.memo = TokenMemo.default()
-        else:
-            self.memo = TokenMemo(memo)
-        self.namespace = namespace
-        self.calls = 0
-        self.failures = 0
-
-    def known(self, prompt: Prompt) -> dict[int, int]:
-        """Memoised counts of this prompt's prefixes, by position index."""
-        table = self.memo.lookup(self.namespace, prompt.model)
-        if not table:
-            return {}
-        found: dict[int, int] = {}
-        for pos in prompt.positions:
-            value = table.get(pos.prefix_hash)
-            if value is not None:
-                found[pos.index] = value
-        return found
-
-    def cached(self, prompt: Prompt, index: int) -> int | None:
-        return self.memo.get(self.namespace, prompt.model, prompt.prefix_hash(index))
-
-    def _store(self, prompt: Prompt, index: int, raw: int, baseline: int) -> int:
-        tokens = max(0, raw - baseline)
-        self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
-        return tokens
-
-    def learned_minimum(self, model: str) -> LearnedMinimum:
-        return self.memo.minimum(self.namespace, model)
-
-    def learn_minimum(
-        self, model: str, *, above: int | None = None, at_most: int | None = None
-    ) -> LearnedMinimum:
-        return self.memo.learn_minimum(self.namespace, model, above=above, at_most=at_most)
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+    if api_key:
+        headers["x-api-key"] = api_key
+    return headers
 
 
 def _is_sdk_client(source: Any) -> bool:
@@ -331,6 +310,146 @@ def _timeout_kwargs(timeout: float | None) -> dict[str, Any]:
     return {} if timeout is None else {"timeout": timeout}
 
 
+@dataclass(frozen=True, slots=True)
+class CountClient:
+    """How one source reaches ``count_tokens``: ``send`` a body (with a timeout), ``parse`` the reply.
+
+    ``send`` returns the reply, or an awaitable of it for an async source. Built by
+    :meth:`for_source` for every kind of source, sync or async alike.
+    """
+
+    send: Callable[[dict[str, Any], float | None], Any]
+    parse: Callable[[Any], int]
+    namespace: str
+
+    @classmethod
+    def for_source(
+        cls, source: Any, *, asynchronous: bool, base_url: str | None = None, api_key: str | None = None
+    ) -> CountClient:
+        """The client for an ``anthropic`` client, an httpx / httpx2 client, or a count callable.
+
+        An ``anthropic`` client counts through ``with_options(max_retries=0)``: no retries and
+        no ``retry-after`` waits (a count is an optimisation; the user's request is waiting).
+        """
+        kind = "async" if asynchronous else "sync"
+        http_types = (
+            (httpx.AsyncClient, httpx2.AsyncClient) if asynchronous else (httpx.Client, httpx2.Client)
+        )
+        if isinstance(source, http_types):
+            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+            target, headers, http = f"{url}{COUNT_TOKENS_PATH}", _headers(api_key), source
+
+            def post(body: dict[str, Any], timeout: float | None) -> Any:
+                return http.post(target, json=body, headers=headers, **_timeout_kwargs(timeout))
+
+            return cls(post, read_reply, url)
+        if _is_sdk_client(source):
+            client: Any = source
+            if inspect.iscoroutinefunction(client.messages.count_tokens) != asynchronous:
+                twin = "AsyncTokenCounter" if not asynchronous else "TokenCounter"
+                raise TypeError(f"this counter needs a {kind} client; use {twin} for this one")
+            quiet = client.with_options(max_retries=0)
+
+            def via_sdk(body: dict[str, Any], timeout: float | None) -> Any:
+                return quiet.messages.count_tokens(**body, **_timeout_kwargs(timeout))
+
+            return cls(via_sdk, _read_count, str(getattr(client, "base_url", type(client).__name__)))
+        if callable(source):
+            if not asynchronous and inspect.iscoroutinefunction(source):
+                raise TypeError(
+                    "TokenCounter needs a sync count function; use AsyncTokenCounter for async ones"
+                )
+            function = source
+            return cls(lambda body, timeout: function(body), int, "callable")
+        raise TypeError(
+            f"cannot count tokens with {type(source).__name__}; pass a {kind} callable, an anthropic client "
+            f"or an httpx {'AsyncClient' if asynchronous else 'Client'} with base_url"
+        )
+
+
+class _CounterBase:
+    asynchronous: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        source: CountFunction | AsyncCountFunction | Any,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        memo: TokenMemo | str | Path | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self.client = CountClient.for_source(
+            source, asynchronous=self.asynchronous, base_url=base_url, api_key=api_key
+        )
+        if isinstance(memo, TokenMemo):
+            self.memo = memo
+        elif memo is None:
+            self.memo = TokenMemo.default()
+        else:
+            self.memo = TokenMemo(memo)
+        self.namespace = namespace or self.client.namespace
+        self.calls = 0
+        self.failures = 0
+
+    def known(self, prompt: Prompt) -> dict[int, int]:
+        """Memoised counts of this prompt's prefixes, by position index."""
+        table = self.memo.lookup(self.namespace, prompt.model)
+        if not table:
+            return {}
+        found: dict[int, int] = {}
+        for pos in prompt.positions:
+            value = table.get(pos.prefix_hash)
+            if value is not None:
+                found[pos.index] = value
+        return found
+
+    def cached(self, prompt: Prompt, index: int) -> int | None:
+        return self.memo.get(self.namespace, prompt.model, prompt.prefix_hash(index))
+
+    def learned_minimum(self, model: str) -> LearnedMinimum:
+        return self.memo.minimum(self.namespace, model)
+
+    def learn_minimum(
+        self, model: str, *, above: int | None = None, at_most: int | None = None
+    ) -> LearnedMinimum:
+        return self.memo.learn_minimum(self.namespace, model, above=above, at_most=at_most)
+
+    def _steps(self, prompt: Prompt, index: int) -> Generator[dict[str, Any], int, int]:
+        """The counting core: yields each body to count (the prefix, then its baseline if needed)."""
+        hit = self.cached(prompt, index)
+        if hit is not None:
+            return hit
+        body, filler = prompt.truncated(index)
+        raw = yield body
+        baseline = 0
+        if filler:
+            memoised = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
+            if memoised is None:
+                memoised = yield prompt.baseline_body()
+                self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, memoised)
+            baseline = memoised
+        tokens = max(0, raw - baseline)
+        self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
+        return tokens
+
+    @contextmanager
+    def _failures(self, timeout: float | None) -> Iterator[None]:
+        """One count call: counted, and every failure a :class:`TokenCountError` (also counted)."""
+        self.calls += 1
+        try:
+            yield
+        except TokenCountError:
+            self.failures += 1
+            raise
+        except TimeoutError as exc:
+            self.failures += 1
+            raise TokenCountError(f"no answer within the count budget ({timeout or 0:.2f} s left)") from exc
+        except Exception as exc:  # the user's call never fails because a count did
+            self.failures += 1
+            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
+
+
 class TokenCounter(_CounterBase):
     """Counts prefixes with ``count_tokens`` via a callable, an ``anthropic`` client or an httpx client.
 
@@ -348,72 +467,10 @@ class TokenCounter(_CounterBase):
     :class:`TokenCountError`; the planner turns it into "no breakpoint it cannot justify".
     """
 
-    def __init__(
-        self,
-        source: CountFunction | Any,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        memo: TokenMemo | str | Path | None = None,
-        namespace: str | None = None,
-    ) -> None:
-        self._call: Callable[[dict[str, Any], float | None], int]
-        if isinstance(source, httpx.Client | httpx2.Client):
-            http = source
-            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-            headers = _headers(api_key)
-
-            def post(body: dict[str, Any], timeout: float | None) -> int:
-                response = http.post(
-                    f"{url}/v1/messages/count_tokens", json=body, headers=headers, **_timeout_kwargs(timeout)
-                )
-                _check_http(response.status_code, response.text)
-                return _read_count(response.json())
-
-            self._call = post
-            ns = url
-        elif _is_sdk_client(source):
-            client: Any = source
-            if inspect.iscoroutinefunction(client.messages.count_tokens):
-                raise TypeError("TokenCounter needs a sync client; use AsyncTokenCounter for async ones")
-            quiet = client.with_options(max_retries=0)  # no retries, no retry-after waits
-            self._call = lambda body, timeout: _read_count(
-                quiet.messages.count_tokens(**body, **_timeout_kwargs(timeout))
-            )
-            ns = str(getattr(source, "base_url", type(source).__name__))
-        elif callable(source):
-            if inspect.iscoroutinefunction(source):
-                raise TypeError(
-                    "TokenCounter needs a sync count function; use AsyncTokenCounter for async ones"
-                )
-            function = source
-            self._call = lambda body, timeout: function(body)
-            ns = "callable"
-        else:
-            raise TypeError(
-                f"cannot count tokens with {type(source).__name__}; pass a callable, anthropic.Anthropic "
-                "or an httpx.Client with base_url"
-            )
-        super().__init__(memo, namespace or ns)
-
     def _send(self, body: dict[str, Any], deadline: float | None) -> int:
         timeout = _remaining(deadline)
-        self.calls += 1
-        try:
-            return int(self._call(body, timeout))
-        except TokenCountError:
-            self.failures += 1
-            raise
-        except Exception as exc:  # the user's call never fails because a count did
-            self.failures += 1
-            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
-
-    def baseline(self, prompt: Prompt, *, deadline: float | None = None) -> int:
-        value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
-        if value is None:
-            value = self._send(prompt.baseline_body(), deadline)
-            self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
-        return value
+        with self._failures(timeout):
+            return self.client.parse(self.client.send(body, timeout))
 
     def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
         """Tokens of the prefix ending at position ``index`` (memo first, then one call).
@@ -421,12 +478,14 @@ class TokenCounter(_CounterBase):
         ``deadline`` (a ``time.monotonic()`` value) bounds the time spent: past it, no call
         is made and :class:`TokenCountError` is raised.
         """
-        hit = self.cached(prompt, index)
-        if hit is not None:
-            return hit
-        body, filler = prompt.truncated(index)
-        raw = self._send(body, deadline)
-        return self._store(prompt, index, raw, self.baseline(prompt, deadline=deadline) if filler else 0)
+        steps = self._steps(prompt, index)
+        try:
+            body = next(steps)
+            while True:
+                body = steps.send(self._send(body, deadline))
+        except StopIteration as stop:
+            tokens: int = stop.value
+            return tokens
 
 
 class AsyncTokenCounter(_CounterBase):
@@ -436,83 +495,21 @@ class AsyncTokenCounter(_CounterBase):
     Same rules: no retries, no ``retry-after`` waits; with a ``deadline`` every call, a
     callable's included, is cancelled when the time is up."""
 
-    def __init__(
-        self,
-        source: AsyncCountFunction | Any,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        memo: TokenMemo | str | Path | None = None,
-        namespace: str | None = None,
-    ) -> None:
-        self._call: Callable[[dict[str, Any], float | None], Awaitable[int] | int]
-        if isinstance(source, httpx.AsyncClient | httpx2.AsyncClient):
-            http = source
-            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-            headers = _headers(api_key)
-
-            async def post(body: dict[str, Any], timeout: float | None) -> int:
-                response = await http.post(
-                    f"{url}/v1/messages/count_tokens", json=body, headers=headers, **_timeout_kwargs(timeout)
-                )
-                _check_http(response.status_code, response.text)
-                return _read_count(response.json())
-
-            self._call = post
-            ns = url
-        elif _is_sdk_client(source):
-            client: Any = source
-            if not inspect.iscoroutinefunction(client.messages.count_tokens):
-                raise TypeError("AsyncTokenCounter needs an async client; use TokenCounter for sync ones")
-            quiet = client.with_options(max_retries=0)  # no retries, no retry-after waits
-
-            async def via_sdk(body: dict[str, Any], timeout: float | None) -> int:
-                return _read_count(await quiet.messages.count_tokens(**body, **_timeout_kwargs(timeout)))
-
-            self._call = via_sdk
-            ns = str(getattr(source, "base_url", type(source).__name__))
-        elif callable(source):
-            function = source
-            self._call = lambda body, timeout: function(body)
-            ns = "callable"
-        else:
-            raise TypeError(
-                f"cannot count tokens with {type(source).__name__}; pass an async callable, "
-                "anthropic.AsyncAnthropic or an httpx.AsyncClient with base_url"
-            )
-        super().__init__(memo, namespace or ns)
+    asynchronous = True
 
     async def _send(self, body: dict[str, Any], deadline: float | None) -> int:
         timeout = _remaining(deadline)
-        self.calls += 1
-        try:
-            with anyio.fail_after(timeout):
-                result = self._call(body, timeout)
-                value = await result if inspect.isawaitable(result) else result
-            return int(value)
-        except TokenCountError:
-            self.failures += 1
-            raise
-        except TimeoutError as exc:
-            self.failures += 1
-            raise TokenCountError(f"no answer within the count budget ({timeout:.2f} s left)") from exc
-        except Exception as exc:
-            self.failures += 1
-            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
-
-    async def baseline(self, prompt: Prompt, *, deadline: float | None = None) -> int:
-        value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
-        if value is None:
-            value = await self._send(prompt.baseline_body(), deadline)
-            self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
-        return value
+        with self._failures(timeout), anyio.fail_after(timeout):
+            reply = self.client.send(body, timeout)
+            return self.client.parse(await reply if inspect.isawaitable(reply) else reply)
 
     async def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
-        hit = self.cached(prompt, index)
-        if hit is not None:
-            return hit
-        body, filler = prompt.truncated(index)
-        raw = await self._send(body, deadline)
-        return self._store(
-            prompt, index, raw, await self.baseline(prompt, deadline=deadline) if filler else 0
-        )
+        """The async twin of :meth:`TokenCounter.count`."""
+        steps = self._steps(prompt, index)
+        try:
+            body = next(steps)
+            while True:
+                body = steps.send(await self._send(body, deadline))
+        except StopIteration as stop:
+            tokens: int = stop.value
+            return tokens

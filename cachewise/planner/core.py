@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from ..errors import PricingError, TokenCountError
 from ..pricing import PriceBook
@@ -103,56 +103,26 @@ class CachePlanner:
     def plan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan:
         """Plan ``request`` (never mutated). Never raises: on an internal failure it goes unplanned."""
         try:
-            deadline = self._deadline()
-            steps = self._steps(request, record)
+            deadline, steps = self._deadline(), self._steps(request, record)
             ask = next(steps)
             while True:
-                counter = self.counter
-                if not isinstance(counter, TokenCounter):
-                    result: int | TokenCountError = TokenCountError("no synchronous counter")
-                else:
-                    try:
-                        result = counter.count(ask.prompt, ask.index, deadline=deadline)
-                    except TokenCountError as exc:
-                        result = exc
-                ask = steps.send(result)
+                ask = steps.send(self._ask_sync(ask, deadline))
         except StopIteration as stop:
-            plan: Plan = stop.value
-            return plan
+            return cast(Plan, stop.value)
         except Exception as exc:
-            if _under_test():
-                raise
-            log.warning("cachewise planner failed; the request is sent unplanned", exc_info=True)
-            return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
+            return self._failed(request, exc)
 
     async def aplan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan:
         """The async twin of :meth:`plan` (counts with an :class:`AsyncTokenCounter`)."""
         try:
-            deadline = self._deadline()
-            steps = self._steps(request, record)
+            deadline, steps = self._deadline(), self._steps(request, record)
             ask = next(steps)
             while True:
-                counter = self.counter
-                try:
-                    if isinstance(counter, AsyncTokenCounter):
-                        result: int | TokenCountError = await counter.count(
-                            ask.prompt, ask.index, deadline=deadline
-                        )
-                    elif isinstance(counter, TokenCounter):
-                        result = counter.count(ask.prompt, ask.index, deadline=deadline)
-                    else:
-                        result = TokenCountError("no counter")
-                except TokenCountError as exc:
-                    result = exc
-                ask = steps.send(result)
+                ask = steps.send(await self._ask_async(ask, deadline))
         except StopIteration as stop:
-            plan: Plan = stop.value
-            return plan
+            return cast(Plan, stop.value)
         except Exception as exc:
-            if _under_test():
-                raise
-            log.warning("cachewise planner failed; the request is sent unplanned", exc_info=True)
-            return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
+            return self._failed(request, exc)
 
     def observe(self, plan: Plan, usage: Usage | Mapping[str, Any] | Any, at: datetime | None = None) -> None:
         """Learn from the response to a planned request: what was cached, and the model's minimum.
@@ -192,6 +162,33 @@ class CachePlanner:
         return tokens, source, table.uncertain
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _ask_sync(self, ask: _Ask, deadline: float | None) -> int | TokenCountError:
+        """One count for :meth:`plan`: the count, or the failure the planning steps receive."""
+        counter = self.counter
+        try:
+            if isinstance(counter, TokenCounter):
+                return counter.count(ask.prompt, ask.index, deadline=deadline)
+            return TokenCountError("no synchronous counter")
+        except TokenCountError as exc:
+            return exc
+
+    async def _ask_async(self, ask: _Ask, deadline: float | None) -> int | TokenCountError:
+        """One count for :meth:`aplan`, with an async counter (or a sync one)."""
+        counter = self.counter
+        try:
+            if isinstance(counter, AsyncTokenCounter):
+                return await counter.count(ask.prompt, ask.index, deadline=deadline)
+            return self._ask_sync(ask, deadline) if counter is not None else TokenCountError("no counter")
+        except TokenCountError as exc:
+            return exc
+
+    def _failed(self, request: Mapping[str, Any], exc: Exception) -> Plan:
+        """The fail-open policy: log, and send the request unplanned (under pytest, raise)."""
+        if _under_test():
+            raise exc
+        log.warning("cachewise planner failed; the request is sent unplanned", exc_info=exc)
+        return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
 
     def _deadline(self) -> float | None:
         """When counting for this request must stop (``time.monotonic()``), or ``None``: no budget."""
