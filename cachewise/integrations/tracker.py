@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..budget.collector import session_collector
 from ..ledger import Ledger
@@ -116,7 +116,7 @@ def _breakpoints_of(plan: Any) -> tuple[Breakpoint, ...]:
         out.append(
             Breakpoint(
                 position=int(getattr(point, "position", 0)),
-                ttl=str(getattr(point, "ttl", "5m")),
+                ttl=cast(Any, str(getattr(point, "ttl", "5m"))),  # as the planner gave it
                 tokens=getattr(point, "tokens", None),
                 prefix_hash=getattr(point, "prefix_hash", None),
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .core import DEFAULT_COUNT_BUDGET, MAX_BREAKPOINTS, CachePlanner, effective_minimum
 from .plan import Breakpoint, Plan, Rejected
+from .protocol import Planner
 from .reuse import ReuseStats, expected_reads
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Breakpoint",
     "CachePlanner",
     "Plan",
+    "Planner",
     "Rejected",
     "ReuseStats",
     "effective_minimum",

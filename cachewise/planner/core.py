@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import PricingError, TokenCountError
 from ..pricing import PriceBook
@@ -42,6 +42,7 @@ from .candidates import MAX_BREAKPOINTS, Candidate, Status, collect
 from .choice import choose
 from .output import Minimum, Outcome, build
 from .plan import Plan
+from .protocol import Planner
 from .reuse import ReuseStats
 from .valuation import Prices, effective_minimum, value
 
@@ -326,26 +327,36 @@ class CachePlanner:
 
     def _observe(self, plan: Plan, usage: Usage | Mapping[str, Any] | Any) -> None:
         used = usage if isinstance(usage, Usage) else Usage.from_api(usage)
-        marks = plan.breakpoints
+        # (size, prefix hash, breakpoint): a plan's breakpoints always carry both.
+        marks = [
+            (b.tokens, b.prefix_hash, b)
+            for b in plan.breakpoints
+            if b.tokens is not None and b.prefix_hash is not None
+        ]
         if not marks or not plan.model:
             return
         read = used.cache_read_input_tokens
         cached = read + used.cache_creation_input_tokens
         counter = self.counter
         if cached == 0:
-            sizes = [b.tokens if b.counted else b.low for b in marks]
+            sizes = [size if b.counted else b.low for size, _, b in marks]
             top = max(sizes, default=0)
-            if counter is not None and top > 0 and any(b.counted for b in marks):
-                counter.learn_minimum(plan.model, above=max(b.tokens for b in marks if b.counted))
-            for b in marks:
-                self.stats.forget(b.prefix_hash)
+            if counter is not None and top > 0 and any(b.counted for _, _, b in marks):
+                counter.learn_minimum(plan.model, above=max(size for size, _, b in marks if b.counted))
+            for _, prefix_hash, _ in marks:
+                self.stats.forget(prefix_hash)
             return
         if counter is not None:
             counter.learn_minimum(plan.model, at_most=cached)
         slack = max(32, cached // 50)
         floor = plan.minimum or 0
-        for b in marks:
-            size = b.tokens
+        for size, prefix_hash, b in marks:
             if size < floor or size > cached + slack:
                 continue
-            self.stats.touch(b.prefix_hash, b.ttl, plan.planned_at, size, read=size <= read + slack)
+            self.stats.touch(prefix_hash, b.ttl, plan.planned_at, size, read=size <= read + slack)
+
+
+if TYPE_CHECKING:  # mypy checks that CachePlanner is a Planner (the tracker's seam)
+
+    def _conforms(planner: CachePlanner) -> Planner:
+        return planner
