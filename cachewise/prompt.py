@@ -309,6 +309,12 @@ class Prompt:
             if isinstance(value, Mapping):
                 markers.append(Marker(path, len(positions), _ttl_of(value), nested))
 
+        def mark_inner(path: str, inner: Any) -> None:
+            """Markers inside ``tool_result.content`` / ``document.source.content`` (nested)."""
+            for n, item in enumerate(inner if isinstance(inner, list) else []):
+                if isinstance(item, Mapping):
+                    mark(f"{path}.{n}", item.get("cache_control"), True)
+
         level_ends: dict[Level, int] = {}
         for i, tool in enumerate(body.get("tools") or []):
             if isinstance(tool, Mapping):
@@ -389,25 +395,11 @@ class Prompt:
                         data += canonical_json(sub)
                         mass += _text_mass(sub)
                         mark(f"messages.{m}.content.{k}", sub.get("cache_control"))
-                        for key in ("content",) if sub.get("type") == "tool_result" else ():
-                            inner = sub.get(key)
-                            for n, item in enumerate(inner if isinstance(inner, list) else []):
-                                if isinstance(item, Mapping):
-                                    mark(
-                                        f"messages.{m}.content.{k}.content.{n}",
-                                        item.get("cache_control"),
-                                        True,
-                                    )
+                        if sub.get("type") == "tool_result":
+                            mark_inner(f"messages.{m}.content.{k}.content", sub.get("content"))
                         source = sub.get("source")
                         if sub.get("type") == "document" and isinstance(source, Mapping):
-                            inner = source.get("content")
-                            for n, item in enumerate(inner if isinstance(inner, list) else []):
-                                if isinstance(item, Mapping):
-                                    mark(
-                                        f"messages.{m}.content.{k}.source.content.{n}",
-                                        item.get("cache_control"),
-                                        True,
-                                    )
+                            mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
                     last = content[end - 1]
                     why = _block_markable(last) if isinstance(last, Mapping) else "block is not an object"
                     inside = (
