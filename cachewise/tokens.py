@@ -21,6 +21,10 @@ non-whitespace text outside binary payloads,
 
 Counts memoised for a shorter or longer prefix of the same request tighten both bounds.
 The planner counts only when a bound straddles the model's minimum.
+
+Counting never stalls the user's request: no retries, no ``retry-after`` waits, and each
+count is bounded by the planner's per-request deadline (docs/planner.md, "Counting has its
+own time budget").
 """
 
 from __future__ import annotations

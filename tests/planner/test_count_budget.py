@@ -126,7 +126,7 @@ def test_a_count_not_answered_within_the_budget_means_no_breakpoint_that_needs_i
     claude_emulator: EmulatorServer, client: anthropic.Anthropic, ledger: Ledger
 ) -> None:
     with _held(claude_emulator) as gate:
-        planner = CachePlanner(TokenCounter(client, memo=TokenMemo(None)), count_budget=0.3)
+        planner = CachePlanner(TokenCounter(client, memo=TokenMemo(None)), count_budget=1.0)
         wrapped = cachewise.wrap(client, ledger=ledger, planner=planner)
         message = wrapped.messages.create(**body(3))
         # The request went out and was answered while the count was still held.
@@ -144,7 +144,7 @@ async def test_async_a_count_not_answered_within_the_budget_means_no_breakpoint_
         async with anthropic.AsyncAnthropic(
             api_key=API_KEY, base_url=claude_emulator.base_url, max_retries=2
         ) as base:
-            planner = CachePlanner(AsyncTokenCounter(base, memo=TokenMemo(None)), count_budget=0.3)
+            planner = CachePlanner(AsyncTokenCounter(base, memo=TokenMemo(None)), count_budget=1.0)
             wrapped = cachewise.wrap(base, ledger=ledger, planner=planner)
             message = await wrapped.messages.create(**body(4))
         assert message.content and not gate.is_set()
