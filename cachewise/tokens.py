@@ -267,6 +267,33 @@ def _read_count(payload: Any) -> int:
     return value
 
 
+MAX_QUIET = 60.0  # seconds: the longest retry-after the counter honours by not counting
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds a reply asks to wait (``retry-after-ms`` or ``retry-after`` in seconds), if it says."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        try:
+            seconds = float(raw) * scale if raw is not None else None
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None and seconds > 0:
+            return min(seconds, MAX_QUIET)
+    return None
+
+
+class _Refused(TokenCountError):
+    """count_tokens answered with an error status (and perhaps how long to wait)."""
+
+    def __init__(self, reason: str, status: int, retry_after: float | None) -> None:
+        super().__init__(reason, status)
+        self.retry_after = retry_after
+
+
 def read_reply(response: Any) -> int:
     """The count in an HTTP reply of ``count_tokens`` (httpx / httpx2), or :class:`TokenCountError`.
 
@@ -278,7 +305,7 @@ def read_reply(response: Any) -> int:
             message = json.loads(text)["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = text[:200]
-        raise TokenCountError(str(message), status)
+        raise _Refused(str(message), status, _retry_after(response))
     try:
         payload = response.json()
     except ValueError as exc:
@@ -298,16 +325,6 @@ def _is_sdk_client(source: Any) -> bool:
     messages = getattr(source, "messages", None)
     with_options = getattr(source, "with_options", None)
     return callable(with_options) and callable(getattr(messages, "count_tokens", None))
-
-
-def _remaining(deadline: float | None) -> float | None:
-    """Seconds left before ``deadline`` (a ``time.monotonic()`` value); raises once it has passed."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TokenCountError("the count budget of this request is spent; not counted")
-    return left
 
 
 def _timeout_kwargs(timeout: float | None) -> dict[str, Any]:
@@ -395,6 +412,7 @@ class _CounterBase:
         self.namespace = namespace or self.client.namespace
         self.calls = 0
         self.failures = 0
+        self._quiet_until = 0.0  # time.monotonic(): no count before, as a retry-after asked
 
     def known(self, prompt: Prompt) -> dict[int, int]:
         """Memoised counts of this prompt's prefixes, by position index."""
@@ -437,20 +455,46 @@ class _CounterBase:
         self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
         return tokens
 
+    def _remaining(self, deadline: float | None) -> float | None:
+        """Seconds left for the next call before ``deadline`` (``time.monotonic()``), or ``None``.
+
+        Raises :class:`TokenCountError` without calling once the deadline has passed, and while
+        a ``retry-after`` from an earlier reply runs: the counter does not wait, it skips.
+        """
+        now = time.monotonic()
+        if now < self._quiet_until:
+            wait = self._quiet_until - now
+            raise TokenCountError(f"count_tokens asked to wait (retry-after, {wait:.1f} s left); not counted")
+        if deadline is None:
+            return None
+        left = deadline - now
+        if left <= 0:
+            raise TokenCountError("the count budget of this request is spent; not counted")
+        return left
+
+    def _quiet(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self._quiet_until = max(self._quiet_until, time.monotonic() + min(seconds, MAX_QUIET))
+
     @contextmanager
     def _failures(self, timeout: float | None) -> Iterator[None]:
-        """One count call: counted, and every failure a :class:`TokenCountError` (also counted)."""
+        """One count call: counted, and every failure a :class:`TokenCountError` (also counted).
+
+        A refusal that says ``retry-after`` stops counting for that long (at most 60 s).
+        """
         self.calls += 1
         try:
             yield
-        except TokenCountError:
+        except TokenCountError as exc:
             self.failures += 1
+            self._quiet(exc.retry_after if isinstance(exc, _Refused) else None)
             raise
         except TimeoutError as exc:
             self.failures += 1
             raise TokenCountError(f"no answer within the count budget ({timeout or 0:.2f} s left)") from exc
         except Exception as exc:  # the user's call never fails because a count did
             self.failures += 1
+            self._quiet(_retry_after(getattr(exc, "response", None)))
             raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
 
 
@@ -472,7 +516,7 @@ class TokenCounter(_CounterBase):
     """
 
     def _send(self, body: dict[str, Any], deadline: float | None) -> int:
-        timeout = _remaining(deadline)
+        timeout = self._remaining(deadline)
         with self._failures(timeout):
             return self.client.parse(self.client.send(body, timeout))
 
@@ -502,7 +546,7 @@ class AsyncTokenCounter(_CounterBase):
     asynchronous = True
 
     async def _send(self, body: dict[str, Any], deadline: float | None) -> int:
-        timeout = _remaining(deadline)
+        timeout = self._remaining(deadline)
         with self._failures(timeout), anyio.fail_after(timeout):
             reply = self.client.send(body, timeout)
             return self.client.parse(await reply if inspect.isawaitable(reply) else reply)

@@ -83,7 +83,7 @@ def test_the_default_budget_is_two_seconds() -> None:
 def test_a_refused_count_is_not_retried_and_the_request_goes_out(
     kind: str, claude_emulator: EmulatorServer, client: anthropic.Anthropic, ledger: Ledger
 ) -> None:
-    claude_emulator.emulator.faults.add(kind, count=10, endpoint="count_tokens", retry_after=2)
+    claude_emulator.emulator.faults.add(kind, count=10, endpoint="count_tokens", retry_after=20)
     wrapped = cachewise.wrap(client, ledger=ledger)
     message = wrapped.messages.create(**body(1))
     assert message.content
@@ -92,6 +92,9 @@ def test_a_refused_count_is_not_retried_and_the_request_goes_out(
     (row,) = ledger.calls()
     # Planned with what was known: nothing that needed the count (the system prompt is ambiguous).
     assert row.planned and not row.breakpoints
+    # The next request: a 429's retry-after (20 s) is honoured by not counting; a 529 says none.
+    assert wrapped.messages.create(**body(11)).content
+    assert _left(claude_emulator) == (9 if kind == "rate_limit" else 8)
 
 
 async def test_async_a_refused_count_is_not_retried_and_the_request_goes_out(

@@ -240,8 +240,48 @@ async def test_sync_and_async_counters_behave_alike(status: int) -> None:
     await async_client.close()
     sync_client.close()
     assert outcomes[0] == outcomes[1]
-    if status != 200:  # no retries: one request per failed count, whatever retry-after says
-        assert outcomes[0][3] == 3 and outcomes[0][2] == 3
+    if status != 200:  # no retries, no wait: one request, then no count while retry-after runs
+        results, calls, failures, requests = outcomes[0]
+        assert (calls, failures, requests) == (1, 1, 1)
+        assert "busy" in results[0][0] and results[0][1] == status
+        assert all("retry-after" in message for message, _ in results[1:])
+
+
+class _Clock:
+    """Stands in for the ``time`` module in cachewise.tokens."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_retry_after_is_honoured_by_not_counting_never_by_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("cachewise.tokens.time", clock)
+    replies = [(429, {"retry-after": "20"}), (200, {})]
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        status, headers = replies[0] if len(seen) == 1 else replies[1]
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "slow down"}}, headers=headers)
+        return httpx.Response(200, json={"input_tokens": 42})
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        counter = TokenCounter(http, base_url="http://api.test", memo=TokenMemo(None))
+        prompt = Prompt(request())
+        with pytest.raises(TokenCountError, match="slow down"):
+            counter.count(prompt, 3)
+        clock.now += 19  # still inside the retry-after: skipped, no request
+        with pytest.raises(TokenCountError, match="retry-after"):
+            counter.count(prompt, 3)
+        assert len(seen) == 1
+        clock.now += 2  # past it: counting resumes
+        assert counter.count(prompt, 3) == 42
+    assert len(seen) == 2 and counter.calls == 2
 
 
 async def test_a_spent_deadline_stops_both_drivers_before_any_call(count: FakeCount) -> None:
