@@ -23,7 +23,7 @@ from .errors import (
 )
 from .ledger import CallRecord, Ledger, Totals
 from .lint import LintWarning, lint, lint_family
-from .planner import Breakpoint, CachePlanner, Plan, Rejected, ReuseStats
+from .planner import Breakpoint, CachePlanner, Plan, Planner, Rejected, ReuseStats
 from .pricing import AppliedRates, Cost, Modifiers, PriceBook, price
 from .reports import build_report, load_frame, render, spend, totals
 from .tags import tags
@@ -51,6 +51,7 @@ __all__ = [
     "Modifiers",
     "NoPriceError",
     "Plan",
+    "Planner",
     "PlannerError",
     "PriceBook",
     "PriceTableError",

@@ -7,7 +7,9 @@ The request stays a plain dict (the SDK's ``MessageParam`` / ``TextBlockParam`` 
 * one position per tool, per system text block (a string system is one), per message
   content block (a string content is one); with ``collapse_runs`` (the Claude API) a run of
   consecutive ``tool_use`` blocks is one position, and so is a run of ``tool_result`` blocks;
-  the marker of a run goes on its last block.
+  the marker of a run goes on its last block. Without ``collapse_runs`` each block of a run is a
+  position, and those before the run's last block are ``inside_run`` (the planner never marks
+  them: what a marker inside a run does is read differently, docs/planner.md).
 
 Prefix hash: a running SHA-256 seeded with the model. Each position adds the canonical
 JSON of its blocks with every ``cache_control`` removed. Envelope keys are sorted; the
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, RUN_BLOCK_TYPES, Ttl
@@ -144,7 +146,11 @@ class Marker:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """One cache position; ``path`` is the block a marker for it goes on (the last block of a run)."""
+    """One cache position; ``path`` is the block a marker for it goes on (the last block of a run).
+
+    ``inside_run`` is true only without ``collapse_runs``, for a ``tool_use`` / ``tool_result``
+    block followed by another of its type in the same message (not the end of its run).
+    """
 
     index: int
     level: Level
@@ -159,6 +165,12 @@ class Position:
     text_bytes: int
     prefix_hash: str
     message_end: bool = False
+    inside_run: bool = False
+
+    @property
+    def plannable(self) -> bool:
+        """The planner may put a marker here: markable, and at the end of its run (if in one)."""
+        return self.markable and not self.inside_run
 
 
 def _salt_system(body: Mapping[str, Any]) -> bytes:
@@ -271,6 +283,7 @@ class Prompt:
             block: int | None = None,
             role: str | None = None,
             why_not: str | None = None,
+            inside_run: bool = False,
         ) -> None:
             nonlocal state, total_b, total_t
             state = hashlib.sha256(state + data).digest()
@@ -292,12 +305,19 @@ class Prompt:
                     nbytes=len(data),
                     text_bytes=mass,
                     prefix_hash=state.hex(),
+                    inside_run=inside_run,
                 )
             )
 
         def mark(path: str, value: Any, nested: bool = False) -> None:
             if isinstance(value, Mapping):
                 markers.append(Marker(path, len(positions), _ttl_of(value), nested))
+
+        def mark_inner(path: str, inner: Any) -> None:
+            """Markers inside ``tool_result.content`` / ``document.source.content`` (nested)."""
+            for n, item in enumerate(inner if isinstance(inner, list) else []):
+                if isinstance(item, Mapping):
+                    mark(f"{path}.{n}", item.get("cache_control"), True)
 
         level_ends: dict[Level, int] = {}
         for i, tool in enumerate(body.get("tools") or []):
@@ -379,27 +399,20 @@ class Prompt:
                         data += canonical_json(sub)
                         mass += _text_mass(sub)
                         mark(f"messages.{m}.content.{k}", sub.get("cache_control"))
-                        for key in ("content",) if sub.get("type") == "tool_result" else ():
-                            inner = sub.get(key)
-                            for n, item in enumerate(inner if isinstance(inner, list) else []):
-                                if isinstance(item, Mapping):
-                                    mark(
-                                        f"messages.{m}.content.{k}.content.{n}",
-                                        item.get("cache_control"),
-                                        True,
-                                    )
+                        if sub.get("type") == "tool_result":
+                            mark_inner(f"messages.{m}.content.{k}.content", sub.get("content"))
                         source = sub.get("source")
                         if sub.get("type") == "document" and isinstance(source, Mapping):
-                            inner = source.get("content")
-                            for n, item in enumerate(inner if isinstance(inner, list) else []):
-                                if isinstance(item, Mapping):
-                                    mark(
-                                        f"messages.{m}.content.{k}.source.content.{n}",
-                                        item.get("cache_control"),
-                                        True,
-                                    )
+                            mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
                     last = content[end - 1]
                     why = _block_markable(last) if isinstance(last, Mapping) else "block is not an object"
+                    inside = (
+                        not collapse_runs
+                        and kind in _RUN_TYPES
+                        and end < len(content)
+                        and isinstance(content[end], Mapping)
+                        and content[end].get("type") == kind
+                    )
                     add(
                         "messages",
                         f"messages.{m}.content.{end - 1}",
@@ -410,6 +423,7 @@ class Prompt:
                         block=end - 1,
                         role=role,
                         why_not=why,
+                        inside_run=inside,
                     )
                     j = end
             if len(positions) > first_in_message:
@@ -530,18 +544,4 @@ def _countable_tool(tool: Mapping[str, Any]) -> bool:
 
 
 def _with_message_end(pos: Position) -> Position:
-    return Position(
-        index=pos.index,
-        level=pos.level,
-        path=pos.path,
-        kind=pos.kind,
-        message=pos.message,
-        block=pos.block,
-        role=pos.role,
-        markable=pos.markable,
-        why_not=pos.why_not,
-        nbytes=pos.nbytes,
-        text_bytes=pos.text_bytes,
-        prefix_hash=pos.prefix_hash,
-        message_end=True,
-    )
+    return replace(pos, message_end=True)

@@ -21,6 +21,10 @@ non-whitespace text outside binary payloads,
 
 Counts memoised for a shorter or longer prefix of the same request tighten both bounds.
 The planner counts only when a bound straddles the model's minimum.
+
+Counting never stalls the user's request: no retries, no ``retry-after`` waits, and each
+count is bounded by the planner's per-request deadline (docs/planner.md, "Counting has its
+own time budget").
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import anyio
 import httpx
 import httpx2
 import platformdirs
@@ -46,14 +53,17 @@ from .prompt import Prompt
 
 __all__ = [
     "ANTHROPIC_VERSION",
+    "COUNT_TOKENS_PATH",
     "AsyncCountFunction",
     "AsyncTokenCounter",
+    "CountClient",
     "CountFunction",
     "LearnedMinimum",
     "TokenBounds",
     "TokenCounter",
     "TokenMemo",
     "prefix_bounds",
+    "read_reply",
 ]
 
 CountFunction = Callable[[dict[str, Any]], int]
@@ -61,6 +71,7 @@ AsyncCountFunction = Callable[[dict[str, Any]], Awaitable[int]]
 
 ANTHROPIC_VERSION = "2026-10-21"  # what SDK 2.12.0 sends (docs/api-notes.md §7, Appendix A #2)
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 ENV_MEMO = "CACHEWISE_TOKEN_MEMO"
 LOW_BYTES_PER_TOKEN = 8
 FRAMING_SLACK = 64
@@ -230,6 +241,11 @@ def prefix_bounds(prompt: Prompt, index: int, known: Mapping[int, int], order: l
 
 
 # -- counters ----------------------------------------------------------------------------------
+#
+# One core, two thin drivers (the shape of the planner's ``_steps``): ``_CounterBase._steps``
+# yields each body it needs counted and does no I/O; ``TokenCounter.count`` and
+# ``AsyncTokenCounter.count`` send them. One count_tokens client (:class:`CountClient`) per
+# source, one error handling (:meth:`_CounterBase._failures`) for every source.
 
 
 def _status_of(exc: BaseException) -> int | None:
@@ -251,6 +267,52 @@ def _read_count(payload: Any) -> int:
     return value
 
 
+MAX_QUIET = 60.0  # seconds: the longest retry-after the counter honours by not counting
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds a reply asks to wait (``retry-after-ms`` or ``retry-after`` in seconds), if it says."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        try:
+            seconds = float(raw) * scale if raw is not None else None
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None and seconds > 0:
+            return min(seconds, MAX_QUIET)
+    return None
+
+
+class _Refused(TokenCountError):
+    """count_tokens answered with an error status (and perhaps how long to wait)."""
+
+    def __init__(self, reason: str, status: int, retry_after: float | None) -> None:
+        super().__init__(reason, status)
+        self.retry_after = retry_after
+
+
+def read_reply(response: Any) -> int:
+    """The count in an HTTP reply of ``count_tokens`` (httpx / httpx2), or :class:`TokenCountError`.
+
+    An error status raises with the API's own error message and the status.
+    """
+    status, text = int(response.status_code), str(response.text)
+    if status >= 400:
+        try:
+            message = json.loads(text)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = text[:200]
+        raise _Refused(str(message), status, _retry_after(response))
+    try:
+        payload = response.json()
+    except ValueError as exc:
+        raise TokenCountError(f"count_tokens replied with no JSON ({text[:200]!r})", status) from exc
+    return _read_count(payload)
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
     if api_key:
@@ -258,26 +320,99 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
-def _check_http(status: int, text: str) -> None:
-    if status >= 400:
-        try:
-            message = json.loads(text)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = text[:200]
-        raise TokenCountError(str(message), status)
+def _is_sdk_client(source: Any) -> bool:
+    """An ``anthropic`` client (first-party, Bedrock, Vertex): ``with_options``, ``messages.count_tokens``."""
+    messages = getattr(source, "messages", None)
+    with_options = getattr(source, "with_options", None)
+    return callable(with_options) and callable(getattr(messages, "count_tokens", None))
+
+
+def _timeout_kwargs(timeout: float | None) -> dict[str, Any]:
+    return {} if timeout is None else {"timeout": timeout}
+
+
+@dataclass(frozen=True, slots=True)
+class CountClient:
+    """How one source reaches ``count_tokens``: ``send`` a body (with a timeout), ``parse`` the reply.
+
+    ``send`` returns the reply, or an awaitable of it for an async source. Built by
+    :meth:`for_source` for every kind of source, sync or async alike.
+    """
+
+    send: Callable[[dict[str, Any], float | None], Any]
+    parse: Callable[[Any], int]
+    namespace: str
+
+    @classmethod
+    def for_source(
+        cls, source: Any, *, asynchronous: bool, base_url: str | None = None, api_key: str | None = None
+    ) -> CountClient:
+        """The client for an ``anthropic`` client, an httpx / httpx2 client, or a count callable.
+
+        An ``anthropic`` client counts through ``with_options(max_retries=0)``: no retries and
+        no ``retry-after`` waits (a count is an optimisation; the user's request is waiting).
+        """
+        kind = "async" if asynchronous else "sync"
+        http_types = (
+            (httpx.AsyncClient, httpx2.AsyncClient) if asynchronous else (httpx.Client, httpx2.Client)
+        )
+        if isinstance(source, http_types):
+            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+            target, headers, http = f"{url}{COUNT_TOKENS_PATH}", _headers(api_key), source
+
+            def post(body: dict[str, Any], timeout: float | None) -> Any:
+                return http.post(target, json=body, headers=headers, **_timeout_kwargs(timeout))
+
+            return cls(post, read_reply, url)
+        if _is_sdk_client(source):
+            client: Any = source
+            if inspect.iscoroutinefunction(client.messages.count_tokens) != asynchronous:
+                twin = "AsyncTokenCounter" if not asynchronous else "TokenCounter"
+                raise TypeError(f"this counter needs a {kind} client; use {twin} for this one")
+            quiet = client.with_options(max_retries=0)
+
+            def via_sdk(body: dict[str, Any], timeout: float | None) -> Any:
+                return quiet.messages.count_tokens(**body, **_timeout_kwargs(timeout))
+
+            return cls(via_sdk, _read_count, str(getattr(client, "base_url", type(client).__name__)))
+        if callable(source):
+            if not asynchronous and inspect.iscoroutinefunction(source):
+                raise TypeError(
+                    "TokenCounter needs a sync count function; use AsyncTokenCounter for async ones"
+                )
+            function = source
+            return cls(lambda body, timeout: function(body), int, "callable")
+        raise TypeError(
+            f"cannot count tokens with {type(source).__name__}; pass a {kind} callable, an anthropic client "
+            f"or an httpx {'AsyncClient' if asynchronous else 'Client'} with base_url"
+        )
 
 
 class _CounterBase:
-    def __init__(self, memo: TokenMemo | str | Path | None, namespace: str) -> None:
+    asynchronous: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        source: CountFunction | AsyncCountFunction | Any,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        memo: TokenMemo | str | Path | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self.client = CountClient.for_source(
+            source, asynchronous=self.asynchronous, base_url=base_url, api_key=api_key
+        )
         if isinstance(memo, TokenMemo):
             self.memo = memo
         elif memo is None:
             self.memo = TokenMemo.default()
         else:
             self.memo = TokenMemo(memo)
-        self.namespace = namespace
+        self.namespace = namespace or self.client.namespace
         self.calls = 0
         self.failures = 0
+        self._quiet_until = 0.0  # time.monotonic(): no count before, as a retry-after asked
 
     def known(self, prompt: Prompt) -> dict[int, int]:
         """Memoised counts of this prompt's prefixes, by position index."""
@@ -294,11 +429,6 @@ class _CounterBase:
     def cached(self, prompt: Prompt, index: int) -> int | None:
         return self.memo.get(self.namespace, prompt.model, prompt.prefix_hash(index))
 
-    def _store(self, prompt: Prompt, index: int, raw: int, baseline: int) -> int:
-        tokens = max(0, raw - baseline)
-        self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
-        return tokens
-
     def learned_minimum(self, model: str) -> LearnedMinimum:
         return self.memo.minimum(self.namespace, model)
 
@@ -307,158 +437,127 @@ class _CounterBase:
     ) -> LearnedMinimum:
         return self.memo.learn_minimum(self.namespace, model, above=above, at_most=at_most)
 
-
-class TokenCounter(_CounterBase):
-    """Counts prefixes with ``count_tokens`` via a callable, an ``anthropic.Anthropic`` or an httpx client.
-
-    * ``TokenCounter(fn)`` — ``fn(body: dict) -> int``;
-    * ``TokenCounter(anthropic.Anthropic(...))`` — uses ``client.messages.count_tokens(**body)``;
-    * ``TokenCounter(httpx.Client(), base_url=..., api_key=...)`` (``httpx`` or ``httpx2``).
-
-    Every failure (HTTP error, network, a rejected input) raises :class:`TokenCountError`;
-    the planner turns it into "no breakpoint it cannot justify".
-    """
-
-    def __init__(
-        self,
-        source: CountFunction | Any,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        memo: TokenMemo | str | Path | None = None,
-        namespace: str | None = None,
-    ) -> None:
-        self._call: CountFunction
-        import anthropic
-
-        if isinstance(source, anthropic.Anthropic):
-            client = source
-            self._call = lambda body: _read_count(client.messages.count_tokens(**body))
-            ns = str(client.base_url)
-        elif isinstance(source, httpx.Client | httpx2.Client):
-            http = source
-            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-            headers = _headers(api_key)
-
-            def post(body: dict[str, Any]) -> int:
-                response = http.post(f"{url}/v1/messages/count_tokens", json=body, headers=headers)
-                _check_http(response.status_code, response.text)
-                return _read_count(response.json())
-
-            self._call = post
-            ns = url
-        elif callable(source):
-            if inspect.iscoroutinefunction(source):
-                raise TypeError(
-                    "TokenCounter needs a sync count function; use AsyncTokenCounter for async ones"
-                )
-            self._call = source
-            ns = "callable"
-        else:
-            raise TypeError(
-                f"cannot count tokens with {type(source).__name__}; pass a callable, anthropic.Anthropic "
-                "or an httpx.Client with base_url"
-            )
-        super().__init__(memo, namespace or ns)
-
-    def _send(self, body: dict[str, Any]) -> int:
-        self.calls += 1
-        try:
-            return int(self._call(body))
-        except TokenCountError:
-            self.failures += 1
-            raise
-        except Exception as exc:  # the user's call never fails because a count did
-            self.failures += 1
-            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
-
-    def baseline(self, prompt: Prompt) -> int:
-        value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
-        if value is None:
-            value = self._send(prompt.baseline_body())
-            self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
-        return value
-
-    def count(self, prompt: Prompt, index: int) -> int:
-        """Tokens of the prefix ending at position ``index`` (memo first, then one call)."""
+    def _steps(self, prompt: Prompt, index: int) -> Generator[dict[str, Any], int, int]:
+        """The counting core: yields each body to count (the prefix, then its baseline if needed)."""
         hit = self.cached(prompt, index)
         if hit is not None:
             return hit
         body, filler = prompt.truncated(index)
-        raw = self._send(body)
-        return self._store(prompt, index, raw, self.baseline(prompt) if filler else 0)
+        raw = yield body
+        baseline = 0
+        if filler:
+            memoised = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
+            if memoised is None:
+                memoised = yield prompt.baseline_body()
+                self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, memoised)
+            baseline = memoised
+        tokens = max(0, raw - baseline)
+        self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
+        return tokens
+
+    def _remaining(self, deadline: float | None) -> float | None:
+        """Seconds left for the next call before ``deadline`` (``time.monotonic()``), or ``None``.
+
+        Raises :class:`TokenCountError` without calling once the deadline has passed, and while
+        a ``retry-after`` from an earlier reply runs: the counter does not wait, it skips.
+        """
+        now = time.monotonic()
+        if now < self._quiet_until:
+            wait = self._quiet_until - now
+            raise TokenCountError(f"count_tokens asked to wait (retry-after, {wait:.1f} s left); not counted")
+        if deadline is None:
+            return None
+        left = deadline - now
+        if left <= 0:
+            raise TokenCountError("the count budget of this request is spent; not counted")
+        return left
+
+    def _quiet(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self._quiet_until = max(self._quiet_until, time.monotonic() + min(seconds, MAX_QUIET))
+
+    @contextmanager
+    def _failures(self, timeout: float | None) -> Iterator[None]:
+        """One count call: counted, and every failure a :class:`TokenCountError` (also counted).
+
+        A refusal that says ``retry-after`` stops counting for that long (at most 60 s).
+        """
+        self.calls += 1
+        try:
+            yield
+        except TokenCountError as exc:
+            self.failures += 1
+            self._quiet(exc.retry_after if isinstance(exc, _Refused) else None)
+            raise
+        except TimeoutError as exc:
+            self.failures += 1
+            raise TokenCountError(f"no answer within the count budget ({timeout or 0:.2f} s left)") from exc
+        except Exception as exc:  # the user's call never fails because a count did
+            self.failures += 1
+            self._quiet(_retry_after(getattr(exc, "response", None)))
+            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
+
+
+class TokenCounter(_CounterBase):
+    """Counts prefixes with ``count_tokens`` via a callable, an ``anthropic`` client or an httpx client.
+
+    * ``TokenCounter(fn)`` — ``fn(body: dict) -> int``;
+    * ``TokenCounter(anthropic.Anthropic(...))`` (or a Bedrock / Vertex client) — uses
+      ``client.with_options(max_retries=0).messages.count_tokens(**body)``;
+    * ``TokenCounter(httpx.Client(), base_url=..., api_key=...)`` (``httpx`` or ``httpx2``).
+
+    Counting never retries and never waits out a ``retry-after``: a count is an
+    optimisation, and the user's request is waiting. With a ``deadline`` (the planner's
+    count budget), a client is given the time left as its timeout; a plain callable
+    cannot be interrupted, but no call starts once the deadline has passed.
+
+    Every failure (HTTP error, network, timeout, a rejected input) raises
+    :class:`TokenCountError`; the planner turns it into "no breakpoint it cannot justify".
+    """
+
+    def _send(self, body: dict[str, Any], deadline: float | None) -> int:
+        timeout = self._remaining(deadline)
+        with self._failures(timeout):
+            return self.client.parse(self.client.send(body, timeout))
+
+    def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
+        """Tokens of the prefix ending at position ``index`` (memo first, then one call).
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds the time spent: past it, no call
+        is made and :class:`TokenCountError` is raised.
+        """
+        steps = self._steps(prompt, index)
+        try:
+            body = next(steps)
+            while True:
+                body = steps.send(self._send(body, deadline))
+        except StopIteration as stop:
+            tokens: int = stop.value
+            return tokens
 
 
 class AsyncTokenCounter(_CounterBase):
-    """The async twin of :class:`TokenCounter`: an async callable, ``anthropic.AsyncAnthropic``,
-    or an ``httpx.AsyncClient`` / ``httpx2.AsyncClient`` with ``base_url``."""
+    """The async twin of :class:`TokenCounter`: an async callable, ``anthropic.AsyncAnthropic`` (or an
+    async Bedrock / Vertex client), or an ``httpx.AsyncClient`` / ``httpx2.AsyncClient`` with ``base_url``.
 
-    def __init__(
-        self,
-        source: AsyncCountFunction | Any,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        memo: TokenMemo | str | Path | None = None,
-        namespace: str | None = None,
-    ) -> None:
-        self._call: AsyncCountFunction
-        import anthropic
+    Same rules: no retries, no ``retry-after`` waits; with a ``deadline`` every call, a
+    callable's included, is cancelled when the time is up."""
 
-        if isinstance(source, anthropic.AsyncAnthropic):
-            client = source
+    asynchronous = True
 
-            async def via_sdk(body: dict[str, Any]) -> int:
-                return _read_count(await client.messages.count_tokens(**body))
+    async def _send(self, body: dict[str, Any], deadline: float | None) -> int:
+        timeout = self._remaining(deadline)
+        with self._failures(timeout), anyio.fail_after(timeout):
+            reply = self.client.send(body, timeout)
+            return self.client.parse(await reply if inspect.isawaitable(reply) else reply)
 
-            self._call = via_sdk
-            ns = str(client.base_url)
-        elif isinstance(source, httpx.AsyncClient | httpx2.AsyncClient):
-            http = source
-            url = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-            headers = _headers(api_key)
-
-            async def post(body: dict[str, Any]) -> int:
-                response = await http.post(f"{url}/v1/messages/count_tokens", json=body, headers=headers)
-                _check_http(response.status_code, response.text)
-                return _read_count(response.json())
-
-            self._call = post
-            ns = url
-        elif callable(source):
-            self._call = source
-            ns = "callable"
-        else:
-            raise TypeError(
-                f"cannot count tokens with {type(source).__name__}; pass an async callable, "
-                "anthropic.AsyncAnthropic or an httpx.AsyncClient with base_url"
-            )
-        super().__init__(memo, namespace or ns)
-
-    async def _send(self, body: dict[str, Any]) -> int:
-        self.calls += 1
+    async def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
+        """The async twin of :meth:`TokenCounter.count`."""
+        steps = self._steps(prompt, index)
         try:
-            result = self._call(body)
-            value = await result if inspect.isawaitable(result) else result
-            return int(value)
-        except TokenCountError:
-            self.failures += 1
-            raise
-        except Exception as exc:
-            self.failures += 1
-            raise TokenCountError(f"{type(exc).__name__}: {exc}", _status_of(exc)) from exc
-
-    async def baseline(self, prompt: Prompt) -> int:
-        value = self.memo.get(self.namespace, prompt.model, _BASELINE_KEY)
-        if value is None:
-            value = await self._send(prompt.baseline_body())
-            self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, value)
-        return value
-
-    async def count(self, prompt: Prompt, index: int) -> int:
-        hit = self.cached(prompt, index)
-        if hit is not None:
-            return hit
-        body, filler = prompt.truncated(index)
-        raw = await self._send(body)
-        return self._store(prompt, index, raw, await self.baseline(prompt) if filler else 0)
+            body = next(steps)
+            while True:
+                body = steps.send(await self._send(body, deadline))
+        except StopIteration as stop:
+            tokens: int = stop.value
+            return tokens

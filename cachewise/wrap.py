@@ -47,26 +47,15 @@ def _default_planner(client: Any, clock: Clock | None, book: PriceBook | None) -
     from .planner import CachePlanner
     from .tokens import AsyncTokenCounter, TokenCounter
 
+    # First-party, Bedrock and Vertex clients alike: counts go through the client's own count_tokens,
+    # without retries or retry-after waits (docs/planner.md, "Counting has its own time budget").
     counter: Any
-    if isinstance(client, anthropic.AsyncAnthropic):
-        counter = AsyncTokenCounter(client)
-    elif isinstance(client, anthropic.Anthropic):
-        counter = TokenCounter(client)
+    first_party = isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic)
+    name = None if first_party else type(client).__name__
+    if isinstance(client, anthropic.AsyncAnthropic) or _is_async(client):
+        counter = AsyncTokenCounter(client, namespace=name)
     else:
-        # Bedrock / Vertex: count through the platform's own count_tokens where it has one; where it
-        # has none, every count fails and the planner places no breakpoint it cannot justify.
-        platform = client
-        name = type(client).__name__
-        if _is_async(client):
-
-            async def acount(body: dict[str, Any]) -> int:
-                return int((await platform.messages.count_tokens(**body)).input_tokens)
-
-            counter = AsyncTokenCounter(acount, namespace=name)
-        else:
-            counter = TokenCounter(
-                lambda body: int(platform.messages.count_tokens(**body).input_tokens), namespace=name
-            )
+        counter = TokenCounter(client, namespace=name)
     return CachePlanner(counter=counter, clock=clock, book=book)
 
 

@@ -438,7 +438,11 @@ class Emulator:
 
     def _count_tokens(self, request: HttpRequest, headers: dict[str, str]) -> HttpResponse:
         body = self._parse(request, MAX_BODY_BYTES)
-        self._fault("count_tokens", streaming=False)
+        fault = self._fault("count_tokens", streaming=False)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "hold" and fault.gate is not None:
+            fault.gate.wait(60)
         check_count_tokens(body)
         model = self._model(body, self.now())
         for i, tool in enumerate(body.get("tools") or []):

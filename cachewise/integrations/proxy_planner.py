@@ -17,7 +17,7 @@ import httpx2
 
 from ..errors import TokenCountError
 from ..planner import CachePlanner
-from ..tokens import AsyncTokenCounter
+from ..tokens import COUNT_TOKENS_PATH, AsyncTokenCounter, read_reply
 
 __all__ = ["UpstreamPlanner", "caller_headers", "upstream_planner"]
 
@@ -52,13 +52,7 @@ class UpstreamPlanner(CachePlanner):
         headers = _current.get()
         if not headers:
             raise TokenCountError("no caller credentials to count with")
-        reply = await self._http.post("/v1/messages/count_tokens", json=body, headers=headers)
-        if reply.status_code != 200:
-            raise TokenCountError(reply.text[:200], reply.status_code)
-        tokens = reply.json().get("input_tokens")
-        if not isinstance(tokens, int):
-            raise TokenCountError("reply has no input_tokens")
-        return tokens
+        return read_reply(await self._http.post(COUNT_TOKENS_PATH, json=body, headers=headers))
 
     async def aclose(self) -> None:
         await self._http.aclose()

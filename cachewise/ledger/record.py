@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from ..breakpoints import Breakpoint
 from ..errors import PricingError
 from ..pricing import AppliedRates, Cost, Modifiers, PriceBook, price
 from ..tags import current as current_tags
@@ -30,35 +31,6 @@ Status = Literal["ok", "error", "incomplete"]
 Endpoint = Literal["messages", "stream", "batch"]
 STATUSES: tuple[str, ...] = ("ok", "error", "incomplete")
 ENDPOINTS: tuple[str, ...] = ("messages", "stream", "batch")
-
-
-@dataclass(frozen=True, slots=True)
-class Breakpoint:
-    """One cache breakpoint the planner placed (or found) on the request."""
-
-    position: int
-    ttl: str = "5m"
-    tokens: int | None = None
-    prefix_hash: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "ttl": self.ttl,
-            "tokens": self.tokens,
-            "prefix_hash": self.prefix_hash,
-        }
-
-    @classmethod
-    def coerce(cls, value: Breakpoint | Mapping[str, Any]) -> Breakpoint:
-        if isinstance(value, Breakpoint):
-            return value
-        return cls(
-            position=int(value["position"]),
-            ttl=str(value.get("ttl", "5m")),
-            tokens=None if value.get("tokens") is None else int(value["tokens"]),
-            prefix_hash=value.get("prefix_hash"),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from .core import MAX_BREAKPOINTS, CachePlanner, effective_minimum
+from .core import DEFAULT_COUNT_BUDGET, MAX_BREAKPOINTS, CachePlanner, effective_minimum
 from .plan import Breakpoint, Plan, Rejected
+from .protocol import Planner
 from .reuse import ReuseStats, expected_reads
 
 __all__ = [
+    "DEFAULT_COUNT_BUDGET",
     "MAX_BREAKPOINTS",
     "Breakpoint",
     "CachePlanner",
     "Plan",
+    "Planner",
     "Rejected",
     "ReuseStats",
     "effective_minimum",

@@ -1,39 +1,18 @@
-"""What the planner decided for one request, and why: :class:`Plan` and its :meth:`Plan.explain`."""
+"""What the planner decided for one request, and why: :class:`Plan` and its :meth:`Plan.explain`.
+
+Its breakpoints are :class:`cachewise.breakpoints.Breakpoint`, the type the ledger stores too.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
-from ..prompt import Ttl
+from ..breakpoints import Breakpoint, Source
 
 __all__ = ["Breakpoint", "Plan", "Rejected", "Source"]
-
-Source = Literal["planner", "caller", "automatic"]
-
-
-@dataclass(frozen=True, slots=True)
-class Breakpoint:
-    """One ``cache_control`` marker of the planned request.
-
-    ``tokens`` is the prefix size: counted with count_tokens when ``counted`` is true,
-    otherwise the offline estimate (with ``low``/``high`` bounds). ``expected_value`` is
-    the expected saving in USD this breakpoint's segment brings, reads minus write premium.
-    """
-
-    position: int
-    path: str
-    tokens: int
-    counted: bool
-    ttl: Ttl
-    reason: str
-    prefix_hash: str
-    source: Source = "planner"
-    low: int = 0
-    high: int = 0
-    expected_value: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +69,8 @@ class Plan:
         if self.breakpoints:
             lines.append("Breakpoints:")
             for b in self.breakpoints:
-                size = f"{b.tokens:,} tokens" + ("" if b.counted else f" (estimated, {b.low:,}–{b.high:,})")
+                known = "? tokens" if b.tokens is None else f"{b.tokens:,} tokens"
+                size = known + ("" if b.counted else f" (estimated, {b.low:,}–{b.high:,})")
                 value = f"; expected value ${b.expected_value:.6f}" if b.source == "planner" else ""
                 lines.append(
                     f"  [{b.position:>4}] {b.path:<28} {b.ttl:<3} {size}  {b.source}: {b.reason}{value}"

@@ -50,8 +50,8 @@ def test_api_rules_is_a_leaf() -> None:
 def test_the_planner_and_the_emulator_share_the_constants() -> None:
     from cachewise import api_rules
     from cachewise.emulator import engine, positions
-    from cachewise.planner import core, reuse
+    from cachewise.planner import candidates, core, reuse
 
-    assert engine.LOOKBACK is api_rules.LOOKBACK and core.LOOKBACK is api_rules.LOOKBACK
+    assert engine.LOOKBACK is api_rules.LOOKBACK and candidates.LOOKBACK is api_rules.LOOKBACK
     assert engine.TTL_SECONDS is api_rules.TTL_SECONDS is reuse.TTL_SECONDS
     assert positions.MAX_MARKERS == core.MAX_BREAKPOINTS == api_rules.MAX_MARKERS == 4

@@ -293,7 +293,7 @@ def test_the_plan_never_raises_outside_tests(
 ) -> None:
     planner = make_planner()
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
-    monkeypatch.setattr(planner, "_candidates", lambda *a: 1 / 0)
+    monkeypatch.setattr("cachewise.planner.core.collect", lambda *a: 1 / 0)
     plan = planner.plan(chat(LONG, 1))
     assert plan.breakpoints == () and "ZeroDivisionError" in plan.notes[0]
 
@@ -336,3 +336,85 @@ def test_seeded_history_counts_like_live_traffic(book: PriceBook) -> None:
     clock.advance(1800)
     plan = planner.plan(request)
     assert {b.path: b.ttl for b in plan.added}.get("system.0") == "1h"
+
+
+def _tool_turns() -> dict[str, Any]:
+    """A chat whose last user turn is a run of two large tool results."""
+    return {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": words(900),
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "a", "name": "f", "input": {}},
+                    {"type": "tool_use", "id": "b", "name": "f", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "a", "content": words(600)},
+                    {"type": "tool_result", "tool_use_id": "b", "content": words(600, 3)},
+                ],
+            },
+        ],
+    }
+
+
+def test_a_large_tool_result_inside_a_run_is_marked_at_the_end_of_its_run(
+    make_planner: Callable[..., CachePlanner],
+) -> None:
+    """The first tool result is large (a candidate), but a marker on it would sit inside the run.
+
+    Both with runs collapsed (the Claude API) and without, the planner marks only the run's
+    last block, so a mid-run reading of the API cannot change what the plan saves.
+    """
+    for collapse in (True, False):
+        plan = make_planner(collapse_runs=collapse).plan(_tool_turns())
+        assert [b.path for b in plan.added] == ["system.0", "messages.2.content.1"], collapse
+        assert "cache_control" not in plan.request["messages"][2]["content"][0]
+
+
+def _containers(value: Any) -> set[int]:
+    found: set[int] = set()
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            found.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
+    return found
+
+
+def test_the_planner_works_on_its_own_deep_copy(make_planner: Callable[..., CachePlanner]) -> None:
+    """Tuples are valid request containers (the SDK takes iterables): their blocks must not be shared."""
+    system = ({"type": "text", "text": LONG},)
+    messages = (
+        {"role": "user", "content": ({"type": "text", "text": "question " + words(30)},)},
+        {"role": "assistant", "content": [{"type": "text", "text": "answer " + words(30)}]},
+        {"role": "user", "content": ({"type": "text", "text": "next " + words(30)},)},
+    )
+    request = {"model": "claude-test", "max_tokens": 5, "system": system, "messages": messages}
+    original = copy.deepcopy(request)
+    plan = make_planner().plan(request)
+    assert plan.added  # markers were placed ...
+    assert request == original  # ... on the planner's copy only
+    assert not _containers(request) & _containers(plan.request)
+
+
+async def test_aplan_works_on_its_own_deep_copy(
+    book: PriceBook, clock: VirtualClock, memo: TokenMemo
+) -> None:
+    async def count(body: dict[str, Any]) -> int:
+        return fake_tokens(body)
+
+    planner = CachePlanner(AsyncTokenCounter(count, memo=memo), book=book, clock=clock)
+    request = chat(LONG, 3)
+    request["messages"] = tuple(request["messages"])
+    original = copy.deepcopy(request)
+    plan = await planner.aplan(request)
+    assert plan.added and request == original
+    assert not _containers(request) & _containers(plan.request)

@@ -64,6 +64,10 @@ def test_positions_follow_tools_system_messages_with_runs_collapsed() -> None:
 def test_runs_are_separate_positions_off_the_claude_api() -> None:
     prompt = Prompt(body(), collapse_runs=False)
     assert len(prompt) == 12
+    inside = [p.path for p in prompt.positions if p.inside_run]
+    assert inside == ["messages.1.content.2", "messages.2.content.0"]
+    assert not any(p.plannable for p in prompt.positions if p.inside_run)
+    assert not any(p.inside_run for p in Prompt(body()).positions)
 
 
 def test_markable_rules() -> None:

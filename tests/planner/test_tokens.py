@@ -181,3 +181,119 @@ def test_offline_bounds_contain_the_true_count(sizes: list[int], counted: set[in
         bounds = prefix_bounds(prompt, i, known, order)
         assert bounds.low <= truth <= bounds.high
         assert bounds.low <= bounds.estimate <= bounds.high
+
+
+def _sdk_pair(handler: Any) -> tuple[anthropic.Anthropic, anthropic.AsyncAnthropic]:
+    def sync_handler(req: httpx2.Request) -> httpx2.Response:
+        return handler(req)
+
+    async def async_handler(req: httpx2.Request) -> httpx2.Response:
+        return handler(req)
+
+    sync = anthropic.Anthropic(
+        api_key="k",
+        base_url="http://sdk.test",
+        http_client=httpx2.Client(transport=httpx2.MockTransport(sync_handler)),
+    )
+    asynchronous = anthropic.AsyncAnthropic(
+        api_key="k",
+        base_url="http://sdk.test",
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(async_handler)),
+    )
+    return sync, asynchronous
+
+
+async def _count(
+    counter: TokenCounter | AsyncTokenCounter, prompt: Prompt, index: int, deadline: float | None = None
+) -> int:
+    if isinstance(counter, AsyncTokenCounter):
+        return await counter.count(prompt, index, deadline=deadline)
+    return counter.count(prompt, index, deadline=deadline)
+
+
+@pytest.mark.parametrize("status", [200, 429, 529])
+async def test_sync_and_async_counters_behave_alike(status: int) -> None:
+    """One core, two drivers: same counts, calls, failures and errors, sync or async (cf. llm's parity)."""
+    seen: list[httpx2.Request] = []
+
+    def handler(req: httpx2.Request) -> httpx2.Response:
+        seen.append(req)
+        if status != 200:
+            error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+            return httpx2.Response(status, json=error, headers={"retry-after": "30"})
+        return httpx2.Response(200, json={"input_tokens": fake_tokens(json.loads(req.content))})
+
+    sync_client, async_client = _sdk_pair(handler)
+    sync = TokenCounter(sync_client, memo=TokenMemo(None))
+    asynchronous = AsyncTokenCounter(async_client, memo=TokenMemo(None))
+    prompt = Prompt(request())
+    outcomes: list[tuple[Any, ...]] = []
+    for counter in (sync, asynchronous):
+        seen.clear()
+        results: list[Any] = []
+        for index in (0, 3, 0):  # a filler prefix (and its baseline), a user turn, a memo hit
+            try:
+                results.append(await _count(counter, prompt, index))
+            except TokenCountError as exc:
+                results.append((str(exc), exc.status))
+        outcomes.append((results, counter.calls, counter.failures, len(seen)))
+    await async_client.close()
+    sync_client.close()
+    assert outcomes[0] == outcomes[1]
+    if status != 200:  # no retries, no wait: one request, then no count while retry-after runs
+        results, calls, failures, requests = outcomes[0]
+        assert (calls, failures, requests) == (1, 1, 1)
+        assert "busy" in results[0][0] and results[0][1] == status
+        assert all("retry-after" in message for message, _ in results[1:])
+
+
+class _Clock:
+    """Stands in for the ``time`` module in cachewise.tokens."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_retry_after_is_honoured_by_not_counting_never_by_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("cachewise.tokens.time", clock)
+    replies = [(429, {"retry-after": "20"}), (200, {})]
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        status, headers = replies[0] if len(seen) == 1 else replies[1]
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "slow down"}}, headers=headers)
+        return httpx.Response(200, json={"input_tokens": 42})
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
+        counter = TokenCounter(http, base_url="http://api.test", memo=TokenMemo(None))
+        prompt = Prompt(request())
+        with pytest.raises(TokenCountError, match="slow down"):
+            counter.count(prompt, 3)
+        clock.now += 19  # still inside the retry-after: skipped, no request
+        with pytest.raises(TokenCountError, match="retry-after"):
+            counter.count(prompt, 3)
+        assert len(seen) == 1
+        clock.now += 2  # past it: counting resumes
+        assert counter.count(prompt, 3) == 42
+    assert len(seen) == 2 and counter.calls == 2
+
+
+async def test_a_spent_deadline_stops_both_drivers_before_any_call(count: FakeCount) -> None:
+    async def acount(body: dict[str, Any]) -> int:
+        return count(body)
+
+    prompt = Prompt(request())
+    for counter in (
+        TokenCounter(count, memo=TokenMemo(None)),
+        AsyncTokenCounter(acount, memo=TokenMemo(None)),
+    ):
+        with pytest.raises(TokenCountError, match="count budget"):
+            await _count(counter, prompt, 3, deadline=0.0)
+        assert counter.calls == 0
+    assert count.bodies == []

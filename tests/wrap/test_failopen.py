@@ -19,7 +19,7 @@ REQUEST: dict[str, Any] = {
 
 def _broken_planner(monkeypatch: pytest.MonkeyPatch) -> CachePlanner:
     planner = CachePlanner()
-    monkeypatch.setattr(planner, "_candidates", lambda *a: 1 / 0)
+    monkeypatch.setattr(planner, "_steps", lambda *a, **k: 1 / 0)
     return planner
 
 

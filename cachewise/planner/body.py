@@ -1,0 +1,58 @@
+"""The planned body: the planner's own deep copy of the request, and the markers put on it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..prompt import Position, Ttl
+
+__all__ = ["copy_body", "set_marker"]
+
+
+def copy_body(value: Any) -> Any:
+    """A deep copy of a JSON-like body: every mapping a new dict, every list or tuple a new list.
+
+    Iterative, so no nesting depth makes it fail; leaves (str, numbers, other objects) are shared.
+    """
+    if not isinstance(value, Mapping | list | tuple):
+        return value
+    root: dict[Any, Any] | list[Any] = {} if isinstance(value, Mapping) else []
+    stack: list[tuple[Any, dict[Any, Any] | list[Any]]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, Mapping) else enumerate(source)
+        for key, item in items:
+            copied: Any = item
+            if isinstance(item, Mapping | list | tuple):
+                copied = {} if isinstance(item, Mapping) else []
+                stack.append((item, copied))
+            if isinstance(target, dict):
+                target[key] = copied
+            else:
+                target.append(copied)
+    return root
+
+
+def set_marker(body: dict[str, Any], pos: Position, ttl: Ttl) -> str:
+    """Put a marker on the block of ``pos``; a string system or content becomes one text block.
+
+    Returns the marked block's path in the planned body (``system.0``, ``messages.3.content.0``).
+    """
+    marker: dict[str, Any] = {"type": "ephemeral", "ttl": ttl}
+    parts = pos.path.split(".")
+    if pos.level == "tools":
+        body["tools"][int(parts[1])]["cache_control"] = marker
+        return pos.path
+    if pos.level == "system":
+        if isinstance(body.get("system"), str):
+            body["system"] = [{"type": "text", "text": body["system"], "cache_control": marker}]
+            return "system.0"
+        body["system"][int(parts[1])]["cache_control"] = marker
+        return pos.path
+    message = body["messages"][int(parts[1])]
+    if isinstance(message.get("content"), str):
+        message["content"] = [{"type": "text", "text": message["content"], "cache_control": marker}]
+        return f"{pos.path}.0"
+    message["content"][int(parts[3])]["cache_control"] = marker
+    return pos.path

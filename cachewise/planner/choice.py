@@ -1,0 +1,114 @@
+"""Which candidates become breakpoints: the chain of at most 4 with the highest total value.
+
+A dynamic program over the sized, valued candidates in prefix order (fixed ones forced in):
+a chain is worth ``Σ (tokens_k − tokens_{k−1}) × value_k``, uses at most the slot budget
+(the caller's markers and the automatic one included), and keeps the TTLs in a valid order
+(every 1h before every 5m, docs/api-notes.md §1.4). Among equal values a shareable point wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from ..prompt import Ttl
+from .candidates import MAX_BREAKPOINTS, Candidate, Status
+from .valuation import TTLS
+
+__all__ = ["choose", "ttl_order_ok"]
+
+_TIE = 1e-9  # prefers a breakpoint at a shareable point when it costs nothing
+
+_State = tuple[int, int, Ttl]  # (pool index, slots used, ttl)
+
+
+def ttl_order_ok(cands: Mapping[int, Candidate]) -> bool:
+    """Whether the fixed candidates (the caller's markers) keep every 1h before every 5m."""
+    seen_5m = False
+    for index in sorted(cands):
+        c = cands[index]
+        if c.fixed is None:
+            continue
+        if c.fixed_ttl == "1h" and seen_5m:
+            return False
+        seen_5m = seen_5m or c.fixed_ttl == "5m"
+    return True
+
+
+def _options(c: Candidate) -> list[Ttl]:
+    if c.fixed is not None:
+        return [c.fixed_ttl or "5m"]
+    return [t for t in TTLS if t in c.values]
+
+
+def choose(cands: Mapping[int, Candidate], budget: int, notes: list[str]) -> list[Candidate]:
+    """The chosen candidates in prefix order; a planner-placed one gets its TTL in ``fixed_ttl``.
+
+    ``budget`` is the number of slots (at most 4); when the fixed candidates alone break the
+    limit or the TTL order, only they are returned (and a note says why).
+    """
+    fixed_slots = sum(c.slots for c in cands.values())
+    if fixed_slots > MAX_BREAKPOINTS or not ttl_order_ok(cands):
+        if fixed_slots <= MAX_BREAKPOINTS:
+            notes.append("the caller's markers break the TTL order (1h after 5m); nothing added")
+        return [c for c in cands.values() if c.fixed is not None]
+    pool = sorted(
+        (c for c in cands.values() if c.fixed is not None or (c.status == Status.OK and c.values)),
+        key=lambda c: c.index,
+    )
+    tokens: list[int] = []
+    running = 0
+    for c in pool:
+        running = max(running, c.bounds.estimate)
+        tokens.append(running)
+    m = len(pool)
+    neg = -math.inf
+    # best[i][(n, ttl)] = (value, previous state)
+    best: list[dict[tuple[int, Ttl], tuple[float, _State | None]]] = [{} for _ in range(m)]
+    fixed_idx = [i for i, c in enumerate(pool) if c.fixed is not None]
+
+    def gain(i: int, ttl: Ttl, start: int) -> float:
+        c = pool[i]
+        value = (tokens[i] - start) * c.values.get(ttl, 0.0)
+        if c.fixed is None and c.shareable and c.values.get(ttl, -1.0) >= 0:
+            value += _TIE
+        return value
+
+    for i, c in enumerate(pool):
+        need = max(c.slots, 1)
+        first_ok = not any(f < i for f in fixed_idx)
+        for ttl in _options(c):
+            if first_ok and need <= budget:
+                best[i][(need, ttl)] = (gain(i, ttl, 0), None)
+            for j in range(i - 1, -1, -1):
+                for (n, tj), (val, _) in best[j].items():
+                    if tj == "5m" and ttl == "1h":
+                        continue
+                    total_n = n + need
+                    if total_n > budget:
+                        continue
+                    cand_val = val + gain(i, ttl, tokens[j])
+                    if cand_val > best[i].get((total_n, ttl), (neg, None))[0]:
+                        best[i][(total_n, ttl)] = (cand_val, (j, n, tj))
+                if pool[j].fixed is not None:
+                    break  # a fixed breakpoint cannot be skipped
+    end_value, end_state = (0.0, None) if not fixed_idx else (neg, None)
+    last_fixed = fixed_idx[-1] if fixed_idx else -1
+    for i in range(max(last_fixed, 0), m):
+        for (n, ttl), (val, _) in best[i].items():
+            if val > end_value:
+                end_value, end_state = val, (i, n, ttl)
+    chosen: list[Candidate] = []
+    state: _State | None = end_state
+    while state is not None:
+        i, n, ttl = state
+        c = pool[i]
+        if c.fixed is None:
+            c.fixed_ttl = ttl
+        chosen.append(c)
+        state = best[i][(n, ttl)][1]
+    chosen.reverse()
+    if fixed_idx and not chosen:
+        notes.append("the caller's markers leave no valid placement; nothing added")
+        return [c for c in cands.values() if c.fixed is not None]
+    return chosen

@@ -1,0 +1,102 @@
+"""What a breakpoint is worth: per-token value of each candidate per TTL, and the minimum to plan with.
+
+Per token and per TTL (USD), with ``E`` the expected number of reads within the TTL from
+observed reuse (:mod:`cachewise.planner.reuse`):
+
+* a prefix believed cached now reads: ``(input - read) × (1 + E)``;
+* otherwise: ``E × (input - read) - (write_ttl - input)``, expected reads against the
+  write premium paid now.
+
+A segment between two breakpoints is worth its tokens times the later one's rate
+(docs/planner.md, "Cost model of a decision").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from ..pricing import AppliedRates
+from ..prompt import Prompt, Ttl
+from ..tokens import LearnedMinimum
+from .candidates import Candidate
+from .reuse import ReuseStats, expected_reads
+
+__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "value"]
+
+STANDARD_MINIMUMS = (512, 1024, 2048, 4096)
+TTLS: tuple[Ttl, Ttl] = ("1h", "5m")
+_PER_TOKEN = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per token (floats: the value model ranks, it does not bill)."""
+
+    input: float
+    write_5m: float
+    write_1h: float
+    read: float
+
+    @classmethod
+    def per_token(cls, rates: AppliedRates) -> Prices:
+        return cls(
+            input=float(rates.input / _PER_TOKEN),
+            write_5m=float(rates.cache_write_5m / _PER_TOKEN),
+            write_1h=float(rates.cache_write_1h / _PER_TOKEN),
+            read=float(rates.cache_read / _PER_TOKEN),
+        )
+
+    def write(self, ttl: Ttl) -> float:
+        return self.write_1h if ttl == "1h" else self.write_5m
+
+
+def effective_minimum(table: int, learned: LearnedMinimum) -> tuple[int, str]:
+    """The minimum to plan with: the table's, corrected by what responses taught.
+
+    A learned upper bound (a write at N) below the table snaps down to the largest standard
+    minimum (512/1024/2048/4096) at or under N that is still above the learned lower bound;
+    a learned lower bound (no write at N) at or above the table snaps up to the next one.
+    """
+    value, source = table, "price table"
+    if learned.at_most is not None and learned.at_most < value:
+        fits = [s for s in STANDARD_MINIMUMS if learned.above < s <= learned.at_most]
+        value, source = (max(fits) if fits else learned.at_most), f"learned: a write at {learned.at_most:,}"
+    if learned.above >= value:
+        ups = [s for s in STANDARD_MINIMUMS if s > learned.above]
+        value = min(ups) if ups else learned.above + 1
+        if learned.at_most is not None:
+            value = min(value, learned.at_most)
+        source = f"learned: nothing cached at {learned.above:,}"
+    return value, source
+
+
+def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, prices: Prices) -> None:
+    """Fill ``cand.values`` / ``cand.why`` (per TTL) and ``cand.live`` from the reuse statistics."""
+    saving = prices.input - prices.read
+    h = cand.position.prefix_hash
+    cand.live = stats.live(h, now)
+    structural = cand.structural
+    for ttl in TTLS:
+        tail_p = stats.p_tail(prompt.family, ttl)
+        prior = max(tail_p, stats.p_shared(ttl)) if structural else tail_p
+        f, gaps = stats.p_prefix(h, ttl, now, prior)
+        reads = expected_reads(f)
+        basis = (
+            f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
+            if gaps
+            else f"no history; prior {f:.0%} within {ttl} ({'shared' if structural else 'next turn'})"
+        )
+        if cand.live is not None:
+            if ttl != cand.live:
+                continue
+            cand.values[ttl] = saving * (1.0 + reads)
+            cand.why[ttl] = f"cached now ({ttl} entry): reads; {basis}"
+        else:
+            premium = prices.write(ttl) - prices.input
+            cand.values[ttl] = -premium + reads * saving
+            cand.why[ttl] = f"{basis}: expected {reads:.1f} read(s) vs write premium"
+    if cand.fixed is not None and cand.fixed_ttl not in cand.values:
+        cand.values[cand.fixed_ttl or "5m"] = 0.0
+        cand.why[cand.fixed_ttl or "5m"] = "kept"

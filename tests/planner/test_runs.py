@@ -1,0 +1,126 @@
+"""The planner marks only the end of a run of tool_use / tool_result blocks (hypothesis).
+
+A run is one cache position; what a marker on a block inside a run does is read two ways
+(docs/planner.md, "How a request is read"). A marker on the run's last block means the
+same under both, so the planner's savings do not depend on the reading the API uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cachewise.planner import CachePlanner
+from cachewise.pricing import PriceBook
+from cachewise.tokens import TokenCounter, TokenMemo
+
+from .conftest import TABLE, VirtualClock, fake_tokens, words
+
+MARK = {"type": "ephemeral"}
+
+
+@st.composite
+def agent_request(draw: st.DrawFn) -> dict[str, Any]:
+    """An agent loop: each turn a run of 1–4 tool_use blocks answered by a run of tool_result blocks."""
+    messages: list[dict[str, Any]] = [{"role": "user", "content": words(draw(st.sampled_from([5, 900])))}]
+    for turn in range(draw(st.integers(1, 4))):
+        ids = [f"toolu_{turn}_{k}" for k in range(draw(st.integers(1, 4)))]
+        calls: list[dict[str, Any]] = [{"type": "text", "text": "calling"}] if draw(st.booleans()) else []
+        calls += [
+            {"type": "tool_use", "id": t, "name": "f", "input": {"q": words(3, k)}} for k, t in enumerate(ids)
+        ]
+        messages.append({"role": "assistant", "content": calls})
+        results: list[dict[str, Any]] = [
+            {
+                "type": "tool_result",
+                "tool_use_id": t,
+                "content": words(draw(st.sampled_from([5, 300, 700])), k),
+            }
+            for k, t in enumerate(ids)
+        ]
+        if draw(st.booleans()):
+            results.append({"type": "text", "text": words(draw(st.sampled_from([3, 400])))})
+        messages.append({"role": "user", "content": results})
+    body: dict[str, Any] = {"model": "claude-test", "max_tokens": 10, "messages": messages}
+    if draw(st.booleans()):
+        body["system"] = words(draw(st.sampled_from([10, 900])))
+    if draw(st.booleans()):  # a caller's marker inside a run: kept where it is, never copied
+        last = messages[-1]["content"]
+        last[0]["cache_control"] = dict(MARK)
+    return body
+
+
+@st.composite
+def history(draw: st.DrawFn) -> list[tuple[float, bool]]:
+    """Earlier calls before the planned one: (seconds before the next, whether the server cached)."""
+    return draw(st.lists(st.tuples(st.sampled_from([5.0, 90.0, 1500.0, 7200.0]), st.booleans()), max_size=4))
+
+
+def _inside_run(body: dict[str, Any], path: str) -> bool:
+    """Whether ``path`` names a tool_use/tool_result block followed by another of its type (mid-run)."""
+    parts = path.split(".")
+    if len(parts) != 4 or parts[0] != "messages" or parts[2] != "content":
+        return False
+    content = body["messages"][int(parts[1])]["content"]
+    k = int(parts[3])
+    kind = content[k].get("type")
+    return (
+        kind in ("tool_use", "tool_result")
+        and k + 1 < len(content)
+        and isinstance(content[k + 1], dict)
+        and content[k + 1].get("type") == kind
+    )
+
+
+def _marked(body: dict[str, Any]) -> set[str]:
+    return {
+        f"messages.{m}.content.{k}"
+        for m, message in enumerate(body["messages"])
+        if isinstance(message["content"], list)
+        for k, block in enumerate(message["content"])
+        if "cache_control" in block
+    }
+
+
+BOOK: PriceBook | None = None
+
+
+def _book(tmp: Any) -> PriceBook:
+    global BOOK
+    if BOOK is None:
+        path = tmp.mktemp("prices") / "prices.yaml"
+        path.write_text(TABLE, encoding="utf-8")
+        BOOK = PriceBook.load(base=path)
+    return BOOK
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=agent_request(), past=history(), collapse=st.booleans())
+def test_no_planned_marker_lies_inside_a_run(
+    body: dict[str, Any], past: list[tuple[float, bool]], collapse: bool, tmp_path_factory: Any
+) -> None:
+    """No marker the planner adds sits on a non-final block of a run, runs collapsed or not."""
+    clock = VirtualClock()
+    planner = CachePlanner(
+        TokenCounter(fake_tokens, memo=TokenMemo(None)),
+        book=_book(tmp_path_factory),
+        clock=clock,
+        collapse_runs=collapse,
+    )
+    for gap, cached in past:
+        earlier = planner.plan(body)
+        top = max((b.tokens or 0 for b in earlier.breakpoints), default=0)
+        planner.observe(earlier, {"input_tokens": 5, "cache_creation_input_tokens": top if cached else 0})
+        clock.advance(gap)
+    plan = planner.plan(body)
+    for bp in plan.added:
+        assert not _inside_run(plan.request, bp.path), bp.path
+    # And in the body itself: every marker the planner added sits on the end of its run.
+    for path in _marked(plan.request) - _marked(body):
+        assert not _inside_run(plan.request, path), path
