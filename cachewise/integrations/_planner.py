@@ -1,7 +1,6 @@
 """The tracker's seam with planners: the :class:`Planner` protocol, and an adapter for the user's own.
 
-``Planner`` is the protocol agreed with ``cachewise.planner`` (which will export it from
-``cachewise/planner/protocol.py``; until then it is defined here, identically).
+``Planner`` is the protocol of :mod:`cachewise.planner.protocol`, re-exported here.
 :class:`~cachewise.planner.CachePlanner` is one. Any other object given as a planner is
 wrapped once, when the tracker is made, in :class:`UserPlanner`: it learns there whether
 the object's ``plan`` takes ``record=`` and whether it has an ``aplan`` (if not, ``plan``
@@ -15,20 +14,13 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from ..planner import CachePlanner, Plan
+from ..planner.protocol import Planner
 from ..usage import Usage
 
 __all__ = ["AnyPlanner", "Planner", "UserPlanner", "as_planner"]
-
-
-class Planner(Protocol):
-    def plan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan: ...
-
-    async def aplan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan: ...
-
-    def observe(self, plan: Plan, usage: Usage, at: datetime) -> None: ...
 
 
 def _takes_record(func: Callable[..., Any]) -> bool:
