@@ -314,10 +314,10 @@ class Store:
         """Insert ``records`` in one transaction, skipping request ids already present.
 
         When the database refuses the batch because of a row's values (see
-        :func:`~.quarantine.is_refusal`), the batch is written again row by row in one
-        transaction, each row under a savepoint: the refused rows go to ``quarantine``
-        with their reason, the others are written. Errors of an unreachable database
-        propagate (the writer spools the batch).
+        :func:`~.quarantine.is_refusal`), the batch is written again in one transaction,
+        by halves under savepoints, down to single rows (:meth:`_insert_isolated`): the
+        refused rows go to ``quarantine`` with their reason, the others are written.
+        Errors of an unreachable database propagate (the writer spools the batch).
         """
         if not records:
             return InsertResult(0, 0, 0)
@@ -355,29 +355,59 @@ class Store:
         return InsertResult(len(inserted), len(records) - len(inserted), conflicts)
 
     def _insert_isolated(self, records: Sequence[CallRecord]) -> InsertResult:
+        """Write a refused batch again, halving each refused part under a savepoint down to one row.
+
+        A batch of ``n`` rows with ``k`` refused ones takes about ``2·k·log2(n)`` savepoints
+        instead of ``n``; the rows that are written keep their order; a refused single row is
+        quarantined.
+        """
         now = datetime.now(UTC)
         inserted: set[str] = set()
         existing: list[CallRecord] = []
         refused: list[QuarantinedRecord] = []
         with self.write() as conn:
-            for record in records:
-                if record.request_id in inserted:
-                    existing.append(record)
-                    continue
+
+            def attempt(chunk: Sequence[CallRecord]) -> None:
                 try:
-                    row = record.to_row()
-                    row["recorded_at"] = now
+                    rows = []
+                    for record in chunk:
+                        row = record.to_row()
+                        row["recorded_at"] = now
+                        rows.append(row)
                     with conn.begin_nested():
-                        written = self._write_rows(conn, [row], bulk=False)
+                        written = self._write_rows(conn, rows, bulk=len(rows) > 1)
                 except Exception as exc:
                     if not is_refusal(exc):
                         raise
-                    refused.append(QuarantinedRecord.of(record, exc, now))
-                    continue
-                if written:
-                    inserted.add(record.request_id)
-                else:
-                    existing.append(record)
+                    if len(chunk) == 1:
+                        refused.append(QuarantinedRecord.of(chunk[0], exc, now))
+                        return
+                    half = len(chunk) // 2
+                    attempt(chunk[:half])
+                    attempt(chunk[half:])
+                    return
+                for record in chunk:
+                    if record.request_id in written:
+                        inserted.add(record.request_id)
+                    else:
+                        existing.append(record)
+
+            pending: list[CallRecord] = list(records)
+            while pending:  # one record per request id a round: a repeat waits for the first's fate
+                chunk: list[CallRecord] = []
+                later: list[CallRecord] = []
+                seen: set[str] = set()
+                for record in pending:
+                    if record.request_id in inserted:
+                        existing.append(record)
+                    elif record.request_id in seen:
+                        later.append(record)
+                    else:
+                        seen.add(record.request_id)
+                        chunk.append(record)
+                if chunk:
+                    attempt(chunk)
+                pending = later
             conflicts = self._conflicts(conn, existing, {}) if existing else 0
             self.quarantine(conn, refused)
         for entry in refused[:5]:

@@ -8,7 +8,8 @@ the batch goes to the spool (fsync'd) instead, the database is retried every
 
 A row the database *refuses* (its values, not the connection: see
 :func:`~.quarantine.is_refusal`) never blocks the queue: :meth:`Store.insert` writes the
-batch again row by row and moves the refused rows to the ``quarantine`` table, and the
+batch again by halves, down to single rows, and moves the refused rows to the ``quarantine``
+table, and the
 rows around them are written. A refused row is durable once quarantined.
 
 ``flush`` puts a marker in the same FIFO queue, so when the writer reaches it every row

@@ -205,10 +205,26 @@ def test_ten_thousand_rows_with_hostile_ones_count_exactly(
     led = open_ledger()
     for i in range(10_000):
         led.record(_hostile(hostile[i], i) if i in hostile else make_record(i))
-    assert led.flush(timeout=120) == 10_000
+    led.flush(timeout=120)
+    assert led.stats.durable == 10_000
     refused = sum(_refused_by(kind, backend) for kind in hostile.values())
     totals = led.totals()
     assert totals.calls + totals.quarantined == 10_000
     assert totals.quarantined == refused
     ids = set(_ids(led))
     assert all(f"req_{i:08d}" in ids for i in range(10_000) if i not in hostile)
+
+
+def test_several_refused_rows_and_repeats_in_one_batch(open_ledger: Callable[..., Ledger]) -> None:
+    led = open_ledger(batch_size=1000, flush_interval=3600)
+    hostile = {3: "huge_int", 21: "surrogate", 39: "unserialisable"}
+    for i in range(40):
+        led.record(_hostile(hostile[i], i) if i in hostile else make_record(i))
+    led.record(_hostile("surrogate", 50))  # refused ...
+    led.record(make_record(50))  # ... then the same request id, well-formed: written
+    led.record(make_record(7))  # a plain repeat: a duplicate
+    led.flush(timeout=30)
+    assert _ids(led) == [f"req_{i:08d}" for i in [*range(40), 50] if i not in hostile]
+    assert sorted(q.request_id or "" for q in led.quarantined()) == [f"req_{i:08d}" for i in (3, 21, 39, 50)]
+    stats = led.stats
+    assert (stats.inserted, stats.quarantined, stats.duplicates) == (38, 4, 1)
