@@ -3,8 +3,8 @@
 Candidates (docs/planner.md, "How it decides"): the end of tools, the end of system, the
 ends of large documents and tool results, the conversation tail, prefixes believed cached
 now, the deepest prefix seen before, and bridges so that no gap between candidates near the
-tail exceeds the server's 20-position lookback (api-sheet §2.1). The caller's markers and
-the top-level automatic marker are fixed candidates that use their slots (api-sheet §1.4).
+tail exceeds the server's 20-position lookback (docs/api-notes.md §2.1). The caller's markers and
+the top-level automatic marker are fixed candidates that use their slots (docs/api-notes.md §1.4).
 A candidate inside a run of ``tool_use`` / ``tool_result`` blocks moves to the run's end.
 """
 

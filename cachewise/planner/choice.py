@@ -3,7 +3,7 @@
 A dynamic program over the sized, valued candidates in prefix order (fixed ones forced in):
 a chain is worth ``Σ (tokens_k − tokens_{k−1}) × value_k``, uses at most the slot budget
 (the caller's markers and the automatic one included), and keeps the TTLs in a valid order
-(every 1h before every 5m, api-sheet §1.4). Among equal values a shareable point wins.
+(every 1h before every 5m, docs/api-notes.md §1.4). Among equal values a shareable point wins.
 """
 
 from __future__ import annotations
