@@ -293,7 +293,7 @@ def test_the_plan_never_raises_outside_tests(
 ) -> None:
     planner = make_planner()
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
-    monkeypatch.setattr("cachewise.planner.core.collect", lambda *a: 1 / 0)
+    monkeypatch.setattr(planner, "_candidates", lambda *a: 1 / 0)
     plan = planner.plan(chat(LONG, 1))
     assert plan.breakpoints == () and "ZeroDivisionError" in plan.notes[0]
 
