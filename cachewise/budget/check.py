@@ -135,6 +135,8 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BudgetConfigError(file, "<file>", f"cannot read baseline: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise BudgetConfigError(file, "<json>", f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("cachewise_baseline") != BASELINE_FORMAT:

@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from .errors import CliGroup
+
 __all__ = ["cli", "main"]
 
 # (module under cachewise.cli, attribute): each attribute is a click command or group.
@@ -22,7 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cachewise")
 def cli() -> None:
     """cachewise: plan Claude prompt-cache breakpoints, record every call, and report what caching saved."""

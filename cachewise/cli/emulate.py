@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import click
-import uvicorn
 
 from ..emulator import Emulator
 from ..emulator.app import create_app
+from .options import PORT
+from .serve import bind, port_of, serve
 
 __all__ = ["emulate"]
 
@@ -25,14 +27,16 @@ def _parse_start(value: str | None) -> datetime | None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8089, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8089, show_default=True, type=PORT, help="Port to listen on (0: any free port)."
+)
 @click.option("--start", help="Virtual clock start (ISO 8601, UTC if no zone); default 2026-11-20T12:00:00Z.")
 @click.option("--real-time", is_flag=True, help="Follow the wall clock instead of a virtual clock.")
 @click.option(
     "--batch-delay",
     default=0.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0),
     help="Emulator seconds a Message Batch stays in_progress before it is processed.",
 )
 @click.option(
@@ -65,6 +69,10 @@ def emulate(
     Point the SDK at it with base_url=http://HOST:PORT (any API key works unless
     --strict-keys). Control it under /_emulator/ (advance, reset, state, bill, faults, keys).
     """
+    if not math.isfinite(batch_delay):
+        raise click.BadParameter(
+            f"{batch_delay!r} is not a finite number of seconds", param_hint="'--batch-delay'"
+        )
     mapping: dict[str, str] = {}
     for item in keys:
         key, sep, workspace = item.partition("=")
@@ -78,5 +86,6 @@ def emulate(
         strict_keys=strict_keys,
         batch_delay=batch_delay,
     )
-    click.echo(f"cachewise emulator on http://{host}:{port} (clock {emulator.now().isoformat()})")
-    uvicorn.run(create_app(emulator), host=host, port=port, log_level=log_level, lifespan="off")
+    sock = bind(host, port)
+    click.echo(f"cachewise emulator on http://{host}:{port_of(sock)} (clock {emulator.now().isoformat()})")
+    serve(create_app(emulator), sock, log_level=log_level, lifespan="off")

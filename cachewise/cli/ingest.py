@@ -6,6 +6,7 @@ import click
 
 from ..errors import CachewiseError
 from .ledger import open_ledger
+from .options import HttpUrl
 
 __all__ = ["ingest_batch"]
 
@@ -16,6 +17,7 @@ __all__ = ["ingest_batch"]
     "--base-url",
     envvar="ANTHROPIC_BASE_URL",
     default=None,
+    type=HttpUrl(),
     help="API base URL (default: $ANTHROPIC_BASE_URL, else the Claude API).",
 )
 @click.option(

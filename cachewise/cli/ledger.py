@@ -23,6 +23,7 @@ import click
 from ..errors import CachewiseError
 from ..ledger import Ledger
 from ..ledger.reprice import load_book
+from .options import OutputPath, ledger_url
 
 __all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
 
@@ -40,14 +41,19 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def open_ledger(ctx: click.Context) -> Ledger:
-    """The ledger named by ``cachewise ledger --db``, opened once per command and closed after it."""
+def open_ledger(ctx: click.Context, *, must_exist: bool = False) -> Ledger:
+    """The ledger named by ``cachewise ledger --db``, opened once per command and closed after it.
+
+    ``must_exist`` (read-only subcommands): a SQLite file that is not there is an error, not a
+    new empty ledger (:func:`cachewise.cli.options.ledger_url`).
+    """
     obj: dict[str, Any] = ctx.ensure_object(dict)
     opened = obj.get("ledger")
     if isinstance(opened, Ledger):
         return opened
+    url = ledger_url(obj.get("db"), must_exist=must_exist)
     try:
-        opened = Ledger(obj.get("db"), spool_dir=obj.get("spool_dir"), upgrade=obj.get("upgrade", True))
+        opened = Ledger(url, spool_dir=obj.get("spool_dir"), upgrade=obj.get("upgrade", True))
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
     obj["ledger"] = opened
@@ -95,7 +101,7 @@ def upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def replay(ctx: click.Context) -> None:
     """Write spooled rows (kept while the database was down) into the database."""
-    led = open_ledger(ctx)
+    led = open_ledger(ctx, must_exist=True)
     try:
         result = led.replay()
     except CachewiseError as exc:
@@ -126,7 +132,7 @@ def replay(ctx: click.Context) -> None:
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @click.option("--tag", "tag_pairs", multiple=True, help="Only calls with this tag, KEY=VALUE (repeatable).")
 @click.option("--store/--no-store", default=False, help="Keep the result in the reprices table.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write per-call rows as CSV.")
+@click.option("--out", type=OutputPath(), help="Write per-call rows as CSV.")
 @click.pass_context
 def reprice(
     ctx: click.Context,
@@ -146,7 +152,7 @@ def reprice(
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
         tags[key] = value
-    led = open_ledger(ctx)
+    led = open_ledger(ctx, must_exist=True)
     try:
         frame = led.reprice(
             load_book(table, base),
@@ -179,7 +185,7 @@ def reprice(
 @click.pass_context
 def info(ctx: click.Context) -> None:
     """Where the ledger is, its schema version, how many calls, and pending spool files."""
-    led = open_ledger(ctx)
+    led = open_ledger(ctx, must_exist=True)
     try:
         data = led.info()
     except CachewiseError as exc:

@@ -15,6 +15,8 @@ from ..errors import CachewiseError
 from ..lint import lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
+from .errors import finding
+from .options import HttpUrl, OutputPath, write_output
 
 __all__ = ["lint", "plan"]
 
@@ -24,7 +26,9 @@ def _load(path: str) -> dict[str, Any]:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         data = json.loads(text)
     except OSError as exc:
-        raise click.FileError(path, hint=str(exc.strerror or exc)) from exc
+        raise click.BadParameter(
+            f"cannot read {path!r}: {exc.strerror or exc}", param_hint="REQUEST"
+        ) from exc
     except ValueError as exc:
         raise click.BadParameter(f"{path} is not valid JSON: {exc}", param_hint="REQUEST") from exc
     if not isinstance(data, dict):
@@ -36,7 +40,9 @@ def _load(path: str) -> dict[str, Any]:
 @click.argument("request_file", metavar="REQUEST", type=click.Path(allow_dash=True))
 @click.option("--model", help="Plan for this model instead of the request's own.")
 @click.option(
-    "--base-url", help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API)."
+    "--base-url",
+    type=HttpUrl(),
+    help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API).",
 )
 @click.option(
     "--api-key", envvar="ANTHROPIC_API_KEY", help="API key for count_tokens (default $ANTHROPIC_API_KEY)."
@@ -45,7 +51,7 @@ def _load(path: str) -> dict[str, Any]:
 @click.option(
     "--memo", type=click.Path(dir_okay=False), help="Token-count memo file (default in the user cache dir)."
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the planned request JSON here.")
+@click.option("--output", "-o", type=OutputPath(), help="Write the planned request JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
 def plan(
     request_file: str,
@@ -54,7 +60,7 @@ def plan(
     api_key: str | None,
     offline: bool,
     memo: str | None,
-    output: str | None,
+    output: Path | None,
     as_json: bool,
 ) -> None:
     """Plan prompt-cache breakpoints for REQUEST (a Messages request as JSON; - for stdin) and explain them.
@@ -86,9 +92,7 @@ def plan(
         if http is not None:
             http.close()
     if output:
-        Path(output).write_text(
-            json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        write_output(output, json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", "--output")
     if as_json:
         click.echo(
             json.dumps(
@@ -143,4 +147,4 @@ def lint(request_files: tuple[str, ...], strict: bool) -> None:
     if not warnings:
         click.echo("no cache busters found")
     if strict and warnings:
-        raise SystemExit(1)
+        finding()

@@ -8,9 +8,13 @@ from pathlib import Path
 import click
 
 from ..errors import LedgerError
+from ..reports.charts import charts_available
+from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
 from ..reports.source import load_frame
 from ..reports.window import parse_when
+from .errors import CliError
+from .options import OutputPath, ledger_url, write_output
 
 __all__ = ["report"]
 
@@ -40,16 +44,25 @@ def _when(value: str | None, option: str, now: datetime) -> datetime | None:
 )
 @click.option("--model", default=None, help="Only calls to this model.")
 @click.option("--tag", "tag_filters", multiple=True, metavar="KEY=VALUE", help="Only calls with this tag.")
-@click.option("--top", default=10, show_default=True, help="Prefix families shown.")
-@click.option("--calls", "calls", default=0, show_default=True, help="Also list the N most recent calls.")
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(min=0), help="Prefix families shown."
+)
+@click.option(
+    "--calls",
+    "calls",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Also list the N most recent calls.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
 @click.option(
     "--output",
     "output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to FILE instead of stdout.",
+    type=OutputPath(),
+    help="Write to FILE instead of stdout (its folder must exist).",
 )
 def report(
     db: str | None,
@@ -70,23 +83,31 @@ def report(
     """
     now = datetime.now(UTC)
     start, end = _when(since, "--since", now), _when(until, "--until", now)
+    if start is not None and end is not None and start > end:
+        raise click.BadParameter(
+            f"{since!r} ({start.isoformat()}) is after --until {until!r} ({end.isoformat()})",
+            param_hint="'--since'",
+        )
     tags: dict[str, str] = {}
     for item in tag_filters:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--tag")
         tags[key] = value
+    url = ledger_url(db, must_exist=True)
     try:
-        frame = load_frame(db, since=start, until=end, model=model, tags=tags or None)
+        frame = load_frame(url, since=start, until=end, model=model, tags=tags or None)
     except LedgerError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
     try:
         result = build_report(frame, by, top=top, calls=calls, since=start, until=end)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
     text = render(result, fmt)
+    if fmt == "html" and not charts_available():
+        click.echo(f"note: the page has no charts. {CHARTS_HINT}", err=True)
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "--output")
         click.echo(f"wrote {output} ({fmt}, {result.totals['calls']} calls)", err=True)

@@ -47,7 +47,7 @@ def test_json() -> None:
 
 def test_unknown_model_and_bad_date() -> None:
     result = CliRunner().invoke(cli, ["prices", "--model", "claude-foo-9"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (docs: README, exit codes)
     assert "no model 'claude-foo-9'" in result.output
     result = CliRunner().invoke(cli, ["prices", "--at", "yesterday"])
     assert result.exit_code == 2

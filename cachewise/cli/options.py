@@ -1,0 +1,130 @@
+"""Checks shared by the commands: output files, ports, URLs, and the ledger a command opens.
+
+Each check runs when the option is parsed, before any work, and fails with click's
+``Error: Invalid value for '--option': ...`` naming the value (exit status 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import URL
+
+from ..errors import LedgerError
+from .errors import CliError
+
+__all__ = [
+    "PORT",
+    "HttpUrl",
+    "OutputPath",
+    "ledger_url",
+    "write_output",
+]
+
+#: A TCP port to listen on (0: any free port).
+PORT = click.IntRange(0, 65535)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class OutputPath(click.ParamType[Path]):
+    """A file to write: its folder must exist and it must not be a directory (``-`` is stdout)."""
+
+    name = "file"
+
+    def __init__(self, allow_dash: bool = False) -> None:
+        self.allow_dash = allow_dash
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, Path):
+            path = value
+        else:
+            text = str(value)
+            if self.allow_dash and text == "-":
+                return Path("-")
+            path = Path(text)
+        problem = output_problem(path)
+        if problem:
+            self.fail(f"{str(path)!r}: {problem}", param, ctx)
+        return path
+
+
+def output_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written as a file, or ``None``."""
+    target = path.expanduser()
+    if target.is_dir():
+        return "is a directory"
+    folder = target.parent
+    if not folder.exists():
+        return f"folder {str(folder)!r} does not exist"
+    if not folder.is_dir():
+        return f"{str(folder)!r} is not a folder"
+    return None
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    """Write ``text`` to ``path``; a failure is an ``Error:`` naming ``option`` and the path."""
+    try:
+        path.expanduser().write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{option} {str(path)!r}: cannot write: {exc.strerror or exc}") from exc
+
+
+class HttpUrl(click.ParamType[str]):
+    """An ``http://`` or ``https://`` URL with a host, passed on as written."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        import httpx
+
+        text = str(value).strip()
+        try:
+            url = httpx.URL(text)
+        except httpx.InvalidURL as exc:
+            self.fail(f"{text!r} is not a URL: {exc}", param, ctx)
+        if url.scheme not in ("http", "https") or not url.host:
+            self.fail(f"{text!r} is not an http:// or https:// URL with a host", param, ctx)
+        return text
+
+
+def ledger_url(db: str | None, *, must_exist: bool, option: str = "--db") -> URL:
+    """The ledger a command opens, checked before it is opened.
+
+    ``must_exist`` (read-only commands: ``report``, ``budget check``, ``ledger info``, ...):
+    a SQLite file that is not there is an error, never a new empty ledger; a mistyped path
+    must not read as "nothing spent". For every command: a database URL that cannot be
+    parsed, a SQLite path that is a folder, or a file that is not a SQLite database, is an
+    error naming ``option`` and the value. A path given explicitly must be in an existing
+    folder (the default ledger's folder is created).
+    """
+    from ..ledger.store import resolve_url
+
+    shown = f"{option} {db!r}" if db is not None else "the ledger (from $CACHEWISE_DB or the default)"
+    try:
+        url = resolve_url(db)
+    except LedgerError as exc:
+        raise CliError(f"{shown}: {exc}") from exc
+    except ValueError as exc:  # SQLAlchemy's URL parser, e.g. a port that is not a number
+        raise CliError(f"{shown}: not a database URL or path: {exc}") from exc
+    if url.get_backend_name() != "sqlite":
+        return url
+    path = Path(str(url.database))
+    if not path.exists():
+        if must_exist:
+            raise CliError(f"no ledger at {path}; run `cachewise demo` or pass {option}")
+        if db is not None and not path.parent.is_dir():
+            raise CliError(f"{shown}: folder {str(path.parent)!r} does not exist")
+        return url
+    if path.is_dir():
+        raise CliError(f"{shown}: {path} is a folder, not a SQLite ledger file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise CliError(f"{shown}: cannot open {path}: {exc.strerror or exc}") from exc
+    if head and head != _SQLITE_MAGIC:
+        raise CliError(f"{shown}: {path} is not a SQLite database")
+    return url
