@@ -31,6 +31,8 @@ def _load(path: str) -> dict[str, Any]:
         ) from exc
     except ValueError as exc:
         raise click.BadParameter(f"{path} is not valid JSON: {exc}", param_hint="REQUEST") from exc
+    except RecursionError as exc:
+        raise click.BadParameter(f"{path} is nested too deeply to read", param_hint="REQUEST") from exc
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path} must hold one Messages request object", param_hint="REQUEST")
     return data

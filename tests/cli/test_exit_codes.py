@@ -41,6 +41,8 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     not_a_db.write_text("not a database\n")
     request = tmp_path / "request.json"
     request.write_text('{"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": []}')
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\xff\xfe")
     return {
@@ -51,6 +53,7 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "in_missing_folder": str(tmp_path / "no" / "such" / "out.txt"),
         "request": str(request),
         "binary": str(binary),
+        "deep": str(deep),
     }
 
 
@@ -64,6 +67,7 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("plan",), ["{request}", "--base-url", "ftp://example"], ["--base-url", "ftp://example"]),
     (("lint",), ["{missing}"], ["REQUEST", "{missing}"]),
     (("lint",), ["{not_a_db}"], ["REQUEST", "{not_a_db}"]),
+    (("lint",), ["{deep}"], ["REQUEST", "{deep}", "nested too deeply"]),
     (("emulate",), ["--port", "99999"], ["--port", "99999"]),
     (("emulate",), ["--port", "-1"], ["--port", "-1"]),
     (("emulate",), ["--batch-delay", "-1"], ["--batch-delay", "-1"]),
