@@ -1,8 +1,16 @@
-"""cachewise: place Claude prompt-cache breakpoints where they pay, and account for every call."""
+"""cachewise: place Claude prompt-cache breakpoints where they pay, and account for every call.
+
+``import cachewise`` (and the whole wrap path) imports no pandas, numpy, matplotlib, starlette or
+uvicorn: the report names below (:func:`build_report`, :func:`load_frame`, ...) and
+:func:`session_collector` are imported on first use.
+"""
 
 from __future__ import annotations
 
-from .budget import RuntimeBudget, estimate_cost, session_collector
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .budget import RuntimeBudget, estimate_cost
 from .errors import (
     BudgetConfigError,
     BudgetExceeded,
@@ -25,11 +33,14 @@ from .ledger import CallRecord, Ledger, Totals
 from .lint import LintWarning, lint, lint_family
 from .planner import Breakpoint, CachePlanner, Plan, Rejected, ReuseStats
 from .pricing import AppliedRates, Cost, Modifiers, PriceBook, price
-from .reports import build_report, load_frame, render, spend, totals
 from .tags import tags
 from .tokens import AsyncTokenCounter, TokenCounter, TokenMemo
 from .usage import StreamUsage, Usage
 from .wrap import UnsupportedClient, wrap
+
+if TYPE_CHECKING:
+    from .budget.collector import session_collector
+    from .reports import build_report, load_frame, render, spend, totals
 
 __version__ = "0.1.0"
 
@@ -84,3 +95,22 @@ __all__ = [
     "totals",
     "wrap",
 ]
+
+#: Public names imported on first use (the analysis layer: pandas), and the module of each.
+_LAZY = {
+    **dict.fromkeys(("build_report", "load_frame", "render", "spend", "totals"), "reports"),
+    "session_collector": "budget.collector",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import BudgetConfigError
-from ..reports.columns import ZERO
 from ..reports.frames import annotate, spend, totals
+from .base import RUN_TAG, ZERO, window_start
 from .config import BudgetSpec
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "window_start",
 ]
 
-RUN_TAG = "run_id"
 BASELINE_FORMAT = 1
 
 
@@ -80,16 +79,6 @@ class BudgetResult:
             "failures": list(self.failures),
             "notes": list(self.notes),
         }
-
-
-def window_start(window: str, now: datetime, run_since: datetime | None) -> datetime | None:
-    """Start of ``window`` at ``now`` (UTC): the run marker, the UTC day, or the UTC month."""
-    now = now.astimezone(UTC)
-    if window == "day":
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if window == "month":
-        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return run_since
 
 
 def _has_tags(tags: Any, wanted: Mapping[str, str]) -> bool:

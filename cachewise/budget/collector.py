@@ -20,11 +20,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from ..reports.records import frame_from_records
-
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..ledger.record import CallRecord
 
 __all__ = ["SessionCollector", "collecting", "install_collector", "session_collector", "uninstall_collector"]
@@ -72,6 +70,8 @@ class SessionCollector:
 
     def frame(self) -> pd.DataFrame:
         """The collected calls as a ledger frame (the ``Ledger.to_frame()`` contract)."""
+        from ..reports.records import frame_from_records  # pandas: only when a frame is asked for
+
         return frame_from_records(self.records())
 
 

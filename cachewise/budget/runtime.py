@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceeded, PricingError, UnpricedSpend
 from ..pricing import PriceBook
-from ..reports.columns import ZERO, unpriced_mask
-from .check import window_start
+from .base import ZERO, window_start
 
 if TYPE_CHECKING:
     from ..ledger.record import CallRecord
@@ -177,6 +176,8 @@ class RuntimeBudget:
         flush = getattr(self.ledger, "flush", None)
         if callable(flush):
             flush()
+        from ..reports.columns import unpriced_mask  # pandas: only once a ledger is read
+
         frame = self.ledger.to_frame(since=start, until=now, model=self.model, tags=self.tags or None)
         bad = unpriced_mask(frame)
         self._ledger_unpriced = int(bad.sum())

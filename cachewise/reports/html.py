@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import html
 
+from .bundle import Report, headline, sections
 from .charts import charts_available, daily_spend_chart, hit_ratio_chart, png, savings_chart
-from .render import Report, _headline, _sections
 
 __all__ = ["CHARTS_HINT", "to_html"]
 
@@ -52,12 +52,12 @@ def to_html(report: Report) -> str:
         + "".join(
             f"<li{' class=warn' if line.startswith(('UNPRICED', 'spend')) and not report.complete else ''}>"
             f"{html.escape(line)}</li>"
-            for line in _headline(report)
+            for line in headline(report)
         )
         + "</ul>",
     ]
     parts.extend(_charts(report))
-    for title, head, body, _ in _sections(report):
+    for title, head, body, _ in sections(report):
         parts.append(f"<h2>{html.escape(title)}</h2>{table_html(head, body)}")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
