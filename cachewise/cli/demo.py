@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import click
 
-from .options import ledger_url
+from .options import db_option, ledger_url
 
 __all__ = ["demo"]
 
@@ -17,13 +17,7 @@ def _usd(value: Decimal) -> str:
 
 
 @click.command()
-@click.option(
-    "--db",
-    metavar="URL",
-    default=None,
-    help="Ledger to record into: a SQLite path or database URL "
-    "(default: CACHEWISE_DEMO_DB or demo.sqlite in the user data dir).",
-)
+@db_option(default="$CACHEWISE_DEMO_DB, else demo.sqlite in the user data dir")
 @click.option(
     "--live",
     is_flag=True,

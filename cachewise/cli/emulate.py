@@ -9,7 +9,7 @@ import click
 
 from ..emulator import Emulator
 from ..emulator.app import create_app
-from .options import PORT
+from .options import PORT, KeyValue, pairs
 from .serve import bind, port_of, serve
 
 __all__ = ["emulate"]
@@ -43,6 +43,8 @@ def _parse_start(value: str | None) -> datetime | None:
     "--key",
     "keys",
     multiple=True,
+    type=KeyValue("WORKSPACE", allow_empty=False),
+    callback=pairs,
     metavar="KEY=WORKSPACE",
     help="Map an API key to a workspace id (repeatable).",
 )
@@ -60,7 +62,7 @@ def emulate(
     start: str | None,
     real_time: bool,
     batch_delay: float,
-    keys: tuple[str, ...],
+    keys: dict[str, str],
     strict_keys: bool,
     log_level: str,
 ) -> None:
@@ -73,16 +75,10 @@ def emulate(
         raise click.BadParameter(
             f"{batch_delay!r} is not a finite number of seconds", param_hint="'--batch-delay'"
         )
-    mapping: dict[str, str] = {}
-    for item in keys:
-        key, sep, workspace = item.partition("=")
-        if not sep or not key or not workspace:
-            raise click.BadParameter(f"{item!r} is not KEY=WORKSPACE", param_hint="--key")
-        mapping[key] = workspace
     emulator = Emulator(
         start=_parse_start(start),
         real_time=real_time or start == "now",
-        keys=mapping,
+        keys=keys,
         strict_keys=strict_keys,
         batch_delay=batch_delay,
     )

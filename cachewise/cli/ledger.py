@@ -23,7 +23,7 @@ import click
 from ..errors import CachewiseError
 from ..ledger import Ledger
 from ..ledger.reprice import load_book
-from .options import OutputPath, ledger_url
+from .options import OutputPath, db_option, ledger_url, tag_option
 
 __all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
 
@@ -66,9 +66,7 @@ def _echo_json(data: Any) -> None:
 
 
 @click.group()
-@click.option(
-    "--db", "db", envvar="CACHEWISE_DB", help="Ledger path or database URL (default: $CACHEWISE_DB)."
-)
+@db_option()
 @click.option(
     "--spool-dir",
     "spool_dir",
@@ -130,7 +128,7 @@ def replay(ctx: click.Context) -> None:
 @click.option("--since", help="Only calls at or after this ISO date/datetime (UTC if no zone).")
 @click.option("--until", help="Only calls before this ISO date/datetime.")
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
-@click.option("--tag", "tag_pairs", multiple=True, help="Only calls with this tag, KEY=VALUE (repeatable).")
+@tag_option("Only calls with this tag (repeatable).")
 @click.option("--store/--no-store", default=False, help="Keep the result in the reprices table.")
 @click.option("--out", type=OutputPath(), help="Write per-call rows as CSV.")
 @click.pass_context
@@ -141,17 +139,11 @@ def reprice(
     since: str | None,
     until: str | None,
     models: tuple[str, ...],
-    tag_pairs: tuple[str, ...],
+    tags: dict[str, str],
     store: bool,
     out: Path | None,
 ) -> None:
     """What the recorded calls would cost under another price table (recorded costs are kept)."""
-    tags: dict[str, str] = {}
-    for pair in tag_pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
-        tags[key] = value
     led = open_ledger(ctx, must_exist=True)
     try:
         frame = led.reprice(

@@ -1,4 +1,5 @@
-"""Checks shared by the commands: output files, ports, URLs, and the ledger a command opens.
+"""The options the commands share, defined once: ``--db``, ``--tag KEY=VALUE``, output files,
+ports and URLs, and the ledger a command opens (sqlite-utils style: one decorator per option).
 
 Each check runs when the option is parsed, before any work, and fails with click's
 ``Error: Invalid value for '--option': ...`` naming the value (exit status 2).
@@ -6,8 +7,10 @@ Each check runs when the option is parsed, before any work, and fails with click
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from sqlalchemy.engine import URL
@@ -15,13 +18,67 @@ from sqlalchemy.engine import URL
 from ..errors import LedgerError
 from .errors import CliError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
+    "DB_HELP",
     "PORT",
     "HttpUrl",
+    "KeyValue",
     "OutputPath",
+    "db_option",
+    "ledger_frame",
     "ledger_url",
+    "pairs",
+    "tag_option",
+    "when",
     "write_output",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The help of every ``--db`` option; ``{default}`` is the command's default ledger.
+DB_HELP = "Ledger: a SQLite path or a database URL (postgresql://...); default {default}."
+LEDGER_DEFAULT = "$CACHEWISE_DB, else the user's ledger file"
+
+
+def db_option(default: str = LEDGER_DEFAULT) -> Callable[[F], F]:
+    """``--db URL``: the ledger a command reads or records into (checked by :func:`ledger_url`)."""
+    return click.option("--db", "db", metavar="URL", default=None, help=DB_HELP.format(default=default))
+
+
+class KeyValue(click.ParamType[tuple[str, str]]):
+    """``KEY=VALUE`` as a pair; the key must not be empty, nor the value unless ``allow_empty``."""
+
+    name = "key=value"
+
+    def __init__(self, value_name: str = "VALUE", *, allow_empty: bool = True) -> None:
+        self.value_name = value_name
+        self.allow_empty = allow_empty
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, rest = str(value).partition("=")
+        if not sep or not key or not (rest or self.allow_empty):
+            self.fail(f"{value!r} is not KEY={self.value_name}", param, ctx)
+        return key, rest
+
+
+def pairs(ctx: click.Context, param: click.Parameter, value: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Callback: repeated ``KEY=VALUE`` options as a dict (a later key wins)."""
+    return dict(value)
+
+
+def tag_option(help: str) -> Callable[[F], F]:
+    """``--tag KEY=VALUE`` (repeatable), given to the command as a dict ``tags``."""
+    return click.option(
+        "--tag", "tags", multiple=True, type=KeyValue(), metavar="KEY=VALUE", callback=pairs, help=help
+    )
+
 
 #: A TCP port to listen on (0: any free port).
 PORT = click.IntRange(0, 65535)
@@ -128,3 +185,33 @@ def ledger_url(db: str | None, *, must_exist: bool, option: str = "--db") -> URL
     if head and head != _SQLITE_MAGIC:
         raise CliError(f"{shown}: {path} is not a SQLite database")
     return url
+
+
+def when(value: str | None, option: str, now: datetime) -> datetime | None:
+    """A ``--since``/``--until``/``--at`` value (``7d``, ``today``, an ISO date...) at ``now``."""
+    from ..reports.window import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"'{option}'") from exc
+
+
+def ledger_frame(
+    db: str | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The calls of an existing ledger as a frame; any failure is an ``Error:`` naming ``--db``."""
+    from ..reports.source import load_frame
+
+    url = ledger_url(db, must_exist=True)
+    try:
+        return load_frame(url, since=since, until=until, model=model, tags=tags or None)
+    except LedgerError as exc:
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc

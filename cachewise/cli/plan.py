@@ -11,7 +11,6 @@ from typing import Any
 import click
 import httpx
 
-from ..errors import CachewiseError
 from ..lint import lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
@@ -87,9 +86,7 @@ def plan(
             http, base_url=url, api_key=api_key, memo=TokenMemo(memo) if memo else TokenMemo.default()
         )
     try:
-        result = CachePlanner(counter).plan(request, record=False)
-    except CachewiseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        result = CachePlanner(counter).plan(request, record=False)  # a CachewiseError exits 2 (CliGroup)
     finally:
         if http is not None:
             http.close()

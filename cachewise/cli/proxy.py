@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import PORT, HttpUrl, ledger_url
+from .options import PORT, HttpUrl, db_option, ledger_url
 from .serve import bind, port_of, serve
 
 __all__ = ["proxy"]
@@ -27,9 +27,7 @@ __all__ = ["proxy"]
     type=HttpUrl(),
     help="Where requests are forwarded (the API, a gateway, or `cachewise emulate`).",
 )
-@click.option(
-    "--db", "db", default=None, help="Ledger path or SQLAlchemy URL (default: CACHEWISE_DB or user data dir)."
-)
+@db_option()
 @click.option(
     "--plan/--no-plan",
     default=True,

@@ -7,31 +7,16 @@ from pathlib import Path
 
 import click
 
-from ..errors import LedgerError
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from ..reports.source import load_frame
-from ..reports.window import parse_when
-from .errors import CliError
-from .options import OutputPath, ledger_url, write_output
+from .options import OutputPath, db_option, ledger_frame, tag_option, when, write_output
 
 __all__ = ["report"]
 
 
-def _when(value: str | None, option: str, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_when(value, now)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from exc
-
-
 @click.command()
-@click.option(
-    "--db", "db", metavar="URL", help="Ledger: a SQLite path or database URL (default $CACHEWISE_DB)."
-)
+@db_option()
 @click.option("--since", default="7d", show_default=True, help="Start: 30m, 24h, 7d, today or an ISO date.")
 @click.option(
     "--until", default=None, help="End (exclusive of later calls): same forms as --since; default now."
@@ -43,7 +28,7 @@ def _when(value: str | None, option: str, now: datetime) -> datetime | None:
     help="Group keys, comma-separated: model, day, month, tag:NAME or a ledger column.",
 )
 @click.option("--model", default=None, help="Only calls to this model.")
-@click.option("--tag", "tag_filters", multiple=True, metavar="KEY=VALUE", help="Only calls with this tag.")
+@tag_option("Only calls with this tag (repeatable; all must match).")
 @click.option(
     "--top", default=10, show_default=True, type=click.IntRange(min=0), help="Prefix families shown."
 )
@@ -70,7 +55,7 @@ def report(
     until: str | None,
     by: str,
     model: str | None,
-    tag_filters: tuple[str, ...],
+    tags: dict[str, str],
     top: int,
     calls: int,
     fmt: str,
@@ -82,23 +67,13 @@ def report(
     is marked INCOMPLETE. The exit code is 0 even then (use `cachewise budget check` to fail CI).
     """
     now = datetime.now(UTC)
-    start, end = _when(since, "--since", now), _when(until, "--until", now)
+    start, end = when(since, "--since", now), when(until, "--until", now)
     if start is not None and end is not None and start > end:
         raise click.BadParameter(
             f"{since!r} ({start.isoformat()}) is after --until {until!r} ({end.isoformat()})",
             param_hint="'--since'",
         )
-    tags: dict[str, str] = {}
-    for item in tag_filters:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--tag")
-        tags[key] = value
-    url = ledger_url(db, must_exist=True)
-    try:
-        frame = load_frame(url, since=start, until=end, model=model, tags=tags or None)
-    except LedgerError as exc:
-        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+    frame = ledger_frame(db, since=start, until=end, model=model, tags=tags)
     try:
         result = build_report(frame, by, top=top, calls=calls, since=start, until=end)
     except ValueError as exc:
