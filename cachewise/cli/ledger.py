@@ -99,7 +99,7 @@ def upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def replay(ctx: click.Context) -> None:
     """Write spooled rows (kept while the database was down) into the database."""
-    led = open_ledger(ctx, must_exist=True)
+    led = open_ledger(ctx)
     try:
         result = led.replay()
     except CachewiseError as exc:

@@ -167,6 +167,8 @@ def ledger_url(db: str | None, *, must_exist: bool, option: str = "--db") -> URL
     except ValueError as exc:  # SQLAlchemy's URL parser, e.g. a port that is not a number
         raise CliError(f"{shown}: not a database URL or path: {exc}") from exc
     if url.get_backend_name() != "sqlite":
+        if must_exist:
+            _require_server_ledger(url, shown, option)
         return url
     path = Path(str(url.database))
     if not path.exists():
@@ -185,6 +187,23 @@ def ledger_url(db: str | None, *, must_exist: bool, option: str = "--db") -> URL
     if head and head != _SQLITE_MAGIC:
         raise CliError(f"{shown}: {path} is not a SQLite database")
     return url
+
+
+def _require_server_ledger(url: URL, shown: str, option: str) -> None:
+    """A database server's ledger must have its tables already: reading never creates them."""
+    from ..ledger import Ledger
+
+    try:
+        probe = Ledger(url, upgrade=False)
+        try:
+            version = probe.schema_version()
+        finally:
+            probe.close()
+    except LedgerError as exc:
+        raise CliError(f"{shown}: {exc}") from exc
+    if version == 0:
+        where = url.render_as_string(hide_password=True)
+        raise CliError(f"no ledger at {where}; run `cachewise demo` or pass {option}")
 
 
 def when(value: str | None, option: str, now: datetime) -> datetime | None:

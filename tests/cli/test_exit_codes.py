@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,7 +118,7 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("ledger", "info"), ["--db", "{missing}"], ["--db", "{missing}"]),
     (("ledger", "info"), ["--db", "mysql://h/db"], ["--db", "mysql://h/db"]),
     (("ledger", "upgrade"), ["--db", "{not_a_db}"], ["--db", "{not_a_db}"]),
-    (("ledger", "replay"), ["--db", "{missing}"], ["--db", "{missing}"]),
+    (("ledger", "replay"), ["--db", "{folder}"], ["--db", "{folder}"]),
     (("ledger", "reprice"), ["--db", "{missing}", "--table", "{request}"], ["--db", "{missing}"]),
     (
         ("ledger", "reprice"),
@@ -188,7 +189,6 @@ READ_ONLY = [
     ["budget", "check", "--limit", "1", "--since", "1h"],
     ["budget", "baseline", "--since", "1d", "--output", "baseline.json"],
     ["ledger", "--db", "{db}", "info"],
-    ["ledger", "--db", "{db}", "replay"],
     ["ledger", "--db", "{db}", "reprice", "--table", "{table}"],
 ]
 
@@ -227,3 +227,36 @@ def test_demo_records_into_a_sqlite_url(
     assert sorted(p.name for p in work.iterdir()) == ["demo.sqlite"]  # no folder named "sqlite:"
     with Ledger(target) as ledger:
         assert len(ledger.calls()) == 66
+
+
+@pytest.fixture
+def empty_pg_schema() -> Iterator[str]:
+    """A URL to a fresh, empty PostgreSQL schema (dropped after the test)."""
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    schema = f"cw_cli_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{admin}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            tables = conn.execute(
+                "select count(*) from information_schema.tables where table_schema = %s", (schema,)
+            ).fetchone()
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        assert tables == (0,), f"{tables} tables were created in {schema}"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("args", READ_ONLY, ids=[" ".join(a[:2]) for a in READ_ONLY])
+def test_read_only_commands_create_no_tables_in_postgres(
+    args: list[str], empty_pg_schema: str, files: dict[str, str]
+) -> None:
+    argv = [a.format(db=empty_pg_schema, table=files["request"]) for a in args]
+    if argv[0] != "ledger":
+        argv += ["--db", empty_pg_schema]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2, result.output
+    assert "no ledger at postgresql+psycopg://postgres@127.0.0.1:5432/test" in result.output
