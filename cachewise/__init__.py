@@ -1,8 +1,8 @@
 """cachewise: place Claude prompt-cache breakpoints where they pay, and account for every call.
 
 ``import cachewise`` (and the whole wrap path) imports no pandas, numpy, matplotlib, starlette or
-uvicorn: the report names below (:func:`build_report`, :func:`load_frame`, ...) and
-:func:`session_collector` are imported on first use.
+uvicorn: the report names (:func:`build_report`, :func:`load_frame`, ...), the planner, token
+counter and lint names, and :func:`session_collector` are imported on first use (``_LAZY``).
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ from .errors import (
     UsageError,
 )
 from .ledger import CallRecord, Ledger, Totals
-from .lint import LintWarning, lint, lint_family
-from .planner import Breakpoint, CachePlanner, Plan, Rejected, ReuseStats
 from .pricing import AppliedRates, Cost, Modifiers, PriceBook, price
 from .tags import tags
-from .tokens import AsyncTokenCounter, TokenCounter, TokenMemo
 from .usage import StreamUsage, Usage
 from .wrap import UnsupportedClient, wrap
 
 if TYPE_CHECKING:
     from .budget.collector import session_collector
+    from .lint import LintWarning, lint, lint_family
+    from .planner import Breakpoint, CachePlanner, Plan, Rejected, ReuseStats
     from .reports import build_report, load_frame, render, spend, totals
+    from .tokens import AsyncTokenCounter, TokenCounter, TokenMemo
 
 __version__ = "0.1.0"
 
@@ -96,10 +96,14 @@ __all__ = [
     "wrap",
 ]
 
-#: Public names imported on first use (the analysis layer: pandas), and the module of each.
+#: Public names imported on first use, and the module of each: the analysis layer (pandas), and
+#: what a wrapped client imports only when it plans (wrap() imports the planner when it makes one).
 _LAZY = {
     **dict.fromkeys(("build_report", "load_frame", "render", "spend", "totals"), "reports"),
     "session_collector": "budget.collector",
+    **dict.fromkeys(("LintWarning", "lint", "lint_family"), "lint"),
+    **dict.fromkeys(("Breakpoint", "CachePlanner", "Plan", "Rejected", "ReuseStats"), "planner"),
+    **dict.fromkeys(("AsyncTokenCounter", "TokenCounter", "TokenMemo"), "tokens"),
 }
 
 
