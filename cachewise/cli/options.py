@@ -7,7 +7,7 @@ Each check runs when the option is parsed, before any work, and fails with click
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -223,7 +223,7 @@ def ledger_frame(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    model: str | None = None,
+    model: str | Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The calls of an existing ledger as a frame; any failure is an ``Error:`` naming ``--db``."""

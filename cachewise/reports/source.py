@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ def load_frame(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    model: str | None = None,
+    model: str | Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
     must_exist: bool = True,
 ) -> pd.DataFrame:
