@@ -21,8 +21,8 @@ import pandas as pd
 
 from ..errors import BudgetConfigError, UnknownModelError
 from ..pricing import PriceBook
-from ..reports.columns import ZERO
 from ..reports.frames import annotate, spend, totals
+from .base import RUN_TAG, ZERO, window_start
 from .config import BudgetSpec
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "window_start",
 ]
 
-RUN_TAG = "run_id"
 BASELINE_FORMAT = 1
 
 
@@ -82,16 +81,6 @@ class BudgetResult:
             "failures": list(self.failures),
             "notes": list(self.notes),
         }
-
-
-def window_start(window: str, now: datetime, run_since: datetime | None) -> datetime | None:
-    """Start of ``window`` at ``now`` (UTC): the run marker, the UTC day, or the UTC month."""
-    now = now.astimezone(UTC)
-    if window == "day":
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if window == "month":
-        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return run_since
 
 
 def _has_tags(tags: Any, wanted: Mapping[str, str]) -> bool:
@@ -152,6 +141,8 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BudgetConfigError(file, "<file>", f"cannot read baseline: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise BudgetConfigError(file, "<json>", f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("cachewise_baseline") != BASELINE_FORMAT:

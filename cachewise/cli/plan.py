@@ -11,10 +11,11 @@ from typing import Any
 import click
 import httpx
 
-from ..errors import CachewiseError
 from ..lint import lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
+from .errors import finding
+from .options import HttpUrl, OutputPath, write_output
 
 __all__ = ["lint", "plan"]
 
@@ -24,9 +25,13 @@ def _load(path: str) -> dict[str, Any]:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         data = json.loads(text)
     except OSError as exc:
-        raise click.FileError(path, hint=str(exc.strerror or exc)) from exc
+        raise click.BadParameter(
+            f"cannot read {path!r}: {exc.strerror or exc}", param_hint="REQUEST"
+        ) from exc
     except ValueError as exc:
         raise click.BadParameter(f"{path} is not valid JSON: {exc}", param_hint="REQUEST") from exc
+    except RecursionError as exc:
+        raise click.BadParameter(f"{path} is nested too deeply to read", param_hint="REQUEST") from exc
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path} must hold one Messages request object", param_hint="REQUEST")
     return data
@@ -36,7 +41,9 @@ def _load(path: str) -> dict[str, Any]:
 @click.argument("request_file", metavar="REQUEST", type=click.Path(allow_dash=True))
 @click.option("--model", help="Plan for this model instead of the request's own.")
 @click.option(
-    "--base-url", help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API)."
+    "--base-url",
+    type=HttpUrl(),
+    help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API).",
 )
 @click.option(
     "--api-key", envvar="ANTHROPIC_API_KEY", help="API key for count_tokens (default $ANTHROPIC_API_KEY)."
@@ -45,7 +52,7 @@ def _load(path: str) -> dict[str, Any]:
 @click.option(
     "--memo", type=click.Path(dir_okay=False), help="Token-count memo file (default in the user cache dir)."
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the planned request JSON here.")
+@click.option("--output", "-o", type=OutputPath(), help="Write the planned request JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
 def plan(
     request_file: str,
@@ -54,7 +61,7 @@ def plan(
     api_key: str | None,
     offline: bool,
     memo: str | None,
-    output: str | None,
+    output: Path | None,
     as_json: bool,
 ) -> None:
     """Plan prompt-cache breakpoints for REQUEST (a Messages request as JSON; - for stdin) and explain them.
@@ -79,16 +86,12 @@ def plan(
             http, base_url=url, api_key=api_key, memo=TokenMemo(memo) if memo else TokenMemo.default()
         )
     try:
-        result = CachePlanner(counter).plan(request, record=False)
-    except CachewiseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        result = CachePlanner(counter).plan(request, record=False)  # a CachewiseError exits 2 (CliGroup)
     finally:
         if http is not None:
             http.close()
     if output:
-        Path(output).write_text(
-            json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        write_output(output, json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", "--output")
     if as_json:
         click.echo(
             json.dumps(
@@ -143,4 +146,4 @@ def lint(request_files: tuple[str, ...], strict: bool) -> None:
     if not warnings:
         click.echo("no cache busters found")
     if strict and warnings:
-        raise SystemExit(1)
+        finding()

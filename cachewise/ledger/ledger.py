@@ -29,9 +29,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import platformdirs
 from sqlalchemy.engine import URL
 
@@ -45,6 +44,9 @@ from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
 from .writer import Writer, WriterStats
+
+if TYPE_CHECKING:
+    import pandas as pd  # only the frame readers need it; imported there
 
 __all__ = ["Ledger"]
 

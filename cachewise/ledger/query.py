@@ -13,10 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -37,6 +36,10 @@ from .record import CallRecord
 from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls, quarantine
 from .types import Money
 
+if TYPE_CHECKING:  # pandas and numpy are imported by the frame readers only, not by the wrap path
+    import numpy as np
+    import pandas as pd
+
 __all__ = [
     "FRAME_COLUMNS",
     "FRAME_DTYPES",
@@ -49,7 +52,7 @@ __all__ = [
     "read_totals",
 ]
 
-_STR: Any = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
+_STR: Any = "str" if int(version("pandas").split(".")[0]) >= 3 else object
 
 #: Column order and dtypes of :meth:`Ledger.to_frame` (documented in docs/ledger.md).
 FRAME_DTYPES: dict[str, Any] = {
@@ -149,6 +152,8 @@ def _frame_select(dialect: str) -> Select[Any]:
 
 
 def _money(values: Sequence[Any]) -> np.ndarray[Any, Any]:
+    import numpy as np
+
     memo: dict[Any, Decimal] = {}
     out = np.empty(len(values), dtype=object)
     for i, text in enumerate(values):
@@ -163,6 +168,9 @@ def _money(values: Sequence[Any]) -> np.ndarray[Any, Any]:
 
 
 def _chunk_frame(rows: Sequence[Any], dialect: str) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     columns = list(zip(*rows, strict=True))
     data: dict[str, Any] = {}
     for name, values in zip(FRAME_COLUMNS, columns, strict=True):
@@ -194,11 +202,15 @@ def _chunk_frame(rows: Sequence[Any], dialect: str) -> pd.DataFrame:
 
 
 def empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in FRAME_DTYPES.items()})
 
 
 def read_frame(conn: Connection, flt: Filter, *, chunk: int = 100_000) -> pd.DataFrame:
     """The calls matching ``flt`` as a DataFrame (dtypes: :data:`FRAME_DTYPES`), oldest first."""
+    import pandas as pd
+
     dialect = conn.dialect.name
     stmt = flt.apply(_frame_select(dialect)).order_by(calls.c.started_at, calls.c.id)
     result = conn.execution_options(stream_results=True, yield_per=chunk).execute(stmt)

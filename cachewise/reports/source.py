@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..errors import LedgerError
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 __all__ = ["load_frame"]
 
 
 def load_frame(
-    db: str | None = None,
+    db: str | Path | URL | None = None,
     *,
     since: datetime | None = None,
     until: datetime | None = None,

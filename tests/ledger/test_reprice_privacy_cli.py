@@ -135,5 +135,5 @@ def test_cli_reports_an_unreachable_database_clearly(tmp_path: Path) -> None:
         cli,
         ["ledger", "--db", "postgresql://postgres@127.0.0.1:1/test", "--spool-dir", str(tmp_path), "info"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "is unavailable" in result.output

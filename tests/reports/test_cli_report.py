@@ -82,6 +82,26 @@ def test_html_self_contained(hand_db: str, tmp_path: Path) -> None:
     assert "INCOMPLETE" in page
 
 
+def test_html_without_matplotlib_has_the_tables_and_says_how_to_get_charts(
+    hand_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib...` now fails
+    target = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        cli, ["report", "--db", hand_db, *WINDOW, "--format", "html", "--output", str(target)]
+    )
+    assert result.exit_code == 0, result.output
+    page = target.read_text()
+    assert "data:image/png" not in page
+    assert "pip install &#x27;cachewise[charts]&#x27;" in page
+    assert "<h2>Spend and savings by model</h2><table>" in page and "INCOMPLETE" in page
+    assert "pip install 'cachewise[charts]'" in result.output  # said on stderr too
+
+
 def test_output_file_and_filters(hand_db: str, tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     code, _ = run("report", "--db", hand_db, *WINDOW, "--tag", "feature=search", "--format", "json",
@@ -104,7 +124,7 @@ def test_bad_arguments(hand_db: str) -> None:
 def test_missing_ledger_is_an_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.db"
     code, out = run("report", "--db", str(missing))
-    assert code == 1 and "no ledger at" in out
+    assert code == 2 and "no ledger at" in out
     assert not missing.exists()  # not created empty
     result = CliRunner().invoke(
         cli, ["budget", "check", "--db", str(missing), "--limit", "1", "--since", "1h"]

@@ -97,5 +97,5 @@ def test_ingest_batch_created_elsewhere(
     bill = {b["custom_id"]: Decimal(b["cost_total"]) for b in emulator.emulator.bill()}
     assert {r.custom_id: r.cost.cost_total for r in rows if r.cost} == bill
     missing = CliRunner().invoke(cli, ["ledger", "--db", str(db), "ingest-batch", "msgbatch_nope"], env=env)
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "could not read batch msgbatch_nope" in missing.output
