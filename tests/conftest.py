@@ -18,7 +18,7 @@ Layout rule (checked by ``tests/test_layout.py``): the tests mirror ``cachewise/
 * No test imports ``benchmarks``; speed is measured there, never asserted here.
 
 A fixture that tests in more than one folder need lives in a module of ``tests/fixtures/``,
-registered here once (pytest reads ``pytest_plugins`` only in the root conftest), so a test
+registered here once (pytest refuses ``pytest_plugins`` in any conftest but the root one), so a test
 can move between folders without taking its fixtures along.
 """
 
