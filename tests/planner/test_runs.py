@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.tokens import TokenCounter, TokenMemo
-
-from .conftest import TABLE, VirtualClock, fake_tokens, words
+from tests.fixtures.planning import TABLE, VirtualClock, fake_tokens
+from tests.strategies import words
 
 MARK = {"type": "ephemeral"}
 

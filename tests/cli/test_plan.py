@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from cachewise.cli import cli
 from cachewise.emulator import EmulatorServer
-
-from .conftest import words
+from tests.strategies import words
 
 
 def write(tmp_path: Path, name: str, body: dict[str, Any]) -> str:

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from cachewise.lint import lint, lint_family
-
-from .conftest import words
+from tests.strategies import words
 
 
 def request(system: str, **over: Any) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from cachewise.errors import TokenCountError
 from cachewise.prompt import Prompt
 from cachewise.tokens import AsyncTokenCounter, TokenCounter, TokenMemo, prefix_bounds
-
-from .conftest import FakeCount, fake_tokens, words
+from tests.fixtures.planning import FakeCount, fake_tokens
+from tests.strategies import words
 
 
 def request(n: int = 3) -> dict[str, Any]:

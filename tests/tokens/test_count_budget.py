@@ -24,8 +24,7 @@ from cachewise.ledger import Ledger
 from cachewise.planner import DEFAULT_COUNT_BUDGET, CachePlanner
 from cachewise.prompt import Prompt
 from cachewise.tokens import AsyncTokenCounter, TokenCounter, TokenMemo
-
-from .conftest import words
+from tests.strategies import words
 
 API_KEY = "sk-ant-planner-budget"
 MODEL = "claude-sonnet-4-6"
