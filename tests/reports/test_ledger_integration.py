@@ -10,7 +10,7 @@ import pandas as pd
 from cachewise.ledger import Ledger
 from cachewise.reports import frame_from_records, load_frame, spend, totals
 
-from .conftest import SONNET, hand_rows, records_from_rows
+from tests.fixtures.frames import SONNET, hand_rows, records_from_rows
 
 
 def test_real_ledger_matches_hand_figures(hand_db: str, hand_frame: pd.DataFrame) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from cachewise.tags import current, tags
 
-from .conftest import make_record
+from tests.ledger.conftest import make_record
 
 
 def test_nesting_merges_inner_wins_and_restores() -> None:

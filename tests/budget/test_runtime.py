@@ -14,7 +14,7 @@ from cachewise.errors import BudgetExceeded, UnknownModelError, UnpricedSpend
 from cachewise.ledger import Ledger
 from cachewise.pricing import PriceBook
 
-from .conftest import HAIKU, SONNET, UNKNOWN, records_from_rows, row, write_ledger
+from tests.fixtures.frames import HAIKU, SONNET, UNKNOWN, records_from_rows, row, write_ledger
 
 AT = datetime(2026, 11, 1, 12, tzinfo=UTC)
 BOOK = PriceBook.default()
