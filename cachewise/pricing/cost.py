@@ -29,6 +29,16 @@ __all__ = ["Cost", "Modifiers", "price"]
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1_000)
+#: The priced components of :class:`Cost`, in the order they are summed and stored.
+_COMPONENTS = (
+    "input",
+    "cache_write_5m",
+    "cache_write_1h",
+    "cache_read",
+    "output",
+    "web_search",
+    "code_execution",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +87,10 @@ class Cost:
         return self.no_cache_total - self.total
 
     def as_dict(self) -> dict[str, Any]:
+        """The ledger's cost columns: ``cost_<component>``, then total, no-cache total and savings."""
+        parts = {f"cost_{name}": getattr(self, name) for name in _COMPONENTS}
         return {
-            "cost_input": self.input,
-            "cost_cache_write_5m": self.cache_write_5m,
-            "cost_cache_write_1h": self.cache_write_1h,
-            "cost_cache_read": self.cache_read,
-            "cost_output": self.output,
-            "cost_web_search": self.web_search,
-            "cost_code_execution": self.code_execution,
+            **parts,
             "cost_total": self.total,
             "cost_no_cache": self.no_cache_total,
             "savings": self.savings,
