@@ -25,7 +25,7 @@ from ..errors import NoPriceError
 from ..usage import Usage
 from .book import AppliedRates, PriceBook, to_utc
 
-__all__ = ["Cost", "Modifiers", "price"]
+__all__ = ["COST_FIELDS", "Cost", "Modifiers", "price"]
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1_000)
@@ -38,6 +38,14 @@ _COMPONENTS = (
     "output",
     "web_search",
     "code_execution",
+)
+#: :meth:`Cost.as_dict`'s keys, in order: ``cost_<component>``, total, no-cache total, savings
+#: (the ledger's cost columns).
+COST_FIELDS: tuple[str, ...] = (
+    *(f"cost_{name}" for name in _COMPONENTS),
+    "cost_total",
+    "cost_no_cache",
+    "savings",
 )
 
 
@@ -87,14 +95,9 @@ class Cost:
         return self.no_cache_total - self.total
 
     def as_dict(self) -> dict[str, Any]:
-        """The ledger's cost columns: ``cost_<component>``, then total, no-cache total and savings."""
-        parts = {f"cost_{name}": getattr(self, name) for name in _COMPONENTS}
-        return {
-            **parts,
-            "cost_total": self.total,
-            "cost_no_cache": self.no_cache_total,
-            "savings": self.savings,
-        }
+        """The cost by :data:`COST_FIELDS` (the ledger's cost columns)."""
+        parts = tuple(getattr(self, name) for name in _COMPONENTS)
+        return dict(zip(COST_FIELDS, (*parts, self.total, self.no_cache_total, self.savings), strict=True))
 
 
 def price(
