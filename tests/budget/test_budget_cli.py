@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cachewise.cli import cli
-
 from tests.fixtures.frames import HAIKU, SONNET, row, write_ledger
 
 AT = ["--since", "2026-11-01T00:00:00", "--at", "2026-11-02T23:00:00"]

@@ -13,7 +13,6 @@ from cachewise.budget import RuntimeBudget, estimate_cost, prompt_token_bound
 from cachewise.errors import BudgetExceeded, UnknownModelError, UnpricedSpend
 from cachewise.ledger import Ledger
 from cachewise.pricing import PriceBook
-
 from tests.fixtures.frames import HAIKU, SONNET, UNKNOWN, records_from_rows, row, write_ledger
 
 AT = datetime(2026, 11, 1, 12, tzinfo=UTC)

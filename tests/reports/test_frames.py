@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from cachewise.reports import annotate, call_detail, prefix_families, spend, totals, unpriced
-
 from tests.fixtures.frames import HAIKU, SONNET, UNKNOWN, row
 
 D = Decimal

@@ -9,7 +9,6 @@ import pandas as pd
 
 from cachewise.ledger import Ledger
 from cachewise.reports import frame_from_records, load_frame, spend, totals
-
 from tests.fixtures.frames import SONNET, hand_rows, records_from_rows
 
 

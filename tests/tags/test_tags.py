@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cachewise.tags import current, tags
-
 from tests.ledger.conftest import make_record
 
 
