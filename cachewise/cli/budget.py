@@ -19,7 +19,16 @@ from ..budget.config import BudgetSpec, find_config, load_budgets
 from ..budget.output import github_annotations, junit_xml, results_json, step_summary, text
 from ..errors import BudgetConfigError
 from .errors import CliError, finding
-from .options import OutputPath, db_option, ledger_frame, output_problem, tag_option, when, write_output
+from .options import (
+    OutputPath,
+    db_option,
+    ledger_frame,
+    ledger_quarantine,
+    output_problem,
+    tag_option,
+    when,
+    write_output,
+)
 
 __all__ = ["budget"]
 
@@ -107,7 +116,10 @@ def check(
     starts = [window_start(spec.window, now, run_since) for spec in budgets]
     earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
     frame = ledger_frame(db, since=earliest, until=now)
-    results = check_budgets(frame, budgets, now=now, run_since=run_since, run_id=run_id)
+    quarantine = ledger_quarantine(db, since=earliest, until=now)
+    results = check_budgets(
+        frame, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine
+    )
     if json_out == Path("-"):
         click.echo(results_json(results), nl=False)
     else:

@@ -234,3 +234,21 @@ def ledger_frame(
         return load_frame(url, since=since, until=until, model=model, tags=tags or None)
     except LedgerError as exc:
         raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+
+
+def ledger_quarantine(
+    db: str | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model: str | Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The records an existing ledger quarantined in the window (calls in no total), as a frame."""
+    from ..reports.source import load_quarantine
+
+    url = ledger_url(db, must_exist=True)
+    try:
+        return load_quarantine(url, since=since, until=until, model=model, tags=tags or None)
+    except LedgerError as exc:
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc

@@ -12,7 +12,7 @@ from ..pricing import PriceBook
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from .options import OutputPath, db_option, ledger_frame, tag_option, when, write_output
+from .options import OutputPath, db_option, ledger_frame, ledger_quarantine, tag_option, when, write_output
 
 __all__ = ["report"]
 
@@ -87,10 +87,11 @@ def report(
         )
     names = _model_names(model)
     frame = ledger_frame(db, since=start, until=end, model=names, tags=tags)
+    quarantine = ledger_quarantine(db, since=start, until=end, model=names, tags=tags)
     if model is not None and not len(frame):
         click.echo(f"note: --model {model} matched no call in the window", err=True)
     try:
-        result = build_report(frame, by, top=top, calls=calls, since=start, until=end)
+        result = build_report(frame, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
     text = render(result, fmt)

@@ -55,7 +55,7 @@ class Report:
 
     @property
     def complete(self) -> bool:
-        return bool(self.totals["unpriced_calls"] == 0)
+        return bool(self.totals["unpriced_calls"] == 0 and self.totals["quarantined_calls"] == 0)
 
 
 def build_report(
@@ -66,13 +66,19 @@ def build_report(
     calls: int = 0,
     since: datetime | None = None,
     until: datetime | None = None,
+    quarantine: pd.DataFrame | None = None,
 ) -> Report:
     """Spend and savings by ``by``, the ``top`` costliest prefix families, the unpriced calls,
-    and (``calls`` > 0) that many most recent calls."""
+    and (``calls`` > 0) that many most recent calls.
+
+    ``quarantine`` (:func:`cachewise.reports.source.load_quarantine`): the records the database
+    refused in the same window and scope; they are in no total, so a report with any is incomplete.
+    """
     rows = annotate(frame)
+    summary = totals(rows) | {"quarantined_calls": 0 if quarantine is None else len(quarantine)}
     return Report(
         by=group_keys(by),
-        totals=totals(rows),
+        totals=summary,
         groups=spend(rows, by),
         families=prefix_families(rows, top),
         unpriced=unpriced(rows),
@@ -126,18 +132,24 @@ def headline(report: Report) -> list[str]:
     window = f"{start} .. {_key(report.until) if report.until else 'now'}"
     lines = [
         f"window: {window}",
-        f"calls: {t['calls']:,} ({t['unpriced_calls']:,} unpriced)",
+        f"calls: {t['calls']:,} ({t['unpriced_calls']:,} unpriced"
+        + (f", {t['quarantined_calls']:,} quarantined)" if t["quarantined_calls"] else ")"),
         f"spend: ${_money(t['cost_total'])}"
-        + ("" if report.complete else " (INCOMPLETE: unpriced calls left out)"),
+        + ("" if report.complete else " (INCOMPLETE: unpriced or quarantined calls left out)"),
         f"without caching: ${_money(t['cost_no_cache'])}; saved: ${_money(t['savings'])}",
         f"cache hit ratio: {_cell(t['hit_ratio'], 'pct')}; "
         f"wasted writes: {t['wasted_write_tokens']:,} tokens (${_money(t['wasted_write_cost'])})",
         f"effective input price: ${_cell(t['effective_input_price'], 'money')} per million prompt tokens",
     ]
-    if not report.complete:
+    if t["unpriced_calls"]:
         lines.append(
             f"UNPRICED: {t['unpriced_calls']:,} calls, {t['unpriced_prompt_tokens']:,} prompt and "
             f"{t['unpriced_output_tokens']:,} output tokens have no price and are not in any total"
+        )
+    if t["quarantined_calls"]:
+        lines.append(
+            f"QUARANTINED: {t['quarantined_calls']:,} calls the database refused are not in any total "
+            "(`cachewise ledger info` lists them with their reasons)"
         )
     return lines
 
