@@ -200,7 +200,7 @@ def test_refused_is_told_apart_from_unreachable(exc: Any, refused: bool) -> None
 def test_ten_thousand_rows_with_hostile_ones_count_exactly(
     open_ledger: Callable[..., Ledger], backend: Backend
 ) -> None:
-    """The figure in docs/reliability-ledger.md: rows + quarantined == submitted, no good row lost."""
+    """The figure in docs/reliability.md ("The ledger"): rows + quarantined == submitted, no good row lost."""
     hostile = {i: KINDS[n % len(KINDS)] for n, i in enumerate(range(17, 10_000, 1000))}
     led = open_ledger()
     for i in range(10_000):
