@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
 import click
 
 __all__ = ["demo"]
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # sqlite:///x as a Path is sqlite:/x; C:/x is a path
 
 
 def _usd(value: Decimal) -> str:
@@ -31,6 +34,10 @@ def demo(db: Path | None, live: bool) -> None:
     """Run a realistic workload with and without cachewise on the embedded emulator; print the savings."""
     from ..demo import run_demo
 
+    if db is not None and _URL.match(str(db)):  # a URL is no file path: it would become folders
+        raise click.BadParameter(
+            f"{str(db)!r} is a URL; the demo records into a SQLite file: give its path", param_hint="--db"
+        )
     if live and not os.environ.get("ANTHROPIC_API_KEY"):
         raise click.UsageError(
             "--live needs ANTHROPIC_API_KEY; without it the demo runs on the embedded emulator"

@@ -25,7 +25,9 @@ def _parse_start(value: str | None) -> datetime | None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8089, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8089, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
 @click.option("--start", help="Virtual clock start (ISO 8601, UTC if no zone); default 2026-11-20T12:00:00Z.")
 @click.option("--real-time", is_flag=True, help="Follow the wall clock instead of a virtual clock.")
 @click.option(

@@ -14,7 +14,9 @@ __all__ = ["proxy"]
     show_default=True,
     help="Interface to bind. Loopback by default; binding elsewhere exposes the proxy to your network.",
 )
-@click.option("--port", default=8787, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on."
+)
 @click.option(
     "--upstream",
     default="https://api.anthropic.com",
