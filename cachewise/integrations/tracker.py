@@ -481,13 +481,17 @@ class StreamRecorder:
             tracker._record_error(prepared, self.request_id, f"http_{self.status}", latency, "stream")
             return
         stream = tap.stream
-        if not stream.seen_start:
-            tracker._record_error(
+        if not stream.seen_start:  # a 2xx answer is billed, but nothing says what it cost: unpriced
+            tracker._record(
                 prepared,
-                self.request_id,
-                tap.error_type or (type(error).__name__ if error else "no_message_start"),
-                latency,
-                "stream",
+                usage=Usage.read(None),
+                request_id=str(self.request_id or f"local_{uuid.uuid4().hex}"),
+                message_id=None,
+                model=prepared.model,
+                latency_ms=latency,
+                endpoint="stream",
+                incomplete=True,
+                error_type=tap.error_type or (type(error).__name__ if error else "no_message_start"),
             )
             return
         incomplete = not stream.complete or tap.error_type is not None or error is not None

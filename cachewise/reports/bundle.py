@@ -126,6 +126,11 @@ def _table_rows(table: pd.DataFrame, keys: Sequence[str]) -> tuple[list[str], li
     return head, body
 
 
+def _incomplete(t: dict[str, Any]) -> str:
+    left_out = [kind for kind in ("unpriced", "quarantined") if t[f"{kind}_calls"]]
+    return f" (INCOMPLETE: {' and '.join(left_out)} calls left out)" if left_out else ""
+
+
 def headline(report: Report) -> list[str]:
     t = report.totals
     start = _key(report.since) if report.since else "start"
@@ -134,8 +139,7 @@ def headline(report: Report) -> list[str]:
         f"window: {window}",
         f"calls: {t['calls']:,} ({t['unpriced_calls']:,} unpriced"
         + (f", {t['quarantined_calls']:,} quarantined)" if t["quarantined_calls"] else ")"),
-        f"spend: ${_money(t['cost_total'])}"
-        + ("" if report.complete else " (INCOMPLETE: unpriced or quarantined calls left out)"),
+        f"spend: ${_money(t['cost_total'])}" + _incomplete(t),
         f"without caching: ${_money(t['cost_no_cache'])}; saved: ${_money(t['savings'])}",
         f"cache hit ratio: {_cell(t['hit_ratio'], 'pct')}; "
         f"wasted writes: {t['wasted_write_tokens']:,} tokens (${_money(t['wasted_write_cost'])})",
