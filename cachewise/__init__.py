@@ -2,7 +2,8 @@
 
 ``import cachewise`` (and the whole wrap path) imports no pandas, numpy, matplotlib, starlette or
 uvicorn: the report names (:func:`build_report`, :func:`load_frame`, ...), the planner, token
-counter and lint names, and :func:`session_collector` are imported on first use (``_LAZY``).
+counter and lint names, :class:`Ledger` and its rows (SQLAlchemy), the budget names and
+:func:`session_collector` are imported on first use (``_LAZY``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .budget import RuntimeBudget, estimate_cost
 from .errors import (
     BudgetConfigError,
     BudgetExceeded,
@@ -29,14 +29,15 @@ from .errors import (
     UnpricedSpend,
     UsageError,
 )
-from .ledger import CallRecord, Ledger, Totals
 from .pricing import AppliedRates, Cost, Modifiers, PriceBook, price
 from .tags import tags
 from .usage import StreamUsage, Usage
 from .wrap import UnsupportedClient, wrap
 
 if TYPE_CHECKING:
+    from .budget import RuntimeBudget, estimate_cost
     from .budget.collector import session_collector
+    from .ledger import CallRecord, Ledger, Totals
     from .lint import LintWarning, lint, lint_family
     from .planner import Breakpoint, CachePlanner, Plan, Planner, Rejected, ReuseStats
     from .reports import build_report, load_frame, render, spend, totals
@@ -97,11 +98,14 @@ __all__ = [
     "wrap",
 ]
 
-#: Public names imported on first use, and the module of each: the analysis layer (pandas), and
-#: what a wrapped client imports only when it plans (wrap() imports the planner when it makes one).
+#: Public names imported on first use, and the module of each: the analysis layer (pandas), the
+#: ledger (SQLAlchemy) and the budgets, and what a wrapped client imports only when it plans (wrap()
+#: imports the planner when it makes one).
 _LAZY = {
     **dict.fromkeys(("build_report", "load_frame", "render", "spend", "totals"), "reports"),
     "session_collector": "budget.collector",
+    **dict.fromkeys(("RuntimeBudget", "estimate_cost"), "budget"),
+    **dict.fromkeys(("CallRecord", "Ledger", "Totals"), "ledger"),
     **dict.fromkeys(("LintWarning", "lint", "lint_family"), "lint"),
     **dict.fromkeys(("Breakpoint", "CachePlanner", "Plan", "Planner", "Rejected", "ReuseStats"), "planner"),
     **dict.fromkeys(("AsyncTokenCounter", "TokenCounter", "TokenMemo"), "tokens"),

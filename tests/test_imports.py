@@ -13,10 +13,24 @@ import pytest
 
 HEAVY = ("pandas", "numpy", "matplotlib", "starlette", "uvicorn")
 
+#: What a bare ``import cachewise`` leaves out besides: the ledger's database layer (SQLAlchemy),
+#: plain ``httpx`` with its command line (click, rich, pygments; the SDK uses ``httpx2``), and the
+#: planner and token counter, until a ledger, a transport or a planner is made.
+SEND_PATH_LATER = ("sqlalchemy", "httpx", "click", "rich", "pygments")
+LATER_MODULES = (
+    "cachewise.ledger.ledger",
+    "cachewise.ledger.schema",
+    "cachewise.ledger.types",
+    "cachewise.budget",
+    "cachewise.planner.core",
+    "cachewise.tokens",
+    "cachewise._httpstreams1",
+)
+
 LOADED = f"""
 import json, sys
 heavy = {HEAVY!r}
-print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
+print(json.dumps(sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))))
 """
 
 # A wrapped call through the real SDK against a tiny loopback server (not the emulator: it is a
@@ -66,9 +80,10 @@ server.shutdown()
 """
 
 
-def _loaded(code: str, tmp_path: Path) -> list[str]:
+def _loaded(code: str, tmp_path: Path, roots: tuple[str, ...] = HEAVY) -> list[str]:
+    report = LOADED.replace(f"heavy = {HEAVY!r}", f"heavy = {roots!r}")
     done = subprocess.run(
-        [sys.executable, "-c", code + LOADED],
+        [sys.executable, "-c", code + report],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -96,3 +111,42 @@ def test_lazy_public_names_resolve(name: str) -> None:
 
     assert callable(getattr(cachewise, name))
     assert name in dir(cachewise)
+
+
+def test_import_cachewise_loads_no_database_layer_plain_httpx_or_planner(tmp_path: Path) -> None:
+    assert _loaded("import cachewise\n", tmp_path, SEND_PATH_LATER + LATER_MODULES) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "module"),
+    [
+        ("cachewise.Ledger", "sqlalchemy"),
+        ("cachewise.ledger.Totals", "sqlalchemy"),
+        ("cachewise.RuntimeBudget", "cachewise.budget.runtime"),
+        ("cachewise.CachePlanner", "cachewise.planner.core"),
+        ("cachewise.planner.CachePlanner", "cachewise.tokens"),
+        ("cachewise.httpstreams.Frames1", "httpx"),
+        ("cachewise.integrations.streams.AsyncFrames1", "httpx"),
+    ],
+)
+def test_what_is_left_out_loads_on_first_use(code: str, module: str, tmp_path: Path) -> None:
+    use = f"import cachewise, cachewise.httpstreams, cachewise.integrations.streams\n{code}\n"
+    assert _loaded(use, tmp_path, (module,)) == [module]
+
+
+def test_lazy_package_names_are_the_real_ones() -> None:
+    import httpx
+
+    from cachewise import httpstreams, ledger, planner
+    from cachewise.integrations import streams
+    from cachewise.ledger.ledger import Ledger
+    from cachewise.planner.core import CachePlanner
+
+    assert ledger.Ledger is Ledger
+    assert planner.CachePlanner is CachePlanner
+    assert issubclass(httpstreams.Frames1, httpx.SyncByteStream)
+    assert streams.AsyncFrames1 is httpstreams.AsyncFrames1
+    for package in (ledger, planner, httpstreams, streams):
+        assert set(package.__all__) <= set(dir(package))
+        with pytest.raises(AttributeError, match="no attribute 'nope'"):
+            _ = package.nope

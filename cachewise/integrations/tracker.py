@@ -27,12 +27,10 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..failopen import fail_open, swallow
-from ..ledger import Ledger
 from ..ledger.record import Breakpoint, CallRecord
-from ..planner import Plan
 from ..pricing import Modifiers, PriceBook
 from ..sinks import Budget, LedgerSink, RecordSink, registered
 from ..tags import current as current_tags
@@ -40,6 +38,10 @@ from ..usage import Usage, UsageReading
 from ._planner import AnyPlanner, as_planner
 from .sse import SSETap
 from .steps import adrive, drive
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+    from ..planner import Plan
 
 __all__ = [
     "BudgetLike",

@@ -5,16 +5,24 @@ See docs/ledger.md. The pieces: :mod:`.record` (the row), :mod:`.schema` and
 :mod:`.spool` (getting rows there without losing any), :mod:`.quarantine` (rows the
 database refused), :mod:`.signals` (flushing on SIGTERM/SIGINT), :mod:`.query` and
 :mod:`.reprice` (reading them back).
+
+Only the row (:mod:`.record`) is imported with the package; the rest needs SQLAlchemy and is
+imported on first use of one of its names (``_LAZY``), so the send path stays light.
 """
 
 from __future__ import annotations
 
-from .ledger import Ledger
-from .quarantine import QuarantinedRecord
-from .query import FRAME_COLUMNS, FRAME_DTYPES, Filter, Totals
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .record import Breakpoint, CallRecord, CostBreakdown
-from .spool import ReplayResult
-from .writer import WriterStats
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .quarantine import QuarantinedRecord
+    from .query import FRAME_COLUMNS, FRAME_DTYPES, Filter, Totals
+    from .spool import ReplayResult
+    from .writer import WriterStats
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -29,3 +37,25 @@ __all__ = [
     "Totals",
     "WriterStats",
 ]
+
+#: Names imported on first use (they need SQLAlchemy), and the module each lives in.
+_LAZY = {
+    "Ledger": "ledger",
+    "QuarantinedRecord": "quarantine",
+    **dict.fromkeys(("FRAME_COLUMNS", "FRAME_DTYPES", "Filter", "Totals"), "query"),
+    "ReplayResult": "spool",
+    "WriterStats": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
