@@ -11,7 +11,7 @@ from typing import Any
 import click
 import httpx
 
-from ..lint import lint_family
+from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
 from .errors import finding
@@ -125,25 +125,76 @@ def plan(
         click.echo(result.explain())
 
 
+def _escape_data(value: str) -> str:
+    """A workflow command's message, escaped as cachewise/budget/output.py does for budget annotations."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def _annotation(file: str, warning: LintWarning) -> str:
+    """One GitHub Actions workflow command: ``::warning`` (or ``::error``) on FILE."""
+    message = f"{warning.path}: [{warning.rule}] {warning.message}"
+    return f"::{warning.severity} file={_escape_property(file)},title=cachewise lint::{_escape_data(message)}"
+
+
+def _lint_json(files: tuple[str, ...], warnings: list[LintWarning]) -> str:
+    def of(i: int) -> list[dict[str, Any]]:
+        return [{k: v for k, v in w.as_dict().items() if k != "request"} for w in warnings if w.request == i]
+
+    return json.dumps(
+        {
+            "warnings": len(warnings),
+            "errors": sum(1 for w in warnings if w.severity == "error"),
+            "files": [{"file": name, "warnings": of(i)} for i, name in enumerate(files)],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
 @click.command("lint")
 @click.argument(
     "request_files", metavar="REQUEST...", nargs=-1, required=True, type=click.Path(allow_dash=True)
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 when there is any warning.")
-def lint(request_files: tuple[str, ...], strict: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document: per file, its warnings (rule, path, ...).",
+)
+@click.option(
+    "--github/--no-github",
+    default=None,
+    help="Print GitHub Actions annotations (default: when $GITHUB_ACTIONS is set).",
+)
+def lint(request_files: tuple[str, ...], strict: bool, as_json: bool, github: bool | None) -> None:
     """Warn about cache busters in one or more Messages requests (JSON files, in call order).
 
     One file: volatile content (timestamps, dates, UUIDs, request ids, long hex, nonces)
-    before the last breakpoint, and markers the API rejects. Several files of one family:
-    also reordered tools, tool schemas or tool_use inputs with unstable key order, and where
+    before the last breakpoint, and markers the API rejects (a cache_control type other
+    than "ephemeral", a ttl other than "5m" or "1h"). Several files of one family: also
+    reordered tools, tool schemas or tool_use inputs with unstable key order, and where
     the shared prefix breaks between calls.
+
+    With --json the document goes to stdout and any annotations to stderr.
     """
     requests = [_load(path) for path in request_files]
     warnings = lint_family(requests)
-    for warning in warnings:
-        name = request_files[warning.request] if warning.request is not None else ""
-        click.echo(f"{name}: {warning}" if name else str(warning))
-    if not warnings:
-        click.echo("no cache busters found")
+    if as_json:
+        click.echo(_lint_json(request_files, warnings))
+    else:
+        for warning in warnings:
+            name = request_files[warning.request] if warning.request is not None else ""
+            click.echo(f"{name}: {warning}" if name else str(warning))
+        if not warnings:
+            click.echo("no cache busters found")
+    if github if github is not None else bool(os.environ.get("GITHUB_ACTIONS")):
+        for warning in warnings:
+            name = request_files[warning.request] if warning.request is not None else request_files[0]
+            click.echo(_annotation(name, warning), err=as_json)
     if strict and warnings:
         finding()
