@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import httpx
+import json_source_map
 
 from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
@@ -134,10 +135,38 @@ def _escape_property(value: str) -> str:
     return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
-def _annotation(file: str, warning: LintWarning) -> str:
-    """One GitHub Actions workflow command: ``::warning`` (or ``::error``) on FILE."""
+def _source_lines(path: str) -> dict[str, int]:
+    """JSON pointer -> 1-based line of its key (or value) in the file at ``path``; empty for stdin
+    or a file that cannot be mapped (the annotation then names the file alone)."""
+    if path == "-":
+        return {}
+    try:
+        source = json_source_map.calculate(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError, json_source_map.errors.BaseError):
+        return {}
+    return {
+        pointer: (entry.key_start or entry.value_start).line + 1
+        for pointer, entry in source.items()
+        if pointer
+    }
+
+
+def _line_of(lines: dict[str, int], path: str) -> int | None:
+    """The line of a request path (``system.0.cache_control.ttl``), or of its nearest enclosing field."""
+    parts = [part.replace("~", "~0").replace("/", "~1") for part in path.split(".")]
+    while parts:
+        line = lines.get("/" + "/".join(parts))
+        if line is not None:
+            return line
+        parts.pop()
+    return None
+
+
+def _annotation(file: str, line: int | None, warning: LintWarning) -> str:
+    """One GitHub Actions workflow command: ``::warning`` (or ``::error``) on FILE (and LINE)."""
     message = f"{warning.path}: [{warning.rule}] {warning.message}"
-    return f"::{warning.severity} file={_escape_property(file)},title=cachewise lint::{_escape_data(message)}"
+    where = f"file={_escape_property(file)}" + (f",line={line}" if line is not None else "")
+    return f"::{warning.severity} {where},title=cachewise lint::{_escape_data(message)}"
 
 
 def _lint_json(files: tuple[str, ...], warnings: list[LintWarning]) -> str:
@@ -193,8 +222,10 @@ def lint(request_files: tuple[str, ...], strict: bool, as_json: bool, github: bo
         if not warnings:
             click.echo("no cache busters found")
     if github if github is not None else bool(os.environ.get("GITHUB_ACTIONS")):
+        sources = [_source_lines(path) if warnings else {} for path in request_files]
         for warning in warnings:
-            name = request_files[warning.request] if warning.request is not None else request_files[0]
-            click.echo(_annotation(name, warning), err=as_json)
+            i = warning.request if warning.request is not None else 0
+            line = _line_of(sources[i], warning.path)
+            click.echo(_annotation(request_files[i], line, warning), err=as_json)
     if strict and warnings:
         finding()

@@ -136,7 +136,7 @@ def test_lint_github_annotations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     lines = [line for line in flagged.output.splitlines() if line.startswith("::")]
     escaped = path.replace(",", "%2C")
     assert lines == [
-        f"::warning file={escaped},title=cachewise lint::system: [volatile-content] ISO timestamp "
+        f"::warning file={escaped},line=1,title=cachewise lint::system: [volatile-content] ISO timestamp "
         "'2026-11-22T10:00:00Z' inside the cached prefix (position 0); it changes the prefix on every "
         "call: move it after the last breakpoint or make it stable"
     ]
@@ -156,3 +156,26 @@ def test_lint_bad_input_exits_2(tmp_path: Path) -> None:
     for args in (["lint", str(broken), "--json"], ["lint", str(tmp_path / "missing.json"), "--github"]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 2 and "Error:" in result.output, result.output
+
+
+def test_lint_annotations_point_at_the_line_of_the_path(tmp_path: Path) -> None:
+    body = marked("2h")
+    body["messages"] = [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": "yes"}]}]
+    path = tmp_path / "pretty.json"
+    text = json.dumps(body, indent=2)
+    path.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    expected = {
+        "system.0.cache_control.ttl": 1 + next(i for i, line in enumerate(lines) if '"ttl"' in line),
+        "messages.0.content.0.cache_control": 1
+        + max(i for i, line in enumerate(lines) if "cache_control" in line),
+    }
+    result = CliRunner().invoke(cli, ["lint", str(path), "--github"])
+    found = {
+        line.split("::")[2].split(":")[0]: int(line.split("line=")[1].split(",")[0])
+        for line in result.output.splitlines()
+        if line.startswith("::error ")
+    }
+    assert found == expected
+    stdin = CliRunner().invoke(cli, ["lint", "-", "--github"], input=text)
+    assert "::error file=-,title=cachewise lint::system.0.cache_control.ttl" in stdin.output
