@@ -8,7 +8,9 @@ Rules (each warning names the path of the offending block or field):
   nonce-like tokens, and fields named like ``timestamp`` / ``request_id`` / ``nonce``.
   Binary payloads (``source.data``) and tool-use ids are not inspected.
 * ``invalid-marker`` — markers the API rejects: on thinking or empty text blocks, more
-  than 4, or a 1h marker after a 5m one (docs/api-notes.md §1.2, §1.4).
+  than 4, or a 1h marker after a 5m one (docs/api-notes.md §1.2, §1.4); a ``cache_control``
+  that is not ``{"type": "ephemeral"}`` with an optional ``ttl`` of ``"5m"`` or ``"1h"``
+  (docs/api-notes.md §1.2), e.g. ``"ttl": "2h"``.
 * Given several requests of one family (same model), across consecutive requests:
   ``reordered-tools`` (same tools, another order), ``unsorted-keys`` (a tool schema or a
   ``tool_use.input`` with the same content but another key order, docs/api-notes.md §2.4), and
@@ -24,7 +26,11 @@ from typing import Any, Literal
 
 from .prompt import Prompt, canonical_json
 
-__all__ = ["LintWarning", "lint", "lint_family"]
+#: What a ``cache_control`` may say (docs/api-notes.md §1.2): its one type and the TTLs allowed.
+MARKER_TYPE = "ephemeral"
+ALLOWED_TTLS = ("5m", "1h")
+
+__all__ = ["ALLOWED_TTLS", "MARKER_TYPE", "LintWarning", "lint", "lint_family"]
 
 Severity = Literal["warning", "error"]
 
@@ -64,6 +70,16 @@ class LintWarning:
     message: str
     severity: Severity = "warning"
     request: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The warning as JSON-ready fields (``request`` is the index of the file in call order)."""
+        return {
+            "rule": self.rule,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+            "request": self.request,
+        }
 
     def __str__(self) -> str:
         where = f"request {self.request}: " if self.request is not None else ""
@@ -152,6 +168,70 @@ def lint(request: Mapping[str, Any], *, index: int | None = None) -> list[LintWa
                         )
                     )
     out.extend(_marker_checks(prompt, request, index))
+    out.extend(_marker_shapes(request, index))
+    return out
+
+
+#: Keys under which user JSON lives (tool inputs and schemas, binary data): a ``cache_control``
+#: key there is the user's data, not a marker.
+_USER_DATA_KEYS = frozenset({"input", "input_schema", "data", "metadata"})
+
+
+def _marker_values(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(path of the ``cache_control``, its value) for every marker in a request, at any depth."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key == "cache_control":
+                if item is not None:
+                    yield sub, item
+            elif key not in _USER_DATA_KEYS:
+                yield from _marker_values(item, sub)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _marker_values(item, f"{path}.{i}")
+
+
+def _marker_shapes(request: Mapping[str, Any], index: int | None) -> list[LintWarning]:
+    """A ``cache_control`` the API rejects for its shape: another type, or a TTL not allowed."""
+    allowed = " or ".join(f"{ttl!r}" for ttl in ALLOWED_TTLS)
+    out: list[LintWarning] = []
+    for path, marker in _marker_values(request, ""):
+        if not isinstance(marker, Mapping):
+            out.append(
+                LintWarning(
+                    "invalid-marker",
+                    path,
+                    f"cache_control must be an object {{'type': {MARKER_TYPE!r}}} with an optional ttl "
+                    f"of {allowed}, not {marker!r} (docs/api-notes.md §1.2)",
+                    "error",
+                    index,
+                )
+            )
+            continue
+        kind = marker.get("type")
+        if kind != MARKER_TYPE:
+            out.append(
+                LintWarning(
+                    "invalid-marker",
+                    f"{path}.type",
+                    f"cache_control type {kind!r} is not allowed: the only type is {MARKER_TYPE!r} "
+                    "(docs/api-notes.md §1.2)",
+                    "error",
+                    index,
+                )
+            )
+        if "ttl" in marker and marker["ttl"] not in ALLOWED_TTLS:
+            out.append(
+                LintWarning(
+                    "invalid-marker",
+                    f"{path}.ttl",
+                    f"ttl {marker['ttl']!r} is not allowed: use {allowed}, or leave it out for 5m "
+                    "(docs/api-notes.md §1.2)",
+                    "error",
+                    index,
+                )
+            )
     return out
 
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 import httpx
+import json_source_map
 
-from ..lint import lint_family
+from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
 from .errors import finding
@@ -125,25 +126,106 @@ def plan(
         click.echo(result.explain())
 
 
+def _escape_data(value: str) -> str:
+    """A workflow command's message, escaped as cachewise/budget/output.py does for budget annotations."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def _source_lines(path: str) -> dict[str, int]:
+    """JSON pointer -> 1-based line of its key (or value) in the file at ``path``; empty for stdin
+    or a file that cannot be mapped (the annotation then names the file alone)."""
+    if path == "-":
+        return {}
+    try:
+        source = json_source_map.calculate(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError, json_source_map.errors.BaseError):
+        return {}
+    return {
+        pointer: (entry.key_start or entry.value_start).line + 1
+        for pointer, entry in source.items()
+        if pointer
+    }
+
+
+def _line_of(lines: dict[str, int], path: str) -> int | None:
+    """The line of a request path (``system.0.cache_control.ttl``), or of its nearest enclosing field."""
+    parts = [part.replace("~", "~0").replace("/", "~1") for part in path.split(".")]
+    while parts:
+        line = lines.get("/" + "/".join(parts))
+        if line is not None:
+            return line
+        parts.pop()
+    return None
+
+
+def _annotation(file: str, line: int | None, warning: LintWarning) -> str:
+    """One GitHub Actions workflow command: ``::warning`` (or ``::error``) on FILE (and LINE)."""
+    message = f"{warning.path}: [{warning.rule}] {warning.message}"
+    where = f"file={_escape_property(file)}" + (f",line={line}" if line is not None else "")
+    return f"::{warning.severity} {where},title=cachewise lint::{_escape_data(message)}"
+
+
+def _lint_json(files: tuple[str, ...], warnings: list[LintWarning]) -> str:
+    def of(i: int) -> list[dict[str, Any]]:
+        return [{k: v for k, v in w.as_dict().items() if k != "request"} for w in warnings if w.request == i]
+
+    return json.dumps(
+        {
+            "warnings": len(warnings),
+            "errors": sum(1 for w in warnings if w.severity == "error"),
+            "files": [{"file": name, "warnings": of(i)} for i, name in enumerate(files)],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
 @click.command("lint")
 @click.argument(
     "request_files", metavar="REQUEST...", nargs=-1, required=True, type=click.Path(allow_dash=True)
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 when there is any warning.")
-def lint(request_files: tuple[str, ...], strict: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document: per file, its warnings (rule, path, ...).",
+)
+@click.option(
+    "--github/--no-github",
+    default=None,
+    help="Print GitHub Actions annotations (default: when $GITHUB_ACTIONS is set).",
+)
+def lint(request_files: tuple[str, ...], strict: bool, as_json: bool, github: bool | None) -> None:
     """Warn about cache busters in one or more Messages requests (JSON files, in call order).
 
     One file: volatile content (timestamps, dates, UUIDs, request ids, long hex, nonces)
-    before the last breakpoint, and markers the API rejects. Several files of one family:
-    also reordered tools, tool schemas or tool_use inputs with unstable key order, and where
+    before the last breakpoint, and markers the API rejects (a cache_control type other
+    than "ephemeral", a ttl other than "5m" or "1h"). Several files of one family: also
+    reordered tools, tool schemas or tool_use inputs with unstable key order, and where
     the shared prefix breaks between calls.
+
+    With --json the document goes to stdout and any annotations to stderr.
     """
     requests = [_load(path) for path in request_files]
     warnings = lint_family(requests)
-    for warning in warnings:
-        name = request_files[warning.request] if warning.request is not None else ""
-        click.echo(f"{name}: {warning}" if name else str(warning))
-    if not warnings:
-        click.echo("no cache busters found")
+    if as_json:
+        click.echo(_lint_json(request_files, warnings))
+    else:
+        for warning in warnings:
+            name = request_files[warning.request] if warning.request is not None else ""
+            click.echo(f"{name}: {warning}" if name else str(warning))
+        if not warnings:
+            click.echo("no cache busters found")
+    if github if github is not None else bool(os.environ.get("GITHUB_ACTIONS")):
+        sources = [_source_lines(path) if warnings else {} for path in request_files]
+        for warning in warnings:
+            i = warning.request if warning.request is not None else 0
+            line = _line_of(sources[i], warning.path)
+            click.echo(_annotation(request_files[i], line, warning), err=as_json)
     if strict and warnings:
         finding()

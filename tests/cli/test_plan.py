@@ -85,3 +85,97 @@ def test_lint_reports_paths_and_strict_exit(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["lint", path, "--strict"]).exit_code == 1
     clean = write(tmp_path, "c.json", chat(words(10)))
     assert "no cache busters" in CliRunner().invoke(cli, ["lint", clean]).output
+
+
+def marked(ttl: str) -> dict[str, Any]:
+    body = chat(words(10))
+    body["system"] = [{"type": "text", "text": words(10), "cache_control": {"type": "ephemeral", "ttl": ttl}}]
+    return body
+
+
+def test_lint_flags_an_invalid_ttl_with_its_path_and_the_allowed_values(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.json", marked("2h"))
+    result = CliRunner().invoke(cli, ["lint", path])
+    assert result.exit_code == 0, result.output
+    assert "system.0.cache_control.ttl: [invalid-marker]" in result.output
+    assert "'2h'" in result.output and "'5m' or '1h'" in result.output
+    assert CliRunner().invoke(cli, ["lint", path, "--strict"]).exit_code == 1
+    assert (
+        CliRunner().invoke(cli, ["lint", write(tmp_path, "ok.json", marked("1h")), "--strict"]).exit_code == 0
+    )
+
+
+def test_lint_json_is_one_document_per_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    bad = write(tmp_path, "bad.json", marked("2h"))
+    clean = write(tmp_path, "clean.json", chat(words(10)))
+    result = CliRunner().invoke(cli, ["lint", "--json", bad, clean])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["warnings"] == 1 and doc["errors"] == 1
+    assert [f["file"] for f in doc["files"]] == [bad, clean]
+    (warning,) = doc["files"][0]["warnings"]
+    assert warning["rule"] == "invalid-marker" and warning["severity"] == "error"
+    assert warning["path"] == "system.0.cache_control.ttl" and "'5m' or '1h'" in warning["message"]
+    assert doc["files"][1]["warnings"] == []
+    strict = CliRunner().invoke(cli, ["lint", "--json", "--strict", bad])
+    assert strict.exit_code == 1 and json.loads(strict.stdout)["warnings"] == 1
+    empty = CliRunner().invoke(cli, ["lint", "--json", "--strict", clean])
+    assert empty.exit_code == 0 and json.loads(empty.stdout) == {
+        "warnings": 0,
+        "errors": 0,
+        "files": [{"file": clean, "warnings": []}],
+    }
+
+
+def test_lint_github_annotations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "a,b.json", chat("Now: 2026-11-22T10:00:00Z.\n" + words(10)))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    assert "::" not in CliRunner().invoke(cli, ["lint", path]).output
+    flagged = CliRunner().invoke(cli, ["lint", path, "--github"])
+    lines = [line for line in flagged.output.splitlines() if line.startswith("::")]
+    escaped = path.replace(",", "%2C")
+    assert lines == [
+        f"::warning file={escaped},line=1,title=cachewise lint::system: [volatile-content] ISO timestamp "
+        "'2026-11-22T10:00:00Z' inside the cached prefix (position 0); it changes the prefix on every "
+        "call: move it after the last breakpoint or make it stable"
+    ]
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert CliRunner().invoke(cli, ["lint", path]).output.count("::warning file=") == 1
+    assert "::" not in CliRunner().invoke(cli, ["lint", path, "--no-github"]).output
+    # Under --json the annotations go to stderr and stdout stays one JSON document.
+    both = CliRunner().invoke(cli, ["lint", path, "--json"])
+    assert json.loads(both.stdout)["warnings"] == 1 and both.stderr.startswith("::warning file=")
+    error = CliRunner().invoke(cli, ["lint", write(tmp_path, "t.json", marked("2h")), "--strict"])
+    assert error.exit_code == 1 and "::error file=" in error.output
+
+
+def test_lint_bad_input_exits_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    for args in (["lint", str(broken), "--json"], ["lint", str(tmp_path / "missing.json"), "--github"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2 and "Error:" in result.output, result.output
+
+
+def test_lint_annotations_point_at_the_line_of_the_path(tmp_path: Path) -> None:
+    body = marked("2h")
+    body["messages"] = [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": "yes"}]}]
+    path = tmp_path / "pretty.json"
+    text = json.dumps(body, indent=2)
+    path.write_text(text, encoding="utf-8")
+    lines = text.splitlines()
+    expected = {
+        "system.0.cache_control.ttl": 1 + next(i for i, line in enumerate(lines) if '"ttl"' in line),
+        "messages.0.content.0.cache_control": 1
+        + max(i for i, line in enumerate(lines) if "cache_control" in line),
+    }
+    result = CliRunner().invoke(cli, ["lint", str(path), "--github"])
+    found = {
+        line.split("::")[2].split(":")[0]: int(line.split("line=")[1].split(",")[0])
+        for line in result.output.splitlines()
+        if line.startswith("::error ")
+    }
+    assert found == expected
+    stdin = CliRunner().invoke(cli, ["lint", "-", "--github"], input=text)
+    assert "::error file=-,title=cachewise lint::system.0.cache_control.ttl" in stdin.output

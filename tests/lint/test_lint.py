@@ -125,3 +125,72 @@ def test_family_prefix_churn_names_where_it_breaks() -> None:
     second = request(f"{stable} Build 9a8b7c6d5e4f3a2b1c0d9e8f")
     rules = {(w.rule, w.path) for w in lint_family([first, second])}
     assert ("prefix-churn", "system.0") in rules
+
+
+@pytest.mark.parametrize(
+    ("marker", "path", "allowed"),
+    [
+        ({"type": "ephemeral", "ttl": "2h"}, "system.0.cache_control.ttl", "'5m' or '1h'"),
+        ({"type": "ephemeral", "ttl": 300}, "system.0.cache_control.ttl", "'5m' or '1h'"),
+        ({"type": "persistent"}, "system.0.cache_control.type", "'ephemeral'"),
+        ("ephemeral", "system.0.cache_control", "'ephemeral'"),
+    ],
+)
+def test_a_marker_the_api_rejects_names_its_path_and_the_allowed_values(
+    marker: Any, path: str, allowed: str
+) -> None:
+    body = request(words(5))
+    body["system"][0]["cache_control"] = marker
+    found = [w for w in lint(body) if w.rule == "invalid-marker"]
+    assert [(w.path, w.severity) for w in found] == [(path, "error")]
+    assert allowed in found[0].message and "docs/api-notes.md §1.2" in found[0].message
+
+
+def test_invalid_ttl_is_found_anywhere_a_marker_may_sit() -> None:
+    body = request(words(5), cache_control={"type": "ephemeral", "ttl": "1d"})
+    body["tools"] = [
+        {
+            "name": "f",
+            "input_schema": {"type": "object", "properties": {"cache_control": {"type": "string"}}},
+            "cache_control": {"type": "ephemeral", "ttl": "10m"},
+        }
+    ]
+    body["messages"] = [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t",
+                    "content": [{"type": "text", "text": "ok", "cache_control": {"ttl": "5m"}}],
+                }
+            ],
+        }
+    ]
+    paths = {w.path for w in lint(body) if w.rule == "invalid-marker"}
+    assert paths == {
+        "cache_control.ttl",
+        "tools.0.cache_control.ttl",
+        "messages.0.content.0.content.0.cache_control.type",
+    }
+
+
+@pytest.mark.parametrize("ttl", [None, "5m", "1h"])
+def test_allowed_markers_are_not_flagged(ttl: str | None) -> None:
+    body = request(words(50))
+    if ttl is not None:
+        body["system"][0]["cache_control"]["ttl"] = ttl
+    assert lint(body) == []
+
+
+def test_a_warning_as_json_fields() -> None:
+    body = request(words(5))
+    body["system"][0]["cache_control"]["ttl"] = "2h"
+    (found,) = lint(body, index=3)
+    assert found.as_dict() == {
+        "rule": "invalid-marker",
+        "path": "system.0.cache_control.ttl",
+        "message": found.message,
+        "severity": "error",
+        "request": 3,
+    }
