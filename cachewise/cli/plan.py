@@ -12,6 +12,7 @@ import click
 import httpx
 import json_source_map
 
+from ..annotations import escape_data, escape_property
 from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
@@ -126,15 +127,6 @@ def plan(
         click.echo(result.explain())
 
 
-def _escape_data(value: str) -> str:
-    """A workflow command's message, escaped as cachewise/budget/output.py does for budget annotations."""
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(value: str) -> str:
-    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
-
-
 def _source_lines(path: str) -> dict[str, int]:
     """JSON pointer -> 1-based line of its key (or value) in the file at ``path``; empty for stdin
     or a file that cannot be mapped (the annotation then names the file alone)."""
@@ -165,8 +157,8 @@ def _line_of(lines: dict[str, int], path: str) -> int | None:
 def _annotation(file: str, line: int | None, warning: LintWarning) -> str:
     """One GitHub Actions workflow command: ``::warning`` (or ``::error``) on FILE (and LINE)."""
     message = f"{warning.path}: [{warning.rule}] {warning.message}"
-    where = f"file={_escape_property(file)}" + (f",line={line}" if line is not None else "")
-    return f"::{warning.severity} {where},title=cachewise lint::{_escape_data(message)}"
+    where = f"file={escape_property(file)}" + (f",line={line}" if line is not None else "")
+    return f"::{warning.severity} {where},title=cachewise lint::{escape_data(message)}"
 
 
 def _lint_json(files: tuple[str, ...], warnings: list[LintWarning]) -> str:
