@@ -43,23 +43,28 @@ _STYLE = (
     "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
     "th{background:#f4f4f4;font-weight:600}"
     ".text{text-align:left;overflow-wrap:anywhere}.num{text-align:right;white-space:nowrap}"
+    ".key{white-space:nowrap}"
     ".warn{color:#b00;font-weight:bold}"
-    ".charts{display:flex;flex-wrap:wrap;gap:1em}.charts figure{margin:0;flex:1 1 540px;max-width:100%}"
+    ".charts{display:flex;flex-wrap:wrap;gap:1em}"
+    ".charts figure{margin:0;flex:0 1 calc(50% - .5em);min-width:min(480px,100%)}"
     "img{max-width:100%;height:auto}figcaption{font-weight:600;margin:.3em 0}"
 )
 
 
+_KEY_NOWRAP = 36  # characters: a longer key may wrap, so the page never scrolls sideways
+
+
 def _table(section: Section) -> str:
-    def kind(index: int) -> str:
-        return "text" if index < section.text else "num"
+    def kind(index: int, text: str = "") -> str:
+        if index >= section.text:
+            return "num"
+        return "text key" if index < section.keys and len(text) <= _KEY_NOWRAP else "text"
+
+    def row(cells: list[str]) -> str:
+        return "".join(f'<td class="{kind(i, c)}">{html.escape(c)}</td>' for i, c in enumerate(cells))
 
     th = "".join(f'<th class="{kind(i)}">{html.escape(h)}</th>' for i, h in enumerate(section.head))
-    rows = "".join(
-        "<tr>"
-        + "".join(f'<td class="{kind(i)}">{html.escape(c)}</td>' for i, c in enumerate(cells))
-        + "</tr>"
-        for cells in section.body
-    )
+    rows = "".join(f"<tr>{row(cells)}</tr>" for cells in section.body)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{rows}</tbody></table>"
 
 
