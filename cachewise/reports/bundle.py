@@ -1,8 +1,11 @@
 """A report bundle (:class:`Report`) and what every human format shows of it: the headline and
 the table sections, as text cells.
 
-Money is rounded here, for display only (4 decimal places in tables). A total that leaves out
-unpriced calls is always marked incomplete. The renderings are in :mod:`.render` and :mod:`.html`.
+Money is rounded here, for display only: always 4 decimal places, with the sign before the
+dollar (``-$0.0158``). Prefix families are shown by a short hash and a label (their most common
+model and tag). A total that leaves out unpriced calls is always marked incomplete. Each
+:class:`Section` says which columns are its keys (never dropped or cut) and which make the
+compact layout. The renderings are in :mod:`.render` and :mod:`.html`.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import pandas as pd
 
 from .frames import annotate, call_detail, group_keys, prefix_families, spend, totals, unpriced
 
-__all__ = ["FORMATS", "Report", "Section", "build_report", "headline", "sections"]
+__all__ = ["FORMATS", "SHORT_HASH", "Report", "Section", "build_report", "headline", "money", "sections"]
 
 FORMATS = ("table", "csv", "json", "markdown", "html")
 
 _QUANT = Decimal("0.0001")
+SHORT_HASH = 12  # hex digits of a prefix hash shown in the human formats
 
 # (column, heading, kind) shown in the tables of every human format.
 _COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -32,11 +36,13 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("output_tokens", "output tok", "int"),
     ("hit_ratio", "hit ratio", "pct"),
     ("wasted_write_tokens", "wasted write tok", "int"),
-    ("cost_total", "cost $", "money"),
-    ("cost_no_cache", "no-cache $", "money"),
-    ("savings", "saved $", "money"),
-    ("effective_input_price", "$/MTok in", "money"),
+    ("cost_total", "cost", "money"),
+    ("cost_no_cache", "no-cache", "money"),
+    ("savings", "saved", "money"),
+    ("effective_input_price", "in $/MTok", "money"),
 )
+# The value columns the compact layout (a narrow terminal) keeps, by heading, in order of need.
+_COMPACT = ("calls", "cost", "saved", "hit ratio")
 
 
 @dataclass(frozen=True)
@@ -92,10 +98,17 @@ def build_report(
 # -- cells ----------------------------------------------------------------------------------------
 
 
-def _money(value: Any) -> str:
+def money(value: Any) -> str:
+    """``$1,234.5678``, ``-$0.0158``; ``unpriced`` for ``None``. For display only."""
     if value is None:
         return "unpriced"
-    return f"{Decimal(value).quantize(_QUANT):,}"
+    amount = Decimal(value).quantize(_QUANT)
+    if amount == 0:
+        amount = abs(amount)  # no "-$0.0000"
+    return f"{'-' if amount < 0 else ''}${abs(amount):,}"
+
+
+_money = money
 
 
 def _cell(value: Any, kind: str) -> str:
@@ -139,11 +152,11 @@ def headline(report: Report) -> list[str]:
         f"window: {window}",
         f"calls: {t['calls']:,} ({t['unpriced_calls']:,} unpriced"
         + (f", {t['quarantined_calls']:,} quarantined)" if t["quarantined_calls"] else ")"),
-        f"spend: ${_money(t['cost_total'])}" + _incomplete(t),
-        f"without caching: ${_money(t['cost_no_cache'])}; saved: ${_money(t['savings'])}",
+        f"spend: {_money(t['cost_total'])}" + _incomplete(t),
+        f"without caching: {_money(t['cost_no_cache'])}; saved: {_money(t['savings'])}",
         f"cache hit ratio: {_cell(t['hit_ratio'], 'pct')}; "
-        f"wasted writes: {t['wasted_write_tokens']:,} tokens (${_money(t['wasted_write_cost'])})",
-        f"effective input price: ${_cell(t['effective_input_price'], 'money')} per million prompt tokens",
+        f"wasted writes: {t['wasted_write_tokens']:,} tokens ({_money(t['wasted_write_cost'])})",
+        f"effective input price: {_cell(t['effective_input_price'], 'money')} per million prompt tokens",
     ]
     if t["unpriced_calls"]:
         lines.append(
@@ -179,40 +192,86 @@ _CALL_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cache_read_input_tokens", "read tok", "int"),
     ("output_tokens", "output tok", "int"),
     ("wasted_write_tokens", "wasted tok", "int"),
-    ("cost_total", "cost $", "money"),
-    ("savings", "saved $", "money"),
+    ("cost_total", "cost", "money"),
+    ("savings", "saved", "money"),
 )
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _short(prefix: Any) -> str:
+    return "-" if _missing(prefix) else str(prefix)[:SHORT_HASH]
+
+
 def _call_rows(calls: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    head = ["started_at", "request_id", "model", "prefix_hash", *(h for _, h, _ in _CALL_COLUMNS)]
+    head = ["started_at", "request_id", "model", "prefix", *(h for _, h, _ in _CALL_COLUMNS)]
     body = []
     for record in calls.to_dict("records"):
-        prefix = record.get("prefix_hash")
         cells = [
             pd.Timestamp(record["started_at"]).strftime("%Y-%m-%d %H:%M:%S"),
             str(record["request_id"]),
             str(record["model"]),
-            "-" if prefix is None or (isinstance(prefix, float) and np.isnan(prefix)) else str(prefix),
+            _short(record.get("prefix_hash")),
         ]
         cells += [_cell(record[column], kind) for column, _, kind in _CALL_COLUMNS]
         body.append(cells)
     return head, body
 
 
-Section = tuple[str, list[str], list[list[str]], int]  # title, head, body, leading text columns
+def _family_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Each prefix family's most common model and most common tag (``key=value``)."""
+    labels: dict[str, str] = {}
+    rows = frame[frame["prefix_hash"].notna()]
+    for prefix, group in rows.groupby("prefix_hash", sort=False):
+        parts = [str(group["model"].mode().iloc[0])]
+        tags = [f"{k}={v}" for t in group["tags"] if isinstance(t, dict) for k, v in sorted(t.items())]
+        if tags:
+            parts.append(pd.Series(tags).mode().iloc[0])
+        labels[str(prefix)] = " · ".join(parts)
+    return labels
+
+
+def _family_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    head, body = _table_rows(report.families, ["prefix_hash"])
+    labels = _family_labels(report.frame)
+    out = []
+    for record, cells in zip(report.families.to_dict("records"), body, strict=True):
+        out.append([_short(record["prefix_hash"]), labels.get(str(record["prefix_hash"]), ""), *cells[1:]])
+    return ["prefix", "label", *head[1:]], out
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table: its rows as text cells, its ``keys`` leading columns (never dropped, never
+    cut), its ``text`` leading columns (left-aligned; the rest are numbers, right-aligned), and
+    the columns of the compact layout (indices, keys first, then by need)."""
+
+    title: str
+    head: list[str]
+    body: list[list[str]]
+    keys: int
+    text: int
+    compact: tuple[int, ...]
+
+
+def _section(title: str, head: list[str], body: list[list[str]], keys: int, text: int) -> Section:
+    labels = list(range(keys, text)) if title.startswith(("Costliest", "Unpriced")) else []
+    extra = [*labels, *(head.index(name) for name in _COMPACT if name in head[keys:])]
+    return Section(title, head, body, keys, text, (*range(keys), *extra))
 
 
 def sections(report: Report) -> list[Section]:
     by = report.by or ["all"]
     groups = report.groups if report.by else report.groups.assign(all="all")
-    sections: list[Section] = [(f"Spend and savings by {', '.join(by)}", *_table_rows(groups, by), len(by))]
-    sections.append(("Costliest prefix families", *_table_rows(report.families, ["prefix_hash"]), 1))
+    out = [_section(f"Spend and savings by {', '.join(by)}", *_table_rows(groups, by), len(by), len(by))]
+    out.append(_section("Costliest prefix families", *_family_rows(report), 1, 2))
     if len(report.unpriced):
-        sections.append(("Unpriced calls (not in any total)", *_unpriced_rows(report), 2))
+        out.append(_section("Unpriced calls (not in any total)", *_unpriced_rows(report), 1, 2))
     if report.calls is not None:
-        sections.append((f"Most recent {len(report.calls)} calls", *_call_rows(report.calls), 4))
-    return sections
+        out.append(_section(f"Most recent {len(report.calls)} calls", *_call_rows(report.calls), 2, 4))
+    return out
 
 
 # -- formats --------------------------------------------------------------------------------------

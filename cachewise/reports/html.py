@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import html
 
-from .bundle import Report, headline, sections
+from .bundle import Report, Section, headline, sections
 from .charts import charts_available, daily_spend_chart, hit_ratio_chart, png, savings_chart
 
 __all__ = ["CHARTS_HINT", "to_html"]
@@ -23,29 +23,58 @@ def _charts(report: Report) -> list[str]:
     charts = (
         ("Daily spend by component", daily_spend_chart),
         ("Savings over time", savings_chart),
-        ("Hit ratio by model", hit_ratio_chart),
     )
+    by = report.by or []
     images = [(title, base64.b64encode(png(chart(report.frame))).decode("ascii")) for title, chart in charts]
-    return [
-        f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+    title = f"Hit ratio by {', '.join(by) or 'all'}"
+    images.append((title, base64.b64encode(png(hit_ratio_chart(report.frame, by))).decode("ascii")))
+    figures = "".join(
+        f"<figure><figcaption>{html.escape(title)}</figcaption>"
+        f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></figure>'
         for title, data in images
-    ]
+    )
+    return [f'<div class="charts">{figures}</div>']
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1180px;padding:0 1em;"
+    "box-sizing:border-box}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px;max-width:100%}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
+    "th{background:#f4f4f4;font-weight:600}"
+    ".text{text-align:left;overflow-wrap:anywhere}.num{text-align:right;white-space:nowrap}"
+    ".key{white-space:nowrap}"
+    ".warn{color:#b00;font-weight:bold}"
+    ".charts{display:flex;flex-wrap:wrap;gap:1em}"
+    ".charts figure{margin:0;flex:0 1 calc(50% - .5em);min-width:min(480px,100%)}"
+    "img{max-width:100%;height:auto}figcaption{font-weight:600;margin:.3em 0}"
+)
+
+
+_KEY_NOWRAP = 36  # characters: a longer key may wrap, so the page never scrolls sideways
+
+
+def _table(section: Section) -> str:
+    def kind(index: int, text: str = "") -> str:
+        if index >= section.text:
+            return "num"
+        return "text key" if index < section.keys and len(text) <= _KEY_NOWRAP else "text"
+
+    def row(cells: list[str]) -> str:
+        return "".join(f'<td class="{kind(i, c)}">{html.escape(c)}</td>' for i, c in enumerate(cells))
+
+    th = "".join(f'<th class="{kind(i)}">{html.escape(h)}</th>' for i, h in enumerate(section.head))
+    rows = "".join(f"<tr>{row(cells)}</tr>" for cells in section.body)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def to_html(report: Report) -> str:
-    def table_html(head: list[str], body: list[list[str]]) -> str:
-        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body
-        )
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{rows}</tbody></table>"
-
+    """The page: headline, charts side by side, then every table (text left, numbers right)."""
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8"><title>cachewise cost report</title>',
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "text-align:right}th{background:#f4f4f4}.warn{color:#b00;font-weight:bold}img{max-width:100%}</style>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<style>{_STYLE}</style>",
         "</head><body>",
         "<h1>cachewise cost report</h1>",
         "<ul>"
@@ -57,7 +86,7 @@ def to_html(report: Report) -> str:
         + "</ul>",
     ]
     parts.extend(_charts(report))
-    for title, head, body, _ in sections(report):
-        parts.append(f"<h2>{html.escape(title)}</h2>{table_html(head, body)}")
+    for section in sections(report):
+        parts.append(f"<h2>{html.escape(section.title)}</h2>{_table(section)}")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -1,8 +1,12 @@
 """The renderings of a :class:`~.bundle.Report`: terminal table, CSV, JSON, Markdown, and the
 self-contained HTML page (:mod:`.html`).
 
-JSON and CSV carry the exact ``Decimal`` as a string; the human formats round for display. A total
-that leaves out unpriced calls is always marked incomplete, in every format.
+JSON and CSV carry money as the exact ``Decimal`` in plain notation (``0.0000001``, never
+``1E-7``); ratios are rounded to :data:`RATIO_DIGITS` places and the effective input price (a
+quotient) to :data:`PRICE_QUANT`. The human formats round money for display. The terminal table
+takes the terminal's width: below :data:`COMPACT_BELOW` columns it keeps the compact columns only,
+and it leaves out value columns (saying which) rather than cut a key. A total that leaves out
+unpriced calls is always marked incomplete, in every format.
 """
 
 from __future__ import annotations
@@ -18,15 +22,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bundle import FORMATS, Report, build_report, headline, sections
+from .bundle import FORMATS, Report, Section, build_report, headline, sections
 from .html import to_html
 
-__all__ = ["FORMATS", "Report", "build_report", "render"]
+__all__ = ["COMPACT_BELOW", "FORMATS", "PRICE_QUANT", "RATIO_DIGITS", "Report", "build_report", "render"]
+
+COMPACT_BELOW = 100  # terminal columns
+RATIO_DIGITS = 4
+PRICE_QUANT = Decimal("0.000001")  # USD per million tokens
+_RATIOS = ("hit_ratio", "waste_ratio")
+_PRICES = ("effective_input_price",)
+
+
+def _plain(value: Decimal) -> str:
+    """The exact decimal in plain notation: ``0.0000001`` for ``1E-7``, ``0`` for ``0E-7``."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _field(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _RATIOS and not (isinstance(value, float) and np.isnan(value)):
+        return round(float(value), RATIO_DIGITS)
+    if name in _PRICES and isinstance(value, Decimal):
+        return _plain(value.quantize(PRICE_QUANT))
+    return _jsonable(value)
 
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return _plain(value)
     if isinstance(value, pd.Timestamp | datetime):
         return value.isoformat()
     if isinstance(value, np.integer):
@@ -44,8 +72,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _fields(record: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): _field(str(k), v) for k, v in record.items()}
+
+
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    return [_jsonable(record) for record in table.to_dict("records")]
+    return [_fields(record) for record in table.to_dict("records")]
 
 
 def to_json(report: Report) -> str:
@@ -54,7 +86,7 @@ def to_json(report: Report) -> str:
         "since": _jsonable(report.since),
         "until": _jsonable(report.until),
         "complete": report.complete,
-        "totals": _jsonable(report.totals),
+        "totals": _fields(report.totals),
         "groups": _records(report.groups),
         "prefix_families": _records(report.families),
         "unpriced": _records(report.unpriced),
@@ -69,7 +101,7 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for record in report.groups.to_dict("records"):
-        writer.writerow(["" if (v := _jsonable(record[c])) is None else v for c in columns])
+        writer.writerow(["" if (v := _field(str(c), record[c])) is None else v for c in columns])
     return buffer.getvalue()
 
 
@@ -85,29 +117,68 @@ def _markdown_table(head: list[str], body: list[list[str]]) -> list[str]:
 def to_markdown(report: Report) -> str:
     lines = ["# cachewise cost report", ""]
     lines += [f"- {line}" for line in headline(report)]
-    for title, head, body, _ in sections(report):
-        lines += ["", f"## {title}", "", *_markdown_table(head, body)]
+    for section in sections(report):
+        lines += ["", f"## {section.title}", "", *_markdown_table(section.head, section.body)]
     return "\n".join(lines) + "\n"
 
 
-def to_table(report: Report, width: int | None = None) -> str:
-    from rich.console import Console
+def _rich_table(section: Section, columns: list[int]) -> Any:
+    from rich import box
     from rich.table import Table
 
-    if width is None:  # the terminal's width, never narrower than 120 columns
-        width = max(120, shutil.get_terminal_size((160, 24)).columns)
+    table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for index in columns:
+        table.add_column(
+            section.head[index],
+            justify="left" if index < section.text else "right",
+            # a key or a figure is shown whole or not at all; other text (a reason) may wrap
+            no_wrap=index < section.keys or index >= section.text,
+            overflow="fold",
+        )
+    for cells in section.body:
+        table.add_row(*(cells[index] for index in columns))
+    return table
+
+
+def _fitted(section: Section, console: Any, width: int) -> tuple[Any, int, list[str]]:
+    """The table at ``width``: the compact columns below COMPACT_BELOW; then value columns
+    dropped, least needed first, until it fits. Keys are never dropped or cut: a table of keys
+    wider than ``width`` is printed wider. Returns the table, its width and the left-out headings."""
+    from rich.measure import Measurement
+
+    rest = [i for i in range(len(section.head)) if i not in section.compact]
+    wanted = [*section.compact, *([] if width < COMPACT_BELOW else rest)]  # by need
+    left_out = [i for i in range(len(section.head)) if i not in wanted]
+    while True:
+        table = _rich_table(section, sorted(wanted))
+        need = Measurement.get(console, console.options.update_width(10_000), table).minimum
+        if need <= width or len(wanted) <= section.keys:
+            return table, max(need, width), [section.head[i] for i in sorted(left_out)]
+        left_out.append(wanted.pop())
+
+
+def to_table(report: Report, width: int | None = None) -> str:
+    """The report as rich tables at ``width`` columns (default: the terminal's, else 120)."""
+    from rich.console import Console
+
+    if width is None:
+        width = shutil.get_terminal_size((120, 24)).columns
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, soft_wrap=False)
+    console = Console(file=buffer, width=10_000, color_system=None, soft_wrap=True)
     for line in headline(report):
-        console.print(line, highlight=False, markup=False)
-    for title, head, body, text_columns in sections(report):
-        table = Table(title=title, title_justify="left")
-        for index, name in enumerate(head):
-            table.add_column(name, justify="left" if index < text_columns else "right")
-        for cells in body:
-            table.add_row(*cells)
-        console.print(table)
-    return buffer.getvalue()
+        console.print(line, highlight=False, markup=False, soft_wrap=False, width=width)
+    for section in sections(report):
+        table, table_width, left_out = _fitted(section, console, width)
+        console.print(table, width=table_width)
+        if left_out:
+            console.print(
+                f"(left out to fit {width} columns: {', '.join(left_out)}; --format csv has every column)",
+                highlight=False,
+                markup=False,
+                soft_wrap=False,
+                width=width,
+            )
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def render(report: Report, fmt: str) -> str:

@@ -140,3 +140,64 @@ def test_call_detail(hand_db: str) -> None:
     code, out = run("report", "--db", hand_db, *WINDOW, "--calls", "3", "--format", "json")
     calls = json.loads(out)["calls"]
     assert [c["cost_total"] for c in calls] == [None, "0.0019", "0.0095"]  # newest first: G, F, E
+
+
+# -- tables that fit, money and ratios in every format (issue 16, item 5) -------------------------
+
+
+def _tiny_db(tmp_path: Path) -> str:
+    """The hand ledger plus one haiku call whose cache read costs $0.0000001 (1E-7 as a Decimal)."""
+    from tests.fixtures.frames import hand_rows, row, write_ledger
+
+    tiny = row("2026-11-02T11:00:00", "claude-haiku-4-5", prefix="P3", tags={"feature": "search"},
+               input_tokens=1, cache_read_input_tokens=1)  # fmt: skip
+    return write_ledger(tmp_path / "tiny.db", [*hand_rows(), tiny])
+
+
+def test_narrow_terminal_gets_the_compact_layout_and_whole_keys(hand_db: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["report", "--db", hand_db, *WINDOW, "--by", "model,tag:feature"], env={"COLUMNS": "70"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 70 for line in lines), result.output
+    assert re.search(r"claude-sonnet-4-5\s+chat\s+2\s+\$0\.0744", result.output)  # key never cut
+    assert "claude-unknown-9" in result.output and "…" not in result.output
+    assert "left out to fit 70 columns" in result.output and "wasted write tok" in result.output
+
+
+def test_wide_terminal_has_every_column(hand_db: str) -> None:
+    result = CliRunner().invoke(cli, ["report", "--db", hand_db, *WINDOW], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "wasted write tok" in result.output and "left out to fit" not in result.output
+    assert "…" not in result.output
+
+
+def test_negative_money_has_its_sign_before_the_dollar(hand_db: str) -> None:
+    code, out = run("report", "--db", hand_db, *WINDOW, "--by", "prefix_hash", "--format", "markdown")
+    assert code == 0, out
+    assert re.search(r"^\| P3 \| 2 \| .* \| -\$0\.0004 \|", out, re.M)  # E -.004 + F .0036
+    assert "$-" not in out
+    code, out = run("report", "--db", hand_db, *WINDOW, "--calls", "7", "--format", "markdown")
+    assert "| -$0.0075 |" in out and "$-" not in out  # call A saved -$0.0075
+
+
+def test_json_and_csv_money_is_plain_and_ratios_rounded(tmp_path: Path) -> None:
+    db = _tiny_db(tmp_path)
+    code, out = run("report", "--db", db, *WINDOW, "--format", "json", "--calls", "10")
+    assert code == 0, out
+    assert not re.search(r"\d[eE][-+]?\d", out), "a number in exponent notation"
+    data = json.loads(out)
+    tiny = next(c for c in data["calls"] if c["input_tokens"] == 1)
+    assert tiny["cost_total"] == "0.0000011"  # 1 input token $0.000001 + 1 read token $0.0000001
+    for record in [data["totals"], *data["groups"]]:
+        for name in ("hit_ratio", "waste_ratio"):
+            if record[name] is not None:
+                assert record[name] == round(record[name], 4)
+        price = record["effective_input_price"]
+        assert price is None or len(price.partition(".")[2]) <= 6
+    code, out = run("report", "--db", db, *WINDOW, "--format", "csv")
+    assert not re.search(r"\d[eE][-+]?\d", out)
+    haiku = next(r for r in csv.DictReader(io.StringIO(out)) if r["model"] == "claude-haiku-4-5")
+    assert len(haiku["hit_ratio"].partition(".")[2]) <= 4
+    assert len(haiku["effective_input_price"].partition(".")[2]) <= 6
