@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,22 @@ def test_committed_without_outputs(name: str) -> None:
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
+
+
+@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb"])
+def test_code_imports_only_what_it_uses(name: str) -> None:
+    """No unused imports and no ``__import__`` tricks: every imported name is used in some cell."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    tree = ast.parse("\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code"))
+    imported = {
+        (alias.asname or alias.name).split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert "__import__" not in used
+    assert imported - used == set()
 
 
 @pytest.mark.slow

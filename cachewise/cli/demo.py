@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import os
+import shlex
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import click
 
 from .options import db_option, ledger_url
 
-__all__ = ["demo"]
+if TYPE_CHECKING:
+    from ..demo import DemoResult
+
+__all__ = ["demo", "next_report"]
+
+
+def next_report(result: DemoResult) -> str:
+    """The ``cachewise report`` command that shows this demo's cachewise run (its own hit ratios)."""
+    return (
+        f"cachewise report --db {shlex.quote(result.ledger)} --by model "
+        f"--tag demo_session={result.session} --tag demo_run=cachewise"
+    )
 
 
 def _usd(value: Decimal) -> str:
@@ -67,5 +80,6 @@ def demo(db: str | None, live: bool) -> None:
         agrees = result.emulator_bills == {"baseline": base, "cachewise": wise}
         click.echo(f"\nledger total equals the emulator's own bill: {'yes' if agrees else 'NO'}")
     click.echo(f"recorded in {result.ledger} (session {result.session}) in {result.seconds:.1f} s")
-    click.echo(f"next: cachewise report --db {result.ledger} --by model,tag:workload")
+    click.echo(f"next: {next_report(result)}")
+    click.echo("      (this session's cachewise run: the hit ratios above; --by tag:feature per feature)")
     click.echo("      or open notebooks/what_caching_saved.ipynb (it reads the same demo ledger)")

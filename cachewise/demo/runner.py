@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,9 +21,56 @@ from ..tags import tags
 from ..workloads import AFTERNOON, Workload, play, send_with
 from ..wrap import wrap
 
-__all__ = ["DemoResult", "default_demo_db", "run_demo"]
+__all__ = ["FEATURES", "DemoResult", "default_demo_db", "feature", "run_demo", "span"]
 
 RUNS = (("baseline", False), ("cachewise", True))
+
+#: The product feature each demo workload stands for: its calls carry it as the ``feature`` tag,
+#: the tag the notebooks and ``cachewise report --by tag:feature`` group by.
+FEATURES: dict[str, str] = {
+    "support_chat": "support-bot",
+    "document_qa": "contract-review",
+    "agent_loop": "coding-agent",
+}
+
+
+def feature(workload: Workload) -> str:
+    """The ``feature`` tag of ``workload``'s calls (:data:`FEATURES`, else the workload's name)."""
+    return FEATURES.get(workload.name, workload.name)
+
+
+class _Stopwatch:
+    """A clock that only counts the seconds :func:`play` advances it by (nothing is sent)."""
+
+    def __init__(self) -> None:
+        self.start = datetime.now(UTC)
+        self.elapsed = 0.0
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.elapsed)
+
+    def advance(self, seconds: float) -> datetime:
+        self.elapsed += seconds
+        return self.now()
+
+
+@dataclass(frozen=True, slots=True)
+class _NoReply:
+    """What a dry run hands a script that reads its replies: a message with no content."""
+
+    content: tuple[object, ...] = ()
+
+
+def span(workloads: Sequence[Workload]) -> float:
+    """The seconds ``workloads`` take when replayed one after another (a dry run: nothing is sent).
+
+    The demo's scripts time their calls without looking at the replies' content, so a reply with no
+    content gives the same timeline as the real run.
+    """
+    watch = _Stopwatch()
+    for workload in workloads:
+        play(workload, lambda _request: _NoReply(), watch)
+    return watch.elapsed
 
 
 def default_demo_db() -> Path:
@@ -96,12 +143,13 @@ def run_demo(
                     client = wrap(
                         base, ledger=ledger, planner=planner, tags={"demo_run": run, "demo_session": session}
                     )
-                    with tags(workload=workloads[0].name):
+                    with tags(workload=workloads[0].name, feature=feature(workloads[0])):
                         play(workloads[0], send_with(client))
         else:
-            # Virtual time starting now (to the minute): both runs replay the same afternoon, and the
-            # rows land in today's reports, priced with the table in force today.
-            start = datetime.now(UTC).replace(second=0, microsecond=0)
+            # Virtual time that ends by now: both runs replay the same afternoon, starting its span
+            # before now (to the minute, rounded down), so no row lies in the future and the rows
+            # land in the last half hour's reports, priced with the table in force today.
+            start = (datetime.now(UTC) - timedelta(seconds=span(workloads))).replace(second=0, microsecond=0)
             with EmulatorServer(Emulator(start=start)) as server:
                 emulator = server.emulator
                 for run, planner in RUNS:
@@ -117,7 +165,7 @@ def run_demo(
                             tags={"demo_run": run, "demo_session": session},
                         )
                         for workload in workloads:
-                            with tags(workload=workload.name):
+                            with tags(workload=workload.name, feature=feature(workload)):
                                 play(workload, send_with(client), emulator)
                     bills[run] = emulator.bill_total()
         ledger.flush()
