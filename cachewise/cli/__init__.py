@@ -35,4 +35,5 @@ for _module, _attr in COMMANDS:
 
 
 def main() -> None:
-    cli()
+    """The ``cachewise`` script and ``python -m cachewise`` (named ``cachewise`` in help and completion)."""
+    cli(prog_name="cachewise")
