@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("emulate", "emulate"),
     ("ledger", "ledger"),
     ("report", "report"),
+    ("calls", "calls"),
     ("budget", "budget"),
     ("demo", "demo"),
     ("proxy", "proxy"),

@@ -51,6 +51,13 @@ def test_one_db_option_with_one_help_text() -> None:
     assert {" ".join(p) for p, _ in dbs} == {
         "ledger",
         "report",
+        "calls",
+        "ledger info",
+        "ledger upgrade",
+        "ledger replay",
+        "ledger reprice",
+        "ledger path",
+        "ledger ingest-batch",
         "budget check",
         "budget baseline",
         "demo",
@@ -64,6 +71,7 @@ def test_one_key_value_parser() -> None:
     pairs = [(p, o) for p, o in OPTIONS if o.metavar and "=" in o.metavar]
     assert {f"{' '.join(p)} {o.opts[0]}" for p, o in pairs} == {
         "report --tag",
+        "calls --tag",
         "budget check --tag",
         "ledger reprice --tag",
         "emulate --key",
