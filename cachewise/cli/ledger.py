@@ -24,7 +24,16 @@ from ..errors import CachewiseError, UnknownModelError
 from ..ledger import Ledger
 from ..ledger.reprice import load_book
 from ..pricing import PriceBook
-from .options import DB_HELP, LEDGER_DEFAULT, OutputPath, db_option, ledger_url, tag_option, window
+from .options import (
+    DB_HELP,
+    LEDGER_DEFAULT,
+    OutputPath,
+    db_option,
+    ledger_url,
+    price_table_option,
+    tag_option,
+    window,
+)
 
 __all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
 
@@ -128,13 +137,7 @@ def replay(ctx: click.Context) -> None:
 
 
 @ledger.command()
-@click.option(
-    "--price-table",
-    "overlays",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A price overlay file laid over the shipped table (repeatable), as in `cachewise prices`.",
-)
+@price_table_option()
 @click.option(
     "--table",
     "table",

@@ -21,6 +21,8 @@ from .errors import CliError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..pricing import PriceBook
+
 __all__ = [
     "DB_HELP",
     "PORT",
@@ -31,6 +33,8 @@ __all__ = [
     "ledger_frame",
     "ledger_url",
     "pairs",
+    "price_book",
+    "price_table_option",
     "tag_option",
     "when",
     "window",
@@ -79,6 +83,24 @@ def tag_option(help: str) -> Callable[[F], F]:
     return click.option(
         "--tag", "tags", multiple=True, type=KeyValue(), metavar="KEY=VALUE", callback=pairs, help=help
     )
+
+
+def price_table_option() -> Callable[[F], F]:
+    """``--price-table FILE`` (repeatable): overlays on the shipped table, the same in every command."""
+    return click.option(
+        "--price-table",
+        "overlays",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A price overlay file laid over the shipped table (repeatable, in order).",
+    )
+
+
+def price_book(overlays: Sequence[Path]) -> PriceBook:
+    """The shipped table (with ``$CACHEWISE_PRICE_TABLE``) or the ``--price-table`` overlays on it."""
+    from ..pricing import PriceBook
+
+    return PriceBook.load(*overlays) if overlays else PriceBook.default()
 
 
 #: A TCP port to listen on (0: any free port).

@@ -66,6 +66,8 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("plan",), ["{missing}", "--offline"], ["REQUEST", "{missing}"]),
     (("plan",), ["{request}", "--offline", "-o", "{in_missing_folder}"], ["--output", "{in_missing_folder}"]),
     (("plan",), ["{request}", "--base-url", "ftp://example"], ["--base-url", "ftp://example"]),
+    (("plan",), ["{request}", "--offline", "--price-table", "{not_a_db}"], ["{not_a_db}"]),
+    (("plan",), ["{request}", "--offline", "--price-table", "{missing}"], ["--price-table", "{missing}"]),
     (("lint",), ["{missing}"], ["REQUEST", "{missing}"]),
     (("lint",), ["{not_a_db}"], ["REQUEST", "{not_a_db}"]),
     (("lint",), ["{deep}"], ["REQUEST", "{deep}", "nested too deeply"]),
