@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("emulate", "emulate"),
     ("ledger", "ledger"),
     ("report", "report"),
+    ("calls", "calls"),
     ("budget", "budget"),
     ("demo", "demo"),
     ("proxy", "proxy"),
@@ -35,4 +36,5 @@ for _module, _attr in COMMANDS:
 
 
 def main() -> None:
-    cli()
+    """The ``cachewise`` script and ``python -m cachewise`` (named ``cachewise`` in help and completion)."""
+    cli(prog_name="cachewise")

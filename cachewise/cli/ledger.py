@@ -23,22 +23,22 @@ import click
 from ..errors import CachewiseError, UnknownModelError
 from ..ledger import Ledger
 from ..ledger.reprice import load_book
-from .options import OutputPath, db_option, ledger_url, tag_option
+from ..pricing import PriceBook
+from .options import (
+    DB_HELP,
+    LEDGER_DEFAULT,
+    OutputPath,
+    db_option,
+    ledger_url,
+    price_table_option,
+    tag_option,
+    window,
+)
 
 __all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
 
 #: Extra subcommands living in other modules: (module under cachewise.cli, attribute).
 SUBCOMMANDS: list[tuple[str, str]] = [("ingest", "ingest_batch")]
-
-
-def _parse_time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO date or datetime", param_hint=name) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def open_ledger(ctx: click.Context, *, must_exist: bool = False) -> Ledger:
@@ -62,6 +62,24 @@ def open_ledger(ctx: click.Context, *, must_exist: bool = False) -> Ledger:
     obj["ledger"] = opened
     ctx.call_on_close(opened.close)
     return opened
+
+
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["db"] = value
+
+
+def _sub_db_option() -> click.Option:
+    """``--db`` on a subcommand too: ``cachewise ledger info --db X`` is ``cachewise ledger --db X info``."""
+    return click.Option(
+        ["--db"],
+        metavar="URL",
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_db,
+        help=DB_HELP.format(default="the group's --db, else " + LEDGER_DEFAULT),
+    )
 
 
 def _echo_json(data: Any) -> None:
@@ -119,12 +137,12 @@ def replay(ctx: click.Context) -> None:
 
 
 @ledger.command()
+@price_table_option()
 @click.option(
     "--table",
     "table",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Price table or overlay (YAML) to price the calls with.",
+    help="A whole price table, or an overlay marked `overlay: true` (instead of --price-table).",
 )
 @click.option(
     "--base",
@@ -132,16 +150,17 @@ def replay(ctx: click.Context) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Table an overlay is laid over (default: the shipped table).",
 )
-@click.option("--since", help="Only calls at or after this ISO date/datetime (UTC if no zone).")
-@click.option("--until", help="Only calls before this ISO date/datetime.")
+@click.option("--since", help="Only calls at or after: 30m, 24h, 7d, today or an ISO date (UTC if no zone).")
+@click.option("--until", help="Only calls before: same forms as --since.")
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @tag_option("Only calls with this tag (repeatable).")
 @click.option("--store/--no-store", default=False, help="Keep the result in the reprices table.")
-@click.option("--out", type=OutputPath(), help="Write per-call rows as CSV.")
+@click.option("--output", "--out", "out", type=OutputPath(), help="Write per-call rows as CSV to this file.")
 @click.pass_context
 def reprice(
     ctx: click.Context,
-    table: Path,
+    overlays: tuple[Path, ...],
+    table: Path | None,
     base: Path | None,
     since: str | None,
     until: str | None,
@@ -151,8 +170,14 @@ def reprice(
     out: Path | None,
 ) -> None:
     """What the recorded calls would cost under another price table (recorded costs are kept)."""
+    if table is None and not overlays:
+        raise click.UsageError("give the prices to reprice with: --price-table OVERLAY or --table FILE")
+    if table is not None and overlays:
+        raise click.UsageError("--table and --price-table: give one of them")
+    start, end = window(since, until, datetime.now(UTC))
     led = open_ledger(ctx, must_exist=True)
-    book = load_book(table, base)  # a PriceTableError exits 2 (cachewise.cli.errors)
+    # a PriceTableError exits 2 (cachewise.cli.errors)
+    book = load_book(table, base) if table is not None else PriceBook.load(*overlays, base=base)
     try:
         names = sorted(book.resolve_models(models)) if models else None
     except UnknownModelError as exc:
@@ -160,8 +185,8 @@ def reprice(
     try:
         frame = led.reprice(
             book,
-            since=_parse_time(since, "--since"),
-            until=_parse_time(until, "--until"),
+            since=start,
+            until=end,
             model=names,
             tags=tags or None,
             store=store,
@@ -202,8 +227,30 @@ def info(ctx: click.Context) -> None:
     _echo_json(data)
 
 
+@ledger.command()
+@click.pass_context
+def path(ctx: click.Context) -> None:
+    """Print where the ledger is: the SQLite file, or the database URL (password hidden).
+
+    The same ledger every command reads and the wrapper records into: --db, else $CACHEWISE_DB,
+    else the default file. Prints it even when no ledger is there yet (a note on stderr says so).
+    """
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    db = obj.get("db")
+    url = ledger_url(db, must_exist=False)
+    if url.get_backend_name() != "sqlite":
+        click.echo(url.render_as_string(hide_password=True))
+        return
+    where = Path(str(url.database))
+    click.echo(str(where))
+    if not where.exists():
+        click.echo("note: no ledger there yet; the wrapper or `cachewise demo --db` records one", err=True)
+
+
 for _module, _attr in SUBCOMMANDS:
     ledger.add_command(getattr(importlib.import_module(f"{__package__}.{_module}"), _attr))
+for _command in ledger.commands.values():  # --db after the subcommand as well as before it
+    _command.params.append(_sub_db_option())
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(ledger())

@@ -21,6 +21,8 @@ from .errors import CliError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..pricing import PriceBook
+
 __all__ = [
     "DB_HELP",
     "PORT",
@@ -31,8 +33,11 @@ __all__ = [
     "ledger_frame",
     "ledger_url",
     "pairs",
+    "price_book",
+    "price_table_option",
     "tag_option",
     "when",
+    "window",
     "write_output",
 ]
 
@@ -78,6 +83,24 @@ def tag_option(help: str) -> Callable[[F], F]:
     return click.option(
         "--tag", "tags", multiple=True, type=KeyValue(), metavar="KEY=VALUE", callback=pairs, help=help
     )
+
+
+def price_table_option() -> Callable[[F], F]:
+    """``--price-table FILE`` (repeatable): overlays on the shipped table, the same in every command."""
+    return click.option(
+        "--price-table",
+        "overlays",
+        multiple=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A price overlay file laid over the shipped table (repeatable, in order).",
+    )
+
+
+def price_book(overlays: Sequence[Path]) -> PriceBook:
+    """The shipped table (with ``$CACHEWISE_PRICE_TABLE``) or the ``--price-table`` overlays on it."""
+    from ..pricing import PriceBook
+
+    return PriceBook.load(*overlays) if overlays else PriceBook.default()
 
 
 #: A TCP port to listen on (0: any free port).
@@ -173,7 +196,7 @@ def ledger_url(db: str | None, *, must_exist: bool, option: str = "--db") -> URL
     path = Path(str(url.database))
     if not path.exists():
         if must_exist:
-            raise CliError(f"no ledger at {path}; run `cachewise demo` or pass {option}")
+            raise CliError(f"no ledger at {path}; run `cachewise demo` or pass {option}" + _demo_hint(db))
         if db is not None and not path.parent.is_dir():
             raise CliError(f"{shown}: folder {str(path.parent)!r} does not exist")
         return url
@@ -187,6 +210,25 @@ def ledger_url(db: str | None, *, must_exist: bool, option: str = "--db") -> URL
     if head and head != _SQLITE_MAGIC:
         raise CliError(f"{shown}: {path} is not a SQLite database")
     return url
+
+
+def _demo_hint(db: str | None) -> str:
+    """When the default ledger is missing and ``cachewise demo`` recorded its own: the command to see it."""
+    import os
+
+    from ..ledger.store import ENV_DB
+
+    if db is not None or os.environ.get(ENV_DB):
+        return ""
+    from ..demo.runner import default_demo_db
+
+    demo = default_demo_db()
+    if not demo.is_file():
+        return ""
+    ctx = click.get_current_context(silent=True)
+    words = ctx.command_path.split()[1:] if ctx is not None else ["report"]
+    command = " ".join(["cachewise", *words])
+    return f"; the demo recorded into {demo}: {command} --db {demo}"
 
 
 def _require_server_ledger(url: URL, shown: str, option: str) -> None:
@@ -216,6 +258,24 @@ def when(value: str | None, option: str, now: datetime) -> datetime | None:
         return parse_when(value, now)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=f"'{option}'") from exc
+
+
+def window(
+    since: str | None,
+    until: str | None,
+    now: datetime,
+    *,
+    since_option: str = "--since",
+    until_option: str = "--until",
+) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` parsed at ``now``; an ``--until`` before ``--since`` is an error."""
+    start, end = when(since, since_option, now), when(until, until_option, now)
+    if start is not None and end is not None and start > end:
+        raise click.BadParameter(
+            f"{since!r} ({start.isoformat()}) is after {until_option} {until!r} ({end.isoformat()})",
+            param_hint=f"'{since_option}'",
+        )
+    return start, end
 
 
 def ledger_frame(

@@ -17,7 +17,7 @@ from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
 from .errors import finding
-from .options import HttpUrl, OutputPath, write_output
+from .options import HttpUrl, OutputPath, price_book, price_table_option, write_output
 
 __all__ = ["lint", "plan"]
 
@@ -56,6 +56,7 @@ def _load(path: str) -> dict[str, Any]:
 )
 @click.option("--output", "-o", type=OutputPath(), help="Write the planned request JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
+@price_table_option()
 def plan(
     request_file: str,
     model: str | None,
@@ -65,6 +66,7 @@ def plan(
     memo: str | None,
     output: Path | None,
     as_json: bool,
+    overlays: tuple[Path, ...],
 ) -> None:
     """Plan prompt-cache breakpoints for REQUEST (a Messages request as JSON; - for stdin) and explain them.
 
@@ -88,7 +90,9 @@ def plan(
             http, base_url=url, api_key=api_key, memo=TokenMemo(memo) if memo else TokenMemo.default()
         )
     try:
-        result = CachePlanner(counter).plan(request, record=False)  # a CachewiseError exits 2 (CliGroup)
+        result = CachePlanner(counter, book=price_book(overlays)).plan(
+            request, record=False
+        )  # a CachewiseError exits 2 (CliGroup)
     finally:
         if http is not None:
             http.close()

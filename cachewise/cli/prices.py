@@ -12,6 +12,7 @@ import click
 
 from ..errors import PricingError, UnknownModelError
 from ..pricing import PriceBook
+from .options import price_book, price_table_option
 
 __all__ = ["prices"]
 
@@ -57,13 +58,7 @@ def _money(value: Decimal) -> str:
 @click.command()
 @click.option("--model", "model", help="One model (API id, alias, Bedrock or Vertex name).")
 @click.option("--at", "at", help="Date or datetime (ISO 8601, UTC if no zone); default now.")
-@click.option(
-    "--price-table",
-    "overlays",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="A price overlay file laid over the shipped table (repeatable).",
-)
+@price_table_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--all", "include_all", is_flag=True, help="Include models with no price in force.")
 def prices(
@@ -72,7 +67,7 @@ def prices(
     """Show prices in USD per million tokens in force at a time (default: now)."""
     when = _parse_at(at)
     try:
-        book = PriceBook.load(*overlays) if overlays else PriceBook.default()
+        book = price_book(overlays)
     except PricingError as exc:
         raise click.ClickException(str(exc)) from exc
     rows: list[dict[str, Any]] = []

@@ -51,6 +51,13 @@ def test_one_db_option_with_one_help_text() -> None:
     assert {" ".join(p) for p, _ in dbs} == {
         "ledger",
         "report",
+        "calls",
+        "ledger info",
+        "ledger upgrade",
+        "ledger replay",
+        "ledger reprice",
+        "ledger path",
+        "ledger ingest-batch",
         "budget check",
         "budget baseline",
         "demo",
@@ -64,6 +71,7 @@ def test_one_key_value_parser() -> None:
     pairs = [(p, o) for p, o in OPTIONS if o.metavar and "=" in o.metavar]
     assert {f"{' '.join(p)} {o.opts[0]}" for p, o in pairs} == {
         "report --tag",
+        "calls --tag",
         "budget check --tag",
         "ledger reprice --tag",
         "emulate --key",
@@ -89,3 +97,22 @@ def test_key_value_errors_read_alike(
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_one_price_table_option() -> None:
+    overlays = [(p, o) for p, o in OPTIONS if "--price-table" in o.opts]
+    assert {" ".join(p) for p, _ in overlays} == {"prices", "plan", "ledger reprice"}
+    assert len({(o.help, o.multiple, o.name) for _, o in overlays}) == 1
+
+
+def test_plan_takes_an_overlay(tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_text('{"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": []}')
+    overlay = tmp_path / "acme.yaml"
+    overlay.write_text("version: acme-1\nmodels:\n  - id: claude-sonnet-4-6\n    aliases: [acme-sonnet]\n")
+    result = CliRunner().invoke(cli, ["plan", str(request), "--offline", "--price-table", str(overlay)])
+    assert result.exit_code == 0, result.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: x\nmodels:\n  - price: 1\n")
+    result = CliRunner().invoke(cli, ["plan", str(request), "--offline", "--price-table", str(broken)])
+    assert result.exit_code == 2 and str(broken) in result.output
