@@ -13,9 +13,11 @@ closes the generator (so its ``finally`` runs when a reader stops early).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx2
+
+from ._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ._httpstreams1 import AsyncFrames1, Frames1
@@ -57,15 +59,10 @@ class AsyncFrames2(AsyncFrames, httpx2.AsyncByteStream):
     pass
 
 
-def __getattr__(name: str) -> Any:
-    if name not in ("Frames1", "AsyncFrames1"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import _httpstreams1
-
-    value = getattr(_httpstreams1, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    dict.fromkeys(("Frames1", "AsyncFrames1"), "_httpstreams1"),
+    globals(),
+    __all__,
+    anchor="cachewise",
+)

@@ -23,7 +23,6 @@ from .options import (
     OutputPath,
     db_option,
     ledger_frame,
-    ledger_quarantine,
     output_problem,
     tag_option,
     when,
@@ -116,7 +115,7 @@ def check(
     starts = [window_start(spec.window, now, run_since) for spec in budgets]
     earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
     frame = ledger_frame(db, since=earliest, until=now)
-    quarantine = ledger_quarantine(db, since=earliest, until=now)
+    quarantine = ledger_frame(db, since=earliest, until=now, quarantine=True)
     results = check_budgets(
         frame, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine
     )

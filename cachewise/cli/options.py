@@ -285,30 +285,21 @@ def ledger_frame(
     until: datetime | None = None,
     model: str | Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
+    quarantine: bool = False,
 ) -> pd.DataFrame:
-    """The calls of an existing ledger as a frame; any failure is an ``Error:`` naming ``--db``."""
-    from ..reports.source import load_frame
+    """The calls of an existing ledger as a frame (``quarantine``: the records it quarantined in
+    the window instead, calls that are in no total); any failure is an ``Error:`` naming ``--db``."""
+    from ..reports.source import load_frame, load_quarantine
 
+    reader = load_quarantine if quarantine else load_frame
+    return _read_ledger(reader, db, since=since, until=until, model=model, tags=tags)
+
+
+def _read_ledger(
+    reader: Callable[..., pd.DataFrame], db: str | None, *, tags: Mapping[str, str] | None, **window: Any
+) -> pd.DataFrame:
     url = ledger_url(db, must_exist=True)
     try:
-        return load_frame(url, since=since, until=until, model=model, tags=tags or None)
-    except LedgerError as exc:
-        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
-
-
-def ledger_quarantine(
-    db: str | None,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    model: str | Sequence[str] | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> pd.DataFrame:
-    """The records an existing ledger quarantined in the window (calls in no total), as a frame."""
-    from ..reports.source import load_quarantine
-
-    url = ledger_url(db, must_exist=True)
-    try:
-        return load_quarantine(url, since=since, until=until, model=model, tags=tags or None)
+        return reader(url, tags=tags or None, **window)
     except LedgerError as exc:
         raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc

@@ -12,7 +12,7 @@ from ..pricing import PriceBook
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from .options import OutputPath, db_option, ledger_frame, ledger_quarantine, tag_option, when, write_output
+from .options import OutputPath, db_option, ledger_frame, tag_option, when, write_output
 
 __all__ = ["report"]
 
@@ -87,7 +87,7 @@ def report(
         )
     names = _model_names(model)
     frame = ledger_frame(db, since=start, until=end, model=names, tags=tags)
-    quarantine = ledger_quarantine(db, since=start, until=end, model=names, tags=tags)
+    quarantine = ledger_frame(db, since=start, until=end, model=names, tags=tags, quarantine=True)
     if model is not None and not len(frame):
         click.echo(f"note: --model {model} matched no call in the window", err=True)
     try:

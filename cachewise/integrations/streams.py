@@ -5,25 +5,21 @@
 the recorder exactly once: at the end, on an error, or when the reader stops
 early. The ``Frames`` classes, which make such a generator the body of an ``httpx2``
 or ``httpx`` response, live in the leaf :mod:`cachewise.httpstreams` (the emulator
-uses them too); they are re-exported here.
+uses them too); the ``httpx2`` ones are re-exported here (the ``httpx`` ones, ``Frames1`` and
+``AsyncFrames1``, are imported from :mod:`cachewise.httpstreams`, on first use).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..httpstreams import AsyncFrames, AsyncFrames2, Frames, Frames2  # re-exported
 
-if TYPE_CHECKING:
-    from ..httpstreams import AsyncFrames1, Frames1
-
 __all__ = [
     "AsyncFrames",
-    "AsyncFrames1",
     "AsyncFrames2",
     "Frames",
-    "Frames1",
     "Frames2",
     "tap_async",
     "tap_sync",
@@ -65,18 +61,3 @@ async def tap_async(
                 yield chunk
     finally:
         await close()
-
-
-def __getattr__(name: str) -> Any:
-    """``Frames1`` / ``AsyncFrames1`` (plain ``httpx``), re-exported on first use."""
-    if name not in ("Frames1", "AsyncFrames1"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .. import httpstreams
-
-    value = getattr(httpstreams, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

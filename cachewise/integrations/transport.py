@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import httpx2
 
+from ..httpstreams import AsyncFrames1, Frames1
 from .steps import Read, Send, Tapped, adrive, drive
-from .streams import AsyncFrames, AsyncFrames1, AsyncFrames2, Frames, Frames1, Frames2, tap_async, tap_sync
+from .streams import AsyncFrames, AsyncFrames2, Frames, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify
 
 __all__ = [
