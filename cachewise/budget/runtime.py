@@ -183,7 +183,9 @@ class RuntimeBudget:
         flush = getattr(self.ledger, "flush", None)
         if callable(flush):
             flush()
-        frame = self.ledger.to_frame(since=start, until=now, model=self._models, tags=self.tags or None)
+        frame = self.ledger.to_frame(
+            since=start, until=now, model=self._models, tags=self.tags or None, money="decimal"
+        )
         bad = unpriced_mask(frame)
         self._ledger_unpriced = int(bad.sum())
         self._ledger_spent = sum(frame.loc[~bad, "cost_total"].tolist(), ZERO)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from .ledger import Ledger
 from .quarantine import QuarantinedRecord
-from .query import FRAME_COLUMNS, FRAME_DTYPES, Filter, Totals
+from .query import DECIMAL_FRAME_DTYPES, FRAME_COLUMNS, FRAME_DTYPES, MONEY_DTYPE, Filter, Totals
 from .record import Breakpoint, CallRecord, CostBreakdown
 from .spool import ReplayResult
 from .writer import WriterStats
 
 __all__ = [
+    "DECIMAL_FRAME_DTYPES",
     "FRAME_COLUMNS",
     "FRAME_DTYPES",
+    "MONEY_DTYPE",
     "Breakpoint",
     "CallRecord",
     "CostBreakdown",

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +40,17 @@ from ..pricing import PriceBook
 from . import migrations, signals
 from . import reprice as _reprice
 from .quarantine import QuarantinedRecord
-from .query import Filter, Totals, count_quarantined, iter_quarantined, iter_records, read_frame, read_totals
+from .query import (
+    Filter,
+    MoneyForm,
+    Totals,
+    count_quarantined,
+    iter_frames,
+    iter_quarantined,
+    iter_records,
+    read_frame,
+    read_totals,
+)
 from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
@@ -255,10 +265,35 @@ class Ledger:
         until: datetime | None = None,
         model: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
+        *,
+        money: MoneyForm = "arrow",
     ) -> pd.DataFrame:
-        """The calls as a DataFrame; columns and dtypes are listed in docs/ledger.md."""
+        """The calls as a DataFrame; columns and dtypes are listed in docs/ledger.md.
+
+        ``money="arrow"`` (default): money columns are exact pyarrow ``decimal128(38, 12)``;
+        ``money="decimal"``: ``Decimal`` objects, digit for digit as written.
+        """
         with self._store.read() as conn:
-            return read_frame(conn, Filter(since, until, model, tags))
+            return read_frame(conn, Filter(since, until, model, tags), money=money)
+
+    def iter_frames(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model: str | Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        *,
+        chunk_rows: int = 100_000,
+        money: MoneyForm = "arrow",
+    ) -> Iterator[pd.DataFrame]:
+        """The calls as frames of at most ``chunk_rows`` rows (same columns as :meth:`to_frame`).
+
+        Streams one read transaction: memory stays at one chunk however large the window.
+        """
+        with self._store.read() as conn:
+            yield from iter_frames(
+                conn, Filter(since, until, model, tags), chunk_rows=chunk_rows, money=money
+            )
 
     def totals(
         self,
@@ -267,7 +302,7 @@ class Ledger:
         model: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Totals:
-        """Summed tokens and exact Decimal costs of the matching calls."""
+        """Summed tokens and exact Decimal costs of the matching calls, aggregated in SQL."""
         with self._store.read() as conn:
             return read_totals(conn, Filter(since, until, model, tags))
 

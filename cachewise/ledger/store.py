@@ -42,12 +42,14 @@ from .record import CallRecord
 from .schema import COST_COLUMNS, calls
 from .schema import quarantine as quarantine_table
 from .types import format_utc, money_text
+from .units import UNITS_COLUMNS, row_units
 
 __all__ = [
     "ENV_DB",
     "MEMORY",
     "InsertResult",
     "Store",
+    "call_row",
     "default_db_path",
     "insert_for",
     "is_memory",
@@ -169,6 +171,14 @@ def _driver_values(row: dict[str, Any], sqlite: bool) -> list[Any]:
         if value is not None:
             values[index] = convert(value)
     return values
+
+
+def call_row(record: CallRecord, recorded_at: datetime) -> dict[str, Any]:
+    """The ``calls`` row of ``record``: its columns, ``recorded_at`` and the money in units (step 0005)."""
+    row = record.to_row()
+    row["recorded_at"] = recorded_at
+    row.update(zip(UNITS_COLUMNS, row_units(row), strict=True))
+    return row
 
 
 def insert_for(dialect: str) -> Any:
@@ -345,9 +355,7 @@ class Store:
         now = datetime.now(UTC)
         rows: dict[str, dict[str, Any]] = {}
         for request_id, record in unique.items():
-            row = record.to_row()
-            row["recorded_at"] = now
-            rows[request_id] = row
+            rows[request_id] = call_row(record, now)
         with self.write() as conn:
             inserted = self._write_rows(conn, list(rows.values()), bulk=True)
             existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
@@ -369,11 +377,7 @@ class Store:
 
             def attempt(chunk: Sequence[CallRecord]) -> None:
                 try:
-                    rows = []
-                    for record in chunk:
-                        row = record.to_row()
-                        row["recorded_at"] = now
-                        rows.append(row)
+                    rows = [call_row(record, now) for record in chunk]
                     with conn.begin_nested():
                         written = self._write_rows(conn, rows, bulk=len(rows) > 1)
                 except Exception as exc:

@@ -13,22 +13,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..ledger.query import FRAME_COLUMNS, FRAME_DTYPES, empty_frame
+from ..ledger.query import DECIMAL_FRAME_DTYPES, FRAME_COLUMNS, empty_frame
 from ..ledger.record import CallRecord
 
 __all__ = ["frame_from_records"]
 
 
 def frame_from_records(records: Iterable[CallRecord]) -> pd.DataFrame:
-    """A ledger frame (contract of ``Ledger.to_frame()``) holding ``records``, oldest first."""
+    """A ledger frame (``Ledger.to_frame(money="decimal")``) holding ``records``, oldest first."""
     rows = [record.to_row() | {"tags": dict(record.tags)} for record in records]
     if not rows:
-        return empty_frame()
+        return empty_frame("decimal")
     rows.sort(key=lambda row: row["started_at"])
     data: dict[str, Any] = {}
     for name in FRAME_COLUMNS:
         values = [row.get(name) for row in rows]
-        dtype = FRAME_DTYPES[name]
+        dtype = DECIMAL_FRAME_DTYPES[name]
         if name == "started_at":
             data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.as_unit("ns")
         elif dtype is object:

@@ -34,4 +34,6 @@ def load_frame(
     if must_exist and url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists():
         raise LedgerError(f"no ledger at {url.database}; pass --db PATH or URL, or set CACHEWISE_DB")
     with Ledger(url) as ledger:
-        return ledger.to_frame(since=since, until=until, model=model, tags=dict(tags) if tags else None)
+        return ledger.to_frame(
+            since=since, until=until, model=model, tags=dict(tags) if tags else None, money="decimal"
+        )

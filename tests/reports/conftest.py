@@ -107,7 +107,8 @@ def row(
 
 def frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """A ledger frame with exactly the columns and dtypes of ``Ledger.to_frame()``."""
-    from cachewise.ledger import FRAME_COLUMNS, FRAME_DTYPES
+    from cachewise.ledger import DECIMAL_FRAME_DTYPES as FRAME_DTYPES
+    from cachewise.ledger import FRAME_COLUMNS
 
     records = [
         {"message_id": None, "custom_id": None, "code_execution_hours": D(0), "planned": False} | dict(r)

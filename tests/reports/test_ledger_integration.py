@@ -38,7 +38,7 @@ def test_window_and_filters_pass_through(hand_db: str) -> None:
 
 def test_frame_from_records_matches_to_frame(hand_db: str) -> None:
     with Ledger(hand_db) as ledger:
-        stored = ledger.to_frame()
+        stored = ledger.to_frame(money="decimal")
     built = frame_from_records(records_from_rows(hand_rows()))
     assert list(built.columns) == list(stored.columns)
     assert built.dtypes.astype(str).to_dict() == stored.dtypes.astype(str).to_dict()
@@ -48,6 +48,6 @@ def test_frame_from_records_matches_to_frame(hand_db: str) -> None:
 
 def test_hand_frame_follows_the_contract(hand_db: str, hand_frame: pd.DataFrame) -> None:
     with Ledger(hand_db) as ledger:
-        stored = ledger.to_frame()
+        stored = ledger.to_frame(money="decimal")
     assert list(hand_frame.columns) == list(stored.columns)
     assert hand_frame.dtypes.astype(str).to_dict() == stored.dtypes.astype(str).to_dict()
