@@ -1,0 +1,113 @@
+"""Stream the ledger out to a warehouse: parquet, CSV or JSON lines, chunk by chunk.
+
+Memory stays at one chunk (:meth:`Ledger.iter_frames`). Money is exact in every format:
+parquet keeps ``decimal128(38, 12)``, CSV and JSON lines write the decimal text. Times
+are UTC (parquet ``timestamp[ns, UTC]``, ISO 8601 with ``+00:00`` in text). Tags are a
+``map<string, string>`` in parquet, JSON text in CSV and an object in JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import IO, Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+
+from .ledger import Ledger
+from .units import MONEY_COLUMNS
+
+__all__ = ["FORMATS", "ExportFormat", "export", "frame_table"]
+
+ExportFormat = Literal["parquet", "csv", "jsonl"]
+FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
+_TAGS = pa.map_(pa.string(), pa.string())
+
+
+def frame_table(frame: pd.DataFrame, *, tags_as_json: bool = False) -> pa.Table:
+    """A ledger frame (``money="arrow"``) as a pyarrow table with stable types."""
+    tags = frame["tags"]
+    table = pa.Table.from_pandas(frame.drop(columns="tags"), preserve_index=False)
+    if tags_as_json:
+        column = pa.array([json.dumps(t, sort_keys=True) for t in tags], type=pa.string())
+    else:
+        column = pa.array([list(t.items()) for t in tags], type=_TAGS)
+    return table.append_column("tags", column)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _jsonl_lines(frame: pd.DataFrame) -> Iterator[str]:
+    columns = list(frame.columns)
+    stamps = frame["started_at"].map(lambda t: t.isoformat())
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
+        out = {name: _jsonable(value) for name, value in zip(columns, row, strict=True)}
+        out["started_at"] = stamps.iloc[i]
+        for name in MONEY_COLUMNS:
+            if out[name] is not None:
+                out[name] = str(out[name])
+        yield json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def export(
+    ledger: Ledger,
+    fmt: ExportFormat,
+    out: IO[bytes],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    model: str | Sequence[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    chunk_rows: int = 100_000,
+    advance: Callable[[int], None] = lambda _n: None,
+) -> int:
+    """Write the matching calls to ``out`` in ``fmt``; returns the number of rows written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    written = 0
+    writer: Any = None
+    try:
+        for frame in ledger.iter_frames(since, until, model, tags, chunk_rows=chunk_rows):
+            if fmt == "jsonl":
+                out.write("".join(_jsonl_lines(frame)).encode())
+            else:
+                table = frame_table(frame, tags_as_json=fmt == "csv")
+                if writer is None:
+                    writer = (
+                        pq.ParquetWriter(out, table.schema)
+                        if fmt == "parquet"
+                        else pacsv.CSVWriter(out, table.schema)
+                    )
+                writer.write_table(table)
+            written += len(frame)
+            advance(len(frame))
+        if writer is None and fmt != "jsonl":  # an empty window still gets a valid file
+            from .query import empty_frame
+
+            table = frame_table(empty_frame(), tags_as_json=fmt == "csv")
+            writer = (
+                pq.ParquetWriter(out, table.schema)
+                if fmt == "parquet"
+                else pacsv.CSVWriter(out, table.schema)
+            )
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return written
