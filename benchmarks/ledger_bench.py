@@ -1,6 +1,8 @@
-"""Ledger figures: batched vs one-row-per-transaction inserts, record() latency, to_frame at 1M rows.
+"""Ledger figures: batched vs one-row-per-transaction inserts, record() latency, to_frame at 1M rows,
+and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--pg URL]
+        [--skip inserts record frame end-to-end]
 
 Every figure is printed next to a baseline measured in the same run.
 """
@@ -21,9 +23,12 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import UTC, datetime
+
 from cachewise.ledger import Ledger
-from cachewise.ledger.store import Store
+from cachewise.ledger.store import _INSERT_COLUMNS, Store, _driver_values, call_row
 from tests.ledger.conftest import make_record
+from tests.ledger.test_units import random_records
 
 
 def _pg_schema(admin: str) -> tuple[str, str]:
@@ -111,16 +116,57 @@ def frame(url: str, rows: int) -> None:
     )
 
 
+def end_to_end(url: str, rows: int, label: str) -> None:
+    """``Ledger.record`` x rows + ``flush()`` (wall time) vs one raw ``executemany`` of the same rows."""
+    records = random_records(rows, seed=7)
+    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
+    caller = 0
+    start = time.perf_counter()
+    for rec in records:
+        t = time.perf_counter_ns()
+        led.record(rec)
+        caller += time.perf_counter_ns() - t
+    led.flush()
+    seconds = time.perf_counter() - start
+    led.close()
+    through = rows / seconds
+    # The baseline: the same rows (converted beforehand, not timed) in one executemany, one transaction.
+    sqlite = not url.startswith("postgresql")
+    now = datetime.now(UTC)
+    values = [
+        tuple(_driver_values(call_row(r, now) | {"request_id": "raw-" + r.request_id}, sqlite))
+        for r in records
+    ]
+    mark = "?" if sqlite else "%s"
+    sql = (
+        f"INSERT INTO calls ({', '.join(_INSERT_COLUMNS)}) VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))}) "
+        "ON CONFLICT (request_id) DO NOTHING"
+    )
+    store = Store(url)
+    with store.write() as conn:
+        start = time.perf_counter()
+        conn.exec_driver_sql(sql, values)
+    raw = rows / (time.perf_counter() - start)
+    store.dispose()
+    print(
+        f"{label:9} end to end: Ledger.record+flush {through:8.0f} rows/s (caller {caller / rows / 1000:.2f} µs/record) "
+        f"| raw executemany {raw:8.0f} rows/s | ratio {through / raw:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--frame-rows", type=int, default=1_000_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame", "end-to-end"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pg_url, schema = _pg_schema(args.pg)
         try:
+            if "end-to-end" not in args.skip:
+                end_to_end(str(Path(tmp) / "e.db"), args.rows, "sqlite")
+                end_to_end(pg_url, args.rows, "postgres")
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
                 inserts(pg_url, args.rows, "postgres")
