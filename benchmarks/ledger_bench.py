@@ -138,10 +138,8 @@ def end_to_end(url: str, rows: int, label: str) -> None:
         for r in records
     ]
     mark = "?" if sqlite else "%s"
-    sql = (
-        f"INSERT INTO calls ({', '.join(_INSERT_COLUMNS)}) VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))}) "
-        "ON CONFLICT (request_id) DO NOTHING"
-    )
+    marks = ", ".join([mark] * len(_INSERT_COLUMNS))
+    sql = f"INSERT INTO calls ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
     store = Store(url)
     with store.write() as conn:
         start = time.perf_counter()
@@ -149,7 +147,8 @@ def end_to_end(url: str, rows: int, label: str) -> None:
     raw = rows / (time.perf_counter() - start)
     store.dispose()
     print(
-        f"{label:9} end to end: Ledger.record+flush {through:8.0f} rows/s (caller {caller / rows / 1000:.2f} µs/record) "
+        f"{label:9} end to end: Ledger.record+flush {through:8.0f} rows/s "
+        f"(caller {caller / rows / 1000:.2f} µs/record) "
         f"| raw executemany {raw:8.0f} rows/s | ratio {through / raw:.2f}"
     )
 

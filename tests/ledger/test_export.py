@@ -100,3 +100,25 @@ def test_export_help_says_what_it_does() -> None:
     result = CliRunner().invoke(cli, ["export", "--help"])
     assert result.exit_code == 0
     assert "parquet" in result.output and "chunks" in result.output
+
+
+def test_progress_is_quiet_when_stdout_is_not_a_terminal(capsys: object) -> None:
+    from cachewise.progress import progress, show_progress
+
+    assert not show_progress()  # pytest captures stdout: not a TTY
+    with progress("exporting", 10) as advance:
+        advance(10)
+    out = capsys.readouterr()  # type: ignore[attr-defined]
+    assert out.out == "" and out.err == ""
+
+
+def test_progress_draws_a_bar_on_a_terminal(monkeypatch: object, capsys: object) -> None:
+    import sys
+
+    from cachewise import progress as module
+
+    monkeypatch.setattr(module, "show_progress", lambda: True)  # type: ignore[attr-defined]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # type: ignore[attr-defined]
+    with module.progress("exporting", 10) as advance:
+        advance(10)
+    assert "exporting" in capsys.readouterr().err  # type: ignore[attr-defined]
