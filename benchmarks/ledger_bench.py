@@ -139,7 +139,8 @@ def end_to_end(url: str, rows: int, label: str) -> None:
     ]
     mark = "?" if sqlite else "%s"
     marks = ", ".join([mark] * len(_INSERT_COLUMNS))
-    sql = f"INSERT INTO calls ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
+    names = ", ".join(_INSERT_COLUMNS)
+    sql = f"INSERT INTO calls ({names}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
     store = Store(url)
     with store.write() as conn:
         start = time.perf_counter()
