@@ -63,11 +63,16 @@ UNITS_COLUMNS: tuple[str, ...] = tuple(f"{name}_units" for name in MONEY_COLUMNS
 
 
 def to_units(value: Decimal) -> int | None:
-    """``value`` × 10¹² as an ``int`` when that is whole and fits 64 bits, else ``None``."""
-    if not isinstance(value, Decimal) or not value.is_finite():
-        return None  # refused when the row is written (``money_text``), never stored as units
-    scaled = value.scaleb(EXPONENT)
-    whole = int(scaled)
+    """``value`` × 10¹² as an ``int`` when that is whole and fits 64 bits, else ``None``.
+
+    Not a finite ``Decimal`` (a float, NaN): ``None``; such a row is refused when it is
+    written (``money_text``), never stored as units.
+    """
+    try:
+        scaled = value.scaleb(EXPONENT)
+        whole = int(scaled)
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None
     if whole != scaled or not -INT64_MAX <= whole <= INT64_MAX:
         return None
     return whole
@@ -84,13 +89,16 @@ _NONE: tuple[None, ...] = (None,) * len(MONEY_COLUMNS)
 def row_units(row: Mapping[str, Any]) -> Sequence[int | None]:
     """The units of a ``calls`` row's money, in :data:`UNITS_COLUMNS` order; all ``None`` if any fails."""
     out: list[int | None] = []
+    append = out.append
     for name in MONEY_COLUMNS:
         value = row[name]
         if value is None:
-            out.append(None)
-            continue
-        units = to_units(value)
-        if units is None:
-            return _NONE
-        out.append(units)
+            append(None)
+        elif not value and type(value) is Decimal:
+            append(0)  # zero in any exponent (most components of most calls)
+        else:
+            units = to_units(value)
+            if units is None:
+                return _NONE
+            append(units)
     return out
