@@ -17,6 +17,7 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -89,8 +90,14 @@ def record_latency(url: str, n: int) -> None:
 def frame(url: str, rows: int) -> None:
     store = Store(url)
     store.upgrade()
+    template = random_records(5000, seed=3)  # priced by the shipped table: every model and modifier
     for i in range(0, rows, 5000):
-        store.insert([make_record(j) for j in range(i, min(i + 5000, rows))])
+        store.insert(
+            [
+                replace(rec, request_id=f"f{i + j:09d}")
+                for j, rec in enumerate(template[: min(5000, rows - i)])
+            ]
+        )
     store.dispose()
     led = Ledger(url, spool_dir=tempfile.mkdtemp())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -105,6 +112,15 @@ def frame(url: str, rows: int) -> None:
     start = time.perf_counter()
     led.totals()
     totals_s = time.perf_counter() - start
+    del df
+    start = time.perf_counter()
+    chunks = sum(len(part) for part in led.iter_frames(chunk_rows=100_000))
+    chunked_s = time.perf_counter() - start
+    with led._store.read() as conn:
+        start = time.perf_counter()
+        conn.exec_driver_sql("SELECT model, count(*), sum(cost_total_units) FROM calls GROUP BY model").all()
+        scan_s = time.perf_counter() - start
+    df = led.to_frame()
     led.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     deep = df.memory_usage(deep=True).sum() / 2**20
@@ -112,7 +128,8 @@ def frame(url: str, rows: int) -> None:
         f"to_frame: {len(df)} rows in {seconds:.1f} s ({len(df) / seconds:.0f} rows/s), "
         f"traced peak {peak / 2**20:.0f} MiB, frame {deep:.0f} MiB, "
         f"process max RSS {rss:.0f} MiB (was {rss_before:.0f} MiB before reading); "
-        f"totals() {totals_s:.1f} s"
+        f"totals() {totals_s:.2f} s vs one raw GROUP BY scan {scan_s:.2f} s (x{totals_s / scan_s:.1f}); "
+        f"iter_frames {chunks} rows in {chunked_s:.1f} s"
     )
 
 

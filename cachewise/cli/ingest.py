@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import CachewiseError
+from ..progress import progress
 from .ledger import open_ledger
 
 __all__ = ["ingest_batch"]
@@ -48,8 +49,11 @@ def ingest_batch(ctx: click.Context, batch_id: str, base_url: str | None, api_ke
                 raise click.ClickException(
                     f"batch {batch_id} is {batch.processing_status}; results exist once it has ended"
                 )
-            for _ in client.messages.batches.results(batch_id):
-                pass
+            counts = batch.request_counts
+            total = counts.succeeded + counts.errored + counts.canceled + counts.expired
+            with progress(f"ingesting {batch_id}", total) as advance:
+                for _ in client.messages.batches.results(batch_id):
+                    advance(1)
         before = ledger.stats.inserted
         ledger.flush()
         added = ledger.stats.inserted - before
