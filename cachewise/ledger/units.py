@@ -35,6 +35,7 @@ __all__ = [
     "from_units",
     "row_units",
     "to_units",
+    "units_of",
 ]
 
 #: Units are 10**-EXPONENT of a dollar (or of an hour, for ``code_execution_hours``).
@@ -86,12 +87,11 @@ def from_units(units: int) -> Decimal:
 _NONE: tuple[None, ...] = (None,) * len(MONEY_COLUMNS)
 
 
-def row_units(row: Mapping[str, Any]) -> Sequence[int | None]:
-    """The units of a ``calls`` row's money, in :data:`UNITS_COLUMNS` order; all ``None`` if any fails."""
+def units_of(money: Sequence[Decimal | None]) -> Sequence[int | None]:
+    """The units of one row's money, given in :data:`MONEY_COLUMNS` order; all ``None`` if any fails."""
     out: list[int | None] = []
     append = out.append
-    for name in MONEY_COLUMNS:
-        value = row[name]
+    for value in money:
         if value is None:
             append(None)
         elif not value and type(value) is Decimal:
@@ -102,3 +102,8 @@ def row_units(row: Mapping[str, Any]) -> Sequence[int | None]:
                 return _NONE
             append(units)
     return out
+
+
+def row_units(row: Mapping[str, Any]) -> Sequence[int | None]:
+    """The units of a ``calls`` row's money, in :data:`UNITS_COLUMNS` order; all ``None`` if any fails."""
+    return units_of([row[name] for name in MONEY_COLUMNS])

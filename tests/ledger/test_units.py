@@ -290,3 +290,24 @@ def test_step_0005_converts_a_populated_ledger_in_place(
                 assert got == to_units(Decimal(str(value)))
     _check_totals(led, exact + fine)
     assert led.calls() == sorted(exact + fine, key=lambda r: (r.started_at, r.request_id))
+
+
+@pytest.mark.parametrize("sqlite", [True, False])
+def test_record_values_equal_the_row_through_its_dict(sqlite: bool) -> None:
+    from cachewise.breakpoints import Breakpoint
+    from cachewise.ledger.store import _driver_values, call_row, record_values
+
+    now = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
+    edge = [
+        make_record(1),  # 24-decimal costs: no units
+        make_record(2, priced=False, cost_error="no price; key sk-ant-api03-abcdefghijklmnop"),
+        make_record(3, tags={"user": "Bearer abcdefghijklmnopqrstuvwxyz", "feature": "x"}),
+        make_record(4, prompt="hello x-api-key: secret", raw_usage='{"input_tokens": 1}', error_type="E"),
+        make_record(5, breakpoints=(Breakpoint(position=0, ttl="1h", tokens=2048, prefix_hash="ab"),)),
+        make_record(6, cost=CostBreakdown(*([Decimal("-0.5")] * len(COST_COLUMNS)))),
+    ]
+    for record in [*random_records(500, seed=31), *edge]:
+        values, tags = record_values(record, now, sqlite)
+        row = call_row(record, now)
+        assert values == tuple(_driver_values(row, sqlite)), record.request_id
+        assert tags == row["tags"]
