@@ -121,6 +121,23 @@ def frame(url: str, rows: int) -> None:
         conn.exec_driver_sql("SELECT model, count(*), sum(cost_total_units) FROM calls GROUP BY model").all()
         scan_s = time.perf_counter() - start
     df = led.to_frame()
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from cachewise.ledger.export import export
+
+    out = Path(tempfile.mkdtemp()) / "calls.parquet"
+    start = time.perf_counter()
+    with out.open("wb") as handle:
+        exported = export(led, "parquet", handle)
+    export_s = time.perf_counter() - start
+    table = pq.read_table(out, columns=["request_id", "cost_total", "input_tokens"])
+    same = (
+        table.num_rows == len(df)
+        and table.column("request_id").to_pylist() == list(df["request_id"])
+        and pc.sum(table.column("cost_total")).as_py() == led.totals().cost_total
+        and pc.sum(table.column("input_tokens")).as_py() == led.totals().input_tokens
+    )
     led.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     deep = df.memory_usage(deep=True).sum() / 2**20
@@ -129,7 +146,9 @@ def frame(url: str, rows: int) -> None:
         f"traced peak {peak / 2**20:.0f} MiB, frame {deep:.0f} MiB, "
         f"process max RSS {rss:.0f} MiB (was {rss_before:.0f} MiB before reading); "
         f"totals() {totals_s:.2f} s vs one raw GROUP BY scan {scan_s:.2f} s (x{totals_s / scan_s:.1f}); "
-        f"iter_frames {chunks} rows in {chunked_s:.1f} s"
+        f"iter_frames {chunks} rows in {chunked_s:.1f} s; "
+        f"parquet export {exported} rows in {export_s:.1f} s ({out.stat().st_size / 2**20:.0f} MiB), "
+        f"read back equal to the ledger: {same}"
     )
 
 
