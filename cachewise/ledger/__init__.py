@@ -9,9 +9,11 @@ database refused), :mod:`.signals` (flushing on SIGTERM/SIGINT), :mod:`.query` a
 
 from __future__ import annotations
 
+from typing import Any
+
 from .ledger import Ledger
 from .quarantine import QuarantinedRecord
-from .query import DECIMAL_FRAME_DTYPES, FRAME_COLUMNS, FRAME_DTYPES, MONEY_DTYPE, Filter, Totals
+from .query import DECIMAL_FRAME_DTYPES, FRAME_COLUMNS, Filter, Totals
 from .record import Breakpoint, CallRecord, CostBreakdown
 from .spool import ReplayResult
 from .writer import WriterStats
@@ -31,3 +33,12 @@ __all__ = [
     "Totals",
     "WriterStats",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``FRAME_DTYPES`` and ``MONEY_DTYPE`` are built on first use (they need pandas and pyarrow)."""
+    if name in ("FRAME_DTYPES", "MONEY_DTYPE"):
+        from . import query
+
+        return getattr(query, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,34 +12,36 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import IO, Any, Literal
-
-import pandas as pd
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .ledger import Ledger
 from .units import MONEY_COLUMNS
+
+if TYPE_CHECKING:  # imported where a file is written: `import cachewise` loads neither
+    import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["FORMATS", "ExportFormat", "export", "frame_table"]
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
 FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
-_TAGS = pa.map_(pa.string(), pa.string())
 
 
 def frame_table(frame: pd.DataFrame, *, tags_as_json: bool = False) -> pa.Table:
     """A ledger frame (``money="arrow"``) as a pyarrow table with stable types."""
+    import pyarrow as pa
+
     tags = frame["tags"]
     table = pa.Table.from_pandas(frame.drop(columns="tags"), preserve_index=False)
     if tags_as_json:
         column = pa.array([json.dumps(t, sort_keys=True) for t in tags], type=pa.string())
     else:
-        column = pa.array([list(t.items()) for t in tags], type=_TAGS)
+        column = pa.array([list(t.items()) for t in tags], type=pa.map_(pa.string(), pa.string()))
     return table.append_column("tags", column)
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+    if value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and value != value):
         return None
     if isinstance(value, Decimal):
         return str(value)

@@ -29,9 +29,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import platformdirs
 from sqlalchemy.engine import URL
 
@@ -55,6 +54,9 @@ from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
 from .writer import Writer, WriterStats
+
+if TYPE_CHECKING:  # frames are built by .query, which imports pandas when it builds one
+    import pandas as pd
 
 __all__ = ["Ledger"]
 

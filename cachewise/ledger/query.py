@@ -12,16 +12,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Context, Decimal
-from typing import Any, Literal
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -46,30 +45,32 @@ from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls, quarantine
 from .types import Money
 from .units import EXPONENT, MONEY_COLUMNS, UNITS_COLUMNS, from_units
 
+if TYPE_CHECKING:  # pandas, numpy and pyarrow are imported by the frame readers only, not by the wrap path
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
 __all__ = [
     "DECIMAL_FRAME_DTYPES",
     "FRAME_COLUMNS",
-    "FRAME_DTYPES",
-    "MONEY_DTYPE",
     "Filter",
     "MoneyForm",
     "Totals",
     "count_quarantined",
+    "frame_dtypes",
     "iter_frames",
     "iter_quarantined",
     "iter_records",
+    "money_dtype",
     "read_frame",
     "read_totals",
 ]
 
-_STR: Any = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
-
-#: Money in frames: exact decimals with 12 places (the units' resolution), pyarrow-backed.
-MONEY_DTYPE = pd.ArrowDtype(pa.decimal128(38, EXPONENT))
+_STR: Any = "str" if int(version("pandas").split(".")[0]) >= 3 else object
 MoneyForm = Literal["arrow", "decimal"]
 
-#: Column order and dtypes of :meth:`Ledger.to_frame` (documented in docs/ledger.md).
-FRAME_DTYPES: dict[str, Any] = {
+#: Column order and dtypes of ``Ledger.to_frame(money="decimal")``: money as ``Decimal`` objects.
+DECIMAL_FRAME_DTYPES: dict[str, Any] = {
     "request_id": _STR,
     "message_id": _STR,
     "model": _STR,
@@ -85,21 +86,44 @@ FRAME_DTYPES: dict[str, Any] = {
     "batch_id": _STR,
     "custom_id": _STR,
     **dict.fromkeys(TOKEN_COLUMNS, "int64"),
-    "code_execution_hours": MONEY_DTYPE,
+    "code_execution_hours": object,
     "ttl_split_missing": "bool",
     "incomplete": "bool",
     "planned": "bool",
     "prefix_hash": _STR,
     "tags": object,
     "price_table_version": _STR,
-    **dict.fromkeys(COST_COLUMNS, MONEY_DTYPE),
+    **dict.fromkeys(COST_COLUMNS, object),
     "cost_error": _STR,
 }
-FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
-#: The same with ``money="decimal"``: money as ``Decimal`` objects.
-DECIMAL_FRAME_DTYPES: dict[str, Any] = {
-    name: (object if name in MONEY_COLUMNS else dtype) for name, dtype in FRAME_DTYPES.items()
-}
+FRAME_COLUMNS: tuple[str, ...] = tuple(DECIMAL_FRAME_DTYPES)
+
+
+@functools.cache
+def money_dtype() -> Any:
+    """Money in frames: ``pd.ArrowDtype(pa.decimal128(38, 12))``, exact to the units' resolution."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.ArrowDtype(pa.decimal128(38, EXPONENT))
+
+
+@functools.cache
+def frame_dtypes() -> dict[str, Any]:
+    """Column order and dtypes of :meth:`Ledger.to_frame` (documented in docs/ledger.md)."""
+    money = money_dtype()
+    return {name: (money if name in MONEY_COLUMNS else dtype) for name, dtype in DECIMAL_FRAME_DTYPES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    """``FRAME_DTYPES`` and ``MONEY_DTYPE`` are built on first use (they need pandas and pyarrow)."""
+    if name == "FRAME_DTYPES":
+        return frame_dtypes()
+    if name == "MONEY_DTYPE":
+        return money_dtype()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _MONEY = frozenset((*COST_COLUMNS, "code_execution_hours"))
 
 
@@ -172,6 +196,8 @@ def _frame_select(dialect: str, money: MoneyForm) -> Select[Any]:
 
 
 def _money(values: Sequence[Any]) -> np.ndarray[Any, Any]:
+    import numpy as np
+
     memo: dict[Any, Decimal] = {}
     out = np.empty(len(values), dtype=object)
     for i, text in enumerate(values):
@@ -187,6 +213,9 @@ def _money(values: Sequence[Any]) -> np.ndarray[Any, Any]:
 
 def units_array(values: Sequence[int | None]) -> pa.Array:
     """A pyarrow ``decimal128(38, 12)`` array from 10⁻¹² units: the units *are* its unscaled integers."""
+    import numpy as np
+    import pyarrow as pa
+
     count = len(values)
     valid = np.fromiter((v is not None for v in values), dtype=bool, count=count)
     units = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=count)
@@ -211,10 +240,13 @@ def _check_units(rows: Sequence[Any], columns: Sequence[Sequence[Any]]) -> None:
 
 
 def _chunk_frame(rows: Sequence[Any], dialect: str, money: MoneyForm = "arrow") -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     columns = list(zip(*rows, strict=True))
     if money == "arrow":
         _check_units(rows, columns)
-    dtypes = FRAME_DTYPES if money == "arrow" else DECIMAL_FRAME_DTYPES
+    dtypes = frame_dtypes() if money == "arrow" else DECIMAL_FRAME_DTYPES
     data: dict[str, Any] = {}
     for name, values in zip(FRAME_COLUMNS, columns, strict=True):
         dtype = dtypes[name]
@@ -248,7 +280,9 @@ def _chunk_frame(rows: Sequence[Any], dialect: str, money: MoneyForm = "arrow") 
 
 
 def empty_frame(money: MoneyForm = "arrow") -> pd.DataFrame:
-    dtypes = FRAME_DTYPES if money == "arrow" else DECIMAL_FRAME_DTYPES
+    import pandas as pd
+
+    dtypes = frame_dtypes() if money == "arrow" else DECIMAL_FRAME_DTYPES
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
 
 
@@ -278,7 +312,9 @@ def iter_frames(
 def read_frame(
     conn: Connection, flt: Filter, *, chunk: int = 100_000, money: MoneyForm = "arrow"
 ) -> pd.DataFrame:
-    """The calls matching ``flt`` as one DataFrame (dtypes: :data:`FRAME_DTYPES`), oldest first."""
+    """The calls matching ``flt`` as one DataFrame (dtypes: :func:`frame_dtypes`), oldest first."""
+    import pandas as pd
+
     frames = list(iter_frames(conn, flt, chunk_rows=chunk, money=money))
     if not frames:
         return empty_frame(money)
