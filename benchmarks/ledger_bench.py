@@ -102,11 +102,11 @@ def frame(url: str, rows: int) -> None:
     led = Ledger(url, spool_dir=tempfile.mkdtemp())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    df = led.to_frame()  # timed without tracemalloc, which would slow every allocation
+    df = led.to_frame(money="arrow")  # timed without tracemalloc, which would slow every allocation
     seconds = time.perf_counter() - start
     del df
     tracemalloc.start()
-    df = led.to_frame()
+    df = led.to_frame(money="arrow")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     start = time.perf_counter()
@@ -114,13 +114,13 @@ def frame(url: str, rows: int) -> None:
     totals_s = time.perf_counter() - start
     del df
     start = time.perf_counter()
-    chunks = sum(len(part) for part in led.iter_frames(chunk_rows=100_000))
+    chunks = sum(len(part) for part in led.iter_frames(chunk_rows=100_000, money="arrow"))
     chunked_s = time.perf_counter() - start
     with led._store.read() as conn:
         start = time.perf_counter()
         conn.exec_driver_sql("SELECT model, count(*), sum(cost_total_units) FROM calls GROUP BY model").all()
         scan_s = time.perf_counter() - start
-    df = led.to_frame()
+    df = led.to_frame(money="arrow")
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 

@@ -19,6 +19,9 @@ __all__ = ["Breakpoint", "Source"]
 
 Source = Literal["planner", "caller", "automatic"]
 
+#: The fields the ledger keeps, in its column's key order.
+_STORED = ("position", "ttl", "tokens", "prefix_hash")
+
 
 @dataclass(frozen=True, slots=True)
 class Breakpoint:
@@ -45,12 +48,7 @@ class Breakpoint:
 
     def as_dict(self) -> dict[str, Any]:
         """The fields the ledger keeps (its ``breakpoints`` column)."""
-        return {
-            "position": self.position,
-            "ttl": self.ttl,
-            "tokens": self.tokens,
-            "prefix_hash": self.prefix_hash,
-        }
+        return {name: getattr(self, name) for name in _STORED}
 
     @classmethod
     def coerce(cls, value: Breakpoint | Mapping[str, Any]) -> Breakpoint:

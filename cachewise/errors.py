@@ -49,6 +49,12 @@ __all__ = [
 ]
 
 
+def _about(name: str, problem: str, value: str | None = None) -> str:
+    """``name is value: problem``, or ``name: problem`` when there is no value to show."""
+    shown = name if value is None else f"{name} is {value}"
+    return f"{shown}: {problem}"
+
+
 class CachewiseError(Exception):
     """Base class of every error cachewise raises on purpose."""
 
@@ -68,27 +74,27 @@ class UnknownModelError(PricingError):
         )
 
 
-class NoPriceError(PricingError):
+class _PriceLookupError(PricingError):
+    """No usable price for ``.model`` on ``.at`` in ``.source``: what is missing, then what to do."""
+
+    def __init__(self, missing: str, model: str, at: datetime, source: str, advice: str) -> None:
+        self.model = model
+        self.at = at
+        self.source = source
+        super().__init__(f"{missing} for {model} on {at.date().isoformat()} in {source}; {advice}")
+
+
+class NoPriceError(_PriceLookupError):
     def __init__(self, model: str, at: datetime, source: str, what: str = "price") -> None:
-        self.model = model
-        self.at = at
-        self.source = source
-        super().__init__(
-            f"no {what} for {model} on {at.date().isoformat()} in {source}; "
-            "add one with a 'from' date on or before it, or pass --price-table"
-        )
+        advice = "add one with a 'from' date on or before it, or pass --price-table"
+        super().__init__(f"no {what}", model, at, source, advice)
 
 
-class ModifierNotAvailable(PricingError):
+class ModifierNotAvailable(_PriceLookupError):
     def __init__(self, model: str, modifier: str, at: datetime, source: str) -> None:
-        self.model = model
         self.modifier = modifier
-        self.at = at
-        self.source = source
-        super().__init__(
-            f"{modifier} is not priced for {model} on {at.date().isoformat()} in {source}; "
-            "the API does not offer it then, or the table lacks it"
-        )
+        advice = "the API does not offer it then, or the table lacks it"
+        super().__init__(f"{modifier} is not priced", model, at, source, advice)
 
 
 class PriceTableError(PricingError):
@@ -101,8 +107,7 @@ class PriceTableError(PricingError):
         self.field = field
         self.problem = problem
         self.value = value
-        shown = f"{field} is {value}" if value is not None else field
-        super().__init__(f"{self.path}: {shown}: {problem}")
+        super().__init__(f"{self.path}: {_about(field, problem, value)}")
 
 
 class UsageError(CachewiseError):
@@ -113,9 +118,7 @@ class UsageError(CachewiseError):
         self.field = field
         self.problem = problem
         self.value = value
-        name = "usage" if field == "<root>" else f"usage.{field}"
-        shown = f"{name} is {value}" if value is not None else name
-        super().__init__(f"{shown}: {problem}")
+        super().__init__(_about("usage" if field == "<root>" else f"usage.{field}", problem, value))
 
 
 class LedgerError(CachewiseError):
@@ -195,4 +198,4 @@ class BudgetConfigError(CachewiseError):
         self.path = str(path)
         self.key = key
         self.problem = problem
-        super().__init__(f"{self.path}: {key}: {problem}")
+        super().__init__(f"{self.path}: {_about(key, problem)}")

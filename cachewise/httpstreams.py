@@ -5,14 +5,20 @@ transports, which must not import each other: ``Frames2(chunks)`` is an
 ``httpx2.SyncByteStream`` whose body is the iterator ``chunks``; ``Frames1`` the same for
 ``httpx``, and ``AsyncFrames2`` / ``AsyncFrames1`` the async twins. Closing the stream
 closes the generator (so its ``finally`` runs when a reader stops early).
+
+``Frames1`` / ``AsyncFrames1`` live in :mod:`._httpstreams1` and are imported on first use: plain
+``httpx`` imports its command line (click, rich, pygments), which the SDK's send path never needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import httpx2
+
+if TYPE_CHECKING:
+    from ._httpstreams1 import AsyncFrames1, Frames1
 
 __all__ = ["AsyncFrames", "AsyncFrames1", "AsyncFrames2", "Frames", "Frames1", "Frames2"]
 
@@ -47,13 +53,19 @@ class Frames2(Frames, httpx2.SyncByteStream):
     pass
 
 
-class Frames1(Frames, httpx.SyncByteStream):
-    pass
-
-
 class AsyncFrames2(AsyncFrames, httpx2.AsyncByteStream):
     pass
 
 
-class AsyncFrames1(AsyncFrames, httpx.AsyncByteStream):
-    pass
+def __getattr__(name: str) -> Any:
+    if name not in ("Frames1", "AsyncFrames1"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _httpstreams1
+
+    value = getattr(_httpstreams1, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

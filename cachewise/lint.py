@@ -8,7 +8,9 @@ Rules (each warning names the path of the offending block or field):
   nonce-like tokens, and fields named like ``timestamp`` / ``request_id`` / ``nonce``.
   Binary payloads (``source.data``) and tool-use ids are not inspected.
 * ``invalid-marker`` — markers the API rejects: on thinking or empty text blocks, more
-  than 4, or a 1h marker after a 5m one (docs/api-notes.md §1.2, §1.4).
+  than 4, or a 1h marker after a 5m one (docs/api-notes.md §1.2, §1.4); a ``cache_control``
+  that is not ``{"type": "ephemeral"}`` with an optional ``ttl`` of ``"5m"`` or ``"1h"``
+  (docs/api-notes.md §1.2), e.g. ``"ttl": "2h"``.
 * Given several requests of one family (same model), across consecutive requests:
   ``reordered-tools`` (same tools, another order), ``unsorted-keys`` (a tool schema or a
   ``tool_use.input`` with the same content but another key order, docs/api-notes.md §2.4), and
@@ -24,35 +26,34 @@ from typing import Any, Literal
 
 from .prompt import Prompt, canonical_json
 
-__all__ = ["LintWarning", "lint", "lint_family"]
+#: What a ``cache_control`` may say (docs/api-notes.md §1.2): its one type and the TTLs allowed.
+MARKER_TYPE = "ephemeral"
+ALLOWED_TTLS = ("5m", "1h")
+
+__all__ = ["ALLOWED_TTLS", "MARKER_TYPE", "LintWarning", "lint", "lint_family"]
 
 Severity = Literal["warning", "error"]
 
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "ISO timestamp",
-        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b"),
+#: What volatile content looks like: a label for the warning, and the regular expression.
+_PATTERN_SOURCES: dict[str, str] = {
+    "ISO timestamp": r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b",
+    "UUID": r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+    "request id": r"\b(req|msg|msgbatch|trace|span|run)_[A-Za-z0-9]{12,}\b",
+    "date": (
+        r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|"
+        r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, \d{4}\b|"
+        r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*, \d{1,2} "
+        r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
     ),
-    ("UUID", re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")),
-    ("request id", re.compile(r"\b(req|msg|msgbatch|trace|span|run)_[A-Za-z0-9]{12,}\b")),
-    (
-        "date",
-        re.compile(
-            r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|"
-            r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, \d{4}\b|"
-            r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*, \d{1,2} "
-            r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-        ),
+    "Unix timestamp": r"\b1[6-9]\d{8}(\d{3})?\b",
+    "long hex string": r"\b[0-9a-fA-F]{24,}\b",
+    "nonce-like token": (
+        r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
+        r"[A-Za-z0-9_-]{24,}\b"
     ),
-    ("Unix timestamp", re.compile(r"\b1[6-9]\d{8}(\d{3})?\b")),
-    ("long hex string", re.compile(r"\b[0-9a-fA-F]{24,}\b")),
-    (
-        "nonce-like token",
-        re.compile(
-            r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
-            r"[A-Za-z0-9_-]{24,}\b"
-        ),
-    ),
+}
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (label, re.compile(source)) for label, source in _PATTERN_SOURCES.items()
 )
 _VOLATILE_KEYS = re.compile(
     r"(^|_)(timestamp|time|now|date|nonce|request_?id|trace_?id|session_?id|uuid)$", re.IGNORECASE
@@ -69,6 +70,16 @@ class LintWarning:
     message: str
     severity: Severity = "warning"
     request: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The warning as JSON-ready fields (``request`` is the index of the file in call order)."""
+        return {
+            "rule": self.rule,
+            "path": self.path,
+            "message": self.message,
+            "severity": self.severity,
+            "request": self.request,
+        }
 
     def __str__(self) -> str:
         where = f"request {self.request}: " if self.request is not None else ""
@@ -157,48 +168,95 @@ def lint(request: Mapping[str, Any], *, index: int | None = None) -> list[LintWa
                         )
                     )
     out.extend(_marker_checks(prompt, request, index))
+    out.extend(_marker_shapes(request, index))
+    return out
+
+
+#: Keys under which user JSON lives (tool inputs and schemas, binary data): a ``cache_control``
+#: key there is the user's data, not a marker.
+_USER_DATA_KEYS = frozenset({"input", "input_schema", "data", "metadata"})
+
+
+def _marker_values(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(path of the ``cache_control``, its value) for every marker in a request, at any depth."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key == "cache_control":
+                if item is not None:
+                    yield sub, item
+            elif key not in _USER_DATA_KEYS:
+                yield from _marker_values(item, sub)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _marker_values(item, f"{path}.{i}")
+
+
+def _marker_shapes(request: Mapping[str, Any], index: int | None) -> list[LintWarning]:
+    """A ``cache_control`` the API rejects for its shape: another type, or a TTL not allowed."""
+    allowed = " or ".join(f"{ttl!r}" for ttl in ALLOWED_TTLS)
+    out: list[LintWarning] = []
+    for path, marker in _marker_values(request, ""):
+        if not isinstance(marker, Mapping):
+            out.append(
+                LintWarning(
+                    "invalid-marker",
+                    path,
+                    f"cache_control must be an object {{'type': {MARKER_TYPE!r}}} with an optional ttl "
+                    f"of {allowed}, not {marker!r} (docs/api-notes.md §1.2)",
+                    "error",
+                    index,
+                )
+            )
+            continue
+        kind = marker.get("type")
+        if kind != MARKER_TYPE:
+            out.append(
+                LintWarning(
+                    "invalid-marker",
+                    f"{path}.type",
+                    f"cache_control type {kind!r} is not allowed: the only type is {MARKER_TYPE!r} "
+                    "(docs/api-notes.md §1.2)",
+                    "error",
+                    index,
+                )
+            )
+        if "ttl" in marker and marker["ttl"] not in ALLOWED_TTLS:
+            out.append(
+                LintWarning(
+                    "invalid-marker",
+                    f"{path}.ttl",
+                    f"ttl {marker['ttl']!r} is not allowed: use {allowed}, or leave it out for 5m "
+                    "(docs/api-notes.md §1.2)",
+                    "error",
+                    index,
+                )
+            )
     return out
 
 
 def _marker_checks(prompt: Prompt, request: Mapping[str, Any], index: int | None) -> list[LintWarning]:
     out: list[LintWarning] = []
+
+    def invalid(path: str, message: str) -> None:
+        out.append(LintWarning("invalid-marker", path, message, "error", index))
+
     total = len(prompt.markers) + (1 if prompt.auto else 0)
     if total > 4:
-        out.append(
-            LintWarning(
-                "invalid-marker",
-                "cache_control",
-                f"A maximum of 4 blocks with cache_control may be provided. Found {total}.",
-                "error",
-                index,
-            )
-        )
+        invalid("cache_control", f"A maximum of 4 blocks with cache_control may be provided. Found {total}.")
     seen_5m = False
     for marker in prompt.markers:
         pos = prompt.positions[marker.position]
         if not marker.nested and not pos.markable and pos.path == marker.path:
-            out.append(LintWarning("invalid-marker", marker.path, f"{pos.why_not}", "error", index))
+            invalid(marker.path, f"{pos.why_not}")
         if marker.ttl == "1h" and seen_5m:
-            out.append(
-                LintWarning(
-                    "invalid-marker",
-                    f"{marker.path}.cache_control.ttl",
-                    "a ttl='1h' cache_control block must not come after a ttl='5m' one",
-                    "error",
-                    index,
-                )
+            invalid(
+                f"{marker.path}.cache_control.ttl",
+                "a ttl='1h' cache_control block must not come after a ttl='5m' one",
             )
         seen_5m = seen_5m or marker.ttl == "5m"
     if prompt.auto == "1h" and seen_5m:
-        out.append(
-            LintWarning(
-                "invalid-marker",
-                "cache_control",
-                "automatic caching with ttl 1h after a 5m block marker",
-                "error",
-                index,
-            )
-        )
+        invalid("cache_control", "automatic caching with ttl 1h after a 5m block marker")
     return out
 
 
@@ -230,52 +288,39 @@ def lint_family(requests: Sequence[Mapping[str, Any]]) -> list[LintWarning]:
 
 def _churn(before: Mapping[str, Any], after: Mapping[str, Any], i: int) -> list[LintWarning]:
     out: list[LintWarning] = []
+
+    def warn(rule: str, path: str, message: str) -> None:
+        out.append(LintWarning(rule, path, message, request=i))
+
     names_a, names_b = _tool_names(before), _tool_names(after)
     if names_a != names_b and sorted(names_a) == sorted(names_b):
-        out.append(
-            LintWarning(
-                "reordered-tools",
-                "tools",
-                f"the same tools in another order ({', '.join(names_b[:6])}…): every cache "
-                "level is lost; keep a stable order",
-                request=i,
-            )
+        warn(
+            "reordered-tools",
+            "tools",
+            f"the same tools in another order ({', '.join(names_b[:6])}…): every cache "
+            "level is lost; keep a stable order",
         )
     tools_a = {str(t.get("name")): t for t in before.get("tools") or [] if isinstance(t, Mapping)}
     for j, tool in enumerate(after.get("tools") or []):
         if not isinstance(tool, Mapping):
             continue
         old = tools_a.get(str(tool.get("name")))
-        if (
-            old is not None
-            and canonical_json(old) != canonical_json(tool)
-            and canonical_json(old, sort_all=True) == canonical_json(tool, sort_all=True)
-        ):
-            out.append(
-                LintWarning(
-                    "unsorted-keys",
-                    f"tools.{j}",
-                    "the tool definition is the same but its keys come in another order; "
-                    "serialise with sorted keys",
-                    request=i,
-                )
+        if old is not None and _key_order_only(old, tool):
+            warn(
+                "unsorted-keys",
+                f"tools.{j}",
+                "the tool definition is the same but its keys come in another order; "
+                "serialise with sorted keys",
             )
     uses_a = {tid: value for tid, _, value in _tool_uses(before)}
     for tid, path, value in _tool_uses(after):
         old = uses_a.get(tid)
-        if (
-            old is not None
-            and canonical_json({"input": old}) != canonical_json({"input": value})
-            and canonical_json(old, sort_all=True) == canonical_json(value, sort_all=True)
-        ):
-            out.append(
-                LintWarning(
-                    "unsorted-keys",
-                    path,
-                    "this tool_use input was replayed with another key order; the prefix "
-                    "changes from here (Go and Swift randomise map order)",
-                    request=i,
-                )
+        if old is not None and _key_order_only({"input": old}, {"input": value}):
+            warn(
+                "unsorted-keys",
+                path,
+                "this tool_use input was replayed with another key order; the prefix "
+                "changes from here (Go and Swift randomise map order)",
             )
     pa, pb = Prompt(before), Prompt(after)
     for x, y in zip(pa.positions, pb.positions, strict=False):
@@ -288,16 +333,20 @@ def _churn(before: Mapping[str, Any], after: Mapping[str, Any], i: int) -> list[
         new_text = " ".join(t for _, t, _ in _strings(new_block, y.path))
         changed = _changed_token(old_text, new_text)
         if changed is not None and _scan(changed) is not None:
-            out.append(
-                LintWarning(
-                    "prefix-churn",
-                    y.path,
-                    f"the shared prefix breaks here: {_scan(changed)} changed between calls",
-                    request=i,
-                )
+            warn(
+                "prefix-churn",
+                y.path,
+                f"the shared prefix breaks here: {_scan(changed)} changed between calls",
             )
         break
     return out
+
+
+def _key_order_only(old: Any, new: Any) -> bool:
+    """``old`` and ``new`` differ only in key order: their bytes differ, their sorted forms do not."""
+    if canonical_json(old) == canonical_json(new):
+        return False
+    return canonical_json(old, sort_all=True) == canonical_json(new, sort_all=True)
 
 
 def _changed_token(old: str, new: str) -> str | None:

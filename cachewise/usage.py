@@ -37,12 +37,26 @@ from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["MAX_TOKEN_COUNT", "StreamUsage", "Usage", "UsageReading"]
+__all__ = ["MAX_TOKEN_COUNT", "TOKEN_FIELDS", "StreamUsage", "Usage", "UsageReading"]
 
 #: The largest count a usage field may hold: 1,000 x the largest context window any model
 #: has (1,000,000 tokens). One request cannot bill more, even a long server-tool loop; a larger
 #: value is a corrupted reply. Far below 2**63, so no trusted count can overflow a column.
 MAX_TOKEN_COUNT = 1_000_000_000
+#: The API's usage counters, with its own names (docs/api-notes.md §3.1), in the ledger's column
+#: order. ``cache_creation_input_tokens`` is the sum of the two ephemeral writes (a property here).
+TOKEN_FIELDS: tuple[str, ...] = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens",
+    "output_tokens",
+    "web_search_requests",
+    "web_fetch_requests",
+)
+#: The counters :class:`Usage` stores (every one but the derived total of writes).
+_COUNTS = tuple(name for name in TOKEN_FIELDS if name != "cache_creation_input_tokens")
 _MISSING = object()
 _REQUIRED = ("input_tokens", "output_tokens")
 _STRINGS = ("service_tier", "inference_geo", "speed")
@@ -139,15 +153,7 @@ class Usage:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in (
-            "input_tokens",
-            "cache_read_input_tokens",
-            "ephemeral_5m_input_tokens",
-            "ephemeral_1h_input_tokens",
-            "output_tokens",
-            "web_search_requests",
-            "web_fetch_requests",
-        ):
+        for name in _COUNTS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise UsageError(name, f"expected a non-negative whole number, got {value!r}")
@@ -250,15 +256,10 @@ class Usage:
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
             return NotImplemented
+        summed = {name: getattr(self, name) + getattr(other, name) for name in _COUNTS}
         return replace(
             self,
-            input_tokens=self.input_tokens + other.input_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-            ephemeral_5m_input_tokens=self.ephemeral_5m_input_tokens + other.ephemeral_5m_input_tokens,
-            ephemeral_1h_input_tokens=self.ephemeral_1h_input_tokens + other.ephemeral_1h_input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            web_search_requests=self.web_search_requests + other.web_search_requests,
-            web_fetch_requests=self.web_fetch_requests + other.web_fetch_requests,
+            **summed,
             code_execution_hours=self.code_execution_hours + other.code_execution_hours,
             ttl_split_missing=self.ttl_split_missing or other.ttl_split_missing,
             notes=tuple(dict.fromkeys((*self.notes, *other.notes))),

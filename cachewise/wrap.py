@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anthropic
 
@@ -20,9 +20,11 @@ from .errors import CachewiseError, PriceTableError
 from .failopen import record_failure
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
-from .ledger import Ledger
-from .pricing import PriceBook
-from .sinks import RecordSink
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .pricing import PriceBook
+    from .sinks import RecordSink
 
 __all__ = ["UnsupportedClient", "wrap"]
 
@@ -38,6 +40,8 @@ class UnsupportedClient(CachewiseError, TypeError):
 
 
 def _ledger(ledger: Ledger | str | Path | None) -> Ledger:
+    from .ledger import Ledger  # SQLAlchemy: imported when a ledger is made, not by import cachewise
+
     if isinstance(ledger, Ledger):
         return ledger
     return Ledger(ledger)

@@ -21,8 +21,8 @@ import pandas as pd
 
 from ..errors import BudgetConfigError, UnknownModelError
 from ..pricing import PriceBook
-from ..reports.columns import ZERO
 from ..reports.frames import annotate, spend, totals
+from .base import RUN_TAG, ZERO, window_start
 from .config import BudgetSpec
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "window_start",
 ]
 
-RUN_TAG = "run_id"
 BASELINE_FORMAT = 1
 
 
@@ -57,6 +56,7 @@ class BudgetResult:
     no_usage_calls: int
     hit_ratio: float | None
     waste_ratio: float | None
+    quarantined_calls: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -77,21 +77,12 @@ class BudgetResult:
             "calls": self.calls,
             "unpriced_calls": self.unpriced_calls,
             "no_usage_calls": self.no_usage_calls,
+            "quarantined_calls": self.quarantined_calls,
             "hit_ratio": self.hit_ratio,
             "waste_ratio": self.waste_ratio,
             "failures": list(self.failures),
             "notes": list(self.notes),
         }
-
-
-def window_start(window: str, now: datetime, run_since: datetime | None) -> datetime | None:
-    """Start of ``window`` at ``now`` (UTC): the run marker, the UTC day, or the UTC month."""
-    now = now.astimezone(UTC)
-    if window == "day":
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if window == "month":
-        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return run_since
 
 
 def _has_tags(tags: Any, wanted: Mapping[str, str]) -> bool:
@@ -152,6 +143,8 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
         data = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BudgetConfigError(file, "<file>", f"cannot read baseline: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise BudgetConfigError(file, "<json>", f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("cachewise_baseline") != BASELINE_FORMAT:
@@ -239,9 +232,17 @@ def check_budget(
     run_since: datetime | None = None,
     run_id: str | None = None,
     book: PriceBook | None = None,
+    quarantine: pd.DataFrame | None = None,
 ) -> BudgetResult:
+    """One budget over ``frame``; ``quarantine`` (records the database refused, in no total) in the
+    budget's window and scope make it fail: their cost is unknown."""
     models = scope_models(spec, book)
     rows = annotate(select_rows(frame, spec, now=now, run_since=run_since, run_id=run_id, models=models))
+    refused = (
+        0
+        if quarantine is None or not len(quarantine)
+        else len(select_rows(quarantine, spec, now=now, run_since=run_since, run_id=run_id, models=models))
+    )
     summary = totals(rows)
     no_usage = int(_no_usage(rows).sum()) if len(rows) else 0
     spent = summary["cost_total"] if summary["cost_total"] is not None else ZERO
@@ -258,6 +259,7 @@ def check_budget(
         no_usage_calls=no_usage,
         hit_ratio=summary["hit_ratio"],
         waste_ratio=summary["waste_ratio"],
+        quarantined_calls=refused,
     )
     if (spec.models or spec.tags) and not len(rows):
         also = sorted(models - set(spec.models)) if models else []
@@ -268,6 +270,11 @@ def check_budget(
         result.failures.append(
             f"{result.unpriced_calls} call(s) cannot be priced ({', '.join(unpriced)}); "
             "they are not counted as $0: add a price overlay (--price-table) and reprice"
+        )
+    if refused:
+        result.failures.append(
+            f"{refused} call(s) were refused by the database and quarantined; their cost is unknown "
+            "(`cachewise ledger info` lists them)"
         )
     if no_usage:
         result.failures.append(f"{no_usage} call(s) have no final usage (incomplete); their cost is unknown")
@@ -294,10 +301,13 @@ def check_budgets(
     run_since: datetime | None = None,
     run_id: str | None = None,
     book: PriceBook | None = None,
+    quarantine: pd.DataFrame | None = None,
 ) -> list[BudgetResult]:
     """One :class:`BudgetResult` per budget, in order (model scopes resolved through ``book``)."""
     moment = now or datetime.now(UTC)
     return [
-        check_budget(frame, spec, now=moment, run_since=run_since, run_id=run_id, book=book)
+        check_budget(
+            frame, spec, now=moment, run_since=run_since, run_id=run_id, book=book, quarantine=quarantine
+        )
         for spec in budgets
     ]

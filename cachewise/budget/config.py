@@ -138,6 +138,8 @@ def load_budgets(path: str | Path) -> list[BudgetSpec]:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BudgetConfigError(file, "<file>", f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise BudgetConfigError(file, "<toml>", f"not valid TOML: {exc}") from exc
     if file.name == "pyproject.toml":
@@ -162,7 +164,7 @@ def find_config(directory: str | Path = ".") -> Path | None:
                 section = (
                     tomllib.loads(candidate.read_text(encoding="utf-8")).get("tool", {}).get("cachewise", {})
                 )
-            except (OSError, tomllib.TOMLDecodeError):
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
                 return candidate  # let load_budgets report it
             if isinstance(section, Mapping) and ("budget" in section or "budgets" in section):
                 return candidate

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from decimal import Decimal
 
+from ..annotations import escape_data, escape_property
 from .check import BudgetResult
 
 __all__ = ["github_annotations", "junit_xml", "results_json", "step_summary", "text"]
@@ -41,21 +42,13 @@ def text(results: Sequence[BudgetResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _escape_data(value: str) -> str:
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(value: str) -> str:
-    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_annotations(results: Sequence[BudgetResult]) -> list[str]:
     """GitHub Actions workflow commands: one ``::error`` per failure, ``::warning`` per note."""
     lines: list[str] = []
     for result in results:
-        title = _escape_property(f"cachewise budget {result.name}")
-        lines += [f"::error title={title}::{_escape_data(failure)}" for failure in result.failures]
-        lines += [f"::warning title={title}::{_escape_data(note)}" for note in result.notes]
+        title = escape_property(f"cachewise budget {result.name}")
+        lines += [f"::error title={title}::{escape_data(failure)}" for failure in result.failures]
+        lines += [f"::warning title={title}::{escape_data(note)}" for note in result.notes]
     return lines
 
 

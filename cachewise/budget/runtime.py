@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BudgetExceeded, PricingError, UnpricedSpend
 from ..pricing import PriceBook
+from .base import ZERO, window_start
 
 if TYPE_CHECKING:
     from ..ledger.record import CallRecord
@@ -31,7 +32,6 @@ __all__ = [
 ]
 
 MILLION = Decimal(1_000_000)
-ZERO = Decimal(0)
 #: Tokens the API adds for tool use (its tool system prompt is a few hundred tokens; docs/api-notes.md §4.1).
 TOOL_OVERHEAD_TOKENS = 1_000
 #: Tokens allowed for an image given by URL or file id (bytes do not bound it). Images are
@@ -168,10 +168,6 @@ class RuntimeBudget:
         self._window_start: datetime | None = None
 
     def _refresh(self, now: datetime) -> None:
-        # The ledger's window is read as a frame (pandas), only for a day or month window.
-        from ..reports.columns import unpriced_mask
-        from .check import window_start
-
         start = window_start(self.window, now, None)
         due = (
             self._read_at is None
@@ -183,9 +179,9 @@ class RuntimeBudget:
         flush = getattr(self.ledger, "flush", None)
         if callable(flush):
             flush()
-        frame = self.ledger.to_frame(
-            since=start, until=now, model=self._models, tags=self.tags or None, money="decimal"
-        )
+        from ..reports.columns import unpriced_mask  # pandas: only once a ledger is read
+
+        frame = self.ledger.to_frame(since=start, until=now, model=self._models, tags=self.tags or None)
         bad = unpriced_mask(frame)
         self._ledger_unpriced = int(bad.sum())
         self._ledger_spent = sum(frame.loc[~bad, "cost_total"].tolist(), ZERO)

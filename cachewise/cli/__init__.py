@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
-from ..errors import PriceTableError
+from .errors import CliGroup
 
 __all__ = ["cli", "main"]
 
@@ -26,25 +25,7 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-class _BadPriceTable(click.ClickException):
-    exit_code = 2
-
-
-class _Cli(click.Group):
-    """The root group: a broken price table is bad input (exit 2), whichever command loaded it."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except PriceTableError as exc:
-            raise _BadPriceTable(str(exc)) from exc
-        except click.ClickException as exc:
-            if isinstance(exc.__cause__, PriceTableError) and not isinstance(exc, _BadPriceTable):
-                raise _BadPriceTable(exc.message) from exc.__cause__
-            raise
-
-
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cachewise")
 def cli() -> None:
     """cachewise: plan Claude prompt-cache breakpoints, record every call, and report what caching saved."""

@@ -5,48 +5,38 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NoReturn
 
 import click
+from pydantic import ValidationError
 
-from ..budget.check import RUN_TAG, build_baseline, check_budgets, window_start
+from ..budget.base import RUN_TAG, window_start
+from ..budget.check import build_baseline, check_budgets
 from ..budget.config import BudgetSpec, find_config, load_budgets
 from ..budget.output import github_annotations, junit_xml, results_json, step_summary, text
-from ..errors import BudgetConfigError, LedgerError
-from ..reports.source import load_frame
-from ..reports.window import parse_when
+from ..errors import BudgetConfigError
+from .errors import CliError, finding
+from .options import (
+    OutputPath,
+    db_option,
+    ledger_frame,
+    ledger_quarantine,
+    output_problem,
+    tag_option,
+    when,
+    write_output,
+)
 
 __all__ = ["budget"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 
 def _usage_error(message: str) -> NoReturn:
-    click.echo(f"cachewise budget: {message}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
-def _when(value: str | None, option: str, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_when(value, now)
-    except ValueError as exc:
-        _usage_error(f"{option}: {exc}")
-
-
-def _tags(items: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            _usage_error(f"--tag: {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
+    raise CliError(message)
 
 
 def _budgets(
@@ -59,8 +49,10 @@ def _budgets(
             _usage_error(f"--limit: {limit!r} is not an amount in USD")
         try:
             return [BudgetSpec(name="cli", window=window, limit=amount, model=model, tags=tags)]
-        except ValueError as exc:
-            _usage_error(f"--limit/--window: {exc}")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "limit"
+            _usage_error(f"--{where} {limit!r}: {first['msg'].removeprefix('Value error, ')}")
     path = config or find_config()
     if path is None:
         _usage_error(
@@ -80,9 +72,7 @@ def budget() -> None:
 
 
 @budget.command()
-@click.option(
-    "--db", "db", metavar="URL", help="Ledger: a SQLite path or database URL (default $CACHEWISE_DB)."
-)
+@db_option()
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
               help="pyproject.toml or cachewise.toml (default: found from here up).")  # fmt: skip
 @click.option("--since", default=None, help="Start of the run (window 'run'): ISO datetime, 30m, 2h, today.")
@@ -92,11 +82,10 @@ def budget() -> None:
 @click.option("--window", type=click.Choice(["run", "day", "month"]), default="run", show_default=True,
               help="Window of the --limit budget.")  # fmt: skip
 @click.option("--model", default=None, help="Scope of the --limit budget: one model.")
-@click.option("--tag", "tag_items", multiple=True, metavar="KEY=VALUE", help="Scope of the --limit budget.")
-@click.option(
-    "--junit", "junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
-)
+@tag_option("Scope of the --limit budget (repeatable).")
+@click.option("--junit", "junit", type=OutputPath(), help="Write JUnit XML here (its folder must exist).")
 @click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[FILE]",
+              type=OutputPath(allow_dash=True),
               help="Results as JSON: to FILE, or on stdout instead of text.")  # fmt: skip
 def check(
     db: str | None,
@@ -107,70 +96,74 @@ def check(
     limit: str | None,
     window: str,
     model: str | None,
-    tag_items: tuple[str, ...],
+    tags: dict[str, str],
     junit: Path | None,
-    json_out: str | None,
+    json_out: Path | None,
 ) -> None:
     """Check the budgets: exit 0 within, 1 over (or any call that cannot be priced), 2 usage error.
 
     Under GitHub Actions (GITHUB_ACTIONS set) each failure is printed as an ::error annotation,
     and a Markdown table is appended to $GITHUB_STEP_SUMMARY when it is set.
     """
-    now = _when(at, "--at", datetime.now(UTC)) or datetime.now(UTC)
-    run_since = _when(since, "--since", now)
-    try:
-        budgets = _budgets(config, limit, window, model, _tags(tag_items))
-        starts = [window_start(spec.window, now, run_since) for spec in budgets]
-        earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
-        frame = load_frame(db, since=earliest, until=now)
-        results = check_budgets(frame, budgets, now=now, run_since=run_since, run_id=run_id)
-    except BudgetConfigError as exc:
-        _usage_error(str(exc))
-    except LedgerError as exc:
-        _usage_error(f"ledger: {exc}")
-    if json_out == "-":
+    now = when(at, "--at", datetime.now(UTC)) or datetime.now(UTC)
+    run_since = when(since, "--since", now)
+    summary_path = os.environ.get(STEP_SUMMARY)
+    if summary_path:
+        problem = output_problem(Path(summary_path))
+        if problem:
+            _usage_error(f"${STEP_SUMMARY} {summary_path!r}: {problem}")
+    budgets = _budgets(config, limit, window, model, tags)  # a BudgetConfigError exits 2 (CliGroup)
+    starts = [window_start(spec.window, now, run_since) for spec in budgets]
+    earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
+    frame = ledger_frame(db, since=earliest, until=now)
+    quarantine = ledger_quarantine(db, since=earliest, until=now)
+    results = check_budgets(
+        frame, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine
+    )
+    if json_out == Path("-"):
         click.echo(results_json(results), nl=False)
     else:
         click.echo(text(results), nl=False)
-        if json_out:
-            Path(json_out).write_text(results_json(results), encoding="utf-8")
+        if json_out is not None:
+            write_output(json_out, results_json(results), "--json")
     if os.environ.get("GITHUB_ACTIONS"):
         for line in github_annotations(results):
             click.echo(line)
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(step_summary(results))
+        try:
+            with open(summary_path, "a", encoding="utf-8") as handle:
+                handle.write(step_summary(results))
+        except OSError as exc:
+            _usage_error(f"${STEP_SUMMARY} {summary_path!r}: cannot write: {exc.strerror or exc}")
     if junit is not None:
-        junit.write_text(junit_xml(results), encoding="utf-8")
-    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+        write_output(junit, junit_xml(results), "--junit")
+    if not all(r.ok for r in results):
+        finding()
 
 
 @budget.command()
-@click.option(
-    "--db", "db", metavar="URL", help="Ledger: a SQLite path or database URL (default $CACHEWISE_DB)."
-)
+@db_option()
 @click.option("--since", default=None, help="Start of the reference run: ISO datetime, 30m, 2h, today.")
 @click.option("--until", default=None, help="End of the reference run (default now).")
 @click.option("--run-id", default=None, help=f"The reference run: calls tagged {RUN_TAG}=ID.")
 @click.option("--test-tag", default="test", show_default=True, help="Tag naming the test of each call.")
-@click.option("--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the baseline JSON.")  # fmt: skip
+@click.option("--output", "output", required=True, type=OutputPath(),
+              help="Where to write the baseline JSON (its folder must exist).")  # fmt: skip
 def baseline(
     db: str | None, since: str | None, until: str | None, run_id: str | None, test_tag: str, output: Path
 ) -> None:
     """Write a baseline (cost per test and model, hit ratio, write waste) from a reference run, e.g. main."""
     now = datetime.now(UTC)
-    start, end = _when(since, "--since", now), _when(until, "--until", now) or now
+    start, end = when(since, "--since", now), when(until, "--until", now) or now
     if start is None and run_id is None:
         _usage_error("baseline: give --since or --run-id to mark the reference run")
+    if start is not None and start > end:
+        _usage_error(f"--since {since!r} ({start.isoformat()}) is after --until ({end.isoformat()})")
+    frame = ledger_frame(db, since=start, until=end, tags={RUN_TAG: run_id} if run_id else None)
     try:
-        frame = load_frame(db, since=start, until=end, tags={RUN_TAG: run_id} if run_id else None)
         data = build_baseline(frame, test_tag=test_tag, now=now)
-    except BudgetConfigError as exc:
-        click.echo(f"cachewise budget baseline: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    except LedgerError as exc:
-        _usage_error(f"ledger: {exc}")
-    output.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except BudgetConfigError as exc:  # a finding: the reference run has calls that cannot be priced
+        click.echo(f"Error: {exc}", err=True)
+        finding()
+    write_output(output, json.dumps(data, indent=2) + "\n", "--output")
     click.echo(f"wrote {output}: {data['calls']} calls, ${data['total']}, {len(data['by_test'])} tests")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
-from pathlib import Path
 
 import click
+
+from .options import db_option, ledger_url
 
 __all__ = ["demo"]
 
@@ -16,18 +17,13 @@ def _usd(value: Decimal) -> str:
 
 
 @click.command()
-@click.option(
-    "--db",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Ledger to record into (default: CACHEWISE_DEMO_DB or demo.sqlite in the user data dir).",
-)
+@db_option(default="$CACHEWISE_DEMO_DB, else demo.sqlite in the user data dir")
 @click.option(
     "--live",
     is_flag=True,
     help="Call the real API (needs ANTHROPIC_API_KEY) with a small workload instead of the emulator.",
 )
-def demo(db: Path | None, live: bool) -> None:
+def demo(db: str | None, live: bool) -> None:
     """Run a realistic workload with and without cachewise on the embedded emulator; print the savings."""
     from ..demo import run_demo
 
@@ -35,6 +31,8 @@ def demo(db: Path | None, live: bool) -> None:
         raise click.UsageError(
             "--live needs ANTHROPIC_API_KEY; without it the demo runs on the embedded emulator"
         )
+    if db is not None:
+        ledger_url(db, must_exist=False)  # a bad URL or an unusable path is an Error: before any work
     where = (
         "the real Claude API"
         if live

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import click
-import uvicorn
 
 from ..emulator import Emulator
 from ..emulator.app import create_app
+from .options import PORT, KeyValue, pairs
+from .serve import bind, port_of, serve
 
 __all__ = ["emulate"]
 
@@ -25,20 +27,24 @@ def _parse_start(value: str | None) -> datetime | None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8089, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8089, show_default=True, type=PORT, help="Port to listen on (0: any free port)."
+)
 @click.option("--start", help="Virtual clock start (ISO 8601, UTC if no zone); default 2026-11-20T12:00:00Z.")
 @click.option("--real-time", is_flag=True, help="Follow the wall clock instead of a virtual clock.")
 @click.option(
     "--batch-delay",
     default=0.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0),
     help="Emulator seconds a Message Batch stays in_progress before it is processed.",
 )
 @click.option(
     "--key",
     "keys",
     multiple=True,
+    type=KeyValue("WORKSPACE", allow_empty=False),
+    callback=pairs,
     metavar="KEY=WORKSPACE",
     help="Map an API key to a workspace id (repeatable).",
 )
@@ -64,7 +70,7 @@ def emulate(
     start: str | None,
     real_time: bool,
     batch_delay: float,
-    keys: tuple[str, ...],
+    keys: dict[str, str],
     strict_keys: bool,
     run_markers: str,
     log_level: str,
@@ -74,19 +80,18 @@ def emulate(
     Point the SDK at it with base_url=http://HOST:PORT (any API key works unless
     --strict-keys). Control it under /_emulator/ (advance, reset, state, bill, faults, keys).
     """
-    mapping: dict[str, str] = {}
-    for item in keys:
-        key, sep, workspace = item.partition("=")
-        if not sep or not key or not workspace:
-            raise click.BadParameter(f"{item!r} is not KEY=WORKSPACE", param_hint="--key")
-        mapping[key] = workspace
+    if not math.isfinite(batch_delay):
+        raise click.BadParameter(
+            f"{batch_delay!r} is not a finite number of seconds", param_hint="'--batch-delay'"
+        )
     emulator = Emulator(
         start=_parse_start(start),
         real_time=real_time or start == "now",
-        keys=mapping,
+        keys=keys,
         strict_keys=strict_keys,
         batch_delay=batch_delay,
         run_markers="run_end" if run_markers == "run_end" else "block",
     )
-    click.echo(f"cachewise emulator on http://{host}:{port} (clock {emulator.now().isoformat()})")
-    uvicorn.run(create_app(emulator), host=host, port=port, log_level=log_level, lifespan="off")
+    sock = bind(host, port)
+    click.echo(f"cachewise emulator on http://{host}:{port_of(sock)} (clock {emulator.now().isoformat()})")
+    serve(create_app(emulator), sock, log_level=log_level, lifespan="off")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import CachewiseError
 from ..progress import progress
+from .errors import CliError
 from .ledger import open_ledger
+from .options import HttpUrl
 
 __all__ = ["ingest_batch"]
 
@@ -17,6 +18,7 @@ __all__ = ["ingest_batch"]
     "--base-url",
     envvar="ANTHROPIC_BASE_URL",
     default=None,
+    type=HttpUrl(),
     help="API base URL (default: $ANTHROPIC_BASE_URL, else the Claude API).",
 )
 @click.option(
@@ -46,7 +48,7 @@ def ingest_batch(ctx: click.Context, batch_id: str, base_url: str | None, api_ke
             tracker.on_record = seen.append
             batch = client.messages.batches.retrieve(batch_id)
             if batch.processing_status != "ended":
-                raise click.ClickException(
+                raise CliError(
                     f"batch {batch_id} is {batch.processing_status}; results exist once it has ended"
                 )
             counts = batch.request_counts
@@ -58,9 +60,7 @@ def ingest_batch(ctx: click.Context, batch_id: str, base_url: str | None, api_ke
         ledger.flush()
         added = ledger.stats.inserted - before
     except anthropic.APIError as exc:
-        raise click.ClickException(f"could not read batch {batch_id}: {exc}") from exc
-    except CachewiseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CliError(f"could not read batch {batch_id}: {exc}") from exc
     ok = sum(1 for r in seen if r.status == "ok")
     click.echo(
         f"batch {batch_id}: {len(seen)} results read ({ok} succeeded), {added} new rows in {ledger.label}"

@@ -24,6 +24,7 @@ from ..errors import CachewiseError, UnknownModelError
 from ..ledger import Ledger, migrations
 from ..ledger.reprice import load_book
 from ..progress import progress
+from .options import OutputPath, db_option, ledger_url, tag_option
 
 __all__ = ["SUBCOMMANDS", "ledger", "open_ledger"]
 
@@ -41,23 +42,21 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def open_ledger(ctx: click.Context, *, create: bool = True) -> Ledger:
+def open_ledger(ctx: click.Context, *, must_exist: bool = False) -> Ledger:
     """The ledger named by ``cachewise ledger --db``, opened once per command and closed after it.
 
-    Read-only commands pass ``create=False``: a missing SQLite file (or a database without
-    ledger tables) is then an error naming it, and nothing is created
-    (:meth:`Ledger.open_existing`).
+    ``must_exist`` (read-only subcommands): a SQLite file that is not there is an error, not a
+    new empty ledger (:func:`cachewise.cli.options.ledger_url`), and a database without ledger
+    tables is opened with ``create=False`` (:meth:`Ledger.open_existing`): nothing is created.
     """
     obj: dict[str, Any] = ctx.ensure_object(dict)
     opened = obj.get("ledger")
     if isinstance(opened, Ledger):
         return opened
+    url = ledger_url(obj.get("db"), must_exist=must_exist)
     try:
         opened = Ledger(
-            obj.get("db"),
-            spool_dir=obj.get("spool_dir"),
-            upgrade=obj.get("upgrade", True),
-            create=create,
+            url, spool_dir=obj.get("spool_dir"), upgrade=obj.get("upgrade", True), create=not must_exist
         )
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -71,9 +70,7 @@ def _echo_json(data: Any) -> None:
 
 
 @click.group()
-@click.option(
-    "--db", "db", envvar="CACHEWISE_DB", help="Ledger path or database URL (default: $CACHEWISE_DB)."
-)
+@db_option()
 @click.option(
     "--spool-dir",
     "spool_dir",
@@ -151,9 +148,9 @@ def replay(ctx: click.Context) -> None:
 @click.option("--since", help="Only calls at or after this ISO date/datetime (UTC if no zone).")
 @click.option("--until", help="Only calls before this ISO date/datetime.")
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
-@click.option("--tag", "tag_pairs", multiple=True, help="Only calls with this tag, KEY=VALUE (repeatable).")
+@tag_option("Only calls with this tag (repeatable).")
 @click.option("--store/--no-store", default=False, help="Keep the result in the reprices table.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write per-call rows as CSV.")
+@click.option("--out", type=OutputPath(), help="Write per-call rows as CSV.")
 @click.pass_context
 def reprice(
     ctx: click.Context,
@@ -162,23 +159,17 @@ def reprice(
     since: str | None,
     until: str | None,
     models: tuple[str, ...],
-    tag_pairs: tuple[str, ...],
+    tags: dict[str, str],
     store: bool,
     out: Path | None,
 ) -> None:
     """What the recorded calls would cost under another price table (recorded costs are kept)."""
-    tags: dict[str, str] = {}
-    for pair in tag_pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
-        tags[key] = value
-    book = load_book(table, base)  # a PriceTableError exits 2 (cachewise.cli)
+    led = open_ledger(ctx, must_exist=True)
+    book = load_book(table, base)  # a PriceTableError exits 2 (cachewise.cli.errors)
     try:
         names = sorted(book.resolve_models(models)) if models else None
     except UnknownModelError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc
-    led = open_ledger(ctx, create=False)
     try:
         with progress("repricing", None):
             frame = led.reprice(
@@ -217,7 +208,7 @@ def info(ctx: click.Context) -> None:
 
     Never creates a ledger: a --db that names no ledger is an error.
     """
-    led = open_ledger(ctx, create=False)
+    led = open_ledger(ctx, must_exist=True)
     try:
         data = led.info()
     except CachewiseError as exc:

@@ -10,11 +10,14 @@ from typing import Any
 
 import click
 import httpx
+import json_source_map
 
-from ..errors import CachewiseError
-from ..lint import lint_family
+from ..annotations import escape_data, escape_property
+from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
+from .errors import finding
+from .options import HttpUrl, OutputPath, write_output
 
 __all__ = ["lint", "plan"]
 
@@ -24,9 +27,13 @@ def _load(path: str) -> dict[str, Any]:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         data = json.loads(text)
     except OSError as exc:
-        raise click.FileError(path, hint=str(exc.strerror or exc)) from exc
+        raise click.BadParameter(
+            f"cannot read {path!r}: {exc.strerror or exc}", param_hint="REQUEST"
+        ) from exc
     except ValueError as exc:
         raise click.BadParameter(f"{path} is not valid JSON: {exc}", param_hint="REQUEST") from exc
+    except RecursionError as exc:
+        raise click.BadParameter(f"{path} is nested too deeply to read", param_hint="REQUEST") from exc
     if not isinstance(data, dict):
         raise click.BadParameter(f"{path} must hold one Messages request object", param_hint="REQUEST")
     return data
@@ -36,7 +43,9 @@ def _load(path: str) -> dict[str, Any]:
 @click.argument("request_file", metavar="REQUEST", type=click.Path(allow_dash=True))
 @click.option("--model", help="Plan for this model instead of the request's own.")
 @click.option(
-    "--base-url", help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API)."
+    "--base-url",
+    type=HttpUrl(),
+    help="Count tokens at this API or emulator (default $ANTHROPIC_BASE_URL or the API).",
 )
 @click.option(
     "--api-key", envvar="ANTHROPIC_API_KEY", help="API key for count_tokens (default $ANTHROPIC_API_KEY)."
@@ -45,7 +54,7 @@ def _load(path: str) -> dict[str, Any]:
 @click.option(
     "--memo", type=click.Path(dir_okay=False), help="Token-count memo file (default in the user cache dir)."
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the planned request JSON here.")
+@click.option("--output", "-o", type=OutputPath(), help="Write the planned request JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
 def plan(
     request_file: str,
@@ -54,7 +63,7 @@ def plan(
     api_key: str | None,
     offline: bool,
     memo: str | None,
-    output: str | None,
+    output: Path | None,
     as_json: bool,
 ) -> None:
     """Plan prompt-cache breakpoints for REQUEST (a Messages request as JSON; - for stdin) and explain them.
@@ -79,16 +88,12 @@ def plan(
             http, base_url=url, api_key=api_key, memo=TokenMemo(memo) if memo else TokenMemo.default()
         )
     try:
-        result = CachePlanner(counter).plan(request, record=False)
-    except CachewiseError as exc:
-        raise click.ClickException(str(exc)) from exc
+        result = CachePlanner(counter).plan(request, record=False)  # a CachewiseError exits 2 (CliGroup)
     finally:
         if http is not None:
             http.close()
     if output:
-        Path(output).write_text(
-            json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        write_output(output, json.dumps(result.request, indent=2, ensure_ascii=False) + "\n", "--output")
     if as_json:
         click.echo(
             json.dumps(
@@ -122,25 +127,97 @@ def plan(
         click.echo(result.explain())
 
 
+def _source_lines(path: str) -> dict[str, int]:
+    """JSON pointer -> 1-based line of its key (or value) in the file at ``path``; empty for stdin
+    or a file that cannot be mapped (the annotation then names the file alone)."""
+    if path == "-":
+        return {}
+    try:
+        source = json_source_map.calculate(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError, json_source_map.errors.BaseError):
+        return {}
+    return {
+        pointer: (entry.key_start or entry.value_start).line + 1
+        for pointer, entry in source.items()
+        if pointer
+    }
+
+
+def _line_of(lines: dict[str, int], path: str) -> int | None:
+    """The line of a request path (``system.0.cache_control.ttl``), or of its nearest enclosing field."""
+    parts = [part.replace("~", "~0").replace("/", "~1") for part in path.split(".")]
+    while parts:
+        line = lines.get("/" + "/".join(parts))
+        if line is not None:
+            return line
+        parts.pop()
+    return None
+
+
+def _annotation(file: str, line: int | None, warning: LintWarning) -> str:
+    """One GitHub Actions workflow command: ``::warning`` (or ``::error``) on FILE (and LINE)."""
+    message = f"{warning.path}: [{warning.rule}] {warning.message}"
+    where = f"file={escape_property(file)}" + (f",line={line}" if line is not None else "")
+    return f"::{warning.severity} {where},title=cachewise lint::{escape_data(message)}"
+
+
+def _lint_json(files: tuple[str, ...], warnings: list[LintWarning]) -> str:
+    def of(i: int) -> list[dict[str, Any]]:
+        return [{k: v for k, v in w.as_dict().items() if k != "request"} for w in warnings if w.request == i]
+
+    return json.dumps(
+        {
+            "warnings": len(warnings),
+            "errors": sum(1 for w in warnings if w.severity == "error"),
+            "files": [{"file": name, "warnings": of(i)} for i, name in enumerate(files)],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
 @click.command("lint")
 @click.argument(
     "request_files", metavar="REQUEST...", nargs=-1, required=True, type=click.Path(allow_dash=True)
 )
 @click.option("--strict", is_flag=True, help="Exit with status 1 when there is any warning.")
-def lint(request_files: tuple[str, ...], strict: bool) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON document: per file, its warnings (rule, path, ...).",
+)
+@click.option(
+    "--github/--no-github",
+    default=None,
+    help="Print GitHub Actions annotations (default: when $GITHUB_ACTIONS is set).",
+)
+def lint(request_files: tuple[str, ...], strict: bool, as_json: bool, github: bool | None) -> None:
     """Warn about cache busters in one or more Messages requests (JSON files, in call order).
 
     One file: volatile content (timestamps, dates, UUIDs, request ids, long hex, nonces)
-    before the last breakpoint, and markers the API rejects. Several files of one family:
-    also reordered tools, tool schemas or tool_use inputs with unstable key order, and where
+    before the last breakpoint, and markers the API rejects (a cache_control type other
+    than "ephemeral", a ttl other than "5m" or "1h"). Several files of one family: also
+    reordered tools, tool schemas or tool_use inputs with unstable key order, and where
     the shared prefix breaks between calls.
+
+    With --json the document goes to stdout and any annotations to stderr.
     """
     requests = [_load(path) for path in request_files]
     warnings = lint_family(requests)
-    for warning in warnings:
-        name = request_files[warning.request] if warning.request is not None else ""
-        click.echo(f"{name}: {warning}" if name else str(warning))
-    if not warnings:
-        click.echo("no cache busters found")
+    if as_json:
+        click.echo(_lint_json(request_files, warnings))
+    else:
+        for warning in warnings:
+            name = request_files[warning.request] if warning.request is not None else ""
+            click.echo(f"{name}: {warning}" if name else str(warning))
+        if not warnings:
+            click.echo("no cache busters found")
+    if github if github is not None else bool(os.environ.get("GITHUB_ACTIONS")):
+        sources = [_source_lines(path) if warnings else {} for path in request_files]
+        for warning in warnings:
+            i = warning.request if warning.request is not None else 0
+            line = _line_of(sources[i], warning.path)
+            click.echo(_annotation(request_files[i], line, warning), err=as_json)
     if strict and warnings:
-        raise SystemExit(1)
+        finding()

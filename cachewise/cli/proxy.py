@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from .options import PORT, HttpUrl, db_option, ledger_url
+from .serve import bind, port_of, serve
+
 __all__ = ["proxy"]
 
 
@@ -14,16 +17,17 @@ __all__ = ["proxy"]
     show_default=True,
     help="Interface to bind. Loopback by default; binding elsewhere exposes the proxy to your network.",
 )
-@click.option("--port", default=8787, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port", default=8787, show_default=True, type=PORT, help="Port to listen on (0: any free port)."
+)
 @click.option(
     "--upstream",
     default="https://api.anthropic.com",
     show_default=True,
+    type=HttpUrl(),
     help="Where requests are forwarded (the API, a gateway, or `cachewise emulate`).",
 )
-@click.option(
-    "--db", "db", default=None, help="Ledger path or SQLAlchemy URL (default: CACHEWISE_DB or user data dir)."
-)
+@db_option()
 @click.option(
     "--plan/--no-plan",
     default=True,
@@ -53,13 +57,17 @@ def proxy(
     max_body_bytes: int | None,
 ) -> None:
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
-    import uvicorn
-
     from ..integrations.proxy import create_proxy_app
     from ..integrations.tracker import CallTracker
     from ..ledger import Ledger
 
-    ledger = Ledger(db)
+    url = ledger_url(db, must_exist=False)
+    sock = bind(host, port)
+    try:
+        ledger = Ledger(url)
+    except BaseException:
+        sock.close()
+        raise
     planner = None
     if plan:
         from ..integrations.proxy_planner import upstream_planner
@@ -69,8 +77,8 @@ def proxy(
     app = create_proxy_app(
         tracker, upstream=upstream, unwrap_envelopes=unwrap_envelopes, max_body_bytes=max_body_bytes
     )
-    click.echo(f"cachewise proxy on http://{host}:{port} -> {upstream} (ledger {ledger.label})")
+    click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {ledger.label})")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        serve(app, sock, log_level="warning")
     finally:
         ledger.close()

@@ -7,22 +7,14 @@ from pathlib import Path
 
 import click
 
-from ..errors import LedgerError, UnknownModelError
+from ..errors import UnknownModelError
 from ..pricing import PriceBook
+from ..reports.charts import charts_available
+from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from ..reports.source import load_frame
-from ..reports.window import parse_when
+from .options import OutputPath, db_option, ledger_frame, ledger_quarantine, tag_option, when, write_output
 
 __all__ = ["report"]
-
-
-def _when(value: str | None, option: str, now: datetime) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_when(value, now)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from exc
 
 
 def _model_names(model: str | None) -> list[str] | None:
@@ -36,9 +28,7 @@ def _model_names(model: str | None) -> list[str] | None:
 
 
 @click.command()
-@click.option(
-    "--db", "db", metavar="URL", help="Ledger: a SQLite path or database URL (default $CACHEWISE_DB)."
-)
+@db_option()
 @click.option("--since", default="7d", show_default=True, help="Start: 30m, 24h, 7d, today or an ISO date.")
 @click.option(
     "--until", default=None, help="End (exclusive of later calls): same forms as --since; default now."
@@ -50,17 +40,26 @@ def _model_names(model: str | None) -> list[str] | None:
     help="Group keys, comma-separated: model, day, month, tag:NAME or a ledger column.",
 )
 @click.option("--model", default=None, help="Only calls to this model.")
-@click.option("--tag", "tag_filters", multiple=True, metavar="KEY=VALUE", help="Only calls with this tag.")
-@click.option("--top", default=10, show_default=True, help="Prefix families shown.")
-@click.option("--calls", "calls", default=0, show_default=True, help="Also list the N most recent calls.")
+@tag_option("Only calls with this tag (repeatable; all must match).")
+@click.option(
+    "--top", default=10, show_default=True, type=click.IntRange(min=0), help="Prefix families shown."
+)
+@click.option(
+    "--calls",
+    "calls",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Also list the N most recent calls.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
 @click.option(
     "--output",
     "output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to FILE instead of stdout.",
+    type=OutputPath(),
+    help="Write to FILE instead of stdout (its folder must exist).",
 )
 def report(
     db: str | None,
@@ -68,7 +67,7 @@ def report(
     until: str | None,
     by: str,
     model: str | None,
-    tag_filters: tuple[str, ...],
+    tags: dict[str, str],
     top: int,
     calls: int,
     fmt: str,
@@ -80,27 +79,26 @@ def report(
     is marked INCOMPLETE. The exit code is 0 even then (use `cachewise budget check` to fail CI).
     """
     now = datetime.now(UTC)
-    start, end = _when(since, "--since", now), _when(until, "--until", now)
-    tags: dict[str, str] = {}
-    for item in tag_filters:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--tag")
-        tags[key] = value
+    start, end = when(since, "--since", now), when(until, "--until", now)
+    if start is not None and end is not None and start > end:
+        raise click.BadParameter(
+            f"{since!r} ({start.isoformat()}) is after --until {until!r} ({end.isoformat()})",
+            param_hint="'--since'",
+        )
     names = _model_names(model)
-    try:
-        frame = load_frame(db, since=start, until=end, model=names, tags=tags or None)
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from exc
+    frame = ledger_frame(db, since=start, until=end, model=names, tags=tags)
+    quarantine = ledger_quarantine(db, since=start, until=end, model=names, tags=tags)
     if model is not None and not len(frame):
         click.echo(f"note: --model {model} matched no call in the window", err=True)
     try:
-        result = build_report(frame, by, top=top, calls=calls, since=start, until=end)
+        result = build_report(frame, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from exc
     text = render(result, fmt)
+    if fmt == "html" and not charts_available():
+        click.echo(f"note: the page has no charts. {CHARTS_HINT}", err=True)
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_output(output, text, "--output")
         click.echo(f"wrote {output} ({fmt}, {result.totals['calls']} calls)", err=True)

@@ -121,7 +121,7 @@ def run_demo(
                                 play(workload, send_with(client), emulator)
                     bills[run] = emulator.bill_total()
         ledger.flush()
-        frame = ledger.to_frame(tags={"demo_session": session}, money="decimal")
+        frame = ledger.to_frame(tags={"demo_session": session})
         frame["demo_run"] = [t.get("demo_run") for t in frame["tags"]]
         summary = _summary(frame[frame["status"] == "ok"])
     finally:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, cast, get_args
 
 from ..errors import EmulatorError
@@ -47,16 +47,8 @@ class Fault:
     gate: threading.Event | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "endpoint": self.endpoint,
-            "retry_after": self.retry_after,
-            "after_events": self.after_events,
-            "seconds": self.seconds,
-            "error_type": self.error_type,
-            "message": self.message,
-        }
+        """Every field but the Python-only ``gate``, in declaration order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gate"}
 
     @classmethod
     def from_json(cls, data: Any, where: str = "faults") -> Fault:

@@ -14,11 +14,13 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..planner import CachePlanner, Plan
 from ..planner.protocol import Planner
-from ..usage import Usage
+
+if TYPE_CHECKING:
+    from ..planner import Plan
+    from ..usage import Usage
 
 __all__ = ["AnyPlanner", "Planner", "UserPlanner", "as_planner"]
 
@@ -40,6 +42,8 @@ class UserPlanner:
         self._aplan_record = self._aplan is not None and _takes_record(self._aplan)
 
     def _checked(self, result: Any) -> Plan | None:
+        from ..planner import Plan  # the planner package is imported by whoever made a planner
+
         if result is None or isinstance(result, Plan):
             return result
         raise TypeError(
@@ -70,6 +74,8 @@ AnyPlanner = Planner | UserPlanner
 
 def as_planner(planner: Any) -> AnyPlanner:
     """``planner`` itself if it is a :class:`CachePlanner`, else wrapped in a :class:`UserPlanner`."""
+    from ..planner import CachePlanner
+
     if isinstance(planner, CachePlanner | UserPlanner):
         return planner
     return UserPlanner(planner)

@@ -11,9 +11,12 @@ uses them too); they are re-exported here.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..httpstreams import AsyncFrames, AsyncFrames1, AsyncFrames2, Frames, Frames1, Frames2  # re-exported
+from ..httpstreams import AsyncFrames, AsyncFrames2, Frames, Frames2  # re-exported
+
+if TYPE_CHECKING:
+    from ..httpstreams import AsyncFrames1, Frames1
 
 __all__ = [
     "AsyncFrames",
@@ -62,3 +65,18 @@ async def tap_async(
                 yield chunk
     finally:
         await close()
+
+
+def __getattr__(name: str) -> Any:
+    """``Frames1`` / ``AsyncFrames1`` (plain ``httpx``), re-exported on first use."""
+    if name not in ("Frames1", "AsyncFrames1"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .. import httpstreams
+
+    value = getattr(httpstreams, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,12 +27,10 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..failopen import fail_open, swallow
-from ..ledger import Ledger
 from ..ledger.record import Breakpoint, CallRecord
-from ..planner import Plan
 from ..pricing import Modifiers, PriceBook
 from ..sinks import Budget, LedgerSink, RecordSink, registered
 from ..tags import current as current_tags
@@ -40,6 +38,10 @@ from ..usage import Usage, UsageReading
 from ._planner import AnyPlanner, as_planner
 from .sse import SSETap
 from .steps import adrive, drive
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+    from ..planner import Plan
 
 __all__ = [
     "BudgetLike",
@@ -481,13 +483,17 @@ class StreamRecorder:
             tracker._record_error(prepared, self.request_id, f"http_{self.status}", latency, "stream")
             return
         stream = tap.stream
-        if not stream.seen_start:
-            tracker._record_error(
+        if not stream.seen_start:  # a 2xx answer is billed, but nothing says what it cost: unpriced
+            tracker._record(
                 prepared,
-                self.request_id,
-                tap.error_type or (type(error).__name__ if error else "no_message_start"),
-                latency,
-                "stream",
+                usage=Usage.read(None),
+                request_id=str(self.request_id or f"local_{uuid.uuid4().hex}"),
+                message_id=None,
+                model=prepared.model,
+                latency_ms=latency,
+                endpoint="stream",
+                incomplete=True,
+                error_type=tap.error_type or (type(error).__name__ if error else "no_message_start"),
             )
             return
         incomplete = not stream.complete or tap.error_type is not None or error is not None

@@ -5,21 +5,27 @@ See docs/ledger.md. The pieces: :mod:`.record` (the row), :mod:`.schema` and
 :mod:`.spool` (getting rows there without losing any), :mod:`.quarantine` (rows the
 database refused), :mod:`.signals` (flushing on SIGTERM/SIGINT), :mod:`.query` and
 :mod:`.reprice` (reading them back).
+
+Only the row (:mod:`.record`) is imported with the package; the rest needs SQLAlchemy and is
+imported on first use of one of its names (``_LAZY``), so the send path stays light.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .ledger import Ledger
-from .quarantine import QuarantinedRecord
-from .query import DECIMAL_FRAME_DTYPES, FRAME_COLUMNS, Filter, Totals
 from .record import Breakpoint, CallRecord, CostBreakdown
-from .spool import ReplayResult
-from .writer import WriterStats
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
+    from .quarantine import QuarantinedRecord
+    from .query import ARROW_FRAME_DTYPES, FRAME_COLUMNS, FRAME_DTYPES, MONEY_DTYPE, Filter, Totals
+    from .spool import ReplayResult
+    from .writer import WriterStats
 
 __all__ = [
-    "DECIMAL_FRAME_DTYPES",
+    "ARROW_FRAME_DTYPES",
     "FRAME_COLUMNS",
     "FRAME_DTYPES",
     "MONEY_DTYPE",
@@ -34,11 +40,27 @@ __all__ = [
     "WriterStats",
 ]
 
+#: Names imported on first use (they need SQLAlchemy; ``ARROW_FRAME_DTYPES`` and ``MONEY_DTYPE`` also
+#: pandas and pyarrow, built by :mod:`.query` when first asked for), and the module each lives in.
+_LAZY = {
+    "Ledger": "ledger",
+    "QuarantinedRecord": "quarantine",
+    **dict.fromkeys(
+        ("FRAME_DTYPES", "FRAME_COLUMNS", "ARROW_FRAME_DTYPES", "MONEY_DTYPE", "Filter", "Totals"), "query"
+    ),
+    "ReplayResult": "spool",
+    "WriterStats": "writer",
+}
+
 
 def __getattr__(name: str) -> Any:
-    """``FRAME_DTYPES`` and ``MONEY_DTYPE`` are built on first use (they need pandas and pyarrow)."""
-    if name in ("FRAME_DTYPES", "MONEY_DTYPE"):
-        from . import query
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
-        return getattr(query, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

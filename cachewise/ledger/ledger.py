@@ -268,12 +268,14 @@ class Ledger:
         model: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
         *,
-        money: MoneyForm = "arrow",
+        money: MoneyForm = "decimal",
     ) -> pd.DataFrame:
         """The calls as a DataFrame; columns and dtypes are listed in docs/ledger.md.
 
-        ``money="arrow"`` (default): money columns are exact pyarrow ``decimal128(38, 12)``;
-        ``money="decimal"``: ``Decimal`` objects, digit for digit as written.
+        ``money="decimal"`` (default): money columns hold ``Decimal`` objects, digit for digit as
+        written (every ledger reads this way). ``money="arrow"`` (opt-in): exact pyarrow
+        ``decimal128(38, 12)`` columns; a call whose money has no exact 10⁻¹² form (finer rates,
+        code-execution hours) raises :class:`~cachewise.errors.LedgerError` naming it.
         """
         with self._store.read() as conn:
             return read_frame(conn, Filter(since, until, model, tags), money=money)
@@ -286,7 +288,7 @@ class Ledger:
         tags: Mapping[str, str] | None = None,
         *,
         chunk_rows: int = 100_000,
-        money: MoneyForm = "arrow",
+        money: MoneyForm = "decimal",
     ) -> Iterator[pd.DataFrame]:
         """The calls as frames of at most ``chunk_rows`` rows (same columns as :meth:`to_frame`).
 

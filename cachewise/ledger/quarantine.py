@@ -28,12 +28,14 @@ from sqlalchemy import exc as sa_exc
 
 from .privacy import redact
 from .record import CallRecord
+from .schema import quarantine
 
 __all__ = ["QuarantinedRecord", "first_line", "is_refusal", "raw_record_json", "storable_text"]
 
 #: Errors raised in Python while a row is converted or bound: the row's values, never the database.
 _CONVERSION_ERRORS = (OverflowError, UnicodeError, ValueError, TypeError)
 _REFUSING_DB_ERRORS = (sa_exc.DataError, sa_exc.IntegrityError)
+_ROW_COLUMNS = tuple(column.name for column in quarantine.columns if column.name != "id")
 
 
 def is_refusal(exc: BaseException) -> bool:
@@ -135,15 +137,8 @@ class QuarantinedRecord:
         return data if isinstance(data, dict) else {"value": data}
 
     def to_row(self) -> dict[str, Any]:
-        return {
-            "raw_hash": self.raw_hash,
-            "quarantined_at": self.quarantined_at,
-            "request_id": self.request_id,
-            "model": self.model,
-            "started_at": self.started_at,
-            "reason": self.reason,
-            "raw_record": self.raw_record,
-        }
+        """The ``quarantine`` table's columns (all but ``id``), in its order."""
+        return {name: getattr(self, name) for name in _ROW_COLUMNS}
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> QuarantinedRecord:

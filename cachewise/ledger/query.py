@@ -4,10 +4,11 @@
   one aggregate query, no Python per row. The rare rows whose money is not a whole number
   of units (marked by ``code_execution_hours_units IS NULL``, found through a partial
   index) are added from their exact decimal columns.
-* The frame is read in chunks with plain Core selects (no ORM objects). By default money
-  is a pyarrow ``decimal128(38, 12)`` column built from the units (numeric, exact, 16 bytes
-  a value); ``money="decimal"`` gives ``Decimal`` objects read from the decimal columns,
-  digit for digit as written (equal amounts share one immutable object within a chunk).
+* The frame is read in chunks with plain Core selects (no ORM objects). By default
+  (``money="decimal"``) money is ``Decimal`` objects read from the decimal columns, digit for
+  digit as written (equal amounts share one immutable object within a chunk). ``money="arrow"``
+  (opt-in) gives a pyarrow ``decimal128(38, 12)`` column built from the units (numeric, exact,
+  16 bytes a value); a row whose money has no exact 10⁻¹² form is a :class:`LedgerError`.
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ if TYPE_CHECKING:  # pandas, numpy and pyarrow are imported by the frame readers
     import pyarrow as pa
 
 __all__ = [
-    "DECIMAL_FRAME_DTYPES",
     "FRAME_COLUMNS",
+    "FRAME_DTYPES",
     "Filter",
+    "InexactMoneyError",
     "MoneyForm",
     "Totals",
+    "arrow_frame_dtypes",
     "count_quarantined",
-    "frame_dtypes",
     "iter_frames",
     "iter_quarantined",
     "iter_records",
@@ -69,8 +71,9 @@ __all__ = [
 _STR: Any = "str" if int(version("pandas").split(".")[0]) >= 3 else object
 MoneyForm = Literal["arrow", "decimal"]
 
-#: Column order and dtypes of ``Ledger.to_frame(money="decimal")``: money as ``Decimal`` objects.
-DECIMAL_FRAME_DTYPES: dict[str, Any] = {
+#: Column order and dtypes of :meth:`Ledger.to_frame` (default ``money="decimal"``): money as ``Decimal``
+#: objects (documented in docs/ledger.md).
+FRAME_DTYPES: dict[str, Any] = {
     "request_id": _STR,
     "message_id": _STR,
     "model": _STR,
@@ -96,7 +99,7 @@ DECIMAL_FRAME_DTYPES: dict[str, Any] = {
     **dict.fromkeys(COST_COLUMNS, object),
     "cost_error": _STR,
 }
-FRAME_COLUMNS: tuple[str, ...] = tuple(DECIMAL_FRAME_DTYPES)
+FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
 
 
 @functools.cache
@@ -109,16 +112,16 @@ def money_dtype() -> Any:
 
 
 @functools.cache
-def frame_dtypes() -> dict[str, Any]:
-    """Column order and dtypes of :meth:`Ledger.to_frame` (documented in docs/ledger.md)."""
+def arrow_frame_dtypes() -> dict[str, Any]:
+    """Column order and dtypes of ``Ledger.to_frame(money="arrow")`` (documented in docs/ledger.md)."""
     money = money_dtype()
-    return {name: (money if name in MONEY_COLUMNS else dtype) for name, dtype in DECIMAL_FRAME_DTYPES.items()}
+    return {name: (money if name in MONEY_COLUMNS else dtype) for name, dtype in FRAME_DTYPES.items()}
 
 
 def __getattr__(name: str) -> Any:
-    """``FRAME_DTYPES`` and ``MONEY_DTYPE`` are built on first use (they need pandas and pyarrow)."""
-    if name == "FRAME_DTYPES":
-        return frame_dtypes()
+    """``ARROW_FRAME_DTYPES`` and ``MONEY_DTYPE`` are built on first use (they need pandas and pyarrow)."""
+    if name == "ARROW_FRAME_DTYPES":
+        return arrow_frame_dtypes()
     if name == "MONEY_DTYPE":
         return money_dtype()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -228,25 +231,37 @@ def units_array(values: Sequence[int | None]) -> pa.Array:
     )
 
 
-def _check_units(rows: Sequence[Any], columns: Sequence[Sequence[Any]]) -> None:
+class InexactMoneyError(LedgerError):
+    """A call's money has no exact ``decimal128(38, 12)`` form (``money="arrow"`` cannot hold it)."""
+
+    def __init__(self, message: str, request_id: str | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def _check_units(rows: Sequence[Any], columns: Sequence[Sequence[Any]], caller: str) -> None:
     hours = columns[FRAME_COLUMNS.index("code_execution_hours")]
     for i, units in enumerate(hours):
         if units is None:
             request_id = rows[i][FRAME_COLUMNS.index("request_id")]
-            raise LedgerError(
-                f"call {request_id}: its money is not a whole number of 10^-{EXPONENT} USD "
-                "(finer rates or code-execution hours); read it with to_frame(money='decimal')"
+            raise InexactMoneyError(
+                f"{caller}(money='arrow'): call {request_id}: its money has no exact "
+                f"decimal128(38, {EXPONENT}) form (not a whole number of 10^-{EXPONENT} USD: finer rates "
+                f"or code-execution hours); read it with {caller}(money='decimal'), the default",
+                request_id,
             )
 
 
-def _chunk_frame(rows: Sequence[Any], dialect: str, money: MoneyForm = "arrow") -> pd.DataFrame:
+def _chunk_frame(
+    rows: Sequence[Any], dialect: str, money: MoneyForm = "decimal", caller: str = "to_frame"
+) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
     columns = list(zip(*rows, strict=True))
     if money == "arrow":
-        _check_units(rows, columns)
-    dtypes = frame_dtypes() if money == "arrow" else DECIMAL_FRAME_DTYPES
+        _check_units(rows, columns, caller)
+    dtypes = arrow_frame_dtypes() if money == "arrow" else FRAME_DTYPES
     data: dict[str, Any] = {}
     for name, values in zip(FRAME_COLUMNS, columns, strict=True):
         dtype = dtypes[name]
@@ -279,10 +294,10 @@ def _chunk_frame(rows: Sequence[Any], dialect: str, money: MoneyForm = "arrow") 
     return pd.DataFrame(data, columns=list(FRAME_COLUMNS))
 
 
-def empty_frame(money: MoneyForm = "arrow") -> pd.DataFrame:
+def empty_frame(money: MoneyForm = "decimal") -> pd.DataFrame:
     import pandas as pd
 
-    dtypes = frame_dtypes() if money == "arrow" else DECIMAL_FRAME_DTYPES
+    dtypes = arrow_frame_dtypes() if money == "arrow" else FRAME_DTYPES
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
 
 
@@ -292,7 +307,12 @@ def _check_money(money: str) -> None:
 
 
 def iter_frames(
-    conn: Connection, flt: Filter, *, chunk_rows: int = 100_000, money: MoneyForm = "arrow"
+    conn: Connection,
+    flt: Filter,
+    *,
+    chunk_rows: int = 100_000,
+    money: MoneyForm = "decimal",
+    caller: str = "iter_frames",
 ) -> Iterator[pd.DataFrame]:
     """The calls matching ``flt`` as frames of at most ``chunk_rows`` rows, oldest first.
 
@@ -305,17 +325,23 @@ def iter_frames(
     dialect = conn.dialect.name
     stmt = flt.apply(_frame_select(dialect, money)).order_by(calls.c.started_at, calls.c.id)
     result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
-    for part in result.partitions(chunk_rows):
-        yield _chunk_frame(part, dialect, money)
+    try:
+        for part in result.partitions(chunk_rows):
+            yield _chunk_frame(part, dialect, money, caller)
+    finally:  # a chunk that raises, or a reader that stops early, closes the server-side cursor now
+        result.close()
 
 
 def read_frame(
-    conn: Connection, flt: Filter, *, chunk: int = 100_000, money: MoneyForm = "arrow"
+    conn: Connection, flt: Filter, *, chunk: int = 100_000, money: MoneyForm = "decimal"
 ) -> pd.DataFrame:
-    """The calls matching ``flt`` as one DataFrame (dtypes: :func:`frame_dtypes`), oldest first."""
+    """The calls matching ``flt`` as one DataFrame, oldest first.
+
+    Dtypes: :data:`FRAME_DTYPES` (``money="decimal"``) or :func:`arrow_frame_dtypes` (``"arrow"``).
+    """
     import pandas as pd
 
-    frames = list(iter_frames(conn, flt, chunk_rows=chunk, money=money))
+    frames = list(iter_frames(conn, flt, chunk_rows=chunk, money=money, caller="to_frame"))
     if not frames:
         return empty_frame(money)
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)

@@ -19,11 +19,10 @@ from typing import Any, Literal
 from ..breakpoints import Breakpoint
 from ..errors import PricingError
 from ..pricing import AppliedRates, Cost, Modifiers, PriceBook, price
+from ..pricing.cost import COST_FIELDS as COST_COLUMNS  # = schema.COST_COLUMNS, without SQLAlchemy
 from ..tags import current as current_tags
 from ..usage import Usage, UsageReading
 from .privacy import redact
-from .schema import COST_COLUMNS
-from .types import money_text
 
 __all__ = ["ENDPOINTS", "STATUSES", "Breakpoint", "CallRecord", "CostBreakdown", "Endpoint", "Status"]
 
@@ -58,6 +57,8 @@ class CostBreakdown:
 
 def rates_dict(rates: AppliedRates) -> dict[str, Any]:
     """The applied rates as JSON-safe values (decimals and dates as strings)."""
+    from .types import money_text  # with SQLAlchemy's column types: imported on use, not with the row
+
     out: dict[str, Any] = {}
     for key, value in rates.as_dict().items():
         if isinstance(value, Decimal):
@@ -321,6 +322,8 @@ class CallRecord:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict: decimals as exact strings, times as ISO 8601 UTC."""
+        from .types import money_text
+
         out: dict[str, Any] = {}
         for key, value in self.to_row().items():
             if isinstance(value, Decimal):

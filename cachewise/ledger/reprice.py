@@ -12,9 +12,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Connection
 
 from ..errors import PriceTableError, PricingError
@@ -23,6 +22,9 @@ from ..pricing.book import read_table_file
 from .record import CallRecord, rates_dict
 from .schema import COST_COLUMNS, reprices
 from .store import insert_for
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["REPRICE_COLUMNS", "load_book", "reprice_rows", "store_reprices"]
 
@@ -88,6 +90,8 @@ def reprice_rows(records: Iterable[CallRecord], book: PriceBook) -> Iterator[dic
 
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    import pandas as pd  # not at import time: the wrap path imports no pandas
+
     frame = pd.DataFrame(
         [{k: v for k, v in row.items() if k != "_rates"} for row in rows], columns=list(REPRICE_COLUMNS)
     )

@@ -34,6 +34,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.types import TypeEngine
 
+from ..pricing.cost import COST_FIELDS
+from ..usage import TOKEN_FIELDS
 from .types import Money, UTCDateTime
 from .units import UNITS_COLUMNS
 
@@ -55,30 +57,10 @@ __all__ = [
 MIGRATIONS_TABLE = "cachewise_migrations"
 
 #: Usage counters, with the API's names (docs/api-notes.md §3.1). All BIGINT, never NULL.
-TOKEN_COLUMNS: tuple[str, ...] = (
-    "input_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-    "ephemeral_5m_input_tokens",
-    "ephemeral_1h_input_tokens",
-    "output_tokens",
-    "web_search_requests",
-    "web_fetch_requests",
-)
+TOKEN_COLUMNS: tuple[str, ...] = TOKEN_FIELDS
 
 #: The cost breakdown in USD; all NULL when pricing failed (see ``cost_error``).
-COST_COLUMNS: tuple[str, ...] = (
-    "cost_input",
-    "cost_cache_write_5m",
-    "cost_cache_write_1h",
-    "cost_cache_read",
-    "cost_output",
-    "cost_web_search",
-    "cost_code_execution",
-    "cost_total",
-    "cost_no_cache",
-    "savings",
-)
+COST_COLUMNS: tuple[str, ...] = COST_FIELDS
 
 
 def id_type() -> TypeEngine[int]:

@@ -492,11 +492,29 @@ class Store:
         return InsertResult(len(inserted), duplicates, conflicts, quarantined=len(refused))
 
     def quarantine(self, conn: Connection, entries: Sequence[QuarantinedRecord]) -> None:
-        """Keep ``entries`` in the ``quarantine`` table (a record already there is kept once)."""
-        if not entries:
+        """Keep ``entries`` in the ``quarantine`` table, one per call.
+
+        A record already there is kept once, and so is a refused call: an entry whose request id
+        is already quarantined is that call refused again (the same reply recorded twice), not
+        another unaccounted call.
+        """
+        ids = sorted({e.request_id for e in entries if e.request_id is not None})
+        known: set[str] = set()
+        column = quarantine_table.c.request_id
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            known.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+        kept: list[QuarantinedRecord] = []
+        for entry in entries:
+            if entry.request_id is not None:
+                if entry.request_id in known:
+                    continue
+                known.add(entry.request_id)
+            kept.append(entry)
+        if not kept:
             return
         stmt = insert_for(self.dialect)(quarantine_table).on_conflict_do_nothing(index_elements=["raw_hash"])
-        conn.execute(stmt, [entry.to_row() for entry in entries])
+        conn.execute(stmt, [entry.to_row() for entry in kept])
 
     def insert_quarantined(self, entries: Sequence[QuarantinedRecord]) -> None:
         """Write quarantined entries that waited in the spool while the database was down."""

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = ["Money", "UTCDateTime", "format_utc", "money_text"]
+
+_T = TypeVar("_T")
 
 
 def money_text(value: Decimal) -> str:
@@ -30,25 +32,36 @@ def money_text(value: Decimal) -> str:
     return str(value)
 
 
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp {value.isoformat()} has no timezone; pass an aware UTC datetime")
+    return value.astimezone(UTC)
+
+
 def format_utc(value: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC: fixed width, so text order is time order."""
     if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"timestamp {value.isoformat()} has no timezone; pass an aware UTC datetime")
-        value = value.astimezone(UTC)
+        value = _aware_utc(value)
     return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-class Money(TypeDecorator[Decimal]):
+class _TextOnSQLite(TypeDecorator[_T]):
+    """A column that is ``postgresql_type`` on PostgreSQL and ``TEXT`` everywhere else (SQLite)."""
+
+    postgresql_type: ClassVar[TypeEngine[Any]]
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(self.postgresql_type)
+        return dialect.type_descriptor(Text())
+
+
+class Money(_TextOnSQLite[Decimal]):
     """An exact decimal amount of USD (or hours): NUMERIC on PostgreSQL, decimal text on SQLite."""
 
     impl = Text
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.NUMERIC(asdecimal=True))
-        return dialect.type_descriptor(Text())
+    postgresql_type = postgresql.NUMERIC(asdecimal=True)
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
         if value is None:
@@ -62,25 +75,17 @@ class Money(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-class UTCDateTime(TypeDecorator[datetime]):
+class UTCDateTime(_TextOnSQLite[datetime]):
     """An aware UTC timestamp: timestamptz on PostgreSQL, fixed-width UTC text on SQLite."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
-        return dialect.type_descriptor(Text())
+    postgresql_type = postgresql.TIMESTAMP(timezone=True)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if dialect.name == "postgresql":
-            if value.tzinfo is None:
-                raise ValueError(f"timestamp {value.isoformat()} has no timezone; pass an aware UTC datetime")
-            return value.astimezone(UTC)
-        return format_utc(value)
+        return _aware_utc(value) if dialect.name == "postgresql" else format_utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -72,6 +72,8 @@ class Candidate:
     kinds: list[Kind] = field(default_factory=list)
     fixed: Source | None = None
     fixed_ttl: Ttl | None = None
+    #: The TTL of each caller's marker at this position, in block order (a run holds several).
+    marker_ttls: list[Ttl] = field(default_factory=list)
     slots: int = 0
     bounds: TokenBounds = field(default_factory=lambda: TokenBounds(0, 0, 0))
     values: dict[Ttl, float] = field(default_factory=dict)
@@ -119,6 +121,7 @@ def collect(prompt: Prompt, stats: ReuseStats, now: datetime, notes: list[str]) 
         cand = cands.setdefault(marker.position, Candidate(positions[marker.position]))
         cand.fixed = "caller"
         cand.fixed_ttl = "1h" if marker.ttl == "1h" or cand.fixed_ttl == "1h" else "5m"
+        cand.marker_ttls.append(marker.ttl)
         cand.slots += 1
     last = prompt.last_markable()
     if prompt.auto is not None and last is not None:

@@ -23,15 +23,20 @@ _State = tuple[int, int, Ttl]  # (pool index, slots used, ttl)
 
 
 def ttl_order_ok(cands: Mapping[int, Candidate]) -> bool:
-    """Whether the fixed candidates (the caller's markers) keep every 1h before every 5m."""
+    """Whether the fixed candidates (the caller's markers) keep every 1h before every 5m.
+
+    Every marker counts in block order, also several inside one run (one position): a 5m on
+    an earlier block of the run and a 1h on a later one break the order as anywhere else.
+    """
     seen_5m = False
     for index in sorted(cands):
         c = cands[index]
         if c.fixed is None:
             continue
-        if c.fixed_ttl == "1h" and seen_5m:
-            return False
-        seen_5m = seen_5m or c.fixed_ttl == "5m"
+        for ttl in c.marker_ttls or [c.fixed_ttl or "5m"]:
+            if ttl == "1h" and seen_5m:
+                return False
+            seen_5m = seen_5m or ttl == "5m"
     return True
 
 

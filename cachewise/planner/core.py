@@ -38,7 +38,7 @@ from ..prompt import Prompt
 from ..tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, prefix_bounds
 from ..usage import Usage
 from .body import copy_body
-from .candidates import MAX_BREAKPOINTS, Candidate, Status, collect
+from .candidates import LOOKBACK, MAX_BREAKPOINTS, Candidate, Status, collect
 from .choice import choose
 from .output import Minimum, Outcome, build
 from .plan import Plan
@@ -46,7 +46,7 @@ from .protocol import Planner
 from .reuse import ReuseStats
 from .valuation import Prices, effective_minimum, value
 
-__all__ = ["DEFAULT_COUNT_BUDGET", "MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
+__all__ = ["DEFAULT_COUNT_BUDGET", "LOOKBACK", "MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
 
 log = logging.getLogger("cachewise.planner")
 
@@ -183,6 +183,10 @@ class CachePlanner:
         swallow("planner", exc)  # re-raised under pytest
         return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
 
+    def _candidates(self, prompt: Prompt, now: datetime, notes: list[str]) -> dict[int, Candidate]:
+        """This request's candidates (:func:`.candidates.collect`, with this planner's statistics)."""
+        return collect(prompt, self.stats, now, notes)
+
     def _deadline(self) -> float | None:
         """When counting for this request must stop (``time.monotonic()``), or ``None``: no budget."""
         return None if self.count_budget is None else time.monotonic() + self.count_budget
@@ -224,7 +228,7 @@ class CachePlanner:
             min_source += f"; table marks it uncertain: {table_min.uncertain}"
         prices = Prices.per_token(rates)
         notes: list[str] = []
-        cands = collect(prompt, self.stats, now, notes)
+        cands = self._candidates(prompt, now, notes)
         calls_before = self.counter.calls if self.counter is not None else 0
         known = self.counter.known(prompt) if self.counter is not None else {}
         order = sorted(known)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -53,11 +53,16 @@ class Outcomes:
     resolved_1h: int = 0
     reused_1h: int = 0
 
+    def counts(self, ttl: Ttl) -> tuple[int, int]:
+        """How many were resolved within ``ttl``'s window, and how many of those reused."""
+        if ttl == "5m":
+            return self.resolved_5m, self.reused_5m
+        return self.resolved_1h, self.reused_1h
+
     def rate(self, ttl: Ttl) -> float:
         """Posterior mean under a Beta(1, 1) prior."""
-        if ttl == "5m":
-            return (self.reused_5m + 1) / (self.resolved_5m + 2)
-        return (self.reused_1h + 1) / (self.resolved_1h + 2)
+        resolved, reused = self.counts(ttl)
+        return (reused + 1) / (resolved + 2)
 
     def reuse(self, gap: float) -> None:
         if gap < TTL_SECONDS["5m"]:
@@ -119,27 +124,25 @@ class ReuseStats:
     # -- recording ---------------------------------------------------------------------------
 
     def _resolve(self, now: datetime) -> None:
-        five = timedelta(seconds=TTL_SECONDS["5m"])
-        hour = timedelta(seconds=TTL_SECONDS["1h"])
-        while self._pending and now - self._pending[0].at >= five:
-            item = self._pending.popleft()
-            if item.done:
-                continue
+        for item in self._lapsed(self._pending, "5m", now):
             item.done_5m = True
-            for outcomes in self._outcomes(item):
-                outcomes.lapse("5m")
             self._pending_1h.append(item)
-        while self._pending_1h and now - self._pending_1h[0].at >= hour:
-            item = self._pending_1h.popleft()
-            if item.done:
-                continue
+        for item in self._lapsed(self._pending_1h, "1h", now):
             item.done = True
-            for outcomes in self._outcomes(item):
-                outcomes.lapse("1h")
             if item.family is not None:
                 family = self.families.get(item.family)
                 if family is not None:
                     family.open_tails.pop(item.key, None)
+
+    def _lapsed(self, queue: deque[_Pending], ttl: Ttl, now: datetime) -> Iterator[_Pending]:
+        """Pop the items whose ``ttl`` window passed with no reuse, counting each one's lapse."""
+        window = timedelta(seconds=TTL_SECONDS[ttl])
+        while queue and now - queue[0].at >= window:
+            item = queue.popleft()
+            if not item.done:
+                for outcomes in self._outcomes(item):
+                    outcomes.lapse(ttl)
+                yield item
 
     def _outcomes(self, item: _Pending) -> list[Outcomes]:
         if item.family is None:
@@ -245,8 +248,7 @@ class ReuseStats:
         fam = self.families.get(family)
         if fam is None:
             return prior
-        seen = fam.tails.resolved_5m if ttl == "5m" else fam.tails.resolved_1h
-        reused = fam.tails.reused_5m if ttl == "5m" else fam.tails.reused_1h
+        seen, reused = fam.tails.counts(ttl)
         return (reused + PRIOR_WEIGHT * prior) / (seen + PRIOR_WEIGHT)
 
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:

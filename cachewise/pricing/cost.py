@@ -25,10 +25,28 @@ from ..errors import NoPriceError
 from ..usage import Usage
 from .book import AppliedRates, PriceBook, to_utc
 
-__all__ = ["Cost", "Modifiers", "price"]
+__all__ = ["COST_FIELDS", "Cost", "Modifiers", "price"]
 
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1_000)
+#: The priced components of :class:`Cost`, in the order they are summed and stored.
+_COMPONENTS = (
+    "input",
+    "cache_write_5m",
+    "cache_write_1h",
+    "cache_read",
+    "output",
+    "web_search",
+    "code_execution",
+)
+#: :meth:`Cost.as_dict`'s keys, in order: ``cost_<component>``, total, no-cache total, savings
+#: (the ledger's cost columns).
+COST_FIELDS: tuple[str, ...] = (
+    *(f"cost_{name}" for name in _COMPONENTS),
+    "cost_total",
+    "cost_no_cache",
+    "savings",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +95,9 @@ class Cost:
         return self.no_cache_total - self.total
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "cost_input": self.input,
-            "cost_cache_write_5m": self.cache_write_5m,
-            "cost_cache_write_1h": self.cache_write_1h,
-            "cost_cache_read": self.cache_read,
-            "cost_output": self.output,
-            "cost_web_search": self.web_search,
-            "cost_code_execution": self.code_execution,
-            "cost_total": self.total,
-            "cost_no_cache": self.no_cache_total,
-            "savings": self.savings,
-        }
+        """The cost by :data:`COST_FIELDS` (the ledger's cost columns)."""
+        parts = tuple(getattr(self, name) for name in _COMPONENTS)
+        return dict(zip(COST_FIELDS, (*parts, self.total, self.no_cache_total, self.savings), strict=True))
 
 
 def price(

@@ -12,7 +12,7 @@ from .charts import daily_spend_chart, hit_ratio_chart, png, savings_chart
 from .frames import annotate, call_detail, prefix_families, spend, totals, unpriced
 from .records import frame_from_records
 from .render import FORMATS, Report, build_report, render
-from .sample import demo_ledger_path, open_demo_ledger, sample_ledger, sample_records
+from .sample import sample_ledger, sample_records
 from .source import load_frame
 from .window import parse_when
 
@@ -23,11 +23,9 @@ __all__ = [
     "build_report",
     "call_detail",
     "daily_spend_chart",
-    "demo_ledger_path",
     "frame_from_records",
     "hit_ratio_chart",
     "load_frame",
-    "open_demo_ledger",
     "parse_when",
     "png",
     "prefix_families",

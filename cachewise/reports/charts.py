@@ -17,7 +17,7 @@ from .frames import spend
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["daily_spend_chart", "hit_ratio_chart", "png", "savings_chart"]
+__all__ = ["charts_available", "daily_spend_chart", "hit_ratio_chart", "png", "savings_chart"]
 
 _COMPONENTS = (
     ("cost_input", "input"),
@@ -26,6 +26,15 @@ _COMPONENTS = (
     ("cost_output", "output"),
     ("cost_tools", "server tools"),
 )
+
+
+def charts_available() -> bool:
+    """Whether matplotlib (the ``charts`` extra) can be imported."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _figure(title: str) -> Figure:

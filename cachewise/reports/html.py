@@ -1,18 +1,38 @@
-"""The report as one self-contained HTML page: the tables, and the charts as base64 PNG."""
+"""The report as one self-contained HTML page: the tables, and the charts as base64 PNG.
+
+Without matplotlib (the ``charts`` extra) the page has the tables and a line saying how to get
+the charts (:data:`CHARTS_HINT`)."""
 
 from __future__ import annotations
 
 import base64
 import html
 
-from .render import Report, _headline, _sections
+from .bundle import Report, headline, sections
+from .charts import charts_available, daily_spend_chart, hit_ratio_chart, png, savings_chart
 
-__all__ = ["to_html"]
+__all__ = ["CHARTS_HINT", "to_html"]
+
+CHARTS_HINT = "Charts need matplotlib: pip install 'cachewise[charts]'"
+
+
+def _charts(report: Report) -> list[str]:
+    """The three charts as HTML, or the hint when matplotlib is not installed."""
+    if not charts_available():
+        return [f'<p class="warn">{html.escape(CHARTS_HINT)}</p>']
+    charts = (
+        ("Daily spend by component", daily_spend_chart),
+        ("Savings over time", savings_chart),
+        ("Hit ratio by model", hit_ratio_chart),
+    )
+    images = [(title, base64.b64encode(png(chart(report.frame))).decode("ascii")) for title, chart in charts]
+    return [
+        f'<h2>{html.escape(title)}</h2><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+        for title, data in images
+    ]
 
 
 def to_html(report: Report) -> str:
-    from .charts import daily_spend_chart, hit_ratio_chart, png, savings_chart
-
     def table_html(head: list[str], body: list[list[str]]) -> str:
         th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         rows = "".join(
@@ -32,21 +52,12 @@ def to_html(report: Report) -> str:
         + "".join(
             f"<li{' class=warn' if line.startswith(('UNPRICED', 'spend')) and not report.complete else ''}>"
             f"{html.escape(line)}</li>"
-            for line in _headline(report)
+            for line in headline(report)
         )
         + "</ul>",
     ]
-    for title, chart in (
-        ("Daily spend by component", daily_spend_chart),
-        ("Savings over time", savings_chart),
-        ("Hit ratio by model", hit_ratio_chart),
-    ):
-        data = base64.b64encode(png(chart(report.frame))).decode("ascii")
-        parts.append(
-            f"<h2>{html.escape(title)}</h2>"
-            f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-        )
-    for title, head, body, _ in _sections(report):
+    parts.extend(_charts(report))
+    for title, head, body, _ in sections(report):
         parts.append(f"<h2>{html.escape(title)}</h2>{table_html(head, body)}")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

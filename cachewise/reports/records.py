@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..ledger.query import DECIMAL_FRAME_DTYPES, FRAME_COLUMNS, empty_frame
+from ..ledger.query import FRAME_COLUMNS, FRAME_DTYPES, empty_frame
 from ..ledger.record import CallRecord
 
 __all__ = ["frame_from_records"]
@@ -28,7 +28,7 @@ def frame_from_records(records: Iterable[CallRecord]) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for name in FRAME_COLUMNS:
         values = [row.get(name) for row in rows]
-        dtype = DECIMAL_FRAME_DTYPES[name]
+        dtype = FRAME_DTYPES[name]
         if name == "started_at":
             data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.as_unit("ns")
         elif dtype is object:

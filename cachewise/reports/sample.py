@@ -9,7 +9,6 @@ model with no price, so reports show how unpriced calls are reported.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..usage import Usage
 if TYPE_CHECKING:
     from ..ledger.record import CallRecord
 
-__all__ = ["UNPRICED_MODEL", "demo_ledger_path", "open_demo_ledger", "sample_ledger", "sample_records"]
+__all__ = ["UNPRICED_MODEL", "sample_ledger", "sample_records"]
 
 UNPRICED_MODEL = "claude-experimental-0"
 _MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-5")
@@ -120,23 +119,3 @@ def sample_ledger(
             ledger.record(record)
         ledger.flush()
     return target
-
-
-def demo_ledger_path() -> Path:
-    """Where ``cachewise demo`` records (``$CACHEWISE_DEMO_DB``, else ``demo.sqlite`` in the data dir)."""
-    from ..demo.runner import default_demo_db
-
-    return default_demo_db()
-
-
-def open_demo_ledger() -> str:
-    """The ledger the notebooks read: ``$CACHEWISE_DB``, else the demo ledger, created if missing."""
-    configured = os.environ.get("CACHEWISE_DB")
-    if configured and "://" in configured:
-        return configured
-    path = Path(configured) if configured else demo_ledger_path()
-    if not path.exists():
-        from ..demo import run_demo  # the real demo: the emulator, a wrapped client, both runs
-
-        run_demo(path)
-    return str(path)

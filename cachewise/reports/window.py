@@ -22,7 +22,10 @@ def parse_when(value: str, now: datetime | None = None) -> datetime:
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     match = _RELATIVE.match(text)
     if match:
-        return moment - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return moment - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError:
+            raise ValueError(f"{value!r} reaches back before the year 1") from None
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:

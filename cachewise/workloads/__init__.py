@@ -5,7 +5,7 @@ A :class:`Workload` is a script that yields timed requests (:class:`Call`) and i
 
 * :data:`SUITE` (module :mod:`~cachewise.workloads.suite`): eight traffic shapes, each a factory of
   ``scale``, that the planner is measured on (``benchmarks/planner_workloads.py``, the README's
-  "What the planner buys you" table, ``tests/planner/test_workloads.py``);
+  "What the planner buys you" table, ``tests/workloads/test_savings.py``);
 * :data:`AFTERNOON` (module :mod:`~cachewise.workloads.afternoon`): the three workloads that
   ``cachewise demo`` replays with and without cachewise.
 

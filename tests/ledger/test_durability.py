@@ -47,7 +47,7 @@ def _check(led: Ledger, acked: int) -> None:
     ids = {r.request_id for r in led.calls()}
     missing = [i for i in range(acked + 1) if f"req_{i:08d}" not in ids]
     assert not missing, f"{len(missing)} acknowledged rows lost, first {missing[:5]}"
-    frame = led.to_frame(money="decimal")
+    frame = led.to_frame()
     assert frame["request_id"].is_unique
 
 

@@ -7,15 +7,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from cachewise.cli import cli
-from cachewise.ledger import CallRecord, Ledger
+from cachewise.ledger import CallRecord, CostBreakdown, Ledger
 from cachewise.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
+from cachewise.ledger.units import MONEY_COLUMNS
 
-from .conftest import Backend
+from .conftest import Backend, make_record
 from .test_units import random_records
 
 
@@ -96,29 +98,40 @@ def test_export_window_and_empty_ledger(
     assert pq.read_table(out).num_rows == 0
 
 
-def test_export_help_says_what_it_does() -> None:
-    result = CliRunner().invoke(cli, ["export", "--help"])
-    assert result.exit_code == 0
-    assert "parquet" in result.output and "chunks" in result.output
+def test_text_exports_write_plain_decimals_for_every_row(
+    backend: Backend, open_ledger: Callable[..., Ledger], tmp_path: Path
+) -> None:
+    """Money with no 10^-12 form, or tiny enough for an exponent, is exact text in CSV and JSON lines."""
+    led = open_ledger()
+    fine = make_record(7)  # 24-decimal costs: no exact decimal128(38, 12) form
+    tiny = make_record(8, cost=CostBreakdown(*([Decimal("0.0000001")] * len(COST_COLUMNS))))
+    for record in (fine, tiny):
+        led.record(record)
+    led.close()
+    lines = [json.loads(line) for line in _run(backend, "--format", "jsonl").splitlines()]
+    assert fine.cost is not None
+    assert lines[0]["cost_total"] == format(fine.cost.cost_total, "f")
+    assert lines[1]["cost_total"] == "0.0000001"  # str(Decimal) would write 1E-7
+    out = tmp_path / "calls.csv"
+    _run(backend, "--format", "csv", "--output", str(out))
+    text = out.read_text()
+    assert format(fine.cost.cost_total, "f") in text and "E-" not in text
+    rows = pacsv.read_csv(
+        out, convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in MONEY_COLUMNS})
+    ).to_pylist()
+    assert [Decimal(r["savings"]) for r in rows] == [fine.cost.savings, Decimal("0.0000001")]
 
 
-def test_progress_is_quiet_when_stdout_is_not_a_terminal(capsys: object) -> None:
-    from cachewise.progress import progress, show_progress
-
-    assert not show_progress()  # pytest captures stdout: not a TTY
-    with progress("exporting", 10) as advance:
-        advance(10)
-    out = capsys.readouterr()  # type: ignore[attr-defined]
-    assert out.out == "" and out.err == ""
-
-
-def test_progress_draws_a_bar_on_a_terminal(monkeypatch: object, capsys: object) -> None:
-    import sys
-
-    from cachewise import progress as module
-
-    monkeypatch.setattr(module, "show_progress", lambda: True)  # type: ignore[attr-defined]
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # type: ignore[attr-defined]
-    with module.progress("exporting", 10) as advance:
-        advance(10)
-    assert "exporting" in capsys.readouterr().err  # type: ignore[attr-defined]
+def test_parquet_export_names_a_call_it_cannot_hold_exactly(
+    backend: Backend, open_ledger: Callable[..., Ledger], tmp_path: Path
+) -> None:
+    led = open_ledger()
+    led.record(make_record(1, cost=CostBreakdown(*([Decimal("0.25")] * len(COST_COLUMNS)))))
+    led.record(make_record(7))
+    led.close()
+    out = tmp_path / "calls.parquet"
+    result = CliRunner().invoke(cli, ["export", "--db", backend.url, "--format", "parquet", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Error: --format parquet: call req_00000007" in result.output
+    assert "--format jsonl" in result.output and "Traceback" not in result.output
+    assert not out.exists()  # no partial file left behind

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cachewise.errors import LedgerError
-from cachewise.ledger import DECIMAL_FRAME_DTYPES, FRAME_DTYPES, Breakpoint, CallRecord, Ledger
+from cachewise.ledger import ARROW_FRAME_DTYPES, FRAME_DTYPES, Breakpoint, CallRecord, Ledger
 from cachewise.ledger.record import CostBreakdown
 from cachewise.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
 from cachewise.tags import tags
@@ -91,7 +91,7 @@ def test_decimal_round_trip_is_exact(ledger: Ledger, amount: str) -> None:
         stored = getattr(back.cost, name)
         assert isinstance(stored, Decimal)
         assert stored == value
-    frame = ledger.to_frame(money="decimal")
+    frame = ledger.to_frame()
     assert frame.loc[0, "cost_total"] == value
 
 
@@ -99,7 +99,7 @@ def test_unpriced_rows_keep_null_costs_never_zero(ledger: Ledger) -> None:
     ledger.record(make_record(1, priced=False, cost_error="no model 'claude-x'"))
     ledger.record(make_record(2))
     ledger.flush()
-    frame = ledger.to_frame(money="decimal")
+    frame = ledger.to_frame()
     assert frame.loc[0, "cost_total"] is None
     assert frame.loc[0, "cost_error"] == "no model 'claude-x'"
     totals = ledger.totals()
@@ -166,7 +166,7 @@ def test_totals_equal_the_exact_sum_of_rows(ledger: Ledger) -> None:
     assert totals.cost_total == expected
     for name in TOKEN_COLUMNS:
         assert getattr(totals, name) == sum(getattr(r.usage, name) for r in records)
-    frame = ledger.to_frame(money="decimal")
+    frame = ledger.to_frame()
     with localcontext(prec=200):
         assert sum(frame["cost_total"], Decimal(0)) == expected
 
@@ -176,9 +176,9 @@ def test_frame_contract(ledger: Ledger) -> None:
         ledger.record(make_record(i, tags={"feature": "search"} if i % 2 else {}))
     ledger.record(make_record(9, priced=False, cost_error="boom"))
     ledger.flush()
-    frame = ledger.to_frame(money="decimal")
-    assert list(frame.columns) == list(DECIMAL_FRAME_DTYPES)
-    for name, dtype in DECIMAL_FRAME_DTYPES.items():
+    frame = ledger.to_frame()
+    assert list(frame.columns) == list(FRAME_DTYPES)
+    for name, dtype in FRAME_DTYPES.items():
         assert frame[name].dtype == pd.Series([], dtype=dtype).dtype, name
     assert str(frame["started_at"].dtype) == "datetime64[ns, UTC]"
     assert frame.loc[0, "started_at"] == pd.Timestamp(T0)
@@ -193,6 +193,8 @@ def test_empty_frame_has_the_contract_dtypes(ledger: Ledger) -> None:
     frame = ledger.to_frame()
     assert len(frame) == 0
     assert list(frame.columns) == list(FRAME_DTYPES)
+    assert frame["cost_total"].dtype == object
+    assert list(ledger.to_frame(money="arrow").dtypes) == list(ARROW_FRAME_DTYPES.values())
     assert str(frame["started_at"].dtype) == "datetime64[ns, UTC]"
     assert frame["input_tokens"].dtype == "int64"
 
@@ -209,7 +211,7 @@ def test_filters(ledger: Ledger) -> None:
     assert len(ledger.calls(model=["claude-test-1", "claude-test-2"])) == 10
     assert ids(ledger.calls(tags={"feature": "search"})) == [f"req_{i:08d}" for i in (1, 3, 5, 7, 9)]
     assert len(ledger.calls(tags={"feature": "search", "team": "b"})) == 0
-    assert len(ledger.to_frame(model="claude-test-2", tags={"feature": "chat"}, money="decimal")) == 2
+    assert len(ledger.to_frame(model="claude-test-2", tags={"feature": "chat"})) == 2
     assert ledger.totals(tags={"feature": "search"}).calls == 5
     assert len(ledger.calls(limit=3)) == 3
 

@@ -200,7 +200,7 @@ def test_refused_is_told_apart_from_unreachable(exc: Any, refused: bool) -> None
 def test_ten_thousand_rows_with_hostile_ones_count_exactly(
     open_ledger: Callable[..., Ledger], backend: Backend
 ) -> None:
-    """The figure in docs/reliability-ledger.md: rows + quarantined == submitted, no good row lost."""
+    """The figure in docs/reliability.md ("The ledger"): rows + quarantined == submitted, no good row lost."""
     hostile = {i: KINDS[n % len(KINDS)] for n, i in enumerate(range(17, 10_000, 1000))}
     led = open_ledger()
     for i in range(10_000):
@@ -228,3 +228,17 @@ def test_several_refused_rows_and_repeats_in_one_batch(open_ledger: Callable[...
     assert sorted(q.request_id or "" for q in led.quarantined()) == [f"req_{i:08d}" for i in (3, 21, 39, 50)]
     stats = led.stats
     assert (stats.inserted, stats.quarantined, stats.duplicates) == (38, 4, 1)
+
+
+def test_a_refused_call_recorded_again_is_quarantined_once(open_ledger: Callable[..., Ledger]) -> None:
+    """Found by tests/wrap/test_trust_e2e.py: the same reply recorded twice with a hostile tag
+    (other latency, so another raw record) counted twice as unaccounted."""
+    led = open_ledger(batch_size=1000, flush_interval=3600)
+    led.record(make_record(1, tags={"user": "ab\ud800cd"}, latency_ms=10.0))
+    led.record(make_record(1, tags={"user": "ab\ud800cd"}, latency_ms=12.0))  # same batch
+    led.flush()
+    led.record(make_record(1, tags={"user": "ab\ud800cd"}, latency_ms=14.0))  # a later batch
+    led.record(make_record(2))
+    led.flush()
+    assert led.quarantine_count() == 1
+    assert _ids(led) == ["req_00000002"]

@@ -39,7 +39,7 @@ def test_reprice_keeps_as_billed_costs(
     ledger.record(_priced(book, 2, modifiers=None))
     ledger.record(make_record(3, model="claude-unknown", priced=False, cost_error="no model"))
     ledger.flush()
-    before = ledger.to_frame(money="decimal")
+    before = ledger.to_frame()
     negotiated = PriceBook.load(overlay, base=base)
     frame = ledger.reprice(negotiated, store=True)
     assert list(frame["repriced_table_version"].unique()) == ["test-1+negotiated-2"]
@@ -49,7 +49,7 @@ def test_reprice_keeps_as_billed_costs(
     unknown = frame[frame["model"] == "claude-unknown"].iloc[0]
     assert unknown["repriced_cost_total"] is None
     assert "claude-unknown" in unknown["repriced_cost_error"]
-    after = ledger.to_frame(money="decimal")
+    after = ledger.to_frame()
     assert before.equals(after)  # as billed, untouched
     with ledger._store.read() as conn:
         from sqlalchemy import func, select
@@ -135,5 +135,5 @@ def test_cli_reports_an_unreachable_database_clearly(tmp_path: Path) -> None:
         cli,
         ["ledger", "--db", "postgresql://postgres@127.0.0.1:1/test", "--spool-dir", str(tmp_path), "info"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "is unavailable" in result.output

@@ -200,7 +200,7 @@ def test_frame_money_is_exact_decimal128(ledger: Ledger) -> None:
     for record in records:
         ledger.record(record)
     ledger.flush()
-    frame = ledger.to_frame()
+    frame = ledger.to_frame(money="arrow")
     assert frame["cost_total"].dtype == MONEY_DTYPE
     assert frame["code_execution_hours"].dtype == MONEY_DTYPE
     assert frame["input_tokens"].dtype == "int64"
@@ -214,7 +214,7 @@ def test_frame_money_is_exact_decimal128(ledger: Ledger) -> None:
             assert row.savings == record.cost.savings
     # Summing in arrow is exact too.
     assert pa.compute.sum(pa.array(frame["cost_total"])).as_py() == _sum(records, "cost_total")
-    decimal = ledger.to_frame(money="decimal")
+    decimal = ledger.to_frame()  # the default: Decimal objects
     assert [None if v is None else str(v) for v in decimal["cost_total"]] == [
         None if by_id[i].cost is None else str(by_id[i].cost.cost_total)  # type: ignore[union-attr]
         for i in decimal["request_id"]
@@ -226,23 +226,34 @@ def test_iter_frames_streams_chunks_in_order(ledger: Ledger) -> None:
     for record in records:
         ledger.record(record)
     ledger.flush()
-    chunks = list(ledger.iter_frames(chunk_rows=100))
-    assert [len(c) for c in chunks] == [100, 100, 50]
-    joined = pd.concat(chunks, ignore_index=True)
-    whole = ledger.to_frame()
-    pd.testing.assert_frame_equal(joined.drop(columns="tags"), whole.drop(columns="tags"))
+    for money in ("decimal", "arrow"):
+        chunks = list(ledger.iter_frames(chunk_rows=100, money=money))  # type: ignore[arg-type]
+        assert [len(c) for c in chunks] == [100, 100, 50]
+        joined = pd.concat(chunks, ignore_index=True)
+        whole = ledger.to_frame(money=money)  # type: ignore[arg-type]
+        pd.testing.assert_frame_equal(joined.drop(columns="tags"), whole.drop(columns="tags"))
     with pytest.raises(ValueError, match="chunk_rows"):
         list(ledger.iter_frames(chunk_rows=0))
     with pytest.raises(ValueError, match="money"):
         ledger.to_frame(money="float")  # type: ignore[arg-type]
 
 
-def test_frame_names_the_call_whose_money_has_no_exact_units(ledger: Ledger) -> None:
-    ledger.record(make_record(7))  # 24-decimal costs
+def test_default_frame_reads_money_without_exact_units(ledger: Ledger) -> None:
+    """A ledger that reads fine today keeps reading: the default frame never raises on money."""
+    ledger.record(make_record(7))  # 24-decimal costs: no exact 10^-12 form
     ledger.flush()
-    with pytest.raises(LedgerError, match=r"req_00000007.*money='decimal'"):
-        ledger.to_frame()
-    assert ledger.to_frame(money="decimal").loc[0, "cost_total"] == make_record(7).cost.cost_total  # type: ignore[union-attr]
+    frame = ledger.to_frame()
+    assert frame.loc[0, "cost_total"] == make_record(7).cost.cost_total  # type: ignore[union-attr]
+    assert [len(chunk) for chunk in ledger.iter_frames()] == [1]
+
+
+def test_arrow_frame_names_the_call_whose_money_has_no_exact_units(ledger: Ledger) -> None:
+    ledger.record(make_record(7))
+    ledger.flush()
+    with pytest.raises(LedgerError, match=r"^to_frame\(money='arrow'\): call req_00000007.*money='decimal'"):
+        ledger.to_frame(money="arrow")
+    with pytest.raises(LedgerError, match=r"^iter_frames\(money='arrow'\): call req_00000007"):
+        list(ledger.iter_frames(money="arrow"))
 
 
 def test_step_0005_converts_a_populated_ledger_in_place(

@@ -11,8 +11,8 @@ from cachewise.errors import TokenCountError
 from cachewise.planner import CachePlanner, Plan, effective_minimum
 from cachewise.pricing import PriceBook
 from cachewise.tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, TokenMemo
-
-from .conftest import FakeCount, VirtualClock, fake_tokens, words
+from tests.fixtures.planning import FakeCount, VirtualClock, fake_tokens
+from tests.strategies import words
 
 LONG = words(1500)  # ~3,000 fake tokens: above the 1,024 minimum
 SHORT = words(20)
@@ -293,7 +293,7 @@ def test_the_plan_never_raises_outside_tests(
 ) -> None:
     planner = make_planner()
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
-    monkeypatch.setattr("cachewise.planner.core.collect", lambda *a: 1 / 0)
+    monkeypatch.setattr(planner, "_candidates", lambda *a: 1 / 0)
     plan = planner.plan(chat(LONG, 1))
     assert plan.breakpoints == () and "ZeroDivisionError" in plan.notes[0]
 

@@ -11,9 +11,8 @@ from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.prompt import Prompt, strip_cache_control
 from cachewise.tokens import TokenCounter, TokenMemo
+from tests.fixtures.planning import TABLE, VirtualClock, fake_tokens
 from tests.strategies import history, request_bodies
-
-from .conftest import TABLE, VirtualClock, fake_tokens
 
 
 def _markers(body: dict[str, Any]) -> list[tuple[str, str]]:

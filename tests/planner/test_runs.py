@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.tokens import TokenCounter, TokenMemo
-
-from .conftest import TABLE, VirtualClock, fake_tokens, words
+from tests.fixtures.planning import TABLE, VirtualClock, fake_tokens
+from tests.strategies import words
 
 MARK = {"type": "ephemeral"}
 
@@ -124,3 +124,48 @@ def test_no_planned_marker_lies_inside_a_run(
     # And in the body itself: every marker the planner added sits on the end of its run.
     for path in _marked(plan.request) - _marked(body):
         assert not _inside_run(plan.request, path), path
+
+
+def test_caller_markers_out_of_ttl_order_inside_one_run_get_nothing_added(
+    make_planner: Any,
+) -> None:
+    """A 5m marker on an earlier block of a run and a 1h on a later one break the TTL order (the
+    API refuses the request), although the run is one position: the planner adds nothing.
+    Found by tests/planner/test_properties.py::test_every_plan_is_valid."""
+    result = words(300)
+    body = {
+        "model": "claude-test",
+        "max_tokens": 10,
+        "tools": [{"name": "t", "description": words(900), "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "a", "name": "t", "input": {}},
+                    {"type": "tool_use", "id": "b", "name": "t", "input": {}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "a",
+                        "content": [{"type": "text", "text": result, "cache_control": {"type": "ephemeral"}}],
+                    },
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "b",
+                        "content": result,
+                        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+                    },
+                    {"type": "text", "text": words(900, 3)},
+                ],
+            },
+        ],
+    }
+    plan = make_planner().plan(body)
+    assert plan.request == body
+    assert plan.added == ()
+    assert any("TTL order" in note for note in plan.notes)

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from cachewise.reports import annotate, call_detail, prefix_families, spend, totals, unpriced
-
-from .conftest import HAIKU, SONNET, UNKNOWN, row
+from tests.fixtures.frames import HAIKU, SONNET, UNKNOWN, row
 
 D = Decimal
 

@@ -9,8 +9,7 @@ import pandas as pd
 
 from cachewise.ledger import Ledger
 from cachewise.reports import frame_from_records, load_frame, spend, totals
-
-from .conftest import SONNET, hand_rows, records_from_rows
+from tests.fixtures.frames import SONNET, hand_rows, records_from_rows
 
 
 def test_real_ledger_matches_hand_figures(hand_db: str, hand_frame: pd.DataFrame) -> None:
@@ -38,7 +37,7 @@ def test_window_and_filters_pass_through(hand_db: str) -> None:
 
 def test_frame_from_records_matches_to_frame(hand_db: str) -> None:
     with Ledger(hand_db) as ledger:
-        stored = ledger.to_frame(money="decimal")
+        stored = ledger.to_frame()
     built = frame_from_records(records_from_rows(hand_rows()))
     assert list(built.columns) == list(stored.columns)
     assert built.dtypes.astype(str).to_dict() == stored.dtypes.astype(str).to_dict()
@@ -48,6 +47,6 @@ def test_frame_from_records_matches_to_frame(hand_db: str) -> None:
 
 def test_hand_frame_follows_the_contract(hand_db: str, hand_frame: pd.DataFrame) -> None:
     with Ledger(hand_db) as ledger:
-        stored = ledger.to_frame(money="decimal")
+        stored = ledger.to_frame()
     assert list(hand_frame.columns) == list(stored.columns)
     assert hand_frame.dtypes.astype(str).to_dict() == stored.dtypes.astype(str).to_dict()

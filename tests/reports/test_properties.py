@@ -8,9 +8,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 
 from cachewise.reports import spend, totals
+from tests.fixtures.frames import HAIKU, SONNET, UNKNOWN, frame, row
 from tests.strategies import ledger_calls
-
-from .conftest import HAIKU, SONNET, UNKNOWN, frame, row
 
 START = datetime(2026, 11, 1)
 

@@ -45,10 +45,3 @@ def test_public_names_sorted_and_importable() -> None:
     assert names == sorted(names, key=lambda n: (not n.isupper(), n))  # constants, classes, functions
     for name in names:
         assert getattr(cachewise.workloads, name) is not None, name
-
-
-def test_no_test_imports_the_benchmarks() -> None:
-    tests = Path(__file__).resolve().parents[1]
-    for path in sorted(tests.rglob("*.py")):
-        for name in _imports(path):
-            assert name.split(".")[0] != "benchmarks", (str(path.relative_to(tests)), name)
