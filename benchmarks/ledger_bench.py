@@ -1,6 +1,8 @@
-"""Ledger figures: batched vs one-row-per-transaction inserts, record() latency, to_frame at 1M rows.
+"""Ledger figures: batched vs one-row-per-transaction inserts, record() latency, to_frame at 1M rows,
+and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--pg URL]
+        [--skip inserts record frame end-to-end]
 
 Every figure is printed next to a baseline measured in the same run.
 """
@@ -15,15 +17,19 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import UTC, datetime
+
 from cachewise.ledger import Ledger
-from cachewise.ledger.store import Store
+from cachewise.ledger.store import _INSERT_COLUMNS, Store, _driver_values, call_row
 from tests.ledger.conftest import make_record
+from tests.ledger.test_units import random_records
 
 
 def _pg_schema(admin: str) -> tuple[str, str]:
@@ -84,22 +90,54 @@ def record_latency(url: str, n: int) -> None:
 def frame(url: str, rows: int) -> None:
     store = Store(url)
     store.upgrade()
+    template = random_records(5000, seed=3)  # priced by the shipped table: every model and modifier
     for i in range(0, rows, 5000):
-        store.insert([make_record(j) for j in range(i, min(i + 5000, rows))])
+        store.insert(
+            [
+                replace(rec, request_id=f"f{i + j:09d}")
+                for j, rec in enumerate(template[: min(5000, rows - i)])
+            ]
+        )
     store.dispose()
     led = Ledger(url, spool_dir=tempfile.mkdtemp())
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    df = led.to_frame()  # timed without tracemalloc, which would slow every allocation
+    df = led.to_frame(money="arrow")  # timed without tracemalloc, which would slow every allocation
     seconds = time.perf_counter() - start
     del df
     tracemalloc.start()
-    df = led.to_frame()
+    df = led.to_frame(money="arrow")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     start = time.perf_counter()
     led.totals()
     totals_s = time.perf_counter() - start
+    del df
+    start = time.perf_counter()
+    chunks = sum(len(part) for part in led.iter_frames(chunk_rows=100_000, money="arrow"))
+    chunked_s = time.perf_counter() - start
+    with led._store.read() as conn:
+        start = time.perf_counter()
+        conn.exec_driver_sql("SELECT model, count(*), sum(cost_total_units) FROM calls GROUP BY model").all()
+        scan_s = time.perf_counter() - start
+    df = led.to_frame(money="arrow")
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from cachewise.ledger.export import export
+
+    out = Path(tempfile.mkdtemp()) / "calls.parquet"
+    start = time.perf_counter()
+    with out.open("wb") as handle:
+        exported = export(led, "parquet", handle)
+    export_s = time.perf_counter() - start
+    table = pq.read_table(out, columns=["request_id", "cost_total", "input_tokens"])
+    same = (
+        table.num_rows == len(df)
+        and table.column("request_id").to_pylist() == list(df["request_id"])
+        and pc.sum(table.column("cost_total")).as_py() == led.totals().cost_total
+        and pc.sum(table.column("input_tokens")).as_py() == led.totals().input_tokens
+    )
     led.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     deep = df.memory_usage(deep=True).sum() / 2**20
@@ -107,7 +145,48 @@ def frame(url: str, rows: int) -> None:
         f"to_frame: {len(df)} rows in {seconds:.1f} s ({len(df) / seconds:.0f} rows/s), "
         f"traced peak {peak / 2**20:.0f} MiB, frame {deep:.0f} MiB, "
         f"process max RSS {rss:.0f} MiB (was {rss_before:.0f} MiB before reading); "
-        f"totals() {totals_s:.1f} s"
+        f"totals() {totals_s:.2f} s vs one raw GROUP BY scan {scan_s:.2f} s (x{totals_s / scan_s:.1f}); "
+        f"iter_frames {chunks} rows in {chunked_s:.1f} s; "
+        f"parquet export {exported} rows in {export_s:.1f} s ({out.stat().st_size / 2**20:.0f} MiB), "
+        f"read back equal to the ledger: {same}"
+    )
+
+
+def end_to_end(url: str, rows: int, label: str) -> None:
+    """``Ledger.record`` x rows + ``flush()`` (wall time) vs one raw ``executemany`` of the same rows."""
+    records = random_records(rows, seed=7)
+    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
+    caller = 0
+    start = time.perf_counter()
+    for rec in records:
+        t = time.perf_counter_ns()
+        led.record(rec)
+        caller += time.perf_counter_ns() - t
+    led.flush()
+    seconds = time.perf_counter() - start
+    led.close()
+    through = rows / seconds
+    # The baseline: the same rows (converted beforehand, not timed) in one executemany, one transaction.
+    sqlite = not url.startswith("postgresql")
+    now = datetime.now(UTC)
+    values = [
+        tuple(_driver_values(call_row(r, now) | {"request_id": "raw-" + r.request_id}, sqlite))
+        for r in records
+    ]
+    mark = "?" if sqlite else "%s"
+    marks = ", ".join([mark] * len(_INSERT_COLUMNS))
+    names = ", ".join(_INSERT_COLUMNS)
+    sql = f"INSERT INTO calls ({names}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
+    store = Store(url)
+    with store.write() as conn:
+        start = time.perf_counter()
+        conn.exec_driver_sql(sql, values)
+    raw = rows / (time.perf_counter() - start)
+    store.dispose()
+    print(
+        f"{label:9} end to end: Ledger.record+flush {through:8.0f} rows/s "
+        f"(caller {caller / rows / 1000:.2f} µs/record) "
+        f"| raw executemany {raw:8.0f} rows/s | ratio {through / raw:.2f}"
     )
 
 
@@ -116,11 +195,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--frame-rows", type=int, default=1_000_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame", "end-to-end"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pg_url, schema = _pg_schema(args.pg)
         try:
+            if "end-to-end" not in args.skip:
+                end_to_end(str(Path(tmp) / "e.db"), args.rows, "sqlite")
+                end_to_end(pg_url, args.rows, "postgres")
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
                 inserts(pg_url, args.rows, "postgres")

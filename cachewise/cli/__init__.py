@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("budget", "budget"),
     ("demo", "demo"),
     ("proxy", "proxy"),
+    ("export", "export"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..progress import progress
 from .errors import CliError
 from .ledger import open_ledger
 from .options import HttpUrl
@@ -50,8 +51,11 @@ def ingest_batch(ctx: click.Context, batch_id: str, base_url: str | None, api_ke
                 raise CliError(
                     f"batch {batch_id} is {batch.processing_status}; results exist once it has ended"
                 )
-            for _ in client.messages.batches.results(batch_id):
-                pass
+            counts = batch.request_counts
+            total = counts.succeeded + counts.errored + counts.canceled + counts.expired
+            with progress(f"ingesting {batch_id}", total) as advance:
+                for _ in client.messages.batches.results(batch_id):
+                    advance(1)
         before = ledger.stats.inserted
         ledger.flush()
         added = ledger.stats.inserted - before

@@ -21,9 +21,10 @@ from typing import Any
 import click
 
 from ..errors import CachewiseError, UnknownModelError
-from ..ledger import Ledger
+from ..ledger import Ledger, migrations
 from ..ledger.reprice import load_book
 from ..pricing import PriceBook
+from ..progress import progress
 from .options import (
     DB_HELP,
     LEDGER_DEFAULT,
@@ -109,7 +110,18 @@ def upgrade(ctx: click.Context) -> None:
     ctx.ensure_object(dict)["upgrade"] = False
     led = open_ledger(ctx)
     try:
-        applied = led.upgrade()
+        with progress("upgrading the ledger", None) as advance:
+            done: dict[str, int] = {}
+
+            def report(step: str, rows: int, _total: int) -> None:
+                advance(rows - done.get(step, 0))
+                done[step] = rows
+
+            token = migrations.progress_callback.set(report)
+            try:
+                applied = led.upgrade()
+            finally:
+                migrations.progress_callback.reset(token)
         version = led.schema_version()
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -125,7 +137,8 @@ def replay(ctx: click.Context) -> None:
     """
     led = open_ledger(ctx)
     try:
-        result = led.replay()
+        with progress("replaying the spool", None):
+            result = led.replay()
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(
@@ -183,14 +196,15 @@ def reprice(
     except UnknownModelError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc
     try:
-        frame = led.reprice(
-            book,
-            since=start,
-            until=end,
-            model=names,
-            tags=tags or None,
-            store=store,
-        )
+        with progress("repricing", None):
+            frame = led.reprice(
+                book,
+                since=start,
+                until=end,
+                model=names,
+                tags=tags or None,
+                store=store,
+            )
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
     billed = sum((v for v in frame["cost_total"] if v is not None), Decimal(0))

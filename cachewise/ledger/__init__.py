@@ -20,13 +20,15 @@ from .record import Breakpoint, CallRecord, CostBreakdown
 if TYPE_CHECKING:
     from .ledger import Ledger
     from .quarantine import QuarantinedRecord
-    from .query import FRAME_COLUMNS, FRAME_DTYPES, Filter, Totals
+    from .query import ARROW_FRAME_DTYPES, FRAME_COLUMNS, FRAME_DTYPES, MONEY_DTYPE, Filter, Totals
     from .spool import ReplayResult
     from .writer import WriterStats
 
 __all__ = [
+    "ARROW_FRAME_DTYPES",
     "FRAME_COLUMNS",
     "FRAME_DTYPES",
+    "MONEY_DTYPE",
     "Breakpoint",
     "CallRecord",
     "CostBreakdown",
@@ -38,11 +40,14 @@ __all__ = [
     "WriterStats",
 ]
 
-#: Names imported on first use (they need SQLAlchemy), and the module each lives in.
+#: Names imported on first use (they need SQLAlchemy; ``ARROW_FRAME_DTYPES`` and ``MONEY_DTYPE`` also
+#: pandas and pyarrow, built by :mod:`.query` when first asked for), and the module each lives in.
 _LAZY = {
     "Ledger": "ledger",
     "QuarantinedRecord": "quarantine",
-    **dict.fromkeys(("FRAME_COLUMNS", "FRAME_DTYPES", "Filter", "Totals"), "query"),
+    **dict.fromkeys(
+        ("FRAME_DTYPES", "FRAME_COLUMNS", "ARROW_FRAME_DTYPES", "MONEY_DTYPE", "Filter", "Totals"), "query"
+    ),
     "ReplayResult": "spool",
     "WriterStats": "writer",
 }

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -39,14 +39,24 @@ from ..pricing import PriceBook
 from . import migrations, signals
 from . import reprice as _reprice
 from .quarantine import QuarantinedRecord
-from .query import Filter, Totals, count_quarantined, iter_quarantined, iter_records, read_frame, read_totals
+from .query import (
+    Filter,
+    MoneyForm,
+    Totals,
+    count_quarantined,
+    iter_frames,
+    iter_quarantined,
+    iter_records,
+    read_frame,
+    read_totals,
+)
 from .record import CallRecord
 from .spool import ReplayResult, Spool
 from .store import Store
 from .writer import Writer, WriterStats
 
-if TYPE_CHECKING:
-    import pandas as pd  # only the frame readers need it; imported there
+if TYPE_CHECKING:  # frames are built by .query, which imports pandas when it builds one
+    import pandas as pd
 
 __all__ = ["Ledger"]
 
@@ -257,10 +267,37 @@ class Ledger:
         until: datetime | None = None,
         model: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
+        *,
+        money: MoneyForm = "decimal",
     ) -> pd.DataFrame:
-        """The calls as a DataFrame; columns and dtypes are listed in docs/ledger.md."""
+        """The calls as a DataFrame; columns and dtypes are listed in docs/ledger.md.
+
+        ``money="decimal"`` (default): money columns hold ``Decimal`` objects, digit for digit as
+        written (every ledger reads this way). ``money="arrow"`` (opt-in): exact pyarrow
+        ``decimal128(38, 12)`` columns; a call whose money has no exact 10⁻¹² form (finer rates,
+        code-execution hours) raises :class:`~cachewise.errors.LedgerError` naming it.
+        """
         with self._store.read() as conn:
-            return read_frame(conn, Filter(since, until, model, tags))
+            return read_frame(conn, Filter(since, until, model, tags), money=money)
+
+    def iter_frames(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model: str | Sequence[str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        *,
+        chunk_rows: int = 100_000,
+        money: MoneyForm = "decimal",
+    ) -> Iterator[pd.DataFrame]:
+        """The calls as frames of at most ``chunk_rows`` rows (same columns as :meth:`to_frame`).
+
+        Streams one read transaction: memory stays at one chunk however large the window.
+        """
+        with self._store.read() as conn:
+            yield from iter_frames(
+                conn, Filter(since, until, model, tags), chunk_rows=chunk_rows, money=money
+            )
 
     def totals(
         self,
@@ -269,7 +306,7 @@ class Ledger:
         model: str | Sequence[str] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Totals:
-        """Summed tokens and exact Decimal costs of the matching calls."""
+        """Summed tokens and exact Decimal costs of the matching calls, aggregated in SQL."""
         with self._store.read() as conn:
             return read_totals(conn, Filter(since, until, model, tags))
 

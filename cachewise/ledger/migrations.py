@@ -9,6 +9,7 @@ several processes opening a new ledger at once apply each step exactly once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,8 +36,22 @@ from sqlalchemy import (
 from ..errors import LedgerError, SchemaTooNew
 from .schema import id_type, json_type, migrations_table
 from .types import Money, UTCDateTime
+from .units import EXPONENT, INT64_MAX, MONEY_COLUMNS, to_units
 
-__all__ = ["MIGRATIONS", "Migration", "current_version", "latest_version", "upgrade"]
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "ProgressCallback",
+    "current_version",
+    "latest_version",
+    "progress_callback",
+    "upgrade",
+]
+
+#: ``(step name, rows done, rows in all)``, called while a step converts rows.
+ProgressCallback = Callable[[str, int, int], None]
+#: Set by a caller that shows progress (``cachewise ledger upgrade`` on a terminal).
+progress_callback: ContextVar[ProgressCallback | None] = ContextVar("progress_callback", default=None)
 
 _ADVISORY_LOCK_KEY = 0x6361636865776973  # "cachewis"
 
@@ -166,11 +181,74 @@ def _0004_quarantine_raw_usage(conn: Connection) -> None:
     md.create_all(conn)
 
 
+_0005_CHUNK = 50_000
+_0005_NAME = "0005_money_units"
+
+
+def _sqlite_units(value: object) -> int | None:
+    """SQLite function ``cachewise_units(text)`` for step 0005: decimal text to 10⁻¹² units."""
+    if value is None:
+        return None
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return to_units(Decimal(str(value)))
+    except InvalidOperation:
+        return None
+
+
+def _0005_money_units(conn: Connection) -> None:
+    """Integer twins of the money columns (10⁻¹² units, :mod:`.units`) so SQL sums them exactly.
+
+    Existing rows are converted in place, in chunks of ids. A row whose money is not a whole
+    number of units keeps NULL in every units column (``code_execution_hours_units`` marks it).
+    """
+    for name in MONEY_COLUMNS:
+        conn.execute(text(f"ALTER TABLE calls ADD COLUMN {name}_units BIGINT"))
+    sqlite = conn.dialect.name == "sqlite"
+    scale = 10**EXPONENT
+    if sqlite:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.create_function("cachewise_units", 1, _sqlite_units, deterministic=True)
+        convert = {name: f"cachewise_units({name})" for name in MONEY_COLUMNS}
+    else:
+        convert = {
+            name: (
+                f"CASE WHEN {name} * {scale} = trunc({name} * {scale}) "
+                f"AND abs({name} * {scale}) <= {INT64_MAX} THEN ({name} * {scale})::bigint END"
+            )
+            for name in MONEY_COLUMNS
+        }
+    assignments = ", ".join(f"{name}_units = {convert[name]}" for name in MONEY_COLUMNS)
+    inexact = " OR ".join(f"({name} IS NOT NULL AND {name}_units IS NULL)" for name in MONEY_COLUMNS)
+    clear = ", ".join(f"{name}_units = NULL" for name in MONEY_COLUMNS)
+    low, high, total = conn.execute(text("SELECT min(id), max(id), count(*) FROM calls")).one()
+    report = progress_callback.get()
+    done = 0
+    if total:
+        for start in range(int(low) - 1, int(high), _0005_CHUNK):
+            window = {"lo": start, "hi": start + _0005_CHUNK}
+            where = "id > :lo AND id <= :hi"
+            result = conn.execute(text(f"UPDATE calls SET {assignments} WHERE {where}"), window)
+            conn.execute(text(f"UPDATE calls SET {clear} WHERE {where} AND ({inexact})"), window)
+            done += result.rowcount
+            if report is not None:
+                report(_0005_NAME, min(done, int(total)), int(total))
+    conn.execute(
+        text(
+            "CREATE INDEX ix_calls_inexact_money ON calls (started_at) "
+            "WHERE code_execution_hours_units IS NULL"
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
     Migration(3, "0003_reprices", _0003_reprices),
     Migration(4, "0004_quarantine_raw_usage", _0004_quarantine_raw_usage),
+    Migration(5, _0005_NAME, _0005_money_units),
 )
 
 

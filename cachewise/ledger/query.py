@@ -1,20 +1,26 @@
 """Reading the ledger: filters, records, the pandas frame and exact totals.
 
-The frame is read in chunks with plain Core selects (no ORM objects); money travels
-as decimal text and becomes :class:`~decimal.Decimal` in Python, so no digit is lost
-on either dialect. Equal amounts share one immutable ``Decimal`` object within a chunk,
-which keeps a million-row frame affordable.
+* Totals are summed in SQL over the integer money columns (10⁻¹² units, :mod:`.units`):
+  one aggregate query, no Python per row. The rare rows whose money is not a whole number
+  of units (marked by ``code_execution_hours_units IS NULL``, found through a partial
+  index) are added from their exact decimal columns.
+* The frame is read in chunks with plain Core selects (no ORM objects). By default
+  (``money="decimal"``) money is ``Decimal`` objects read from the decimal columns, digit for
+  digit as written (equal amounts share one immutable object within a chunk). ``money="arrow"``
+  (opt-in) gives a pyarrow ``decimal128(38, 12)`` column built from the units (numeric, exact,
+  16 bytes a value); a row whose money has no exact 10⁻¹² form is a :class:`LedgerError`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -27,34 +33,46 @@ from sqlalchemy import (
     exists,
     func,
     inspect,
+    literal_column,
     select,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import type_coerce
 
+from ..errors import LedgerError
 from .quarantine import QuarantinedRecord
 from .record import CallRecord
 from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls, quarantine
 from .types import Money
+from .units import EXPONENT, MONEY_COLUMNS, UNITS_COLUMNS, from_units
 
-if TYPE_CHECKING:  # pandas and numpy are imported by the frame readers only, not by the wrap path
+if TYPE_CHECKING:  # pandas, numpy and pyarrow are imported by the frame readers only, not by the wrap path
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
 __all__ = [
     "FRAME_COLUMNS",
     "FRAME_DTYPES",
     "Filter",
+    "InexactMoneyError",
+    "MoneyForm",
     "Totals",
+    "arrow_frame_dtypes",
     "count_quarantined",
+    "iter_frames",
     "iter_quarantined",
     "iter_records",
+    "money_dtype",
     "read_frame",
     "read_totals",
 ]
 
 _STR: Any = "str" if int(version("pandas").split(".")[0]) >= 3 else object
+MoneyForm = Literal["arrow", "decimal"]
 
-#: Column order and dtypes of :meth:`Ledger.to_frame` (documented in docs/ledger.md).
+#: Column order and dtypes of :meth:`Ledger.to_frame` (default ``money="decimal"``): money as ``Decimal``
+#: objects (documented in docs/ledger.md).
 FRAME_DTYPES: dict[str, Any] = {
     "request_id": _STR,
     "message_id": _STR,
@@ -82,6 +100,33 @@ FRAME_DTYPES: dict[str, Any] = {
     "cost_error": _STR,
 }
 FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_DTYPES)
+
+
+@functools.cache
+def money_dtype() -> Any:
+    """Money in frames: ``pd.ArrowDtype(pa.decimal128(38, 12))``, exact to the units' resolution."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return pd.ArrowDtype(pa.decimal128(38, EXPONENT))
+
+
+@functools.cache
+def arrow_frame_dtypes() -> dict[str, Any]:
+    """Column order and dtypes of ``Ledger.to_frame(money="arrow")`` (documented in docs/ledger.md)."""
+    money = money_dtype()
+    return {name: (money if name in MONEY_COLUMNS else dtype) for name, dtype in FRAME_DTYPES.items()}
+
+
+def __getattr__(name: str) -> Any:
+    """``ARROW_FRAME_DTYPES`` and ``MONEY_DTYPE`` are built on first use (they need pandas and pyarrow)."""
+    if name == "ARROW_FRAME_DTYPES":
+        return arrow_frame_dtypes()
+    if name == "MONEY_DTYPE":
+        return money_dtype()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _MONEY = frozenset((*COST_COLUMNS, "code_execution_hours"))
 
 
@@ -137,11 +182,13 @@ def iter_records(
         yield CallRecord.from_row(row)
 
 
-def _frame_select(dialect: str) -> Select[Any]:
+def _frame_select(dialect: str, money: MoneyForm) -> Select[Any]:
     columns: list[Any] = []
     for name in FRAME_COLUMNS:
         col = calls.c[name]
-        if name in _MONEY or name == "tags":
+        if name in _MONEY and money == "arrow":
+            columns.append(calls.c[f"{name}_units"].label(name))
+        elif name in _MONEY or name == "tags":
             columns.append(cast(col, Text).label(name))
         elif name == "started_at":
             raw_type = DateTime(timezone=True) if dialect == "postgresql" else Text()
@@ -167,16 +214,62 @@ def _money(values: Sequence[Any]) -> np.ndarray[Any, Any]:
     return out
 
 
-def _chunk_frame(rows: Sequence[Any], dialect: str) -> pd.DataFrame:
+def units_array(values: Sequence[int | None]) -> pa.Array:
+    """A pyarrow ``decimal128(38, 12)`` array from 10⁻¹² units: the units *are* its unscaled integers."""
+    import numpy as np
+    import pyarrow as pa
+
+    count = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=count)
+    units = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=count)
+    words = np.empty((count, 2), dtype=np.int64)  # little-endian 128-bit two's complement
+    words[:, 0] = units
+    words[:, 1] = units >> 63
+    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.decimal128(38, EXPONENT), count, [bitmap, pa.py_buffer(words)], null_count=count - int(valid.sum())
+    )
+
+
+class InexactMoneyError(LedgerError):
+    """A call's money has no exact ``decimal128(38, 12)`` form (``money="arrow"`` cannot hold it)."""
+
+    def __init__(self, message: str, request_id: str | None) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def _check_units(rows: Sequence[Any], columns: Sequence[Sequence[Any]], caller: str) -> None:
+    hours = columns[FRAME_COLUMNS.index("code_execution_hours")]
+    for i, units in enumerate(hours):
+        if units is None:
+            request_id = rows[i][FRAME_COLUMNS.index("request_id")]
+            raise InexactMoneyError(
+                f"{caller}(money='arrow'): call {request_id}: its money has no exact "
+                f"decimal128(38, {EXPONENT}) form (not a whole number of 10^-{EXPONENT} USD: finer rates "
+                f"or code-execution hours); read it with {caller}(money='decimal'), the default",
+                request_id,
+            )
+
+
+def _chunk_frame(
+    rows: Sequence[Any], dialect: str, money: MoneyForm = "decimal", caller: str = "to_frame"
+) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
     columns = list(zip(*rows, strict=True))
+    if money == "arrow":
+        _check_units(rows, columns, caller)
+    dtypes = arrow_frame_dtypes() if money == "arrow" else FRAME_DTYPES
     data: dict[str, Any] = {}
     for name, values in zip(FRAME_COLUMNS, columns, strict=True):
-        dtype = FRAME_DTYPES[name]
+        dtype = dtypes[name]
         if name in _MONEY:
-            data[name] = _money(values)
+            if money == "arrow":
+                data[name] = pd.Series(pd.arrays.ArrowExtensionArray(units_array(values)), copy=False)
+            else:
+                data[name] = _money(values)
         elif name == "tags":
             tag_col = np.empty(len(values), dtype=object)
             distinct: dict[str, dict[str, str]] = {}  # tag sets repeat: parse each distinct one once
@@ -201,24 +294,57 @@ def _chunk_frame(rows: Sequence[Any], dialect: str) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(FRAME_COLUMNS))
 
 
-def empty_frame() -> pd.DataFrame:
+def empty_frame(money: MoneyForm = "decimal") -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in FRAME_DTYPES.items()})
+    dtypes = arrow_frame_dtypes() if money == "arrow" else FRAME_DTYPES
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
 
 
-def read_frame(conn: Connection, flt: Filter, *, chunk: int = 100_000) -> pd.DataFrame:
-    """The calls matching ``flt`` as a DataFrame (dtypes: :data:`FRAME_DTYPES`), oldest first."""
-    import pandas as pd
+def _check_money(money: str) -> None:
+    if money not in ("arrow", "decimal"):
+        raise ValueError(f"money must be 'arrow' or 'decimal', got {money!r}")
 
+
+def iter_frames(
+    conn: Connection,
+    flt: Filter,
+    *,
+    chunk_rows: int = 100_000,
+    money: MoneyForm = "decimal",
+    caller: str = "iter_frames",
+) -> Iterator[pd.DataFrame]:
+    """The calls matching ``flt`` as frames of at most ``chunk_rows`` rows, oldest first.
+
+    Memory stays at one chunk whatever the window: the rows are streamed (server-side
+    cursor on PostgreSQL). Dtypes as :func:`read_frame`.
+    """
+    _check_money(money)
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     dialect = conn.dialect.name
-    stmt = flt.apply(_frame_select(dialect)).order_by(calls.c.started_at, calls.c.id)
-    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(stmt)
-    frames = [_chunk_frame(part, dialect) for part in result.partitions(chunk)]
+    stmt = flt.apply(_frame_select(dialect, money)).order_by(calls.c.started_at, calls.c.id)
+    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+    try:
+        for part in result.partitions(chunk_rows):
+            yield _chunk_frame(part, dialect, money, caller)
+    finally:  # a chunk that raises, or a reader that stops early, closes the server-side cursor now
+        result.close()
+
+
+def read_frame(
+    conn: Connection, flt: Filter, *, chunk: int = 100_000, money: MoneyForm = "decimal"
+) -> pd.DataFrame:
+    """The calls matching ``flt`` as one DataFrame, oldest first.
+
+    Dtypes: :data:`FRAME_DTYPES` (``money="decimal"``) or :func:`arrow_frame_dtypes` (``"arrow"``).
+    """
+    import pandas as pd
+
+    frames = list(iter_frames(conn, flt, chunk_rows=chunk, money=money, caller="to_frame"))
     if not frames:
-        return empty_frame()
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    return frame
+        return empty_frame(money)
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +383,42 @@ class Totals:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def read_totals(conn: Connection, flt: Filter) -> Totals:
+_SPLIT = 10**9
+_EXACT = Context(prec=200)  # as SQLite's decimal_sum: exact for any realistic ledger
+
+
+def _units_sums(conn: Connection, flt: Filter, *, split: bool) -> dict[str, Any]:
+    """Counts, token sums and units sums in one aggregate query.
+
+    ``split``: each units column summed as ``SUM(u / 10⁹)`` and ``SUM(u % 10⁹)`` (SQLite's
+    integer division truncates, so ``u = (u / 10⁹)·10⁹ + u % 10⁹`` exactly), for a sum beyond
+    64 bits, where SQLite's plain ``SUM`` raises ``integer overflow``.
+    """
+    sums: list[Any] = []
+    for name in UNITS_COLUMNS:
+        col = calls.c[name]
+        if split:
+            sums.append(func.sum(col.op("/")(literal_column(str(_SPLIT)))).label(f"{name}_hi"))
+            sums.append(func.sum(col.op("%")(literal_column(str(_SPLIT)))).label(f"{name}_lo"))
+        else:
+            sums.append(func.sum(col).label(name))
+    stmt = select(
+        func.count().label("calls"),
+        func.count(calls.c.cost_total).label("priced_calls"),
+        *(func.coalesce(func.sum(calls.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
+        *sums,
+    )
+    row = conn.execute(flt.apply(stmt)).mappings().one()
+    out = dict(row)
+    if split:
+        for name in UNITS_COLUMNS:
+            hi, lo = out.pop(f"{name}_hi"), out.pop(f"{name}_lo")
+            out[name] = None if hi is None else int(hi) * _SPLIT + int(lo)
+    return out
+
+
+def _inexact_sums(conn: Connection, flt: Filter) -> dict[str, Decimal]:
+    """Exact decimal sums of the rows whose money has no units (partial index; usually none)."""
     sqlite = conn.dialect.name == "sqlite"
 
     def money_sum(name: str) -> Any:
@@ -266,21 +427,30 @@ def read_totals(conn: Connection, flt: Filter) -> Totals:
             return type_coerce(func.decimal_sum(col), Money).label(name)
         return func.sum(col).label(name)
 
-    stmt = select(
-        func.count().label("calls"),
-        func.count(calls.c.cost_total).label("priced_calls"),
-        *(func.coalesce(func.sum(calls.c[name]), 0).label(name) for name in TOKEN_COLUMNS),
-        money_sum("code_execution_hours"),
-        *(money_sum(name) for name in COST_COLUMNS),
+    stmt = select(*(money_sum(name) for name in MONEY_COLUMNS)).where(
+        calls.c.code_execution_hours_units.is_(None)
     )
     row = conn.execute(flt.apply(stmt)).mappings().one()
+    return {name: Decimal(str(row[name])) for name in MONEY_COLUMNS if row[name] is not None}
+
+
+def read_totals(conn: Connection, flt: Filter) -> Totals:
+    """Sums in SQL: integer units (exact on both dialects) plus the rows without units."""
+    try:
+        row = _units_sums(conn, flt, split=False)
+    except OperationalError as exc:
+        if "overflow" not in str(exc):
+            raise
+        row = _units_sums(conn, flt, split=True)
     values: dict[str, Any] = {"calls": int(row["calls"]), "priced_calls": int(row["priced_calls"])}
     values["unpriced_calls"] = values["calls"] - values["priced_calls"]
     for name in TOKEN_COLUMNS:
         values[name] = int(row[name])
-    for name in ("code_execution_hours", *COST_COLUMNS):
-        value = row[name]
-        values[name] = Decimal(0) if value is None else Decimal(str(value))
+    rest = _inexact_sums(conn, flt)
+    for name, units_name in zip(MONEY_COLUMNS, UNITS_COLUMNS, strict=True):
+        units = row[units_name]
+        total = from_units(int(units)) if units is not None else Decimal(0)
+        values[name] = _EXACT.add(total, rest[name]) if name in rest else total
     values["quarantined"] = count_quarantined(conn, flt)
     return Totals(**values)
 

@@ -37,11 +37,13 @@ from sqlalchemy.types import TypeEngine
 from ..pricing.cost import COST_FIELDS
 from ..usage import TOKEN_FIELDS
 from .types import Money, UTCDateTime
+from .units import UNITS_COLUMNS
 
 __all__ = [
     "COST_COLUMNS",
     "MIGRATIONS_TABLE",
     "TOKEN_COLUMNS",
+    "UNITS_COLUMNS",
     "call_tags",
     "calls",
     "metadata",
@@ -114,11 +116,21 @@ calls = Table(
     Column("prompt", Text, comment="only with store_prompts=True"),
     Column("custom_id", Text, comment="batch request custom_id (step 0002)"),
     Column("raw_usage", Text, comment="usage JSON as received, kept when it cannot be trusted (step 0004)"),
+    *(
+        Column(name, BigInteger, comment="the money column in 10^-12 units (step 0005)")
+        for name in UNITS_COLUMNS
+    ),
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),
     Index("ix_calls_prefix_hash", "prefix_hash"),
     Index("ix_calls_batch_id_custom_id", "batch_id", "custom_id"),
+    Index(
+        "ix_calls_inexact_money",
+        "started_at",
+        sqlite_where=text("code_execution_hours_units IS NULL"),
+        postgresql_where=text("code_execution_hours_units IS NULL"),
+    ),
 )
 
 call_tags = Table(

@@ -37,20 +37,24 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import LedgerError, LedgerUnavailable
 from . import migrations
+from .privacy import redact
 from .quarantine import QuarantinedRecord, first_line, is_refusal
 from .record import CallRecord
 from .schema import COST_COLUMNS, calls
 from .schema import quarantine as quarantine_table
 from .types import format_utc, money_text
+from .units import UNITS_COLUMNS, row_units, units_of
 
 __all__ = [
     "ENV_DB",
     "MEMORY",
     "InsertResult",
     "Store",
+    "call_row",
     "default_db_path",
     "insert_for",
     "is_memory",
+    "record_values",
     "resolve_url",
 ]
 
@@ -169,6 +173,81 @@ def _driver_values(row: dict[str, Any], sqlite: bool) -> list[Any]:
         if value is not None:
             values[index] = convert(value)
     return values
+
+
+#: The order :func:`record_values` writes; a schema change that moves a column must update both.
+_VALUES_ORDER: tuple[str, ...] = (
+    "request_id", "recorded_at", "message_id", "model", "started_at", "latency_ms", "ttft_ms",
+    "status", "error_type", "endpoint", "service_tier", "inference_geo", "speed", "batch_id",
+    "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+    "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "output_tokens",
+    "web_search_requests", "web_fetch_requests", "code_execution_hours", "ttl_split_missing",
+    "incomplete", "planned", "breakpoints", "prefix_hash", "tags", "price_table_version", "rates",
+    *COST_COLUMNS, "cost_error", "prompt", "custom_id", "raw_usage", *UNITS_COLUMNS,
+)  # fmt: skip
+if _VALUES_ORDER != _INSERT_COLUMNS:  # pragma: no cover - caught by every test run
+    raise ImportError("cachewise.ledger.store.record_values is out of step with the calls table")
+
+_NO_COSTS: tuple[None, ...] = (None,) * len(COST_COLUMNS)
+Prepared = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+def record_values(record: CallRecord, recorded_at: datetime, sqlite: bool) -> Prepared:
+    """Driver values of ``record``'s row in :data:`_INSERT_COLUMNS` order, and its (redacted) tags.
+
+    The write path's hot loop: the same values as ``_driver_values(call_row(record, at), sqlite)``
+    (a test holds them equal), built without the intermediate dict. Raises what binding would
+    (``TypeError`` for money that is not a ``Decimal``, ``ValueError`` for a naive time):
+    refusals, handled by :meth:`Store.insert`.
+    """
+    u = record.usage
+    cost = record.cost
+    costs = (
+        _NO_COSTS
+        if cost is None
+        else (
+            cost.cost_input, cost.cost_cache_write_5m, cost.cost_cache_write_1h, cost.cost_cache_read,
+            cost.cost_output, cost.cost_web_search, cost.cost_code_execution, cost.cost_total,
+            cost.cost_no_cache, cost.savings,
+        )
+    )  # fmt: skip
+    money = (u.code_execution_hours, *costs)
+    units = units_of(money)
+    tags = {k: redact(v) for k, v in record.tags.items()}
+    texts: Sequence[Any]
+    if sqlite:
+        texts = [None if m is None else money_text(m) for m in money]
+        started: Any = format_utc(record.started_at)
+        recorded: Any = format_utc(recorded_at)
+    else:
+        for m in money:
+            if m is not None:
+                money_text(m)  # the same checks as the Money type
+        texts = money
+        started, recorded = record.started_at, recorded_at
+    rates = record.rates
+    values = (
+        record.request_id, recorded, record.message_id, record.model, started,
+        record.latency_ms, record.ttft_ms, record.status, redact(record.error_type), record.endpoint,
+        record.service_tier, record.inference_geo, record.speed, record.batch_id,
+        u.input_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
+        u.ephemeral_5m_input_tokens, u.ephemeral_1h_input_tokens, u.output_tokens,
+        u.web_search_requests, u.web_fetch_requests, texts[0], u.ttl_split_missing,
+        record.incomplete, record.planned, _json_text([b.as_dict() for b in record.breakpoints]),
+        record.prefix_hash, _json_text(tags), record.price_table_version,
+        None if rates is None else _json_text(dict(rates)),
+        *texts[1:], redact(record.cost_error), redact(record.prompt), record.custom_id,
+        redact(record.raw_usage), *units,
+    )  # fmt: skip
+    return values, tags
+
+
+def call_row(record: CallRecord, recorded_at: datetime) -> dict[str, Any]:
+    """The ``calls`` row of ``record``: its columns, ``recorded_at`` and the money in units (step 0005)."""
+    row = record.to_row()
+    row["recorded_at"] = recorded_at
+    row.update(zip(UNITS_COLUMNS, row_units(row), strict=True))
+    return row
 
 
 def insert_for(dialect: str) -> Any:
@@ -343,13 +422,10 @@ class Store:
             else:
                 unique[record.request_id] = record
         now = datetime.now(UTC)
-        rows: dict[str, dict[str, Any]] = {}
-        for request_id, record in unique.items():
-            row = record.to_row()
-            row["recorded_at"] = now
-            rows[request_id] = row
+        sqlite = self.dialect == "sqlite"
+        rows = [record_values(record, now, sqlite) for record in unique.values()]
         with self.write() as conn:
-            inserted = self._write_rows(conn, list(rows.values()), bulk=True)
+            inserted = self._write_rows(conn, rows, bulk=True)
             existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
             conflicts = self._conflicts(conn, existing, unique) if existing else 0
         return InsertResult(len(inserted), len(records) - len(inserted), conflicts)
@@ -369,11 +445,7 @@ class Store:
 
             def attempt(chunk: Sequence[CallRecord]) -> None:
                 try:
-                    rows = []
-                    for record in chunk:
-                        row = record.to_row()
-                        row["recorded_at"] = now
-                        rows.append(row)
+                    rows = [record_values(record, now, self.dialect == "sqlite") for record in chunk]
                     with conn.begin_nested():
                         written = self._write_rows(conn, rows, bulk=len(rows) > 1)
                 except Exception as exc:
@@ -450,14 +522,14 @@ class Store:
             with self.write() as conn:
                 self.quarantine(conn, entries)
 
-    def _write_rows(self, conn: Connection, rows: list[dict[str, Any]], *, bulk: bool) -> dict[str, int]:
-        """Insert ``rows`` and their tags; returns {request_id: id} of the rows inserted."""
+    def _write_rows(self, conn: Connection, rows: list[Prepared], *, bulk: bool) -> dict[str, int]:
+        """Insert ``rows`` (:func:`record_values`) and their tags; returns {request_id: id} inserted."""
         inserted = self._insert_rows(conn, rows, bulk=bulk)
-        by_id = {row["request_id"]: row for row in rows}
+        tags_of = {values[0]: tags for values, tags in rows if tags}
         tag_rows = [
             (call_id, key, value)
             for request_id, call_id in inserted.items()
-            for key, value in by_id[request_id]["tags"].items()
+            for key, value in tags_of.get(request_id, {}).items()
         ]
         if tag_rows:
             mark = "?" if self.dialect == "sqlite" else "%s"
@@ -466,12 +538,12 @@ class Store:
             )
         return inserted
 
-    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]], *, bulk: bool) -> dict[str, int]:
+    def _insert_rows(self, conn: Connection, rows: list[Prepared], *, bulk: bool) -> dict[str, int]:
         """Multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``; returns {request_id: id} inserted.
 
-        Values are converted to driver values here, once, instead of per-row type processors
-        (five times faster on large batches); the conversions match :mod:`.types`. With
-        ``bulk`` PostgreSQL goes through COPY.
+        Values are driver values already (:func:`record_values`, once per row, instead of
+        per-row type processors; the conversions match :mod:`.types`). With ``bulk``
+        PostgreSQL goes through COPY.
         """
         sqlite = self.dialect == "sqlite"
         if bulk and not sqlite:
@@ -487,13 +559,13 @@ class Store:
                 "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
             )
             params: list[Any] = []
-            for row in chunk:
-                params.extend(_driver_values(row, sqlite))
+            for values_, _tags in chunk:
+                params.extend(values_)
             for call_id, request_id in conn.exec_driver_sql(sql, tuple(params)):
                 inserted[request_id] = call_id
         return inserted
 
-    def _copy_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    def _copy_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
         """PostgreSQL: COPY into a session temp table, then one INSERT ... SELECT ... ON CONFLICT.
 
         Errors of the raw driver cursor are raised as SQLAlchemy's own (``DataError``,
@@ -511,8 +583,8 @@ class Store:
         try:
             with raw.cursor() as cursor:
                 with cursor.copy(statement) as copy:
-                    for row in rows:
-                        copy.write_row(_driver_values(row, False))
+                    for values, _tags in rows:
+                        copy.write_row(values)
                 statement = f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT ... FROM {staging}"
                 cursor.execute(
                     f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM {staging} "

@@ -20,10 +20,10 @@ __all__ = ["frame_from_records"]
 
 
 def frame_from_records(records: Iterable[CallRecord]) -> pd.DataFrame:
-    """A ledger frame (contract of ``Ledger.to_frame()``) holding ``records``, oldest first."""
+    """A ledger frame (``Ledger.to_frame(money="decimal")``) holding ``records``, oldest first."""
     rows = [record.to_row() | {"tags": dict(record.tags)} for record in records]
     if not rows:
-        return empty_frame()
+        return empty_frame("decimal")
     rows.sort(key=lambda row: row["started_at"])
     data: dict[str, Any] = {}
     for name in FRAME_COLUMNS:

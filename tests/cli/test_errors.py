@@ -142,6 +142,19 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
         ["--since", "is after --until"],
     ),
     (("ledger", "ingest-batch"), ["--db", "{ledger}", "b", "--base-url", "nope"], ["--base-url", "nope"]),
+    (("export",), ["--db", "{ledger}", "--format", "xml"], ["--format", "xml"]),
+    (
+        ("export",),
+        ["--db", "{ledger}", "--format", "jsonl", "--since", "2030-01-01", "--until", "2020-01-01"],
+        ["--since", "2030-01-01", "--until"],
+    ),
+    (
+        ("export",),
+        ["--db", "{ledger}", "--format", "csv", "--output", "{in_missing_folder}"],
+        ["--output", "{in_missing_folder}"],
+    ),
+    (("export",), ["--db", "{missing}", "--format", "jsonl"], ["{missing}"]),
+    (("export",), ["--db", "{ledger}", "--format", "jsonl", "--chunk-rows", "0"], ["--chunk-rows", "0"]),
     (("demo",), ["--db", "foo://bar"], ["--db", "foo://bar"]),
     (("demo",), ["--db", "{in_missing_folder}"], ["--db", "{in_missing_folder}"]),
     (("demo",), ["--db", "{not_a_db}"], ["--db", "{not_a_db}"]),
@@ -203,6 +216,7 @@ def test_a_port_in_use_is_an_error(command: str, files: dict[str, str]) -> None:
 READ_ONLY = [
     ["report"],
     ["calls"],
+    ["export", "--format", "jsonl"],
     ["budget", "check", "--limit", "1", "--since", "1h"],
     ["budget", "baseline", "--since", "1d", "--output", "baseline.json"],
     ["ledger", "--db", "{db}", "info"],

@@ -61,6 +61,7 @@ def test_one_db_option_with_one_help_text() -> None:
         "budget check",
         "budget baseline",
         "demo",
+        "export",
         "proxy",
     }
     prefix = DB_HELP.split("{default}")[0]

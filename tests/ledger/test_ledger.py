@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cachewise.errors import LedgerError
-from cachewise.ledger import FRAME_DTYPES, Breakpoint, CallRecord, Ledger
+from cachewise.ledger import ARROW_FRAME_DTYPES, FRAME_DTYPES, Breakpoint, CallRecord, Ledger
 from cachewise.ledger.record import CostBreakdown
 from cachewise.ledger.schema import COST_COLUMNS, TOKEN_COLUMNS
 from cachewise.tags import tags
@@ -193,6 +193,8 @@ def test_empty_frame_has_the_contract_dtypes(ledger: Ledger) -> None:
     frame = ledger.to_frame()
     assert len(frame) == 0
     assert list(frame.columns) == list(FRAME_DTYPES)
+    assert frame["cost_total"].dtype == object
+    assert list(ledger.to_frame(money="arrow").dtypes) == list(ARROW_FRAME_DTYPES.values())
     assert str(frame["started_at"].dtype) == "datetime64[ns, UTC]"
     assert frame["input_tokens"].dtype == "int64"
 
