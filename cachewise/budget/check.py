@@ -23,7 +23,7 @@ from ..errors import BudgetConfigError, UnknownModelError
 from ..pricing import PriceBook
 from ..reports.frames import annotate, spend, totals
 from .base import RUN_TAG, ZERO, window_start
-from .config import BudgetSpec
+from .config import BudgetSpec, read_config_text
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -140,11 +140,7 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     """A baseline written by :func:`build_baseline` (``cachewise budget baseline``)."""
     file = Path(path)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BudgetConfigError(file, "<file>", f"cannot read baseline: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
+        data = json.loads(read_config_text(file, " baseline"))
     except json.JSONDecodeError as exc:
         raise BudgetConfigError(file, "<json>", f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("cachewise_baseline") != BASELINE_FORMAT:

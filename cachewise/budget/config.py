@@ -36,6 +36,7 @@ __all__ = [
     "find_config",
     "load_budgets",
     "parse_budgets",
+    "read_config_text",
 ]
 
 CONFIG_FILES = ("cachewise.toml", "pyproject.toml")
@@ -131,15 +132,21 @@ def parse_budgets(data: Mapping[str, Any], path: Path, prefix: str) -> list[Budg
     return budgets
 
 
+def read_config_text(file: Path, what: str = "") -> str:
+    """A budget config or baseline file's text; unreadable or not UTF-8 is a :class:`BudgetConfigError`."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BudgetConfigError(file, "<file>", f"cannot read{what}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
+
+
 def load_budgets(path: str | Path) -> list[BudgetSpec]:
     """The budgets configured in ``path`` (a ``pyproject.toml`` or ``cachewise.toml``)."""
     file = Path(path)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BudgetConfigError(file, "<file>", f"cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise BudgetConfigError(file, "<file>", f"not UTF-8 text: {exc}") from exc
+        data = tomllib.loads(read_config_text(file))
     except tomllib.TOMLDecodeError as exc:
         raise BudgetConfigError(file, "<toml>", f"not valid TOML: {exc}") from exc
     if file.name == "pyproject.toml":

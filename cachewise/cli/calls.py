@@ -12,7 +12,7 @@ import click
 from ..errors import LedgerError, UnknownModelError
 from ..ledger import Ledger
 from ..ledger.record import STATUSES, CallRecord
-from .options import db_option, ledger_url, tag_option, window
+from .options import count_option, db_option, ledger_url, tag_option, window
 
 __all__ = ["calls"]
 
@@ -69,15 +69,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 @click.command()
 @db_option()
-@click.option(
-    "-n",
-    "--count",
-    "count",
-    default=10,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="How many calls.",
-)
+@count_option("-n", "--count", "count", default=10, minimum=1, help="How many calls.")
 @click.option("--model", default=None, help="Only calls to this model (an alias matches its dated id).")
 @tag_option("Only calls with this tag (repeatable; all must match).")
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only calls with this status.")

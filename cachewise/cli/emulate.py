@@ -9,7 +9,7 @@ import click
 
 from ..emulator import Emulator
 from ..emulator.app import create_app
-from .options import PORT, KeyValue, pairs
+from .options import PORT, KeyValue, count_option, pairs
 from .serve import bind, port_of, serve
 
 __all__ = ["emulate"]
@@ -32,11 +32,10 @@ def _parse_start(value: str | None) -> datetime | None:
 )
 @click.option("--start", help="Virtual clock start (ISO 8601, UTC if no zone); default 2026-11-20T12:00:00Z.")
 @click.option("--real-time", is_flag=True, help="Follow the wall clock instead of a virtual clock.")
-@click.option(
+@count_option(
     "--batch-delay",
     default=0.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
+    minimum=0,
     help="Emulator seconds a Message Batch stays in_progress before it is processed.",
 )
 @click.option(

@@ -12,7 +12,7 @@ import click
 from ..errors import LedgerError
 from ..progress import progress
 from .errors import CliError
-from .options import OutputPath, db_option, ledger_url, when
+from .options import OutputPath, count_option, db_option, ledger_url, window
 
 __all__ = ["export"]
 
@@ -27,13 +27,7 @@ __all__ = ["export"]
 )
 @click.option("--until", default=None, help="End, exclusive: same forms as --since (default: now).")
 @click.option("--output", "-o", type=OutputPath(), default=None, help="File (default stdout).")
-@click.option(
-    "--chunk-rows",
-    default=100_000,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Rows read and written per chunk.",
-)
+@count_option("--chunk-rows", default=100_000, minimum=1, help="Rows read and written per chunk.")
 def export(
     db: str | None, fmt: str, since: str | None, until: str | None, output: Path | None, chunk_rows: int
 ) -> None:
@@ -48,12 +42,7 @@ def export(
     from ..ledger.export import export as run_export
 
     now = datetime.now(UTC)
-    start, end = when(since, "--since", now), when(until, "--until", now)
-    if start is not None and end is not None and start > end:
-        raise click.BadParameter(
-            f"{since!r} ({start.isoformat()}) is after --until {until!r} ({end.isoformat()})",
-            param_hint="'--since'",
-        )
+    start, end = window(since, until, now)
     if fmt != "jsonl" and output is None and sys.stdout.isatty():
         raise click.UsageError(f"{fmt} is binary or wide: pass --output FILE (or pipe stdout)")
     url = ledger_url(db, must_exist=True)

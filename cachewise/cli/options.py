@@ -29,6 +29,7 @@ __all__ = [
     "HttpUrl",
     "KeyValue",
     "OutputPath",
+    "count_option",
     "db_option",
     "ledger_frame",
     "ledger_url",
@@ -46,6 +47,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The help of every ``--db`` option; ``{default}`` is the command's default ledger.
 DB_HELP = "Ledger: a SQLite path or a database URL (postgresql://...); default {default}."
 LEDGER_DEFAULT = "$CACHEWISE_DB, else the user's ledger file"
+
+
+def count_option(*decls: str, default: float, minimum: float, help: str) -> Callable[[F], F]:
+    """An option for a count (an ``int`` default) or an amount (a ``float`` one) that may not go
+    below ``minimum``; its default is shown in the help."""
+    kind = click.IntRange(min=int(minimum)) if isinstance(default, int) else click.FloatRange(min=minimum)
+    return click.option(*decls, default=default, show_default=True, type=kind, help=help)
 
 
 def db_option(default: str = LEDGER_DEFAULT) -> Callable[[F], F]:

@@ -12,7 +12,7 @@ from ..pricing import PriceBook
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from .options import OutputPath, db_option, ledger_frame, tag_option, when, write_output
+from .options import OutputPath, count_option, db_option, ledger_frame, tag_option, window, write_output
 
 __all__ = ["report"]
 
@@ -41,17 +41,8 @@ def _model_names(model: str | None) -> list[str] | None:
 )
 @click.option("--model", default=None, help="Only calls to this model.")
 @tag_option("Only calls with this tag (repeatable; all must match).")
-@click.option(
-    "--top", default=10, show_default=True, type=click.IntRange(min=0), help="Prefix families shown."
-)
-@click.option(
-    "--calls",
-    "calls",
-    default=0,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Also list the N most recent calls.",
-)
+@count_option("--top", default=10, minimum=0, help="Prefix families shown.")
+@count_option("--calls", "calls", default=0, minimum=0, help="Also list the N most recent calls.")
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
@@ -79,12 +70,7 @@ def report(
     is marked INCOMPLETE. The exit code is 0 even then (use `cachewise budget check` to fail CI).
     """
     now = datetime.now(UTC)
-    start, end = when(since, "--since", now), when(until, "--until", now)
-    if start is not None and end is not None and start > end:
-        raise click.BadParameter(
-            f"{since!r} ({start.isoformat()}) is after --until {until!r} ({end.isoformat()})",
-            param_hint="'--since'",
-        )
+    start, end = window(since, until, now)
     names = _model_names(model)
     frame = ledger_frame(db, since=start, until=end, model=names, tags=tags)
     quarantine = ledger_frame(db, since=start, until=end, model=names, tags=tags, quarantine=True)
