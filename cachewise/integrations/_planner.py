@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..planner.body import copy_body
 from ..planner.protocol import Planner
 
 if TYPE_CHECKING:
@@ -52,13 +53,13 @@ class UserPlanner:
 
     def plan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan | None:
         kw = {"record": record} if self._plan_record else {}
-        return self._checked(self.inner.plan(request, **kw))
+        return self._checked(self.inner.plan(copy_body(request), **kw))  # its own copy to change
 
     async def aplan(self, request: Mapping[str, Any], *, record: bool = True) -> Plan | None:
         if self._aplan is None:
             return await asyncio.to_thread(self.plan, request, record=record)
         kw = {"record": record} if self._aplan_record else {}
-        return self._checked(await self._aplan(request, **kw))
+        return self._checked(await self._aplan(copy_body(request), **kw))
 
     def observe(self, plan: Plan, usage: Usage, at: datetime) -> None:
         self.inner.observe(plan, usage, at)

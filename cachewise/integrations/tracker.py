@@ -18,7 +18,6 @@ Recording never raises into the caller (except under pytest; see
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import time
@@ -52,7 +51,6 @@ __all__ = [
     "PlannerLike",
     "Prepared",
     "classify",
-    "private_copy",
     "serialised",
 ]
 
@@ -79,9 +77,10 @@ BudgetLike = Budget
 
 @dataclass(frozen=True, slots=True)
 class PlanAsk:
-    """Ask: plan ``request`` (the tracker's own deep copy); ``record``: count it as an arrival."""
+    """Ask: plan ``request`` (the user's body, never changed: planners work on their own copy);
+    ``record``: count it as an arrival."""
 
-    request: dict[str, Any]
+    request: Mapping[str, Any]
     record: bool
 
 
@@ -146,21 +145,6 @@ def _breakpoints_of(plan: Plan | None) -> tuple[Breakpoint, ...]:
     )
 
 
-def private_copy(value: Any) -> Any:
-    """A deep copy of a request body for the planner, so nothing it does reaches the user's own.
-
-    Dicts and lists (all a JSON body is made of) are copied by hand, which is several times
-    faster than :func:`copy.deepcopy`; anything else goes through ``deepcopy``.
-    """
-    if isinstance(value, dict):
-        return {k: private_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [private_copy(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return copy.deepcopy(value)
-
-
 def serialised(body: Mapping[str, Any]) -> bytes:
     """``body`` as the JSON the SDK sends (compact, UTF-8, no NaN); raises if it is not JSON."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
@@ -222,14 +206,16 @@ class CallTracker:
     ) -> Generator[PlanAsk, Any, Prepared]:
         """The core of :meth:`prepare` / :meth:`aprepare`: yields a :class:`PlanAsk`, returns the attempt.
 
-        The planner gets its own deep copy, so nothing it does reaches the user's body. ``retry``:
+        The planner works on its own deep copy, so nothing it does reaches the user's body
+        (:class:`~cachewise.CachePlanner` makes it itself, a user's planner is handed one by
+        :class:`~cachewise.integrations._planner.UserPlanner`). ``retry``:
         the SDK is retrying the same call; it is planned the same way, but not counted again as an
         arrival in the planner's reuse statistics.
         """
         planned: Plan | None = None
         if body is not None and self.planner is not None:
             with fail_open("planner"):
-                planned = yield PlanAsk(private_copy(body), record=not retry)
+                planned = yield PlanAsk(body, record=not retry)
         return self._prepared(body, planned)
 
     def prepare(self, body: Mapping[str, Any] | None, *, retry: bool = False) -> Prepared:

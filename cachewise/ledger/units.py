@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ..pricing.cost import COST_FIELDS
+
 __all__ = [
     "EXPONENT",
     "INT64_MAX",
@@ -47,19 +49,7 @@ INT64_MAX = 2**63 - 1
 MAX_SQLITE_SUM_USD = Decimal(INT64_MAX).scaleb(-EXPONENT)
 
 #: The money columns of ``calls`` that have a units twin, hours first.
-MONEY_COLUMNS: tuple[str, ...] = (
-    "code_execution_hours",
-    "cost_input",
-    "cost_cache_write_5m",
-    "cost_cache_write_1h",
-    "cost_cache_read",
-    "cost_output",
-    "cost_web_search",
-    "cost_code_execution",
-    "cost_total",
-    "cost_no_cache",
-    "savings",
-)
+MONEY_COLUMNS: tuple[str, ...] = ("code_execution_hours", *COST_FIELDS)
 UNITS_COLUMNS: tuple[str, ...] = tuple(f"{name}_units" for name in MONEY_COLUMNS)
 
 

@@ -7,7 +7,7 @@ budget plugin's collector, a notebook experiment).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import pandas as pd
 from ..ledger.query import FRAME_COLUMNS, FRAME_DTYPES, empty_frame
 from ..ledger.record import CallRecord
 
-__all__ = ["frame_from_records"]
+__all__ = ["frame_from_records", "frame_from_rows"]
 
 
 def frame_from_records(records: Iterable[CallRecord]) -> pd.DataFrame:
@@ -25,6 +25,12 @@ def frame_from_records(records: Iterable[CallRecord]) -> pd.DataFrame:
     if not rows:
         return empty_frame("decimal")
     rows.sort(key=lambda row: row["started_at"])
+    return frame_from_rows(rows)
+
+
+def frame_from_rows(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A ledger frame (the columns and dtypes of ``Ledger.to_frame(money="decimal")``) holding
+    ``rows`` (mappings with those columns), in their order."""
     data: dict[str, Any] = {}
     for name in FRAME_COLUMNS:
         values = [row.get(name) for row in rows]

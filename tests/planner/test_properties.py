@@ -11,7 +11,7 @@ from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.prompt import Prompt, strip_cache_control
 from cachewise.tokens import TokenCounter, TokenMemo
-from tests.fixtures.planning import TABLE, VirtualClock, fake_tokens
+from tests.fixtures.planning import VirtualClock, fake_tokens
 from tests.strategies import history, request_bodies
 
 
@@ -55,18 +55,6 @@ def _normalise(body: dict[str, Any]) -> dict[str, Any]:
     return dict(out)
 
 
-BOOK: PriceBook | None = None
-
-
-def _book(tmp: Any) -> PriceBook:
-    global BOOK
-    if BOOK is None:
-        path = tmp.mktemp("prices") / "prices.yaml"
-        path.write_text(TABLE, encoding="utf-8")
-        BOOK = PriceBook.load(base=path)
-    return BOOK
-
-
 @settings(
     max_examples=120,
     deadline=None,
@@ -74,9 +62,9 @@ def _book(tmp: Any) -> PriceBook:
 )
 @given(body=request_bodies(["claude-test", "claude-unsure"]), past=history())
 def test_every_plan_is_valid(
-    body: dict[str, Any], past: list[tuple[float, bool]], tmp_path_factory: Any
+    body: dict[str, Any], past: list[tuple[float, bool]], table_book: PriceBook
 ) -> None:
-    book = _book(tmp_path_factory)
+    book = table_book
     clock = VirtualClock()
     counter = TokenCounter(fake_tokens, memo=TokenMemo(None))
     planner = CachePlanner(counter, book=book, clock=clock)

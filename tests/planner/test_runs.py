@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.tokens import TokenCounter, TokenMemo
-from tests.fixtures.planning import TABLE, VirtualClock, fake_tokens
+from tests.fixtures.planning import VirtualClock, fake_tokens
 from tests.strategies import words
 
 MARK = {"type": "ephemeral"}
@@ -84,18 +84,6 @@ def _marked(body: dict[str, Any]) -> set[str]:
     }
 
 
-BOOK: PriceBook | None = None
-
-
-def _book(tmp: Any) -> PriceBook:
-    global BOOK
-    if BOOK is None:
-        path = tmp.mktemp("prices") / "prices.yaml"
-        path.write_text(TABLE, encoding="utf-8")
-        BOOK = PriceBook.load(base=path)
-    return BOOK
-
-
 @settings(
     max_examples=150,
     deadline=None,
@@ -103,13 +91,13 @@ def _book(tmp: Any) -> PriceBook:
 )
 @given(body=agent_request(), past=history(), collapse=st.booleans())
 def test_no_planned_marker_lies_inside_a_run(
-    body: dict[str, Any], past: list[tuple[float, bool]], collapse: bool, tmp_path_factory: Any
+    body: dict[str, Any], past: list[tuple[float, bool]], collapse: bool, table_book: PriceBook
 ) -> None:
     """No marker the planner adds sits on a non-final block of a run, runs collapsed or not."""
     clock = VirtualClock()
     planner = CachePlanner(
         TokenCounter(fake_tokens, memo=TokenMemo(None)),
-        book=_book(tmp_path_factory),
+        book=table_book,
         clock=clock,
         collapse_runs=collapse,
     )
