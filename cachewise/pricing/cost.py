@@ -56,6 +56,8 @@ class Modifiers:
     batch: bool = False
     speed: str | None = None
     inference_geo: str | None = None
+    #: the call went to a regional or geographic Bedrock / Vertex AI endpoint (pricing.platforms)
+    regional: bool = False
 
     def resolve(self, usage: Usage) -> tuple[bool, bool, bool]:
         batch = self.batch or usage.service_tier == "batch"
@@ -108,12 +110,21 @@ def price(
     modifiers: Modifiers | None = None,
 ) -> Cost:
     """Cost of ``usage`` on ``model`` at the UTC time ``at``; raises a ``PricingError`` when it cannot."""
-    batch, fast, us = (modifiers or Modifiers()).resolve(usage)
+    mods = modifiers or Modifiers()
+    batch, fast, us = mods.resolve(usage)
     if fast and usage.speed != "fast" and book.fast_mode_ended(model, at):
         # Asked for fast mode after the model's fast mode ended, and the usage does not say it
         # ran fast: the API runs such requests at standard speed and price (docs/pricing.md).
         fast = False
-    rates = book.rates(model, at, prompt_tokens=usage.prompt_tokens, batch=batch, fast=fast, us_residency=us)
+    rates = book.rates(
+        model,
+        at,
+        prompt_tokens=usage.prompt_tokens,
+        batch=batch,
+        fast=fast,
+        us_residency=us,
+        regional=mods.regional,
+    )
     if (usage.web_search_requests or usage.code_execution_hours) and not (
         rates.web_search_per_1k or rates.code_execution_per_hour
     ):
