@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .errors import ApiError
-from .platform import PlatformCall, dumps, parse_body
+from .platform import PlatformCall, dumps, parse_body, platform_event, sse_events
 
 __all__ = ["CONTENT_TYPE", "encode_frame", "match"]
 
@@ -56,10 +56,8 @@ def _chunk(event: Any) -> bytes:
 
 def frames(sse: Iterator[bytes]) -> Iterator[bytes]:
     """The emulator's SSE chunks (whole events), one event-stream frame per event."""
-    for chunk in sse:
-        for line in chunk.split(b"\n"):
-            if line.startswith(b"data:"):
-                yield _chunk(json.loads(line[5:]))
+    for _, event in sse_events(sse):
+        yield _chunk(platform_event(event))
 
 
 def match(method: str, path: str, headers: Mapping[str, str], body: bytes) -> PlatformCall | None:
@@ -84,6 +82,6 @@ def match(method: str, path: str, headers: Mapping[str, str], body: bytes) -> Pl
         key=f"aws-{credential.group('key')}" if credential else None,
         regional=not model.startswith("global."),
         streaming=streaming,
-        frames=frames if streaming else None,
+        frames=frames,
         stream_type=CONTENT_TYPE if streaming else None,
     )

@@ -212,8 +212,10 @@ class Emulator:
             "POST", call.path, request.query, incoming, call.body, request.base_url, call.regional
         )
         answer = self._route(inner, workspace, request_id, headers)
-        if answer.stream is not None and call.frames is not None:
+        if answer.stream is not None:
             answer.stream = call.frames(answer.stream)
+        elif answer.status == 200:
+            answer.body = call.message(answer.body)
         answer.headers = call.headers(answer.headers)
         return answer
 

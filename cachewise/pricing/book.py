@@ -25,7 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ModifierNotAvailable, NoPriceError, PriceTableError, UnknownModelError
-from .platforms import platform_names
+from .platforms import Platform, platform_names
 from .schema import (
     FastPeriod,
     LongContextTier,
@@ -85,6 +85,7 @@ class AppliedRates:
     fast: bool = False
     us_residency: bool = False
     regional: bool = False
+    platform: str = "anthropic"
     multiplier: Decimal = _ONE
     uncertain: tuple[str, ...] = ()
 
@@ -407,6 +408,7 @@ class PriceBook:
         fast: bool = False,
         us_residency: bool = False,
         regional: bool = False,
+        platform: Platform = "anthropic",
     ) -> AppliedRates:
         """Rates in force for ``model`` at ``at`` for a request with ``prompt_tokens`` of input.
 
@@ -489,6 +491,7 @@ class PriceBook:
             fast=fast,
             us_residency=us_residency,
             regional=premium is not None,
+            platform=platform,
             multiplier=multiplier,
             uncertain=tuple(uncertain),
         )
