@@ -340,6 +340,7 @@ class CallTracker:
             planned=prepared.plan is not None,
             breakpoints=_breakpoints_of(prepared.plan),
             tags=prepared.tags,
+            provider=self.platform,
         )
         self._emit(record)
 
@@ -381,6 +382,7 @@ class CallTracker:
             breakpoints=_breakpoints_of(prepared.plan),
             prefix_hash=(prepared.plan.family or None) if prepared.plan is not None else None,
             tags=prepared.tags,
+            provider=self.platform,
         )
         self._emit(record)
         reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)

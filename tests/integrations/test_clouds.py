@@ -78,6 +78,7 @@ def _check(server: EmulatorServer, ledger: Ledger, platform: str, premium: Decim
         assert row.cost.cost_total == _expected(row, premium)
         assert row.rates is not None
         assert row.rates["platform"] == platform
+        assert row.provider == platform
         assert row.rates["regional"] is (premium != 1)
         assert billed["regional"] is (premium != 1)
         # the platforms' usage has no 5m/1h split: a row that wrote is flagged, and says how it was priced
@@ -189,3 +190,17 @@ def test_the_default_planner_does_not_collapse_runs_on_the_platforms(emulator: E
     assert getattr(tracker_of(first).planner, "collapse_runs", None) is True
     assert (tracker_of(bedrock).platform, tracker_of(bedrock).location) == ("bedrock", "us-east-1")
     assert (tracker_of(vertex).platform, tracker_of(vertex).location) == ("vertex", "global")
+
+
+def test_a_refused_platform_call_is_an_error_row_with_its_provider(
+    emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    wrapped = cachewise.wrap(
+        _vertex(emulator, "global"), ledger=ledger, planner=False, clock=emulator.emulator.now
+    )
+    with pytest.raises(anthropic.NotFoundError):
+        wrapped.messages.create(**_body("claude-nonexistent@20990101", 0))
+    ledger.flush()
+    (row,) = ledger.calls()
+    assert (row.status, row.provider, row.cost) == ("error", "vertex", None)
+    assert emulator.emulator.bill() == []
