@@ -204,3 +204,43 @@ def test_a_refused_platform_call_is_an_error_row_with_its_provider(
     (row,) = ledger.calls()
     assert (row.status, row.provider, row.cost) == ("error", "vertex", None)
     assert emulator.emulator.bill() == []
+
+
+def _unmarked(model: str, turn: int) -> dict[str, Any]:
+    body = _body(model, turn)
+    body["system"] = SYSTEM
+    return body
+
+
+def test_the_default_planner_caches_on_vertex_counting_through_count_tokens(
+    emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    wrapped = cachewise.wrap(_vertex(emulator, "us-east5"), ledger=ledger, clock=emulator.emulator.now)
+    for turn in range(2):
+        wrapped.messages.create(**_unmarked("claude-haiku-4-5@20251001", turn))
+        emulator.emulator.advance(5)
+    ledger.flush()
+    first, second = ledger.calls()
+    assert first.planned and first.breakpoints
+    # the system prompt the first call wrote is read back (the planner also marked the changing turn)
+    assert 4096 < second.usage.cache_read_input_tokens <= first.usage.cache_creation_input_tokens
+    bill = {r["request_id"]: Decimal(r["cost_total"]) for r in emulator.emulator.bill()}
+    assert all(r.cost is not None and r.cost.cost_total == bill[r.request_id] for r in (first, second))
+
+
+def test_the_default_planner_on_bedrock_without_count_tokens_never_fails_the_call(
+    emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    wrapped = cachewise.wrap(_bedrock(emulator), ledger=ledger, clock=emulator.emulator.now)
+    for turn in range(2):
+        reply = wrapped.messages.create(**_unmarked(f"global.{HAIKU_BEDROCK}", turn))
+        assert reply.content
+        emulator.emulator.advance(5)
+    ledger.flush()
+    rows = ledger.calls()
+    assert [r.status for r in rows] == ["ok", "ok"]
+    bill = {r["request_id"]: Decimal(r["cost_total"]) for r in emulator.emulator.bill()}
+    assert all(r.cost is not None and r.cost.cost_total == bill[r.request_id] for r in rows)
+    # the SDK refuses count_tokens on Bedrock: only breakpoints the offline bound justifies
+    for point in rows[0].breakpoints:
+        assert point.tokens is None or point.tokens >= 4096
