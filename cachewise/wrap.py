@@ -20,6 +20,7 @@ from .errors import CachewiseError, PriceTableError
 from .failopen import record_failure
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
+from .pricing.platforms import Platform
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -29,7 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["UnsupportedClient", "wrap"]
 
 log = logging.getLogger("cachewise")
-_PLATFORM_CLIENTS = {"AnthropicBedrock", "AsyncAnthropicBedrock", "AnthropicVertex", "AsyncAnthropicVertex"}
+_PLATFORM_CLIENTS: dict[str, Platform] = {
+    "AnthropicBedrock": "bedrock",
+    "AsyncAnthropicBedrock": "bedrock",
+    "AnthropicVertex": "vertex",
+    "AsyncAnthropicVertex": "vertex",
+}
 ClientT = TypeVar("ClientT")
 
 
@@ -47,6 +53,16 @@ def _ledger(ledger: Ledger | str | Path | None) -> Ledger:
     return Ledger(ledger)
 
 
+def platform_of(client: Any) -> tuple[Platform, str | None]:
+    """Where ``client`` sends its calls: ``("anthropic", None)``, ``("bedrock", region)`` or
+    ``("vertex", location)``."""
+    platform = _PLATFORM_CLIENTS.get(type(client).__name__, "anthropic")
+    if platform == "anthropic":
+        return platform, None
+    location = getattr(client, "aws_region" if platform == "bedrock" else "region", None)
+    return platform, location if isinstance(location, str) else None
+
+
 def _default_planner(client: Any, clock: Clock | None, book: PriceBook | None) -> PlannerLike | None:
     from .planner import CachePlanner
     from .tokens import AsyncTokenCounter, TokenCounter
@@ -60,7 +76,9 @@ def _default_planner(client: Any, clock: Clock | None, book: PriceBook | None) -
         counter = AsyncTokenCounter(client, namespace=name)
     else:
         counter = TokenCounter(client, namespace=name)
-    return CachePlanner(counter=counter, clock=clock, book=book)
+    # The run rule (a run of tool_use / tool_result blocks is one lookback position) is documented
+    # for the Claude API only (docs/api-notes.md §1.1, §7.1): on Bedrock and Vertex every block counts.
+    return CachePlanner(counter=counter, clock=clock, book=book, collapse_runs=first_party)
 
 
 def _is_async(client: Any) -> bool:
@@ -90,8 +108,8 @@ def wrap(
     ledger, the budget and the sinks registered with :func:`cachewise.sinks.register`.
     """
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
-        platform = type(client).__name__ in _PLATFORM_CLIENTS
-        if not (platform and hasattr(client, "with_middleware")):
+        known = type(client).__name__ in _PLATFORM_CLIENTS
+        if not (known and hasattr(client, "with_middleware")):
             raise UnsupportedClient(
                 client,
                 "expected anthropic.Anthropic or anthropic.AsyncAnthropic, or a Bedrock/Vertex client "
@@ -110,8 +128,17 @@ def wrap(
         chosen = None
     else:
         chosen = planner
+    platform, location = platform_of(client)
     tracker = CallTracker(
-        ledger=_ledger(ledger), planner=chosen, clock=clock, tags=tags, book=book, budget=budget, sinks=sinks
+        ledger=_ledger(ledger),
+        planner=chosen,
+        clock=clock,
+        tags=tags,
+        book=book,
+        budget=budget,
+        sinks=sinks,
+        platform=platform,
+        location=location,
     )
     wrapped: ClientT = cast(Any, client).with_middleware(CachewiseMiddleware(tracker))
     setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it

@@ -38,6 +38,7 @@ class BillRow:
     complete: bool = True
     batch_id: str | None = None
     custom_id: str | None = None
+    regional: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         cost: dict[str, str] | None = None
@@ -53,6 +54,7 @@ class BillRow:
             "complete": self.complete,
             "batch_id": self.batch_id,
             "custom_id": self.custom_id,
+            "regional": self.regional,
             "usage": self.usage,
             "cost": cost,
             "cost_total": _money(self.cost.total) if self.cost is not None else None,
@@ -86,11 +88,13 @@ class Bill:
         complete: bool = True,
         batch_id: str | None = None,
         custom_id: str | None = None,
+        regional: bool = False,
     ) -> BillRow:
         cost: Cost | None = None
         error: str | None = None
+        modifiers = Modifiers(batch=endpoint == "batch", regional=regional)
         try:
-            cost = price(self.book, Usage.from_api(usage), model, time, Modifiers(batch=endpoint == "batch"))
+            cost = price(self.book, Usage.from_api(usage), model, time, modifiers)
         except PricingError as exc:
             error = str(exc)
         row = BillRow(
@@ -106,6 +110,7 @@ class Bill:
             complete,
             batch_id,
             custom_id,
+            regional,
         )
         with self._lock:
             self._rows.append(row)
@@ -128,6 +133,7 @@ class Bill:
                         False,
                         row.batch_id,
                         row.custom_id,
+                        row.regional,
                     )
 
     def rows(self) -> list[BillRow]:

@@ -21,6 +21,7 @@ from typing import Any
 from ..api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, MAX_BATCH_BYTES, MAX_BODY_BYTES
 from ..errors import EmulatorError, PricingError
 from ..pricing import PriceBook
+from . import bedrock, vertex
 from .batches import BatchStore
 from .bill import Bill, Endpoint
 from .catalog import Catalog, paginate
@@ -28,6 +29,7 @@ from .clock import Clock
 from .engine import CacheEngine, Ticket
 from .errors import ApiError, StreamCut, error_body, invalid, new_id, not_found
 from .faults import Fault, Faults
+from .platform import PlatformCall
 from .positions import DEFAULT_RUN_MARKERS, RUN_MARKERS, RunMarkers, layout
 from .responses import Reply, generate
 from .streaming import sse_events
@@ -60,6 +62,7 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     base_url: str = "http://127.0.0.1/"
+    regional: bool = False  # a Bedrock / Vertex AI regional endpoint (platform.py): billed with its premium
 
 
 @dataclass(slots=True)
@@ -75,6 +78,7 @@ class _Prepared:
     ticket: Ticket
     message: dict[str, Any]
     reply: Reply
+    regional: bool = False
 
 
 def _json(status: int, data: Any, headers: dict[str, str]) -> HttpResponse:
@@ -185,6 +189,10 @@ class Emulator:
         try:
             if request.path.startswith("/_emulator/"):
                 return self._control(request, headers)
+            for platform in (bedrock, vertex):
+                call = platform.match(request.method, request.path, request.headers, request.body)
+                if call is not None:
+                    return self._platform(call, request, request_id, headers)
             workspace = self._workspace(request.headers)
             headers["anthropic-workspace-id"] = workspace
             return self._route(request, workspace, request_id, headers)
@@ -192,6 +200,24 @@ class Emulator:
             return _json(exc.status, exc.body(request_id), {**headers, **exc.headers})
         except EmulatorError as exc:
             return _json(400, error_body("invalid_request_error", str(exc), request_id), headers)
+
+    def _platform(
+        self, call: PlatformCall, request: HttpRequest, request_id: str, headers: dict[str, str]
+    ) -> HttpResponse:
+        """A Bedrock / Vertex AI call (bedrock.py, vertex.py), served as the request it stands for."""
+        incoming = {**request.headers, **({"x-api-key": call.key} if call.key else {})}
+        workspace = self._workspace(incoming)
+        headers["anthropic-workspace-id"] = workspace
+        inner = HttpRequest(
+            "POST", call.path, request.query, incoming, call.body, request.base_url, call.regional
+        )
+        answer = self._route(inner, workspace, request_id, headers)
+        if answer.stream is not None:
+            answer.stream = call.frames(answer.stream)
+        elif answer.status == 200:
+            answer.body = call.message(answer.body)
+        answer.headers = call.headers(answer.headers)
+        return answer
 
     def _workspace(self, headers: Mapping[str, str]) -> str:
         key = headers.get("x-api-key")
@@ -262,6 +288,7 @@ class Emulator:
         fault = self._fault("messages", streaming=streaming)
         start = self.now()
         prepared = self._prepare(body, workspace, start, request_id, batch=False)
+        prepared.regional = request.regional
         # In flight = started (usage computed), response not begun (writes not yet readable).
         with self._flight:
             self._in_flight += 1
@@ -423,6 +450,7 @@ class Emulator:
             usage=prepared.message["usage"],
             batch_id=batch_id,
             custom_id=custom_id,
+            regional=prepared.regional,
         )
 
     def _run_batch_request(

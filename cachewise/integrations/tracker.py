@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..failopen import fail_open, swallow
 from ..ledger.record import Breakpoint, CallRecord
 from ..pricing import Modifiers, PriceBook
+from ..pricing.platforms import Platform, regional_endpoint
 from ..sinks import Budget, LedgerSink, RecordSink, registered
 from ..tags import current as current_tags
 from ..usage import Usage, UsageReading
 from ._planner import AnyPlanner, as_planner
+from .eventstream import EVENT_STREAM_TYPE, EventStreamTap
 from .sse import SSETap
 from .steps import adrive, drive
 
@@ -188,8 +190,12 @@ class CallTracker:
         budget: Budget | None = None,
         sinks: Sequence[RecordSink] = (),
         on_record: Callable[[CallRecord], None] | None = None,
+        platform: Platform = "anthropic",
+        location: str | None = None,
     ) -> None:
         self.ledger = ledger
+        self.platform: Platform = platform
+        self.location = location
         self.planner: AnyPlanner | None = as_planner(planner) if planner is not None else None
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.tags = dict(tags or {})
@@ -334,6 +340,7 @@ class CallTracker:
             planned=prepared.plan is not None,
             breakpoints=_breakpoints_of(prepared.plan),
             tags=prepared.tags,
+            provider=self.platform,
         )
         self._emit(record)
 
@@ -359,7 +366,12 @@ class CallTracker:
             request_id=request_id,
             message_id=message_id,
             book=self.book,
-            modifiers=Modifiers(speed=body.get("speed"), inference_geo=body.get("inference_geo")),
+            modifiers=Modifiers(
+                speed=body.get("speed"),
+                inference_geo=body.get("inference_geo"),
+                platform=self.platform,
+                regional=regional_endpoint(self.platform, prepared.model, self.location),
+            ),
             status="incomplete" if incomplete else "ok",
             incomplete=incomplete,
             error_type=error_type,
@@ -370,6 +382,7 @@ class CallTracker:
             breakpoints=_breakpoints_of(prepared.plan),
             prefix_hash=(prepared.plan.family or None) if prepared.plan is not None else None,
             tags=prepared.tags,
+            provider=self.platform,
         )
         self._emit(record)
         reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)
@@ -438,7 +451,7 @@ class CallTracker:
 
 
 class StreamRecorder:
-    """Feeds an SSE body through an :class:`SSETap` and records the call once, when it ends."""
+    """Feeds an SSE (or Bedrock event-stream) body through a tap and records the call once, when it ends."""
 
     def __init__(
         self, tracker: CallTracker, prepared: Prepared, status: int, headers: Mapping[str, str]
@@ -446,8 +459,9 @@ class StreamRecorder:
         self.tracker = tracker
         self.prepared = prepared
         self.status = status
-        self.request_id = headers.get("request-id")
-        self.tap = SSETap(prepared.started)
+        self.request_id = headers.get("request-id") or headers.get("x-amzn-requestid")
+        bedrock = headers.get("content-type", "").startswith(EVENT_STREAM_TYPE)
+        self.tap = EventStreamTap(prepared.started) if bedrock else SSETap(prepared.started)
         self._done = False
 
     @fail_open("stream tap")

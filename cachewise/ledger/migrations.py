@@ -243,12 +243,21 @@ def _0005_money_units(conn: Connection) -> None:
     )
 
 
+_0006_NAME = "0006_calls_provider"
+
+
+def _0006_calls_provider(conn: Connection) -> None:
+    """``calls.provider``: the platform that served the call (anthropic, bedrock, vertex); NULL before."""
+    conn.execute(text("ALTER TABLE calls ADD COLUMN provider TEXT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
     Migration(3, "0003_reprices", _0003_reprices),
     Migration(4, "0004_quarantine_raw_usage", _0004_quarantine_raw_usage),
     Migration(5, _0005_NAME, _0005_money_units),
+    Migration(6, _0006_NAME, _0006_calls_provider),
 )
 
 

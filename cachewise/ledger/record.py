@@ -114,6 +114,9 @@ class CallRecord:
     cost_error: str | None = None
     prompt: str | None = None
     raw_usage: str | None = None
+    #: where the call was served: ``anthropic`` (the Claude API), ``bedrock`` or ``vertex``
+    #: (cachewise.pricing.platforms); ``None`` on rows recorded before ledger step 0006.
+    provider: str | None = "anthropic"
 
     def __post_init__(self) -> None:
         if not isinstance(self.request_id, str) or not self.request_id:
@@ -263,6 +266,7 @@ class CallRecord:
             "cost_error": redact(self.cost_error),
             "prompt": redact(self.prompt),
             "raw_usage": redact(self.raw_usage),
+            "provider": self.provider,
         }
         if self.cost is not None:
             row.update(self.cost.as_dict())
@@ -316,6 +320,7 @@ class CallRecord:
             cost_error=row.get("cost_error"),
             prompt=row.get("prompt"),
             raw_usage=row.get("raw_usage"),
+            provider=row.get("provider"),
         )
 
     # -- JSON (spool lines) --------------------------------------------------------------------

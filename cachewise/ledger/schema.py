@@ -120,6 +120,7 @@ calls = Table(
         Column(name, BigInteger, comment="the money column in 10^-12 units (step 0005)")
         for name in UNITS_COLUMNS
     ),
+    Column("provider", Text, comment="anthropic, bedrock or vertex; NULL before step 0006"),
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),

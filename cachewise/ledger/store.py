@@ -183,7 +183,7 @@ _VALUES_ORDER: tuple[str, ...] = (
     "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "output_tokens",
     "web_search_requests", "web_fetch_requests", "code_execution_hours", "ttl_split_missing",
     "incomplete", "planned", "breakpoints", "prefix_hash", "tags", "price_table_version", "rates",
-    *COST_COLUMNS, "cost_error", "prompt", "custom_id", "raw_usage", *UNITS_COLUMNS,
+    *COST_COLUMNS, "cost_error", "prompt", "custom_id", "raw_usage", *UNITS_COLUMNS, "provider",
 )  # fmt: skip
 if _VALUES_ORDER != _INSERT_COLUMNS:  # pragma: no cover - caught by every test run
     raise ImportError("cachewise.ledger.store.record_values is out of step with the calls table")
@@ -237,7 +237,7 @@ def record_values(record: CallRecord, recorded_at: datetime, sqlite: bool) -> Pr
         record.prefix_hash, _json_text(tags), record.price_table_version,
         None if rates is None else _json_text(dict(rates)),
         *texts[1:], redact(record.cost_error), redact(record.prompt), record.custom_id,
-        redact(record.raw_usage), *units,
+        redact(record.raw_usage), *units, record.provider,
     )  # fmt: skip
     return values, tags
 

@@ -25,6 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ModifierNotAvailable, NoPriceError, PriceTableError, UnknownModelError
+from .platforms import Platform, platform_names
 from .schema import (
     FastPeriod,
     LongContextTier,
@@ -83,6 +84,8 @@ class AppliedRates:
     batch: bool = False
     fast: bool = False
     us_residency: bool = False
+    regional: bool = False
+    platform: str = "anthropic"
     multiplier: Decimal = _ONE
     uncertain: tuple[str, ...] = ()
 
@@ -172,6 +175,7 @@ def _check_model(path: Path, index: int, model: ModelEntry) -> None:
     _check_dates(path, f"{where}.fast", model.fast, ranged=True)
     _check_dates(path, f"{where}.batch", model.batch, ranged=True)
     _check_dates(path, f"{where}.us_residency", model.us_residency, ranged=True)
+    _check_dates(path, f"{where}.regional", model.regional, ranged=True)
     if not model.min_cache_tokens:
         raise PriceTableError(path, f"{where}.min_cache_tokens", "every model needs a minimum length")
 
@@ -338,8 +342,11 @@ class PriceBook:
 
     def _find(self, model: str) -> ModelEntry | None:
         found = self._models.get(model)
-        if found is None and model.startswith("anthropic."):
-            found = self._models.get(model.removeprefix("anthropic."))
+        if found is None:
+            for name in platform_names(model):
+                found = self._models.get(name)
+                if found is not None:
+                    break
         return found
 
     def resolve(self, model: str) -> ModelEntry:
@@ -400,11 +407,15 @@ class PriceBook:
         batch: bool = False,
         fast: bool = False,
         us_residency: bool = False,
+        regional: bool = False,
+        platform: Platform = "anthropic",
     ) -> AppliedRates:
         """Rates in force for ``model`` at ``at`` for a request with ``prompt_tokens`` of input.
 
         ``prompt_tokens`` (input + cache read + cache write) selects a long-context tier,
-        which then applies to every component of the request.
+        which then applies to every component of the request. ``regional``: the call went to a
+        regional or geographic Bedrock / Vertex AI endpoint; the model's ``regional`` premium
+        applies when it has one on that date (models before Sonnet 4.5 have none: no premium).
         """
         entry = self.resolve(model)
         moment = to_utc(at)
@@ -457,6 +468,11 @@ class PriceBook:
             multiplier *= found.multiplier
             if found.uncertain:
                 uncertain.append(found.uncertain)
+        premium: Any = _active(entry.regional, day) if regional else None
+        if premium is not None:  # no premium on that date: the endpoint costs the same as the global one
+            multiplier *= premium.multiplier
+            if premium.uncertain:
+                uncertain.append(premium.uncertain)
         tools = _active(self.table.server_tools, day)
         return AppliedRates(
             model=entry.id,
@@ -474,6 +490,8 @@ class PriceBook:
             batch=batch,
             fast=fast,
             us_residency=us_residency,
+            regional=premium is not None,
+            platform=platform,
             multiplier=multiplier,
             uncertain=tuple(uncertain),
         )

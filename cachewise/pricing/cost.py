@@ -16,7 +16,7 @@ Exact ``Decimal`` arithmetic, nothing rounded; round only when displaying.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from ..errors import NoPriceError
 from ..usage import Usage
 from .book import AppliedRates, PriceBook, to_utc
+from .platforms import Platform
 
 __all__ = ["COST_FIELDS", "Cost", "Modifiers", "price"]
 
@@ -56,6 +57,10 @@ class Modifiers:
     batch: bool = False
     speed: str | None = None
     inference_geo: str | None = None
+    #: where the call was served: the Claude API, Amazon Bedrock or Google Vertex AI (pricing.platforms)
+    platform: Platform = "anthropic"
+    #: the call went to a regional or geographic Bedrock / Vertex AI endpoint (pricing.platforms)
+    regional: bool = False
 
     def resolve(self, usage: Usage) -> tuple[bool, bool, bool]:
         batch = self.batch or usage.service_tier == "batch"
@@ -108,12 +113,30 @@ def price(
     modifiers: Modifiers | None = None,
 ) -> Cost:
     """Cost of ``usage`` on ``model`` at the UTC time ``at``; raises a ``PricingError`` when it cannot."""
-    batch, fast, us = (modifiers or Modifiers()).resolve(usage)
+    mods = modifiers or Modifiers()
+    batch, fast, us = mods.resolve(usage)
     if fast and usage.speed != "fast" and book.fast_mode_ended(model, at):
         # Asked for fast mode after the model's fast mode ended, and the usage does not say it
         # ran fast: the API runs such requests at standard speed and price (docs/pricing.md).
         fast = False
-    rates = book.rates(model, at, prompt_tokens=usage.prompt_tokens, batch=batch, fast=fast, us_residency=us)
+    rates = book.rates(
+        model,
+        at,
+        prompt_tokens=usage.prompt_tokens,
+        batch=batch,
+        fast=fast,
+        us_residency=us,
+        regional=mods.regional,
+        platform=mods.platform,
+    )
+    if usage.ttl_split_missing:
+        # No 5m/1h split in the reply (Bedrock, Vertex AI, older replies, some gateways): every write
+        # is billed as a 5m write, which under-bills a 1h write (docs/pricing.md, "Usage normalisation").
+        note = (
+            f"usage: no 5m/1h split of the {usage.cache_creation_input_tokens} written tokens; "
+            "billed as 5m writes"
+        )
+        rates = replace(rates, uncertain=(*rates.uncertain, note))
     if (usage.web_search_requests or usage.code_execution_hours) and not (
         rates.web_search_per_1k or rates.code_execution_per_hour
     ):

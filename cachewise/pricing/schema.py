@@ -116,6 +116,10 @@ class ModelEntry(_Strict):
     fast: list[FastPeriod] = Field(default_factory=list)
     batch: list[MultiplierPeriod] = Field(default_factory=list)
     us_residency: list[MultiplierPeriod] = Field(default_factory=list)
+    regional: list[MultiplierPeriod] = Field(
+        default_factory=list,
+        description="Bedrock/Vertex AI: the premium of regional and geographic endpoints over the global one",
+    )
     min_cache_tokens: list[MinCachePeriod] = Field(default_factory=list)
     source: str
     checked: date
