@@ -8,7 +8,7 @@ found (an unpriced model) is still billed, with ``cost`` ``None`` and ``cost_err
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -38,6 +38,7 @@ class BillRow:
     complete: bool = True
     batch_id: str | None = None
     custom_id: str | None = None
+    api_key_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         cost: dict[str, str] | None = None
@@ -53,6 +54,7 @@ class BillRow:
             "complete": self.complete,
             "batch_id": self.batch_id,
             "custom_id": self.custom_id,
+            "api_key_id": self.api_key_id,
             "usage": self.usage,
             "cost": cost,
             "cost_total": _money(self.cost.total) if self.cost is not None else None,
@@ -86,6 +88,7 @@ class Bill:
         complete: bool = True,
         batch_id: str | None = None,
         custom_id: str | None = None,
+        api_key_id: str | None = None,
     ) -> BillRow:
         cost: Cost | None = None
         error: str | None = None
@@ -106,6 +109,7 @@ class Bill:
             complete,
             batch_id,
             custom_id,
+            api_key_id,
         )
         with self._lock:
             self._rows.append(row)
@@ -115,20 +119,7 @@ class Bill:
         with self._lock:
             for i, row in enumerate(self._rows):
                 if row.request_id == request_id:
-                    self._rows[i] = BillRow(
-                        row.request_id,
-                        row.message_id,
-                        row.time,
-                        row.model,
-                        row.workspace,
-                        row.endpoint,
-                        row.usage,
-                        row.cost,
-                        row.cost_error,
-                        False,
-                        row.batch_id,
-                        row.custom_id,
-                    )
+                    self._rows[i] = replace(row, complete=False)
 
     def rows(self) -> list[BillRow]:
         with self._lock:

@@ -21,6 +21,7 @@ from typing import Any
 from ..api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, MAX_BATCH_BYTES, MAX_BODY_BYTES
 from ..errors import EmulatorError, PricingError
 from ..pricing import PriceBook
+from .admin import ADMIN_KEY_PREFIX, check_admin, serve
 from .batches import BatchStore
 from .bill import Bill, Endpoint
 from .catalog import Catalog, paginate
@@ -185,6 +186,10 @@ class Emulator:
         try:
             if request.path.startswith("/_emulator/"):
                 return self._control(request, headers)
+            if request.path.startswith("/v1/organizations/"):  # the Admin API (admin.py)
+                check_admin(request.headers, request.path)
+                self._fault("admin", streaming=False)
+                return _json(200, serve(**self._admin_args(request)), headers)
             workspace = self._workspace(request.headers)
             headers["anthropic-workspace-id"] = workspace
             return self._route(request, workspace, request_id, headers)
@@ -200,6 +205,8 @@ class Emulator:
             key = auth[7:].strip()
         if not key:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
+        if key.startswith(ADMIN_KEY_PREFIX):
+            raise ApiError(401, "authentication_error", "an Admin API key cannot call this endpoint")
         workspace = self.keys.get(key)
         if workspace is None:
             if self.strict_keys:
@@ -211,6 +218,21 @@ class Emulator:
                 403, "permission_error", f"this API key belongs to workspace {workspace}, not {wanted}"
             )
         return workspace
+
+    def _admin_args(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "rows": self.billing.rows(),
+            "now": self.now(),
+        }
+
+    @staticmethod
+    def api_key_id(headers: Mapping[str, str]) -> str:
+        """The id the usage report shows for a request's API key (a hash: keys are never kept)."""
+        key = headers.get("x-api-key") or headers.get("authorization", "")[7:].strip()
+        return "apikey_emu" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
     def _route(
         self, request: HttpRequest, workspace: str, request_id: str, headers: dict[str, str]
@@ -271,7 +293,9 @@ class Emulator:
                 time.sleep(fault.seconds)
             if fault is not None and fault.kind == "hold" and fault.gate is not None:
                 fault.gate.wait(60)
-            self._finish(prepared, "stream" if streaming else "messages")
+            self._finish(
+                prepared, "stream" if streaming else "messages", api_key_id=self.api_key_id(request.headers)
+            )
         finally:
             with self._flight:
                 self._in_flight -= 1
@@ -409,6 +433,8 @@ class Emulator:
         endpoint: Endpoint,
         batch_id: str | None = None,
         custom_id: str | None = None,
+        *,
+        api_key_id: str | None = None,
     ) -> None:
         """The response begins: the writes become readable and the request is billed."""
         ticket = prepared.ticket
@@ -423,6 +449,7 @@ class Emulator:
             usage=prepared.message["usage"],
             batch_id=batch_id,
             custom_id=custom_id,
+            api_key_id=api_key_id,
         )
 
     def _run_batch_request(
