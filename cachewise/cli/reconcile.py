@@ -158,6 +158,7 @@ def reconcile(
     the ledger is never written. Exit 1 with --max-gap when the gap is larger.
     """
     from ..ledger import Ledger
+    from ..ledger.migrations import latest_version
     from ..reconcile import AdminClient
     from ..reconcile import reconcile as run
 
@@ -171,6 +172,9 @@ def reconcile(
             Ledger(url, create=False, upgrade=False, flush_on_signal=False) as ledger,
             AdminClient(admin_key, base_url=base_url) as client,
         ):
+            if ledger.schema_version() < latest_version():  # reading never upgrades (nothing written)
+                shown = f"--db {db!r}" if db is not None else "the ledger"
+                raise CliError(f"{shown} has an older schema; run `cachewise ledger upgrade` first")
             result = run(
                 ledger,
                 client,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from cachewise.cli import cli
 from cachewise.emulator import EmulatorServer
+from cachewise.ledger import Ledger
 from tests.fixtures.reconcile_org import ADMIN, Org, build
 
 
@@ -81,3 +83,15 @@ def test_bad_options_exit_2(org: Org, server: EmulatorServer) -> None:
     assert code == 2 and "--max-gap" in err
     done = CliRunner().invoke(cli, ["reconcile", "--help"])
     assert done.exit_code == 0 and "Admin API" in done.stdout
+
+
+def test_an_old_ledger_is_not_upgraded_by_reconciliation(tmp_path: Path, server: EmulatorServer) -> None:
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    Ledger(old, spool_dir=tmp_path / "spool", flush_on_signal=False).close()
+    with sqlite3.connect(old) as conn:  # pretend the last step was never applied
+        conn.execute("DELETE FROM cachewise_migrations WHERE id = (SELECT MAX(id) FROM cachewise_migrations)")
+    org = Org(server.emulator, old, datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
+    code, _, err = _run(org, server)
+    assert code == 2 and "cachewise ledger upgrade" in err

@@ -180,3 +180,13 @@ def test_admin_faults_hit_the_report_pages_after_the_first(billed: Emulator) -> 
     assert (first, second, third) == (200, 500, 200)
     assert body["error"]["type"] == "api_error"
     assert billed.now() - billed.clock.start == timedelta(seconds=60 + 3600 + 86400)
+
+
+def test_an_admin_fault_over_http_and_a_negative_after_is_refused(emu: Emulator) -> None:
+    body = json.dumps([{"kind": "rate_limit", "endpoint": "admin", "after": -1}]).encode()
+    answer = emu.handle(HttpRequest("POST", "/_emulator/faults", body=body))
+    assert answer.status == 400 and b"faults.0.after" in answer.body
+    body = json.dumps([{"kind": "rate_limit", "endpoint": "admin"}]).encode()
+    assert emu.handle(HttpRequest("POST", "/_emulator/faults", body=body)).status == 200
+    status, refused = _get(emu, USAGE, [("starting_at", "2026-11-20T00:00:00Z")])
+    assert (status, refused["error"]["type"]) == (429, "rate_limit_error")
