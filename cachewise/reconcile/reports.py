@@ -140,12 +140,12 @@ def read_usage_page(body: Mapping[str, Any], page: int, group_by: GroupBy, into:
             if not isinstance(result, Mapping):
                 raise ReconcileError(endpoint, f"results.{j} should be an object", page=page, bucket=name)
             model = result.get("model")
-            if not isinstance(model, str):
+            if model is not None and not isinstance(model, str):
                 raise ReconcileError(
-                    endpoint, f"results.{j}.model should be a model id (grouped by model), got {model!r}",
+                    endpoint, f"results.{j}.model should be a model id or null, got {model!r}",
                     page=page, bucket=name,
                 )  # fmt: skip
-            key = (start, model, _group(result, group_by, endpoint, page, name))
+            key = (start, model or UNATTRIBUTED, _group(result, group_by, endpoint, page, name))
             figures = into.setdefault(key, Figures())
             for counter, path in _USAGE_NAMES.items():
                 setattr(

@@ -106,7 +106,7 @@ GOOD = {"data": [{**BUCKET, "results": [ROW]}], "has_more": True, "next_page": "
             2, "2026-11-20T00:00:00Z", "cache_creation.ephemeral_5m_input_tokens",
         ),
         (
-            {"data": [{**BUCKET, "results": [{**ROW, "model": None}]}], "has_more": False},
+            {"data": [{**BUCKET, "results": [{**ROW, "model": 5}]}], "has_more": False},
             2, "2026-11-20T00:00:00Z", "results.0.model",
         ),
     ],
