@@ -1,4 +1,4 @@
-"""Both notebooks run top to bottom (nbclient) on a fresh ledger, and are committed without outputs."""
+"""The notebooks run top to bottom (nbclient) on a fresh ledger, and are committed without outputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb"])
+@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb", "reconcile.ipynb"])
 def test_committed_without_outputs(name: str) -> None:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -20,7 +20,7 @@ def test_committed_without_outputs(name: str) -> None:
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
-@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb"])
+@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb", "reconcile.ipynb"])
 def test_code_imports_only_what_it_uses(name: str) -> None:
     """No unused imports and no ``__import__`` tricks: every imported name is used in some cell."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -67,3 +67,24 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             assert "unpriced" in text.lower()
         else:
             assert "saved $" in text and "cache hit ratio" in text
+
+
+@pytest.mark.slow
+def test_the_reconcile_notebook_finds_the_planted_gaps_and_a_clean_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silence jupyter_core's path-migration warning
+    notebook = nbformat.read(NOTEBOOKS / "reconcile.ipynb", as_version=4)
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    text = "\n".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert "Traceback" not in text
+    for kind in ("bypassed", "priced_differently", "missing_in_ledger"):
+        assert f"{kind}: " in text
+    assert "0 gaps: zero gap" in text

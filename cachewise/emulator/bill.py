@@ -8,7 +8,7 @@ found (an unpriced model) is still billed, with ``cost`` ``None`` and ``cost_err
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -39,6 +39,7 @@ class BillRow:
     batch_id: str | None = None
     custom_id: str | None = None
     regional: bool = False
+    api_key_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         cost: dict[str, str] | None = None
@@ -55,6 +56,7 @@ class BillRow:
             "batch_id": self.batch_id,
             "custom_id": self.custom_id,
             "regional": self.regional,
+            "api_key_id": self.api_key_id,
             "usage": self.usage,
             "cost": cost,
             "cost_total": _money(self.cost.total) if self.cost is not None else None,
@@ -89,6 +91,7 @@ class Bill:
         batch_id: str | None = None,
         custom_id: str | None = None,
         regional: bool = False,
+        api_key_id: str | None = None,
     ) -> BillRow:
         cost: Cost | None = None
         error: str | None = None
@@ -111,6 +114,7 @@ class Bill:
             batch_id,
             custom_id,
             regional,
+            api_key_id,
         )
         with self._lock:
             self._rows.append(row)
@@ -120,21 +124,7 @@ class Bill:
         with self._lock:
             for i, row in enumerate(self._rows):
                 if row.request_id == request_id:
-                    self._rows[i] = BillRow(
-                        row.request_id,
-                        row.message_id,
-                        row.time,
-                        row.model,
-                        row.workspace,
-                        row.endpoint,
-                        row.usage,
-                        row.cost,
-                        row.cost_error,
-                        False,
-                        row.batch_id,
-                        row.custom_id,
-                        row.regional,
-                    )
+                    self._rows[i] = replace(row, complete=False)
 
     def rows(self) -> list[BillRow]:
         with self._lock:

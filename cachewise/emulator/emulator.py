@@ -22,6 +22,7 @@ from ..api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, MAX_BATCH_BYTES, MAX
 from ..errors import EmulatorError, PricingError
 from ..pricing import PriceBook
 from . import bedrock, vertex
+from .admin import ADMIN_KEY_PREFIX, check_admin, serve
 from .batches import BatchStore
 from .bill import Bill, Endpoint
 from .catalog import Catalog, paginate
@@ -193,6 +194,10 @@ class Emulator:
                 call = platform.match(request.method, request.path, request.headers, request.body)
                 if call is not None:
                     return self._platform(call, request, request_id, headers)
+            if request.path.startswith("/v1/organizations/"):  # the Admin API (admin.py)
+                check_admin(request.headers, request.path)
+                self._fault("admin", streaming=False)
+                return _json(200, serve(**self._admin_args(request)), headers)
             workspace = self._workspace(request.headers)
             headers["anthropic-workspace-id"] = workspace
             return self._route(request, workspace, request_id, headers)
@@ -226,6 +231,8 @@ class Emulator:
             key = auth[7:].strip()
         if not key:
             raise ApiError(401, "authentication_error", "x-api-key header is required")
+        if key.startswith(ADMIN_KEY_PREFIX):
+            raise ApiError(401, "authentication_error", "an Admin API key cannot call this endpoint")
         workspace = self.keys.get(key)
         if workspace is None:
             if self.strict_keys:
@@ -237,6 +244,21 @@ class Emulator:
                 403, "permission_error", f"this API key belongs to workspace {workspace}, not {wanted}"
             )
         return workspace
+
+    def _admin_args(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "rows": self.billing.rows(),
+            "now": self.now(),
+        }
+
+    @staticmethod
+    def api_key_id(headers: Mapping[str, str]) -> str:
+        """The id the usage report shows for a request's API key (a hash: keys are never kept)."""
+        key = headers.get("x-api-key") or headers.get("authorization", "")[7:].strip()
+        return "apikey_emu" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
     def _route(
         self, request: HttpRequest, workspace: str, request_id: str, headers: dict[str, str]
@@ -298,7 +320,9 @@ class Emulator:
                 time.sleep(fault.seconds)
             if fault is not None and fault.kind == "hold" and fault.gate is not None:
                 fault.gate.wait(60)
-            self._finish(prepared, "stream" if streaming else "messages")
+            self._finish(
+                prepared, "stream" if streaming else "messages", api_key_id=self.api_key_id(request.headers)
+            )
         finally:
             with self._flight:
                 self._in_flight -= 1
@@ -436,6 +460,8 @@ class Emulator:
         endpoint: Endpoint,
         batch_id: str | None = None,
         custom_id: str | None = None,
+        *,
+        api_key_id: str | None = None,
     ) -> None:
         """The response begins: the writes become readable and the request is billed."""
         ticket = prepared.ticket
@@ -451,6 +477,7 @@ class Emulator:
             batch_id=batch_id,
             custom_id=custom_id,
             regional=prepared.regional,
+            api_key_id=api_key_id,
         )
 
     def _run_batch_request(

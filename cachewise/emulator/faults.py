@@ -1,6 +1,7 @@
 """Fault injection: each fault applies to the next ``count`` matching requests.
 
-Kinds (``endpoint`` selects ``messages``, ``count_tokens``, ``batches``, ``models`` or ``*``):
+Kinds (``endpoint`` selects ``messages``, ``count_tokens``, ``batches``, ``models``, ``admin``
+(the usage and cost reports) or ``*``; ``after`` lets that many matching requests through first):
 
 * ``rate_limit`` → 429 ``rate_limit_error`` with ``retry-after`` (seconds);
 * ``overloaded`` → 529 ``overloaded_error``; ``api_error`` → 500 ``api_error``;
@@ -28,7 +29,7 @@ __all__ = ["Fault", "FaultKind", "Faults"]
 
 FaultKind = Literal["rate_limit", "overloaded", "api_error", "stream_cut", "stream_error", "delay", "hold"]
 _KINDS: tuple[str, ...] = get_args(FaultKind)
-_ENDPOINTS = ("messages", "count_tokens", "batches", "models", "*")
+_ENDPOINTS = ("messages", "count_tokens", "batches", "models", "admin", "*")
 _STREAM_ONLY = ("stream_cut", "stream_error")
 
 
@@ -44,6 +45,7 @@ class Fault:
     seconds: float = 0.0
     error_type: str = "overloaded_error"
     message: str | None = None
+    after: int = 0
     gate: threading.Event | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -75,9 +77,12 @@ class Fault:
                 seconds=float(data.get("seconds", 0.0)),
                 error_type=str(data.get("error_type", "overloaded_error")),
                 message=data.get("message"),
+                after=int(data.get("after", 0)),
             )
         except (TypeError, ValueError) as exc:
             raise EmulatorError(f"{where}: {exc}") from exc
+        if fault.after < 0:
+            raise EmulatorError(f"{where}.after: must be at least 0, got {fault.after}")
         if fault.count < 1:
             raise EmulatorError(f"{where}.count: must be at least 1, got {fault.count}")
         return fault
@@ -116,6 +121,9 @@ class Faults:
                     continue
                 if fault.kind in _STREAM_ONLY and not streaming:
                     continue
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.count -= 1
                 if fault.count <= 0:
                     self._faults.remove(fault)

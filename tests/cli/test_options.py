@@ -63,6 +63,7 @@ def test_one_db_option_with_one_help_text() -> None:
         "demo",
         "export",
         "proxy",
+        "reconcile",
     }
     prefix = DB_HELP.split("{default}")[0]
     assert all(o.help and o.help.startswith(prefix) and o.metavar == "URL" for _, o in dbs)
