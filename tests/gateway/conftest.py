@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from cachewise.budget import BudgetSpec
 from cachewise.emulator import EmulatorServer
@@ -18,6 +14,7 @@ from cachewise.gateway import GatewayApp, GatewayBudgets, ProxyMetrics
 from cachewise.integrations.proxy import create_proxy_app
 from cachewise.integrations.tracker import CallTracker
 from cachewise.ledger import Ledger
+from tests.fixtures.servers import serve
 
 BODY: dict[str, Any] = {
     "model": "claude-sonnet-4-6",
@@ -25,22 +22,6 @@ BODY: dict[str, Any] = {
     "system": "A long and stable operating manual. " * 500,
     "messages": [{"role": "user", "content": "How do I reset my password?"}],
 }
-
-
-def serve(app: Any) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "proxy did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from cachewise.gateway import GatewayApp
 from cachewise.integrations.proxy import create_proxy_app
 from cachewise.integrations.tracker import CallTracker
 from cachewise.ledger import CallRecord
+from tests.fixtures.servers import serve
 
-from .conftest import BODY, serve
+from .conftest import BODY
 
 REPLY = {
     "id": "msg_app_1",
