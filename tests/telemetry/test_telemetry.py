@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import cachewise
-from cachewise import telemetry
+import cachewise.telemetry as telemetry
 from cachewise.emulator import EmulatorServer
 from cachewise.gateway import GatewayApp
 from cachewise.integrations.proxy import create_proxy_app
