@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import anthropic
 import httpx2
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cachewise.budget import BudgetSpec
@@ -89,3 +94,45 @@ def test_healthz_answers_without_the_upstream(gateway: Gateway, emulator: Emulat
     assert reply.status_code == 200
     assert reply.json()["status"] == "ok"
     assert emulator.emulator.bill() == []
+
+
+RECORD_ONE = """
+from datetime import UTC, datetime
+from cachewise.gateway import ProxyMetrics
+from cachewise.ledger import CallRecord
+from cachewise.usage import Usage
+
+record = CallRecord.priced(
+    usage=Usage(input_tokens=100, cache_read_input_tokens=300, output_tokens=7),
+    model="claude-sonnet-4-6", started_at=datetime.now(UTC), request_id=REQUEST_ID, latency_ms=120.0,
+)
+ProxyMetrics().add(record)
+"""
+
+SERVE = """
+from cachewise.gateway import ProxyMetrics
+print(ProxyMetrics().exposition().decode())
+"""
+
+
+@pytest.mark.slow
+def test_multiprocess_mode_sums_the_workers(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, /metrics in any worker serves what every worker counted."""
+    shared = tmp_path / "prom"
+    shared.mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    for worker in range(2):
+        code = f"REQUEST_ID = 'req_worker_{worker}'\n" + RECORD_ONE
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path)
+    served = subprocess.run(
+        [sys.executable, "-c", SERVE], env=env, check=True, cwd=tmp_path, capture_output=True, text=True
+    ).stdout
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(served)
+        for s in family.samples
+    }
+    model = (("model", "claude-sonnet-4-6"),)
+    assert samples[("cachewise_tokens_total", (("kind", "cache_read"), *model))] == 600
+    assert samples[("cachewise_cache_hit_ratio", model)] == 0.75
+    assert samples[("cachewise_upstream_latency_seconds_count", (("endpoint", "messages"), *model))] == 2
