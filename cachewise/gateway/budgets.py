@@ -14,8 +14,10 @@ API key (``api_key``: the calls tagged with the key's id, see :mod:`.caller`).
   does not help).
 * **Fail closed**: a ledger that cannot be read is a 503 naming the budget and the cause; unpriced
   calls in the window, or a request that cannot be estimated, a 429 naming the cause.
-* Concurrent requests are each checked against the spend known when they arrive: calls in flight
-  are not reserved, so a burst can overshoot a limit by at most its own estimates.
+* **In flight**: a request admitted reserves its estimate in every budget it is in until its record
+  arrives (the same request's context: a :mod:`contextvars` variable set by :meth:`admit`), so
+  concurrent requests cannot together pass a limit. A reservation whose record never comes (a bug
+  between admission and recording) lapses after ``reserve_seconds``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -87,6 +90,20 @@ def enforced(budgets: Sequence[BudgetSpec]) -> list[BudgetSpec]:
 
 
 @dataclass(eq=False)
+class _Reservation:
+    """The estimate of one admitted request, held in its budgets until its record arrives."""
+
+    estimate: Decimal
+    expires: float
+    budgets: Sequence[_Budget]
+    released: bool = False
+
+
+#: The reservation of the request being handled (set by ``admit``, read by ``add`` in the same request).
+_RESERVATION: ContextVar[_Reservation | None] = ContextVar("cachewise_gateway_reservation", default=None)
+
+
+@dataclass(eq=False)
 class _Budget:
     spec: BudgetSpec
     limit: Decimal
@@ -98,6 +115,7 @@ class _Budget:
     unpriced: int = 0
     # request_id -> (sequence number, started_at, cost or None when unpriced)
     pending: dict[str, tuple[int, datetime, Decimal | None]] = field(default_factory=dict)
+    reserved: set[_Reservation] = field(default_factory=set)
 
     def covers(self, model: str, tags: Mapping[str, str]) -> bool:
         if self.models is not None and model not in self.models:
@@ -135,6 +153,7 @@ class GatewayBudgets:
         on_refusal: Callable[[Refusal], None] | None = None,
         on_read: Callable[[str, Decimal, Decimal], None] | None = None,
         planned: bool = True,
+        reserve_seconds: float = 660.0,
     ) -> None:
         self.ledger = ledger
         self.book = book or PriceBook.default()
@@ -144,6 +163,7 @@ class GatewayBudgets:
         self.on_refusal = on_refusal
         self.on_read = on_read
         self.planned = planned
+        self.reserve_seconds = reserve_seconds
         kept = enforced(budgets)
         self.skipped = [b.name for b in budgets if b not in kept]
         self._budgets = [
@@ -169,7 +189,12 @@ class GatewayBudgets:
     def add(self, record: CallRecord) -> None:
         """Count a call recorded (until a ledger read includes it)."""
         cost = record.cost.cost_total if record.cost is not None else None
+        reservation = _RESERVATION.get()
         with self._lock:
+            if reservation is not None and not reservation.released:  # the estimate gives way to the cost
+                reservation.released = True
+                for held in reservation.budgets:
+                    held.reserved.discard(reservation)
             self._seq += 1
             for budget in self._budgets:
                 if budget.covers(record.model, record.tags):
@@ -205,11 +230,15 @@ class GatewayBudgets:
             self.on_read(budget.spec.name, budget.spent, budget.limit)
 
     def spent(self, budget: _Budget) -> tuple[Decimal, int]:
-        """Spend known now (last read + pending) and the unpriced calls among them."""
+        """Spend known now (last read + recorded since + reserved in flight) and the unpriced calls."""
+        now = time.monotonic()
         with self._lock:
+            budget.reserved = {r for r in budget.reserved if r.expires > now}
             local = [v[2] for v in budget.pending.values()]
             return (
-                budget.spent + sum((c for c in local if c is not None), ZERO),
+                budget.spent
+                + sum((c for c in local if c is not None), ZERO)
+                + sum((r.estimate for r in budget.reserved), ZERO),
                 budget.unpriced + sum(1 for c in local if c is None),
             )
 
@@ -218,10 +247,10 @@ class GatewayBudgets:
     def applicable(self, model: str, caller: Caller) -> list[_Budget]:
         return [b for b in self._budgets if b.covers(model, caller.tags)]
 
-    def check(self, body: Mapping[str, Any], caller: Caller, budgets: Sequence[_Budget]) -> Refusal | None:
-        """The first refusal for ``body`` among ``budgets`` (already read), or ``None``."""
-        if not budgets:
-            return None
+    def check(
+        self, body: Mapping[str, Any], budgets: Sequence[_Budget]
+    ) -> tuple[Refusal | None, Decimal | None]:
+        """The first refusal for ``body`` among ``budgets`` (already read), or ``None``; and the estimate."""
         now = self.clock()
         model = str(body.get("model"))
         if self.planned:  # a top-level marker: the estimate takes the 1h write rate (docs/api-notes.md §1.3)
@@ -240,7 +269,7 @@ class GatewayBudgets:
                     429,
                     "rate_limit_error",
                     f"cachewise gateway: {label} cannot be enforced for this request: {why}",
-                )
+                ), None
             spent, unpriced = self.spent(budget)
             if unpriced:
                 return Refusal(
@@ -250,7 +279,7 @@ class GatewayBudgets:
                     "rate_limit_error",
                     f"cachewise gateway: {label} cannot be enforced: {unpriced} call(s) in its window "
                     "have no price; add the model to a price overlay or reprice the ledger",
-                )
+                ), estimate
             if spent + estimate > budget.limit:
                 ends = _window_end(spec.window, budget.start or now).isoformat()
                 return Refusal(
@@ -260,8 +289,8 @@ class GatewayBudgets:
                     "rate_limit_error",
                     f"cachewise gateway: {label} of ${budget.limit} would be exceeded: ${spent:.6f} spent "
                     f"in the window, this request may cost up to ${estimate:.6f}; the window ends {ends}",
-                )
-        return None
+                ), estimate
+        return None, estimate
 
     async def admit(self, request: Request, body: Any) -> Response | None:
         """The proxy's hook: an API-shaped refusal for a request over budget, or ``None`` to send it.
@@ -297,8 +326,16 @@ class GatewayBudgets:
                         f"cannot be read ({type(exc).__name__}: {exc}); refused before sending",
                     )
                 )
-        refusal = self.check(body, caller, budgets)
-        return self._refuse(refusal) if refusal is not None else None
+        refusal, estimate = self.check(body, budgets)
+        if refusal is not None:
+            return self._refuse(refusal)
+        if estimate is not None:
+            held = _Reservation(estimate, time.monotonic() + self.reserve_seconds, budgets)
+            with self._lock:
+                for budget in budgets:
+                    budget.reserved.add(held)
+            _RESERVATION.set(held)
+        return None
 
     def _refuse(self, refusal: Refusal) -> Response:
         if self.on_refusal is not None:

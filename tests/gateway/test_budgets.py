@@ -3,19 +3,23 @@ spend from the ledger and from calls not yet flushed; fail closed when the ledge
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
+from starlette.requests import Request
 
 from cachewise.budget import BudgetSpec, estimate_cost
 from cachewise.budget.config import KEY_TAG, key_id
 from cachewise.emulator import EmulatorServer
 from cachewise.gateway import GatewayBudgets
-from cachewise.ledger import Ledger
+from cachewise.ledger import CallRecord, Ledger
 from cachewise.pricing import PriceBook
+from cachewise.usage import Usage
 
 from .conftest import BODY, Gateway
 
@@ -175,3 +179,43 @@ def test_the_key_is_never_stored(gateway: Gateway, ledger: Ledger, tmp_path: Pat
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert KEY_A.encode() not in stored
     assert key_id(KEY_A).encode() in stored  # its id is what the rows carry
+
+
+async def test_requests_in_flight_hold_their_estimate(emulator: EmulatorServer, ledger: Ledger) -> None:
+    """Two concurrent requests that fit one at a time do not both pass; the record frees the estimate."""
+    limit = estimate(emulator) * 2 - Decimal("0.0001")
+    guard = GatewayBudgets([budget(name="burst", limit=str(limit))], ledger, clock=emulator.emulator.now)
+    scope = {"type": "http", "method": "POST", "path": "/v1/messages", "query_string": b""}
+    request = Request({**scope, "headers": [(b"x-api-key", KEY_A.encode())]})
+
+    async def admitted() -> tuple[bool, contextvars.Context]:
+        refused = await guard.admit(request, BODY)
+        return refused is None, contextvars.copy_context()
+
+    ok_first, first = await asyncio.create_task(admitted())
+    ok_second, _ = await asyncio.create_task(admitted())
+    assert ok_first and not ok_second  # the first is still in flight: its estimate is held
+    record = CallRecord.priced(
+        usage=Usage(input_tokens=100, output_tokens=10),
+        model="claude-sonnet-4-6",
+        started_at=emulator.emulator.now(),
+        request_id="req_burst_1",
+        tags={},
+    )
+    first.run(guard.add, record)  # its record arrives (in its own request's context)
+    ok_third, _ = await asyncio.create_task(admitted())
+    assert ok_third  # the small actual cost, not the estimate, now counts
+    assert record.cost is not None and record.cost.cost_total < estimate(emulator) / 100
+
+
+def test_a_finished_call_frees_its_reservation(gateway: Gateway, emulator: EmulatorServer) -> None:
+    """Through the proxy, JSON and streamed: each record frees its request's estimate (else the
+    second call would be refused: two estimates do not fit)."""
+    limit = estimate(emulator) * 2 - Decimal("0.0001")
+    base = gateway([budget(name="sequential", limit=str(limit))], refresh_seconds=3600)
+    with client(base) as c:
+        c.messages.create(**BODY)
+        with c.messages.stream(**BODY) as stream:
+            stream.until_done()
+        c.messages.create(**BODY)
+    assert len(emulator.emulator.bill()) == 3
