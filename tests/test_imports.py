@@ -1,6 +1,6 @@
 """The send path stays light: ``import cachewise`` and a wrapped call (planned, recorded in a ledger)
-load none of pandas, numpy, matplotlib, starlette, uvicorn. They belong to the analysis layer
-(reports, the CI budget check, notebooks) and to the servers (emulator, proxy)."""
+load none of pandas, numpy, matplotlib, starlette, uvicorn, prometheus-client. They belong to the
+analysis layer (reports, the CI budget check, notebooks) and to the servers (emulator, proxy, gateway)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("pandas", "numpy", "matplotlib", "starlette", "uvicorn")
+HEAVY = ("pandas", "numpy", "matplotlib", "starlette", "uvicorn", "prometheus_client")
 
 #: What a bare ``import cachewise`` leaves out besides: the ledger's database layer (SQLAlchemy),
 #: plain ``httpx`` with its command line (click, rich, pygments; the SDK uses ``httpx2``), and the

@@ -11,6 +11,12 @@ Example (docs/budgets.md has every key)::
     tags = { feature = "search" }
 
     [[tool.cachewise.budgets]]
+    name = "search-service"   # enforced by the gateway (`cachewise proxy --budgets`)
+    window = "day"
+    limit = "25"
+    api_key = "search-svc:3f9a0c1e5b7d2a4f"   # a name and the key's id (KEY_TAG, key_id)
+
+    [[tool.cachewise.budgets]]
     name = "vs-main"
     baseline = "cachewise-baseline.json"
     tolerance = "0.10"        # cost may rise 10% over the baseline
@@ -20,6 +26,8 @@ A wrong setting raises :class:`~cachewise.errors.BudgetConfigError` naming the f
 
 from __future__ import annotations
 
+import hashlib
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -32,8 +40,11 @@ from ..errors import BudgetConfigError
 
 __all__ = [
     "CONFIG_FILES",
+    "KEY_ID_LENGTH",
+    "KEY_TAG",
     "BudgetSpec",
     "find_config",
+    "key_id",
     "load_budgets",
     "parse_budgets",
     "read_config_text",
@@ -42,6 +53,32 @@ __all__ = [
 CONFIG_FILES = ("cachewise.toml", "pyproject.toml")
 
 Window = Literal["run", "day", "month"]
+
+#: The tag that carries a call's API key id (:func:`key_id`); the gateway sets it, never the key.
+KEY_TAG = "api_key_sha256"
+#: Hex digits of the key's SHA-256 kept as its id (64 bits: enough to tell a team's keys apart).
+KEY_ID_LENGTH = 16
+_KEY_REF = re.compile(r"^(?:(?P<name>[^:\s][^:]*):)?(?:sha256:)?(?P<hex>[0-9a-fA-F]{16,64})$")
+
+
+def key_id(api_key: str) -> str:
+    """The id of an API key: the first :data:`KEY_ID_LENGTH` hex digits of its SHA-256 (UTF-8).
+
+    The same as ``printf %s "$ANTHROPIC_API_KEY" | sha256sum | cut -c1-16`` in a shell.
+    """
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:KEY_ID_LENGTH]
+
+
+def _key_ref(value: Any) -> tuple[str | None, str]:
+    """``"name:hex"``, ``"sha256:hex"`` or ``"hex"`` (16-64 hex digits of the SHA-256) -> (name, id)."""
+    found = _KEY_REF.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(
+            "api_key: expected 'NAME:HEX' or 'HEX', HEX being at least the first 16 hex digits of the "
+            'key\'s SHA-256 (docs/budgets.md: printf %s "$KEY" | sha256sum | cut -c1-16); never the key'
+        )
+    name = found.group("name")
+    return (None if name == "sha256" else name), found.group("hex").lower()[:KEY_ID_LENGTH]
 
 
 class BudgetSpec(BaseModel):
@@ -61,6 +98,24 @@ class BudgetSpec(BaseModel):
     hit_ratio_tolerance: float = Field(default=0.05, ge=0, le=1)
     waste_tolerance: float = Field(default=0.05, ge=0, le=1)
     test_tag: str = Field(default="test", min_length=1, description="tag naming the test of a call")
+    api_key: str | None = Field(
+        default=None,
+        description="an API key in scope, by name and id ('NAME:HEX', HEX from key_id); never the key",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_as_tag(cls, data: Any) -> Any:
+        """``api_key`` scopes the budget to the calls tagged ``KEY_TAG=<id>`` (the gateway tags them)."""
+        if not isinstance(data, Mapping) or data.get("api_key") is None:
+            return data
+        _, ident = _key_ref(data["api_key"])
+        tags = data.get("tags") or {}
+        if not isinstance(tags, Mapping):
+            return data  # the field's own validation names the error
+        if tags.get(KEY_TAG, ident) != ident:
+            raise ValueError(f"tags.{KEY_TAG} and api_key name different keys")
+        return {**data, "tags": {**tags, KEY_TAG: ident}}
 
     @model_validator(mode="after")
     def _something_to_check(self) -> BudgetSpec:
@@ -79,9 +134,28 @@ class BudgetSpec(BaseModel):
             return []
         return [self.model] if isinstance(self.model, str) else list(self.model)
 
+    @property
+    def key_id(self) -> str | None:
+        """The id of the API key in scope (``api_key``), or ``None``."""
+        return self.tags.get(KEY_TAG)
+
+    @property
+    def key_name(self) -> str | None:
+        """The name ``api_key`` gives the key (``"NAME:HEX"``), else its id, else ``None``."""
+        if self.api_key is None:
+            return None
+        name, ident = _key_ref(self.api_key)
+        return name or ident
+
     def scope(self) -> str:
         parts = [f"model={'|'.join(self.models)}"] if self.models else []
-        parts += [f"tag:{key}={value}" for key, value in sorted(self.tags.items())]
+        if self.api_key is not None:
+            parts.append(f"key={self.key_name}")
+        parts += [
+            f"tag:{key}={value}"
+            for key, value in sorted(self.tags.items())
+            if not (key == KEY_TAG and self.api_key is not None)
+        ]
         return ", ".join(parts) or "all calls"
 
 

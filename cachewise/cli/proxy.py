@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .options import PORT, HttpUrl, db_option, ledger_url
@@ -47,6 +49,19 @@ __all__ = ["proxy"]
     help="Refuse request bodies larger than this with the API's 413 request_too_large "
     "(default: the API's own limits, 32 MB; 256 MB for batch creation).",
 )
+@click.option(
+    "--budgets",
+    "budgets_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Enforce the day/month budgets of this cachewise.toml or pyproject.toml before each "
+    "Messages call (per key, tag and model; docs/budgets.md).",
+)
+@click.option(
+    "--metrics/--no-metrics",
+    default=None,
+    help="Serve Prometheus metrics at /metrics (default: when prometheus-client is installed).",
+)
 def proxy(
     host: str,
     port: int,
@@ -55,6 +70,8 @@ def proxy(
     plan: bool,
     unwrap_envelopes: bool,
     max_body_bytes: int | None,
+    budgets_file: Path | None,
+    metrics: bool | None,
 ) -> None:
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
     from ..integrations.proxy import create_proxy_app
@@ -73,11 +90,22 @@ def proxy(
         from ..integrations.proxy_planner import upstream_planner
 
         planner = upstream_planner(upstream)
-    tracker = CallTracker(ledger=ledger, planner=planner)
-    app = create_proxy_app(
-        tracker, upstream=upstream, unwrap_envelopes=unwrap_envelopes, max_body_bytes=max_body_bytes
+    from ..gateway.build import gateway_parts
+
+    parts = gateway_parts(ledger, budgets_file, metrics=metrics, plan=plan)
+    tracker = CallTracker(ledger=ledger, planner=planner, sinks=parts.sinks)
+    app = parts.wrap(
+        create_proxy_app(
+            tracker,
+            upstream=upstream,
+            unwrap_envelopes=unwrap_envelopes,
+            max_body_bytes=max_body_bytes,
+            admit=parts.admit,
+        )
     )
     click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {ledger.label})")
+    for line in parts.summary():
+        click.echo(line)
     try:
         serve(app, sock, log_level="warning")
     finally:

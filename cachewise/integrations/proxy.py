@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -63,6 +63,7 @@ _HOP_BY_HOP = {
     "te",
     "trailer",
     "accept-encoding",
+    "x-cachewise-tags",  # the gateway's own (cachewise.gateway.caller)
 }
 _DROP_FROM_UPSTREAM = {"content-length", "content-encoding", "transfer-encoding", "connection"}
 
@@ -129,11 +130,14 @@ def create_proxy_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     max_body_bytes: int | None = None,
     timeout: httpx2.Timeout | float | None = None,
+    admit: Callable[[Request, Any], Awaitable[Response | None]] | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
 
     ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
     ``timeout``: for the upstream (default 600 s, 10 s to connect).
+    ``admit``: checked before a Messages call is sent; a response it returns is the answer
+    (``cachewise.gateway.GatewayBudgets.admit``).
     """
     base = upstream.rstrip("/")
     client = httpx2.AsyncClient(
@@ -207,6 +211,8 @@ def create_proxy_app(
 
     async def messages(request: Request, target: str, headers: dict[str, str], content: bytes) -> Response:
         body = _parsed(content)
+        if admit is not None and (refused := await admit(request, body)) is not None:
+            return refused
         with caller_headers(request.headers):
             prepared = await tracker.aprepare(body if isinstance(body, Mapping) else None)
         payload = prepared.payload if prepared.payload is not None else content

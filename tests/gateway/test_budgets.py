@@ -1,0 +1,221 @@
+"""Budgets at the gateway: refused before sending (429, the budget named), per key, tag and model;
+spend from the ledger and from calls not yet flushed; fail closed when the ledger cannot be read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import pytest
+from starlette.requests import Request
+
+from cachewise.budget import BudgetSpec, estimate_cost
+from cachewise.budget.config import KEY_TAG, key_id
+from cachewise.emulator import EmulatorServer
+from cachewise.gateway import GatewayBudgets
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.pricing import PriceBook
+from cachewise.usage import Usage
+
+from .conftest import BODY, Gateway
+
+KEY_A = "sk-ant-gateway-team-a"
+KEY_B = "sk-ant-gateway-team-b"
+
+
+def client(base_url: str, key: str = KEY_A, tags: str | None = None) -> anthropic.Anthropic:
+    headers = {"x-cachewise-tags": tags} if tags is not None else None
+    return anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, default_headers=headers)
+
+
+def budget(**values: Any) -> BudgetSpec:
+    return BudgetSpec.model_validate({"window": "day", **values})
+
+
+def estimate(emulator: EmulatorServer, body: dict[str, Any] = BODY) -> Decimal:
+    """What the gateway estimates for ``body`` (planned: priced at the 1h write rate)."""
+    marked = {**body, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    return estimate_cost(marked, body["model"], PriceBook.default(), emulator.emulator.now())
+
+
+def refused(base_url: str, **kwargs: Any) -> anthropic.RateLimitError:
+    with client(base_url, **kwargs) as c, pytest.raises(anthropic.RateLimitError) as caught:
+        c.messages.create(**BODY)
+    return caught.value
+
+
+def message_of(error: anthropic.APIStatusError) -> str:
+    return str(error.body["error"]["message"])  # type: ignore[index]
+
+
+def test_a_request_under_every_budget_passes_and_is_tagged(
+    gateway: Gateway, emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    base = gateway(
+        [
+            budget(name="key-a", api_key=f"team-a:{key_id(KEY_A)}", limit="5"),
+            budget(name="search", tags={"feature": "search"}, limit="5"),
+            budget(name="sonnet", model="claude-sonnet-4-6", limit="5"),
+        ]
+    )
+    with client(base, tags="feature=search, team=a") as c:
+        reply = c.messages.create(**BODY)
+    assert reply.usage.output_tokens > 0
+    ledger.flush()
+    (row,) = ledger.calls()
+    assert row.tags == {"feature": "search", "team": "a", KEY_TAG: key_id(KEY_A)}
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_key_budget_refuses_that_key_only(gateway: Gateway, emulator: EmulatorServer) -> None:
+    base = gateway([budget(name="team-a-daily", api_key=f"team-a:{key_id(KEY_A)}", limit="0.01")])
+    error = refused(base, key=KEY_A)
+    assert error.status_code == 429
+    assert error.body == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": error.body["error"]["message"]},  # type: ignore[index]
+        "request_id": error.request_id,
+    }
+    message = error.body["error"]["message"]  # type: ignore[index]
+    assert "budget 'team-a-daily'" in message and "key=team-a" in message
+    assert error.response.headers["x-should-retry"] == "false"
+    assert emulator.emulator.bill() == []  # refused before it was sent
+    with client(base, key=KEY_B) as c:
+        c.messages.create(**BODY)
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_tag_budget_refuses_calls_carrying_the_tag(gateway: Gateway, emulator: EmulatorServer) -> None:
+    base = gateway([budget(name="search-feature", tags={"feature": "search"}, limit="0.01")])
+    error = refused(base, tags="feature=search")
+    message = error.body["error"]["message"]  # type: ignore[index]
+    assert "budget 'search-feature'" in message and "tag:feature=search" in message
+    with client(base, tags="feature=chat") as c:
+        c.messages.create(**BODY)
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_model_budget_refuses_that_model_only(gateway: Gateway, emulator: EmulatorServer) -> None:
+    base = gateway([budget(name="sonnet-only", model="claude-sonnet-4-6", limit="0.01")])
+    assert "budget 'sonnet-only'" in message_of(refused(base))
+    with client(base) as c:
+        c.messages.create(**{**BODY, "model": "claude-haiku-4-5"})
+    assert [b["model"] for b in emulator.emulator.bill()] == ["claude-haiku-4-5-20251001"]
+
+
+def test_spend_not_yet_flushed_counts(gateway: Gateway, emulator: EmulatorServer, ledger: Ledger) -> None:
+    """One call fits, the second does not: its spend is known from the record, before any flush."""
+    limit = estimate(emulator) + Decimal("0.001")
+    base = gateway([budget(name="tight", limit=str(limit))], refresh_seconds=3600)
+    with client(base) as c:
+        c.messages.create(**BODY)
+    assert emulator.emulator.bill_total() > Decimal("0.001")
+    assert "budget 'tight'" in message_of(refused(base))
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_spend_in_the_ledger_counts_across_gateways(
+    gateway: Gateway, emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    """A second gateway on the same ledger reads the first one's spend (SQL sums)."""
+    limit = estimate(emulator) + Decimal("0.001")
+    with client(gateway([budget(name="shared", limit=str(limit))])) as c:
+        c.messages.create(**BODY)
+    ledger.flush()
+    other = gateway([budget(name="shared", limit=str(limit))])
+    assert "budget 'shared'" in message_of(refused(other))
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_budgets_not_for_the_gateway_are_skipped(
+    gateway: Gateway, emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    others = [budget(name="ci-run", window="run", limit="0"), budget(name="health", min_hit_ratio=0.9)]
+    assert GatewayBudgets(others, ledger).skipped == ["ci-run", "health"]
+    base = gateway(others)
+    with client(base) as c:
+        c.messages.create(**BODY)
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_an_unreadable_ledger_fails_closed(
+    gateway: Gateway, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    down = Ledger("postgresql+psycopg://cachewise@127.0.0.1:1/test", spool_dir=tmp_path / "down-spool")
+    try:
+        base = gateway([budget(name="guarded", limit="100")], on=down)
+        with client(base) as c, pytest.raises(anthropic.APIStatusError) as caught:
+            c.messages.create(**BODY)
+    finally:
+        down.close(timeout=5)
+    assert caught.value.status_code == 503
+    assert caught.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    message = caught.value.body["error"]["message"]  # type: ignore[index]
+    assert "budget 'guarded' cannot be enforced" in message and "ledger cannot be read" in message
+    assert emulator.emulator.bill() == []
+
+
+def test_a_bad_tags_header_is_refused_naming_it(gateway: Gateway, emulator: EmulatorServer) -> None:
+    base = gateway([budget(name="any", limit="5")])
+    for header in ("feature", f"{KEY_TAG}=0123456789abcdef"):
+        with client(base, tags=header) as c, pytest.raises(anthropic.BadRequestError) as caught:
+            c.messages.create(**BODY)
+        assert "x-cachewise-tags" in str(caught.value)
+    assert emulator.emulator.bill() == []
+
+
+def test_the_key_is_never_stored(gateway: Gateway, ledger: Ledger, tmp_path: Path) -> None:
+    base = gateway([budget(name="key-a", api_key=f"team-a:{key_id(KEY_A)}", limit="5")])
+    with client(base, tags="team=a") as c:
+        c.messages.create(**BODY)
+        with c.messages.stream(**BODY) as stream:
+            stream.until_done()
+    ledger.flush()
+    assert len(ledger.calls()) == 2
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert KEY_A.encode() not in stored
+    assert key_id(KEY_A).encode() in stored  # its id is what the rows carry
+
+
+async def test_requests_in_flight_hold_their_estimate(emulator: EmulatorServer, ledger: Ledger) -> None:
+    """Two concurrent requests that fit one at a time do not both pass; the record frees the estimate."""
+    limit = estimate(emulator) * 2 - Decimal("0.0001")
+    guard = GatewayBudgets([budget(name="burst", limit=str(limit))], ledger, clock=emulator.emulator.now)
+    scope = {"type": "http", "method": "POST", "path": "/v1/messages", "query_string": b""}
+    request = Request({**scope, "headers": [(b"x-api-key", KEY_A.encode())]})
+
+    async def admitted() -> tuple[bool, contextvars.Context]:
+        refused = await guard.admit(request, BODY)
+        return refused is None, contextvars.copy_context()
+
+    ok_first, first = await asyncio.create_task(admitted())
+    ok_second, _ = await asyncio.create_task(admitted())
+    assert ok_first and not ok_second  # the first is still in flight: its estimate is held
+    record = CallRecord.priced(
+        usage=Usage(input_tokens=100, output_tokens=10),
+        model="claude-sonnet-4-6",
+        started_at=emulator.emulator.now(),
+        request_id="req_burst_1",
+        tags={},
+    )
+    first.run(guard.add, record)  # its record arrives (in its own request's context)
+    ok_third, _ = await asyncio.create_task(admitted())
+    assert ok_third  # the small actual cost, not the estimate, now counts
+    assert record.cost is not None and record.cost.cost_total < estimate(emulator) / 100
+
+
+def test_a_finished_call_frees_its_reservation(gateway: Gateway, emulator: EmulatorServer) -> None:
+    """Through the proxy, JSON and streamed: each record frees its request's estimate (else the
+    second call would be refused: two estimates do not fit)."""
+    limit = estimate(emulator) * 2 - Decimal("0.0001")
+    base = gateway([budget(name="sequential", limit=str(limit))], refresh_seconds=3600)
+    with client(base) as c:
+        c.messages.create(**BODY)
+        with c.messages.stream(**BODY) as stream:
+            stream.until_done()
+        c.messages.create(**BODY)
+    assert len(emulator.emulator.bill()) == 3
