@@ -9,6 +9,7 @@ its folder names (imports it, or runs the ``cachewise`` command of that name); a
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import cachewise
@@ -109,7 +110,7 @@ def _used_units(tree: ast.Module) -> set[str]:
             if len(parts) > 1:
                 used.add(parts[1])
             else:  # from cachewise import price: where does price come from?
-                used.update(_unit_of(getattr(cachewise, a.name), a.name) for a in node.names)
+                used.update(_unit_of(_member(a.name), a.name) for a in node.names)
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             if node.value.id == "cachewise" and hasattr(cachewise, node.attr):
                 used.add(_unit_of(getattr(cachewise, node.attr), node.attr))
@@ -140,6 +141,13 @@ def _strays() -> dict[str, list[str]]:
         if not ({folder} | ALSO_COVERS.get(folder, set())) & used:
             out[relative.as_posix()] = sorted(used)
     return out
+
+
+def _member(name: str) -> object:
+    """``cachewise.<name>``: a public name, or a submodule not imported yet."""
+    if hasattr(cachewise, name):
+        return getattr(cachewise, name)
+    return importlib.import_module(f"cachewise.{name}")
 
 
 def test_every_test_module_uses_the_package_its_folder_names() -> None:
