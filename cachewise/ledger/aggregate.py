@@ -153,15 +153,30 @@ def _later(dialect: str, moment: ColumnElement[Any], seconds: int) -> ColumnElem
     return whole.op("||")(func.substr(moment, 20))  # the microseconds are unchanged
 
 
-def _rows(flt: Filter, keys: Sequence[str], dialect: str) -> Any:
-    """One row per matching call: its keys, priced flag, tokens, units and next cache read."""
-    source, key_columns = _key_columns(keys, dialect)
+def _next_reads(flt: Filter, dialect: str, extra: Sequence[ColumnElement[bool]]) -> Any:
+    """For each matching call of a family that wrote or read the cache: the start of the first
+    later call of its family that read it (a window over those calls only)."""
     moment = type_coerce(calls.c.started_at, DateTime(timezone=True) if dialect == "postgresql" else Text())
-    priced = and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None))
     read = case((calls.c.cache_read_input_tokens > 0, moment))
     next_read = func.min(read).over(
         partition_by=calls.c.prefix_hash, order_by=(calls.c.started_at, calls.c.id), rows=(1, None)
     )
+    cached = or_(
+        calls.c.cache_read_input_tokens > 0,
+        calls.c.ephemeral_5m_input_tokens > 0,
+        calls.c.ephemeral_1h_input_tokens > 0,
+    )
+    stmt = select(calls.c.id, next_read.label("next_read")).where(calls.c.prefix_hash.is_not(None), cached)
+    return flt.apply(stmt).where(*extra).subquery("w")
+
+
+def _rows(flt: Filter, keys: Sequence[str], dialect: str, extra: Sequence[ColumnElement[bool]] = ()) -> Any:
+    """One row per matching call: its keys, priced flag, tokens, units and next cache read."""
+    source, key_columns = _key_columns(keys, dialect)
+    moment = type_coerce(calls.c.started_at, DateTime(timezone=True) if dialect == "postgresql" else Text())
+    reads = _next_reads(flt, dialect, extra)
+    source = source.outerjoin(reads, reads.c.id == calls.c.id)
+    priced = and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None))
     stmt = select(
         *key_columns,
         calls.c.id,
@@ -169,25 +184,26 @@ def _rows(flt: Filter, keys: Sequence[str], dialect: str) -> Any:
         case((calls.c.code_execution_hours_units.is_(None), 0), else_=1).label("exact"),
         calls.c.prefix_hash,
         moment.label("at"),
-        _later(dialect, moment, 300).label("at_5m"),
-        _later(dialect, moment, 3600).label("at_1h"),
-        next_read.label("next_read"),
+        reads.c.next_read,
         *(calls.c[name] for name in TOKEN_COLUMNS),
         *(calls.c[f"{name}_units"] for name in COST_COLUMNS),
     ).select_from(source)
-    return flt.apply(stmt).subquery("r")
+    return flt.apply(stmt).where(*extra).subquery("r")
 
 
-def _wasted(r: Any, tokens: str, until: str) -> ColumnElement[Any]:
-    missed = or_(r.c.next_read.is_(None), r.c.next_read <= r.c.at, r.c.next_read > r.c[until])
-    return case((and_(r.c.prefix_hash.is_not(None), missed), r.c[tokens]), else_=0)
+def _wasted(r: Any, tokens: str, seconds: int, dialect: str) -> ColumnElement[Any]:
+    """``tokens`` written by the row and not read back in time (the lifetime end is computed
+    only for rows that wrote: CASE is lazy)."""
+    until = _later(dialect, r.c.at, seconds)
+    missed = or_(r.c.next_read.is_(None), r.c.next_read <= r.c.at, r.c.next_read > until)
+    return case((and_(r.c[tokens] > 0, r.c.prefix_hash.is_not(None), missed), r.c[tokens]), else_=0)
 
 
-def _measures(r: Any) -> dict[str, ColumnElement[Any]]:
+def _measures(r: Any, dialect: str) -> dict[str, ColumnElement[Any]]:
     """Per-row expressions over ``r`` summed by a group query: tokens, then money in units."""
     unpriced = r.c.priced == 0
-    w5 = _wasted(r, "ephemeral_5m_input_tokens", "at_5m")
-    w1 = _wasted(r, "ephemeral_1h_input_tokens", "at_1h")
+    w5 = _wasted(r, "ephemeral_5m_input_tokens", 300, dialect)
+    w1 = _wasted(r, "ephemeral_1h_input_tokens", 3600, dialect)
     writes = r.c.ephemeral_5m_input_tokens + r.c.ephemeral_1h_input_tokens
     prompt = r.c.input_tokens + r.c.cache_creation_input_tokens + r.c.cache_read_input_tokens
     out: dict[str, ColumnElement[Any]] = {name: r.c[name] for name in TOKEN_COLUMNS}
@@ -208,15 +224,22 @@ def _measures(r: Any) -> dict[str, ColumnElement[Any]]:
 
 
 def _group_select(
-    flt: Filter, keys: Sequence[str], dialect: str, *, split: bool, prefixed: bool, top: int | None
+    flt: Filter,
+    keys: Sequence[str],
+    dialect: str,
+    *,
+    split: bool,
+    prefixed: bool,
+    top: int | None,
+    extra: Sequence[ColumnElement[bool]] = (),
 ) -> Select[Any]:
-    r = _rows(flt, keys, dialect)
+    r = _rows(flt, keys, dialect, extra)
     key_columns = [r.c[f"k{i}"] for i in range(len(keys))]
     sums: list[ColumnElement[Any]] = [
         func.count().label("calls"),
         func.coalesce(func.sum(1 - r.c.priced), 0).label("unpriced_calls"),
     ]
-    for name, expr in _measures(r).items():
+    for name, expr in _measures(r, dialect).items():
         if split and name.startswith("$"):
             sums.append(func.sum(expr.op("/")(literal_column(str(_SPLIT)))).label(f"{name}_hi"))
             sums.append(func.sum(expr.op("%")(literal_column(str(_SPLIT)))).label(f"{name}_lo"))
@@ -225,12 +248,26 @@ def _group_select(
     stmt = select(*key_columns, *sums).group_by(*key_columns)
     if prefixed:
         stmt = stmt.where(r.c.prefix_hash.is_not(None))
-    if top is not None:  # costliest first (a group with nothing priced last), then by key
-        cost = func.sum(case((r.c.priced == 1, r.c.cost_total_units), else_=0))
-        rank = case((func.sum(r.c.priced) == 0, literal(-1)), else_=cost)
-        ties = [key.collate("C") if dialect == "postgresql" else key for key in key_columns]
-        stmt = stmt.order_by(rank.desc(), *ties).limit(top)
+    if top is not None:
+        stmt = stmt.order_by(*_ranking(r.c.priced, r.c.cost_total_units, key_columns, dialect)).limit(top)
     return stmt
+
+
+def _ranking(
+    priced: ColumnElement[Any], units: ColumnElement[Any], keys: Sequence[ColumnElement[Any]], dialect: str
+) -> list[ColumnElement[Any]]:
+    """Costliest first (a group with nothing priced last), then by key (code point order)."""
+    rank = case((func.sum(priced) == 0, literal(-1)), else_=func.coalesce(func.sum(units), 0))
+    return [rank.desc(), *(key.collate("C") if dialect == "postgresql" else key for key in keys)]
+
+
+def _top_keys(conn: Connection, flt: Filter, column: ColumnElement[Any], top: int) -> list[Any]:
+    """The ``top`` costliest values of ``column`` (not NULL), ranked without write waste (it
+    does not change the cost), so that waste is then computed for those groups only."""
+    priced = case((and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None)), 1), else_=0)
+    stmt = flt.apply(select(column).where(column.is_not(None))).group_by(column)
+    stmt = stmt.order_by(*_ranking(priced, calls.c.cost_total_units, [column], conn.dialect.name))
+    return [row[0] for row in conn.execute(stmt.limit(top))]
 
 
 def _inexact(conn: Connection, flt: Filter) -> bool:
@@ -246,11 +283,20 @@ def _inexact_rows(conn: Connection, flt: Filter, keys: Sequence[str], dialect: s
     stmt = select(
         *(inner.c[f"k{i}"] for i in range(len(keys))),
         inner.c.priced,
-        (_wasted(inner, "ephemeral_5m_input_tokens", "at_5m") > 0).label("w5"),
-        (_wasted(inner, "ephemeral_1h_input_tokens", "at_1h") > 0).label("w1"),
+        (_wasted(inner, "ephemeral_5m_input_tokens", 300, dialect) > 0).label("w5"),
+        (_wasted(inner, "ephemeral_1h_input_tokens", 3600, dialect) > 0).label("w1"),
         *money,
     ).join_from(inner, calls, calls.c.id == inner.c.id)
     return list(conn.execute(stmt))
+
+
+def _money(units: int) -> Decimal:
+    """The exact amount of ``units`` without trailing zeros (``0.1359``, not ``0.135900000000``;
+    ``12``, not ``1.2E+1``): what a sum of the stored decimals shows."""
+    value = from_units(units)
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
 
 
 def _key_value(value: Any, key: str) -> Any:
@@ -276,14 +322,25 @@ def group_sums(
     dialect = conn.dialect.name
     inexact = _inexact(conn, flt)
     limit = None if inexact else top  # rows without units change the ranking: rank in Python
+    extra: list[ColumnElement[bool]] = []
+    plain = len(keys) == 1 and keys[0] in calls.c and keys[0] not in _NOT_KEYS
+    if limit is not None and prefixed and plain:
+        column = calls.c[keys[0]]
+        chosen = _top_keys(conn, flt, column, limit)
+        if not chosen:
+            return []
+        extra.append(column.in_(chosen))
+
+    def run(split: bool) -> list[Any]:
+        stmt = _group_select(flt, keys, dialect, split=split, prefixed=prefixed, top=limit, extra=extra)
+        return list(conn.execute(stmt).mappings())
+
     try:
-        stmt = _group_select(flt, keys, dialect, split=False, prefixed=prefixed, top=limit)
-        rows = list(conn.execute(stmt).mappings())
+        rows = run(split=False)
     except OperationalError as exc:
         if "overflow" not in str(exc):
             raise
-        stmt = _group_select(flt, keys, dialect, split=True, prefixed=prefixed, top=limit)
-        rows = list(conn.execute(stmt).mappings())
+        rows = run(split=True)
     derived = (*TOKEN_COLUMNS, *DERIVED_TOKENS)
     money_names = (*COST_COLUMNS, "wasted_write_cost")
     groups: dict[tuple[Any, ...], GroupSums] = {}
@@ -296,7 +353,7 @@ def group_sums(
                 units = int(hi or 0) * _SPLIT + int(lo or 0)
             else:
                 units = int(row[f"${name}"])
-            money[name] = from_units(units)
+            money[name] = _money(units)
         groups[key] = GroupSums(
             key,
             int(row["calls"]),
