@@ -320,6 +320,8 @@ def group_sums(
     (groups with nothing priced last, ties by key), costliest first; otherwise in no set order.
     """
     dialect = conn.dialect.name
+    if dialect == "postgresql":  # compiling the ~40 sum expressions costs more than it saves
+        conn.exec_driver_sql("SET LOCAL jit = off")
     inexact = _inexact(conn, flt)
     limit = None if inexact else top  # rows without units change the ranking: rank in Python
     extra: list[ColumnElement[bool]] = []
