@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import nbformat
@@ -54,6 +55,11 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             for output in cell.outputs
         )
         assert "Traceback" not in text
+        # Formatted for reading: no NaN (a call without a prefix family shows "-"), no raw
+        # quotients or 12-digit money; every amount is $ with 4 decimals.
+        assert "NaN" not in text and "nan" not in text.split()
+        assert not re.search(r"\d\.\d{7,}", text), re.search(r".{30}\d\.\d{7,}.{10}", text)
+        assert re.search(r"\$\d[\d,]*\.\d{4}\b", text)
         images = [
             o
             for c in notebook.cells

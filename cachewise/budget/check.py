@@ -12,18 +12,22 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import BudgetConfigError, UnknownModelError
 from ..pricing import PriceBook
 from ..reports.frames import annotate, spend, totals
+from ..reports.source import FrameSource, LedgerSource, Source
 from .base import RUN_TAG, ZERO, window_start
 from .config import BudgetSpec, read_config_text
+
+if TYPE_CHECKING:
+    from ..ledger import Ledger
 
 __all__ = [
     "BASELINE_FORMAT",
@@ -33,6 +37,7 @@ __all__ = [
     "check_budgets",
     "load_baseline",
     "scope_models",
+    "scope_source",
     "select_rows",
     "window_start",
 ]
@@ -100,10 +105,7 @@ def select_rows(
 ) -> pd.DataFrame:
     """The rows of ``frame`` in the budget's window and scope (``models``: the scope's model names
     resolved through the price table, see :func:`scope_models`)."""
-    if spec.window == "run" and run_since is None and run_id is None:
-        raise BudgetConfigError(
-            "<command line>", f"{spec.name}.window", "window 'run' needs --since or --run-id to mark the run"
-        )
+    _check_run(spec, run_since, run_id)
     mask = frame["started_at"] <= pd.Timestamp(now)
     start = window_start(spec.window, now, run_since)
     if start is not None:
@@ -115,6 +117,36 @@ def select_rows(
     if spec.tags:
         mask &= frame["tags"].map(lambda tags: _has_tags(tags, spec.tags)).astype(bool)
     return frame[mask]
+
+
+def _check_run(spec: BudgetSpec, run_since: datetime | None, run_id: str | None) -> None:
+    if spec.window == "run" and run_since is None and run_id is None:
+        raise BudgetConfigError(
+            "<command line>", f"{spec.name}.window", "window 'run' needs --since or --run-id to mark the run"
+        )
+
+
+def scope_source(
+    ledger: Ledger,
+    spec: BudgetSpec,
+    *,
+    now: datetime,
+    run_since: datetime | None = None,
+    run_id: str | None = None,
+    models: Collection[str] | None = None,
+) -> LedgerSource:
+    """The calls of ``ledger`` in the budget's window and scope, summed in SQL (the same calls as
+    :func:`select_rows`: ``started_at`` up to and including ``now``)."""
+    from ..ledger import Filter
+
+    _check_run(spec, run_since, run_id)
+    tags = dict(spec.tags)
+    if spec.window == "run" and run_id is not None:
+        tags[RUN_TAG] = run_id
+    scope = sorted(models if models is not None else spec.models) if spec.models else None
+    until = now + timedelta(microseconds=1)  # timestamps are kept to the microsecond
+    flt = Filter(window_start(spec.window, now, run_since), until, scope, tags or None)
+    return LedgerSource(ledger, flt)
 
 
 def scope_models(spec: BudgetSpec, book: PriceBook | None = None) -> frozenset[str] | None:
@@ -182,9 +214,7 @@ def build_baseline(
     }  # fmt: skip
 
 
-def _check_baseline(
-    spec: BudgetSpec, rows: pd.DataFrame, summary: Mapping[str, Any], out: BudgetResult
-) -> None:
+def _check_baseline(spec: BudgetSpec, rows: Source, summary: Mapping[str, Any], out: BudgetResult) -> None:
     assert spec.baseline is not None
     base = load_baseline(spec.baseline)
     factor = 1 + spec.tolerance
@@ -195,8 +225,8 @@ def _check_baseline(
             f"spent ${spent} > baseline ${base['total']} + {spec.tolerance:%} tolerance = ${allowed}"
         )
     tag = str(base.get("test_tag") or spec.test_tag)
-    if len(rows):
-        per_test = spend(rows, by=[f"tag:{tag}"])
+    if summary["calls"]:
+        per_test = rows.spend([f"tag:{tag}"])
         for record in per_test.to_dict("records"):
             test = str(record[f"tag:{tag}"])
             cost = record["cost_total"] or ZERO
@@ -220,8 +250,14 @@ def _check_baseline(
         )
 
 
+def _no_usage_calls(source: LedgerSource) -> int:
+    table = source.spend(["incomplete", "status"])
+    mask = table["incomplete"].astype(bool) | table["status"].eq("incomplete")
+    return int(table.loc[mask, "calls"].sum())
+
+
 def check_budget(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Ledger,
     spec: BudgetSpec,
     *,
     now: datetime,
@@ -230,17 +266,26 @@ def check_budget(
     book: PriceBook | None = None,
     quarantine: pd.DataFrame | None = None,
 ) -> BudgetResult:
-    """One budget over ``frame``; ``quarantine`` (records the database refused, in no total) in the
-    budget's window and scope make it fail: their cost is unknown."""
+    """One budget over ``frame`` (a ledger frame, or an open :class:`~cachewise.ledger.Ledger`:
+    then summed in SQL, the same figures); ``quarantine`` (records the database refused, in no
+    total) in the budget's window and scope make it fail: their cost is unknown."""
     models = scope_models(spec, book)
-    rows = annotate(select_rows(frame, spec, now=now, run_since=run_since, run_id=run_id, models=models))
+    rows: Source
+    if isinstance(frame, pd.DataFrame):
+        selected = annotate(
+            select_rows(frame, spec, now=now, run_since=run_since, run_id=run_id, models=models)
+        )
+        rows = FrameSource(selected)
+        no_usage = int(_no_usage(selected).sum()) if len(selected) else 0
+    else:
+        rows = scope_source(frame, spec, now=now, run_since=run_since, run_id=run_id, models=models)
+        no_usage = _no_usage_calls(rows)
     refused = (
         0
         if quarantine is None or not len(quarantine)
         else len(select_rows(quarantine, spec, now=now, run_since=run_since, run_id=run_id, models=models))
     )
-    summary = totals(rows)
-    no_usage = int(_no_usage(rows).sum()) if len(rows) else 0
+    summary = rows.totals()
     spent = summary["cost_total"] if summary["cost_total"] is not None else ZERO
     result = BudgetResult(
         name=spec.name,
@@ -257,12 +302,12 @@ def check_budget(
         waste_ratio=summary["waste_ratio"],
         quarantined_calls=refused,
     )
-    if (spec.models or spec.tags) and not len(rows):
+    if (spec.models or spec.tags) and not summary["calls"]:
         also = sorted(models - set(spec.models)) if models else []
         names = f" (also recorded as {', '.join(also)})" if also else ""
         result.notes.append(f"scope {spec.scope()}{names} matched no call in the window")
     if result.unpriced_calls:
-        unpriced = sorted(set(rows.loc[~rows["priced"], "model"].astype(str)))
+        unpriced = sorted(set(rows.unpriced()["model"].astype(str)))
         result.failures.append(
             f"{result.unpriced_calls} call(s) cannot be priced ({', '.join(unpriced)}); "
             "they are not counted as $0: add a price overlay (--price-table) and reprice"
@@ -290,7 +335,7 @@ def check_budget(
 
 
 def check_budgets(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Ledger,
     budgets: Sequence[BudgetSpec],
     *,
     now: datetime | None = None,
@@ -299,7 +344,10 @@ def check_budgets(
     book: PriceBook | None = None,
     quarantine: pd.DataFrame | None = None,
 ) -> list[BudgetResult]:
-    """One :class:`BudgetResult` per budget, in order (model scopes resolved through ``book``)."""
+    """One :class:`BudgetResult` per budget, in order (model scopes resolved through ``book``).
+
+    ``frame``: a ledger frame, or an open :class:`~cachewise.ledger.Ledger` (each budget is then
+    summed in SQL over its own window and scope; memory does not grow with the calls)."""
     moment = now or datetime.now(UTC)
     return [
         check_budget(

@@ -17,12 +17,13 @@ from ..budget.base import RUN_TAG, window_start
 from ..budget.check import build_baseline, check_budgets
 from ..budget.config import BudgetSpec, find_config, load_budgets
 from ..budget.output import github_annotations, junit_xml, results_json, step_summary, text
-from ..errors import BudgetConfigError
+from ..errors import BudgetConfigError, LedgerError
 from .errors import CliError, finding
 from .options import (
     OutputPath,
     db_option,
     ledger_frame,
+    ledger_url,
     output_problem,
     tag_option,
     when,
@@ -114,11 +115,16 @@ def check(
     budgets = _budgets(config, limit, window, model, tags)  # a BudgetConfigError exits 2 (CliGroup)
     starts = [window_start(spec.window, now, run_since) for spec in budgets]
     earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
-    frame = ledger_frame(db, since=earliest, until=now)
     quarantine = ledger_frame(db, since=earliest, until=now, quarantine=True)
-    results = check_budgets(
-        frame, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine
-    )
+    from ..ledger import Ledger
+
+    try:  # each budget summed in SQL over its window and scope
+        with Ledger(ledger_url(db, must_exist=True), create=False) as ledger:
+            results = check_budgets(
+                ledger, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine
+            )
+    except LedgerError as exc:
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
     if json_out == Path("-"):
         click.echo(results_json(results), nl=False)
     else:

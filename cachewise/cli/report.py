@@ -7,12 +7,23 @@ from pathlib import Path
 
 import click
 
-from ..errors import UnknownModelError
+from ..errors import LedgerError, UnknownModelError
 from ..pricing import PriceBook
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from .options import OutputPath, count_option, db_option, ledger_frame, tag_option, window, write_output
+from ..reports.source import LedgerSource
+from .errors import CliError
+from .options import (
+    OutputPath,
+    count_option,
+    db_option,
+    ledger_frame,
+    ledger_url,
+    tag_option,
+    window,
+    write_output,
+)
 
 __all__ = ["report"]
 
@@ -72,15 +83,21 @@ def report(
     now = datetime.now(UTC)
     start, end = window(since, until, now)
     names = _model_names(model)
-    frame = ledger_frame(db, since=start, until=end, model=names, tags=tags)
     quarantine = ledger_frame(db, since=start, until=end, model=names, tags=tags, quarantine=True)
-    if model is not None and not len(frame):
+    url = ledger_url(db, must_exist=True)
+    try:  # sums grouped in SQL: memory follows the groups, not the calls
+        with LedgerSource.open(url, since=start, until=end, model=names, tags=tags) as source:
+            try:
+                result = build_report(
+                    source, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine
+                )
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--by") from exc
+            text = render(result, fmt)
+    except LedgerError as exc:
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+    if model is not None and not result.totals["calls"]:
         click.echo(f"note: --model {model} matched no call in the window", err=True)
-    try:
-        result = build_report(frame, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--by") from exc
-    text = render(result, fmt)
     if fmt == "html" and not charts_available():
         click.echo(f"note: the page has no charts. {CHARTS_HINT}", err=True)
     if output is None:

@@ -26,13 +26,14 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 
 from ..errors import LedgerError, LedgerUnavailable, SchemaTooNew
 from ..pricing import PriceBook
@@ -260,6 +261,13 @@ class Ledger:
         flt = Filter(since, until, model, tags)
         with self._store.read() as conn:
             return list(iter_records(conn, flt, limit=limit))
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read transaction (a consistent snapshot) for the query functions of
+        :mod:`cachewise.ledger.aggregate`; :class:`~cachewise.errors.LedgerUnavailable` if unreachable."""
+        with self._store.read() as conn:
+            yield conn
 
     def to_frame(
         self,

@@ -13,11 +13,13 @@ from .frames import annotate, call_detail, prefix_families, spend, totals, unpri
 from .records import frame_from_records
 from .render import FORMATS, Report, build_report, render
 from .sample import sample_ledger, sample_records
-from .source import load_frame
+from .source import FrameSource, LedgerSource, load_frame
 from .window import parse_when
 
 __all__ = [
     "FORMATS",
+    "FrameSource",
+    "LedgerSource",
     "Report",
     "annotate",
     "build_report",

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .frames import annotate, call_detail, group_keys, prefix_families, spend, totals, unpriced
+from .frames import group_keys
+from .source import Source, as_source
 
 __all__ = ["FORMATS", "SHORT_HASH", "Report", "Section", "build_report", "headline", "money", "sections"]
 
@@ -47,17 +48,19 @@ _COMPACT = ("calls", "cost", "saved", "hit ratio")
 
 @dataclass(frozen=True)
 class Report:
-    """Everything one report shows, as frames (money still ``Decimal``)."""
+    """Everything one report shows, as frames (money still ``Decimal``); ``source`` is where
+    they were read (the charts read it too), ``labels`` each family's label."""
 
     by: list[str]
     totals: dict[str, Any]
     groups: pd.DataFrame
     families: pd.DataFrame
     unpriced: pd.DataFrame
-    frame: pd.DataFrame = field(repr=False)
+    source: Source = field(repr=False)
     calls: pd.DataFrame | None = None
     since: datetime | None = None
     until: datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -65,7 +68,7 @@ class Report:
 
 
 def build_report(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Source,
     by: str | Sequence[str] | None = ("model",),
     *,
     top: int = 10,
@@ -77,21 +80,27 @@ def build_report(
     """Spend and savings by ``by``, the ``top`` costliest prefix families, the unpriced calls,
     and (``calls`` > 0) that many most recent calls.
 
+    ``frame``: a ledger frame, or a :class:`~cachewise.reports.source.LedgerSource` (the sums
+    grouped in SQL; the figures are the same).
+
     ``quarantine`` (:func:`cachewise.reports.source.load_quarantine`): the records the database
     refused in the same window and scope; they are in no total, so a report with any is incomplete.
     """
-    rows = annotate(frame)
-    summary = totals(rows) | {"quarantined_calls": 0 if quarantine is None else len(quarantine)}
+    source = as_source(frame)
+    groups = source.spend(by)
+    summary = source.totals() | {"quarantined_calls": 0 if quarantine is None else len(quarantine)}
+    families = source.families(top)
     return Report(
         by=group_keys(by),
         totals=summary,
-        groups=spend(rows, by),
-        families=prefix_families(rows, top),
-        unpriced=unpriced(rows),
-        calls=call_detail(rows, limit=calls) if calls else None,
-        frame=rows,
+        groups=groups,
+        families=families,
+        unpriced=source.unpriced(),
+        calls=source.calls(calls) if calls else None,
+        source=source,
         since=since,
         until=until,
+        labels=source.family_labels([str(p) for p in families["prefix_hash"]]) if len(families) else {},
     )
 
 
@@ -220,22 +229,9 @@ def _call_rows(calls: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
-def _family_labels(frame: pd.DataFrame) -> dict[str, str]:
-    """Each prefix family's most common model and most common tag (``key=value``)."""
-    labels: dict[str, str] = {}
-    rows = frame[frame["prefix_hash"].notna()]
-    for prefix, group in rows.groupby("prefix_hash", sort=False):
-        parts = [str(group["model"].mode().iloc[0])]
-        tags = [f"{k}={v}" for t in group["tags"] if isinstance(t, dict) for k, v in sorted(t.items())]
-        if tags:
-            parts.append(pd.Series(tags).mode().iloc[0])
-        labels[str(prefix)] = " · ".join(parts)
-    return labels
-
-
 def _family_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     head, body = _table_rows(report.families, ["prefix_hash"])
-    labels = _family_labels(report.frame)
+    labels = report.labels
     out = []
     for record, cells in zip(report.families.to_dict("records"), body, strict=True):
         out.append([_short(record["prefix_hash"]), labels.get(str(record["prefix_hash"]), ""), *cells[1:]])

@@ -1,4 +1,4 @@
-"""Charts of a ledger frame (matplotlib, Agg backend): spend by component, savings, hit ratio.
+"""Charts of a ledger frame or source (matplotlib, Agg backend): spend by component, savings, hit ratio.
 
 Money becomes ``float`` here and only here, for plotting. Each function returns a
 ``matplotlib.figure.Figure`` (never shown); :func:`png` turns one into bytes. Days are points on
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .frames import group_keys, spend
+from .frames import group_keys
+from .source import Source, as_source
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,8 +52,8 @@ def _as_float(series: pd.Series) -> pd.Series:
     return series.map(lambda value: 0.0 if value is None else float(value)).astype(float)
 
 
-def _daily(frame: pd.DataFrame) -> pd.DataFrame:
-    table = spend(frame, by=["day"]).sort_values("day")
+def _daily(frame: pd.DataFrame | Source) -> pd.DataFrame:
+    table = as_source(frame).spend(["day"]).sort_values("day")
     table["label"] = table["day"].dt.strftime("%Y-%m-%d")
     return table.reset_index(drop=True)
 
@@ -65,7 +66,7 @@ def _days_axis(axes: Any, labels: list[str]) -> None:
     axes.grid(axis="y", alpha=0.3)
 
 
-def daily_spend_chart(frame: pd.DataFrame) -> Figure:
+def daily_spend_chart(frame: pd.DataFrame | Source) -> Figure:
     """Spend per UTC day by component, one line with points per component and the total
     (priced calls only; days with unpriced calls are marked *)."""
     table = _daily(frame)
@@ -90,7 +91,7 @@ def daily_spend_chart(frame: pd.DataFrame) -> Figure:
     return figure
 
 
-def savings_chart(frame: pd.DataFrame) -> Figure:
+def savings_chart(frame: pd.DataFrame | Source) -> Figure:
     """What caching saved per UTC day (points) and the running total (line)."""
     table = _daily(frame)
     figure = _figure("Savings from caching (USD; negative: writes not read back)")
@@ -109,10 +110,10 @@ def savings_chart(frame: pd.DataFrame) -> Figure:
     return figure
 
 
-def hit_ratio_chart(frame: pd.DataFrame, by: str | Sequence[str] | None = ("model",)) -> Figure:
+def hit_ratio_chart(frame: pd.DataFrame | Source, by: str | Sequence[str] | None = ("model",)) -> Figure:
     """Cache hit ratio (read ÷ prompt tokens) per group of ``by`` (the report's keys)."""
     keys = group_keys(by)
-    table = spend(frame, by=keys)
+    table = as_source(frame).spend(keys)
     if keys:
         table = table.sort_values(keys, key=lambda column: column.astype(str))
     labels = [" · ".join(_label(r[k]) for k in keys) or "all" for r in table.to_dict("records")]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,15 +26,22 @@ import pandas as pd
 from .columns import MONEY_OUT, ZERO, check_frame, unpriced_mask
 from .waste import annotate_waste
 
+if TYPE_CHECKING:
+    from ..ledger.aggregate import GroupSums
+
 __all__ = [
     "MILLION",
     "annotate",
     "call_detail",
+    "family_labels",
     "group_keys",
     "prefix_families",
     "spend",
+    "table_from_sums",
     "totals",
+    "totals_from_table",
     "unpriced",
+    "unpriced_from_sums",
 ]
 
 MILLION = Decimal(1_000_000)
@@ -179,15 +186,100 @@ def spend(frame: pd.DataFrame, by: str | Sequence[str] | None = ("model",)) -> p
     result = _finish(result).reset_index()
     if not keys:
         result = result.drop(columns=["_all"])
+    return _costliest_first(result)
+
+
+def _costliest_first(result: pd.DataFrame) -> pd.DataFrame:
     if len(result):
         result["_sort"] = result["cost_total"].map(lambda v: -1.0 if v is None else float(v))
         result = result.sort_values("_sort", ascending=False, kind="stable").drop(columns="_sort")
     return result.reset_index(drop=True)
 
 
+def _key_column(values: list[Any], key: str) -> Any:
+    if key == "day":
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.as_unit("ns")
+    if key == "month" or key.startswith("tag:"):
+        return pd.Series([NONE_LABEL if v is None else str(v) for v in values], dtype=object)
+    return pd.Series([NONE_LABEL if v is None else v for v in values], dtype=object)
+
+
+def table_from_sums(groups: Sequence[GroupSums], by: str | Sequence[str] | None = ("model",)) -> pd.DataFrame:
+    """The :func:`spend` table from sums grouped in SQL (:func:`cachewise.ledger.aggregate.group_sums`
+    over the keys ``by``): the same columns, figures and order as :func:`spend` of the rows."""
+    keys = group_keys(by)
+    ordered = sorted(groups, key=lambda group: tuple(NONE_LABEL if v is None else v for v in group.key))
+    result = pd.DataFrame(
+        {key: _key_column([group.key[i] for group in ordered], key) for i, key in enumerate(keys)}
+    )
+    if not keys:
+        result = pd.DataFrame(index=range(len(ordered)))
+
+    def tokens(name: str) -> np.ndarray[Any, Any]:
+        return np.array([group.tokens[name] for group in ordered], dtype=np.int64)
+
+    def decimals(values: list[Decimal]) -> pd.Series:
+        column = np.empty(len(values), dtype=object)
+        column[:] = values
+        return pd.Series(column, index=result.index, dtype=object)
+
+    result["calls"] = np.array([group.calls for group in ordered], dtype=np.int64)
+    result["unpriced_calls"] = np.array([group.unpriced_calls for group in ordered], dtype=np.int64)
+    derived = {
+        "prompt_tokens": lambda g: (
+            g.tokens["input_tokens"]
+            + g.tokens["cache_creation_input_tokens"]
+            + g.tokens["cache_read_input_tokens"]
+        ),
+        "wasted_write_tokens": lambda g: g.tokens["wasted_5m_tokens"] + g.tokens["wasted_1h_tokens"],
+    }
+    for name in _TOKENS_OUT:
+        if name in derived:
+            result[name] = np.array([derived[name](g) for g in ordered], dtype=np.int64)
+        elif name == "priced_prompt_tokens":
+            result[name] = result["prompt_tokens"] - tokens("unpriced_prompt_tokens")
+        else:
+            result[name] = tokens(name)
+    combined = {
+        "cost_cache_write": ("cost_cache_write_5m", "cost_cache_write_1h"),
+        "cost_tools": ("cost_web_search", "cost_code_execution"),
+    }
+    for name in MONEY_OUT:
+        parts = combined.get(name, (name,))
+        result[name] = decimals([sum((g.money[part] for part in parts), ZERO) for g in ordered])
+    return _costliest_first(_finish(result))
+
+
+def unpriced_from_sums(groups: Sequence[GroupSums], model: int, error: int) -> pd.DataFrame:
+    """The :func:`unpriced` table from sums grouped in SQL with the model at key position
+    ``model`` and ``cost_error`` at ``error``."""
+    columns = ["model", "cost_error", "calls", "prompt_tokens", "output_tokens"]
+    found: dict[tuple[str, str], list[int]] = {}
+    for group in groups:
+        if not group.unpriced_calls:
+            continue
+        reason = group.key[error]
+        label = (str(group.key[model]), "no cost recorded" if reason is None else str(reason))
+        counts = found.setdefault(label, [0, 0, 0])
+        counts[0] += group.unpriced_calls
+        counts[1] += group.tokens["unpriced_prompt_tokens"]
+        counts[2] += group.tokens["unpriced_output_tokens"]
+    if not found:
+        return pd.DataFrame(columns=columns)
+    rows = [[*label, *counts] for label, counts in sorted(found.items())]
+    out = pd.DataFrame(rows, columns=columns)
+    for name in columns[2:]:
+        out[name] = out[name].astype(np.int64)
+    return out
+
+
 def totals(frame: pd.DataFrame) -> dict[str, Any]:
     """One dict for the whole frame (the columns of :func:`spend` with no keys)."""
-    table = spend(frame, by=())
+    return totals_from_table(spend(frame, by=()))
+
+
+def totals_from_table(table: pd.DataFrame) -> dict[str, Any]:
+    """The one row of a :func:`spend` table with no keys as a dict (no row: no calls, $0)."""
     if not len(table):  # no calls: exactly $0, no ratio
         counts = dict.fromkeys(("calls", "unpriced_calls", *_TOKENS_OUT), 0)
         money = dict.fromkeys(MONEY_OUT, ZERO)
@@ -201,6 +293,20 @@ def prefix_families(frame: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     rows = annotate(frame)
     rows = rows[rows["prefix_hash"].notna()]
     return spend(rows, by=["prefix_hash"]).head(top).reset_index(drop=True)
+
+
+def family_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """Each prefix family's most common model and most common tag (``key=value``; ties: the
+    smallest), joined by `` · ``."""
+    labels: dict[str, str] = {}
+    rows = frame[frame["prefix_hash"].notna()]
+    for prefix, group in rows.groupby("prefix_hash", sort=False):
+        parts = [str(group["model"].mode().iloc[0])]
+        tags = [f"{k}={v}" for t in group["tags"] if isinstance(t, dict) for k, v in sorted(t.items())]
+        if tags:
+            parts.append(pd.Series(tags).mode().iloc[0])
+        labels[str(prefix)] = " · ".join(parts)
+    return labels
 
 
 def unpriced(frame: pd.DataFrame) -> pd.DataFrame:

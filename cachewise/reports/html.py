@@ -25,9 +25,9 @@ def _charts(report: Report) -> list[str]:
         ("Savings over time", savings_chart),
     )
     by = report.by or []
-    images = [(title, base64.b64encode(png(chart(report.frame))).decode("ascii")) for title, chart in charts]
+    images = [(title, base64.b64encode(png(chart(report.source))).decode("ascii")) for title, chart in charts]
     title = f"Hit ratio by {', '.join(by) or 'all'}"
-    images.append((title, base64.b64encode(png(hit_ratio_chart(report.frame, by))).decode("ascii")))
+    images.append((title, base64.b64encode(png(hit_ratio_chart(report.source, by))).decode("ascii")))
     figures = "".join(
         f"<figure><figcaption>{html.escape(title)}</figcaption>"
         f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></figure>'
