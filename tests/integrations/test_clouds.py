@@ -21,28 +21,42 @@ from cachewise.ledger import CallRecord, Ledger
 SYSTEM = "Stable instructions for every call, long enough to be cached on its own. " * 400
 HAIKU_BEDROCK = "anthropic.claude-haiku-4-5-20251001-v1:0"
 MILLION = Decimal(1_000_000)
+_OPEN: list[Any] = []  # sync clients a test made, closed after it (an unclosed socket fails the run)
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Any:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
 
 
 def _bedrock(server: EmulatorServer, *, asynchronous: bool = False) -> Any:
     cls = anthropic.AsyncAnthropicBedrock if asynchronous else anthropic.AnthropicBedrock
-    return cls(
+    client = cls(
         aws_access_key="AKIDCACHEWISETEST",
         aws_secret_key="not-a-secret",
         aws_region="us-east-1",
         base_url=server.base_url,
         max_retries=0,
     )
+    if not asynchronous:
+        _OPEN.append(client)
+    return client
 
 
 def _vertex(server: EmulatorServer, location: str, *, asynchronous: bool = False) -> Any:
     cls = anthropic.AsyncAnthropicVertex if asynchronous else anthropic.AnthropicVertex
-    return cls(
+    client = cls(
         region=location,
         project_id="cachewise-test",
         access_token="ya29.fake-token",
         base_url=server.base_url + "/v1",
         max_retries=0,
     )
+    if not asynchronous:
+        _OPEN.append(client)
+    return client
 
 
 def _body(model: str, turn: int) -> dict[str, Any]:
@@ -182,9 +196,9 @@ def test_the_default_planner_does_not_collapse_runs_on_the_platforms(emulator: E
 
     bedrock = cachewise.wrap(_bedrock(emulator), ledger=Ledger("sqlite://"))
     vertex = cachewise.wrap(_vertex(emulator, "global"), ledger=Ledger("sqlite://"))
-    first = cachewise.wrap(
-        anthropic.Anthropic(api_key="k", base_url=emulator.base_url), ledger=Ledger("sqlite://")
-    )
+    plain = anthropic.Anthropic(api_key="k", base_url=emulator.base_url)
+    _OPEN.append(plain)
+    first = cachewise.wrap(plain, ledger=Ledger("sqlite://"))
     assert getattr(tracker_of(bedrock).planner, "collapse_runs", None) is False
     assert getattr(tracker_of(vertex).planner, "collapse_runs", None) is False
     assert getattr(tracker_of(first).planner, "collapse_runs", None) is True
