@@ -256,7 +256,7 @@ class CallTracker:
                 swallow("planner (body not serialisable)", exc)
                 new_body, planned = body, None
         if self.budget is not None and body is not None:
-            self._check_budget(new_body or body, started_at)
+            self._check_budget(new_body or body, started_at, planned)
         return Prepared(
             original=body,
             body=new_body,
@@ -267,11 +267,13 @@ class CallTracker:
             payload=payload,
         )
 
-    def _check_budget(self, body: Mapping[str, Any], at: datetime) -> None:
+    def _check_budget(self, body: Mapping[str, Any], at: datetime, plan: Plan | None) -> None:
         budget = self.budget
         assert budget is not None
-        # BudgetExceeded (and UnpricedSpend: fail closed) are meant to reach the caller.
-        budget.check_request(body, book=self.book, at=at)
+        # The plan's counted tokens and breakpoints size the estimate; the planner's counter counts
+        # a prompt the plan did not. BudgetExceeded (and UnpricedSpend: fail closed) reach the caller.
+        counter = getattr(self.planner, "counter", None)
+        budget.check_request(body, book=self.book, at=at, plan=plan, counter=counter)
 
     # -- after ----------------------------------------------------------------------------------
 
