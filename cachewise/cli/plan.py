@@ -17,7 +17,7 @@ from ..lint import LintWarning, lint_family
 from ..planner import CachePlanner
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
 from .errors import finding
-from .options import HttpUrl, OutputPath, price_book, price_table_option, write_output
+from .options import HttpUrl, output_option, price_book, price_table_option, write_output
 
 __all__ = ["lint", "plan"]
 
@@ -54,7 +54,7 @@ def _load(path: str) -> dict[str, Any]:
 @click.option(
     "--memo", type=click.Path(dir_okay=False), help="Token-count memo file (default in the user cache dir)."
 )
-@click.option("--output", "-o", type=OutputPath(), help="Write the planned request JSON here.")
+@output_option("Write the planned request JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
 @price_table_option()
 def plan(

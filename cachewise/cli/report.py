@@ -12,17 +12,27 @@ from ..pricing import PriceBook
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
 from ..reports.render import FORMATS, build_report, render
-from .options import OutputPath, count_option, db_option, ledger_frame, tag_option, window, write_output
+from .options import (
+    count_option,
+    db_option,
+    ledger_frame,
+    output_option,
+    price_book,
+    price_table_option,
+    tag_option,
+    window,
+    write_output,
+)
 
 __all__ = ["report"]
 
 
-def _model_names(model: str | None) -> list[str] | None:
+def _model_names(model: str | None, book: PriceBook) -> list[str] | None:
     """Every name ``--model`` is stored under (an alias matches its dated id and back)."""
     if model is None:
         return None
     try:
-        return sorted(PriceBook.default().resolve_model(model))
+        return sorted(book.resolve_model(model))
     except UnknownModelError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc
 
@@ -46,12 +56,9 @@ def _model_names(model: str | None) -> list[str] | None:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
-@click.option(
-    "--output",
-    "output",
-    type=OutputPath(),
-    help="Write to FILE instead of stdout (its folder must exist).",
-)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON (the same as --format json).")
+@output_option("Write to FILE instead of stdout (its folder must exist).")
+@price_table_option()
 def report(
     db: str | None,
     since: str,
@@ -62,17 +69,25 @@ def report(
     top: int,
     calls: int,
     fmt: str,
+    as_json: bool,
     output: Path | None,
+    overlays: tuple[Path, ...],
 ) -> None:
     """Where the money went and what caching saved, grouped by model, day or tag.
 
     Unpriced calls are listed apart with their token counts; a total that leaves them out
     is marked INCOMPLETE. The exit code is 0 even then (use `cachewise budget check` to fail CI).
+    With --price-table, every call is priced under those prices instead of as recorded.
     """
+    if as_json:
+        if fmt not in ("table", "json"):
+            raise click.UsageError(f"--json and --format {fmt}: give one of them")
+        fmt = "json"
     now = datetime.now(UTC)
     start, end = window(since, until, now)
-    names = _model_names(model)
-    frame = ledger_frame(db, since=start, until=end, model=names, tags=tags)
+    book = price_book(overlays)  # a PriceTableError exits 2 (cachewise.cli.errors)
+    names = _model_names(model, book)
+    frame = ledger_frame(db, since=start, until=end, model=names, tags=tags, book=book if overlays else None)
     quarantine = ledger_frame(db, since=start, until=end, model=names, tags=tags, quarantine=True)
     if model is not None and not len(frame):
         click.echo(f"note: --model {model} matched no call in the window", err=True)
