@@ -141,19 +141,21 @@ def prompt_size(
 
     Raises ``ValueError`` when none applies and the size cannot be bounded (a document by URL).
     """
-    prompt: Prompt | None = None
-    last: int | None = None
     known: dict[int, int] = {}
-    if plan is not None or counter is not None:
-        prompt = Prompt(request_body)
-        last = len(prompt) - 1 if len(prompt) else None
     if plan is not None:
         known = {b.position: b.tokens for b in plan.breakpoints if b.counted and b.tokens is not None}
     extra = _server_tool_extra(request_body)
     found: PromptSize | None = None
-    if last is not None and last in known:
+    prompt: Prompt | None = None
+    last: int | None = None
+    if plan is not None and plan.positions and plan.positions - 1 in known:
+        found = PromptSize(known[plan.positions - 1] + extra, True, "plan")  # no second read of the body
+    elif known or isinstance(counter, TokenCounter):
+        prompt = Prompt(request_body)
+        last = len(prompt) - 1 if len(prompt) else None
+    if found is None and last is not None and last in known:
         found = PromptSize(known[last] + extra, True, "plan")
-    elif prompt is not None and last is not None and isinstance(counter, TokenCounter):
+    elif found is None and prompt is not None and last is not None and isinstance(counter, TokenCounter):
         deadline = None if count_budget is None else time.monotonic() + count_budget
         try:
             found = PromptSize(counter.count(prompt, last, deadline=deadline) + extra, True, "count_tokens")

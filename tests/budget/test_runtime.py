@@ -122,7 +122,10 @@ def test_check_request_fails_closed() -> None:
 
 
 def _plan(request: dict[str, object], marks: list[Breakpoint]) -> Plan:
-    return Plan(request=dict(request), model=SONNET, planned_at=AT, breakpoints=tuple(marks))
+    positions = len(Prompt(request))
+    return Plan(
+        request=dict(request), model=SONNET, planned_at=AT, breakpoints=tuple(marks), positions=positions
+    )
 
 
 def test_plan_writes_price_segments_not_the_whole_prompt() -> None:
