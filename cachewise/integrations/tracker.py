@@ -18,6 +18,7 @@ Recording never raises into the caller (except under pytest; see
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -143,6 +144,17 @@ def _breakpoints_of(plan: Plan | None) -> tuple[Breakpoint, ...]:
         Breakpoint(position=b.position, ttl=b.ttl, tokens=b.tokens, prefix_hash=b.prefix_hash)
         for b in plan.breakpoints
     )
+
+
+def _takes_plan(check: Callable[..., Any]) -> bool:
+    """Whether a budget's ``check_request`` accepts ``plan=`` and ``counter=`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(check).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    return "plan" in params and "counter" in params
 
 
 def serialised(body: Mapping[str, Any]) -> bytes:
@@ -272,8 +284,12 @@ class CallTracker:
         assert budget is not None
         # The plan's counted tokens and breakpoints size the estimate; the planner's counter counts
         # a prompt the plan did not. BudgetExceeded (and UnpricedSpend: fail closed) reach the caller.
-        counter = getattr(self.planner, "counter", None)
-        budget.check_request(body, book=self.book, at=at, plan=plan, counter=counter)
+        # A budget written before check_request took plan= and counter= is called as before.
+        if _takes_plan(budget.check_request):
+            counter = getattr(self.planner, "counter", None)
+            budget.check_request(body, book=self.book, at=at, plan=plan, counter=counter)
+        else:
+            budget.check_request(body, book=self.book, at=at)
 
     # -- after ----------------------------------------------------------------------------------
 

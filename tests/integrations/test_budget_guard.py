@@ -125,3 +125,30 @@ def test_the_planner_counts_for_the_budget(
     assert size.tokens >= row["usage"]["input_tokens"] + row["usage"]["cache_creation_input_tokens"]
     guess = estimate_cost(LONG, LONG["model"], PriceBook.default(), emulator.emulator.now())
     assert budget.spent() < guess / 2
+
+
+def test_a_budget_with_the_older_check_request_still_works(
+    emulator: EmulatorServer, client: anthropic.Anthropic, ledger: Ledger
+) -> None:
+    """A user's budget whose check_request takes no plan= or counter= is called as before."""
+    from datetime import datetime
+    from typing import Any
+
+    from cachewise.ledger.record import CallRecord
+    from cachewise.pricing import PriceBook
+
+    seen: list[dict[str, Any]] = []
+
+    class OldBudget:
+        def check_request(
+            self, request_body: Any, *, book: PriceBook | None = None, at: datetime | None = None
+        ) -> Decimal:
+            seen.append(dict(request_body))
+            return Decimal(0)
+
+        def add(self, record: CallRecord) -> None:
+            pass
+
+    wrapped = cachewise.wrap(client, ledger=ledger, budget=OldBudget())
+    wrapped.messages.create(**BODY)  # type: ignore[arg-type]
+    assert len(seen) == 1 and len(emulator.emulator.bill()) == 1
