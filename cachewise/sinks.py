@@ -41,10 +41,20 @@ class RecordSink(Protocol):
 
 
 class RequestCheck(Protocol):
-    """Checked before a request is sent; raises (``BudgetExceeded``) to stop it. Returns the estimate."""
+    """Checked before a request is sent; raises (``BudgetExceeded``) to stop it. Returns the estimate.
+
+    ``plan``: the planner's :class:`~cachewise.planner.Plan` of this request (its counted tokens and
+    breakpoints), ``None`` when unplanned; ``counter``: the planner's token counter, if any.
+    """
 
     def check_request(
-        self, request_body: Mapping[str, Any], *, book: PriceBook | None = None, at: datetime | None = None
+        self,
+        request_body: Mapping[str, Any],
+        *,
+        book: PriceBook | None = None,
+        at: datetime | None = None,
+        plan: Any | None = None,
+        counter: Any | None = None,
     ) -> Decimal: ...
 
 

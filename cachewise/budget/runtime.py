@@ -1,8 +1,8 @@
 """A runtime guard: refuse a request *before* it is sent when it could cross a budget.
 
 ``RuntimeBudget.check(estimate)`` raises :class:`~cachewise.errors.BudgetExceeded`
-when what was spent in the window plus the request's upper-bound estimate
-(:func:`estimate_cost`) would exceed the limit, and
+when what was spent in the window plus the request's estimate (:func:`estimate_cost`)
+would exceed the limit, and
 :class:`~cachewise.errors.UnpricedSpend` when spend in the window cannot be priced
 (fail closed). It is a record sink (:mod:`cachewise.sinks`): the wrapper hands it each
 call made (``add``, the same as ``record``).
@@ -12,24 +12,36 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import BudgetExceeded, PricingError, UnpricedSpend
+from ..api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES
+from ..errors import BudgetExceeded, PricingError, TokenCountError, UnpricedSpend
 from ..pricing import PriceBook
+from ..prompt import Prompt
+from ..tokens import NEIGHBOUR_SLACK, TokenCounter
 from .base import ZERO, window_start
 
 if TYPE_CHECKING:
     from ..ledger.record import CallRecord
+    from ..planner import Plan
 
 __all__ = [
+    "DEFAULT_COUNT_BUDGET",
     "TOOL_OVERHEAD_TOKENS",
+    "PromptSize",
     "RuntimeBudget",
     "estimate_cost",
+    "prompt_size",
     "prompt_token_bound",
 ]
+
+#: Seconds a count_tokens call for the budget may take (the planner's default count budget).
+DEFAULT_COUNT_BUDGET = 2.0
 
 MILLION = Decimal(1_000_000)
 #: Tokens the API adds for tool use (its tool system prompt is a few hundred tokens; docs/api-notes.md §4.1).
@@ -81,6 +93,100 @@ def prompt_token_bound(request_body: Mapping[str, Any]) -> int:
     return size + extra
 
 
+@dataclass(frozen=True, slots=True)
+class PromptSize:
+    """A request's prompt tokens as the budget knows them, and what it knows about cache writes.
+
+    ``tokens``: exact when ``counted`` (count_tokens, by the planner or the budget), else an upper
+    bound. ``writes``: ``(prefix tokens, ttl)`` of each breakpoint in prompt order (the plan's,
+    counted or bounded from above), or ``None`` when no plan says where the breakpoints are.
+    ``source`` names where ``tokens`` came from (``given``, ``plan``, ``count_tokens``, ``bytes``).
+    """
+
+    tokens: int
+    counted: bool
+    source: str
+    writes: tuple[tuple[int, str], ...] | None = None
+
+
+def _server_tool_extra(body: Mapping[str, Any]) -> int:
+    """count_tokens leaves out server tools (docs/api-notes.md §4.1): their definitions are added back."""
+    tools = body.get("tools") or ()
+    kinds = [str(t.get("type") or "") for t in tools if isinstance(t, Mapping)]
+    return TOOL_OVERHEAD_TOKENS if any(k.startswith(COUNT_TOKENS_REFUSED_TOOL_PREFIXES) for k in kinds) else 0
+
+
+def _plan_writes(plan: Plan, tokens: int) -> tuple[tuple[int, str], ...]:
+    out: list[tuple[int, str]] = []
+    for mark in plan.breakpoints:
+        size = mark.tokens if mark.counted and mark.tokens is not None else max(mark.high, mark.tokens or 0)
+        out.append((min(size, tokens) if size else tokens, str(mark.ttl)))
+    return tuple(out)
+
+
+def prompt_size(
+    request_body: Mapping[str, Any],
+    *,
+    plan: Plan | None = None,
+    counter: Any | None = None,
+    count_budget: float | None = DEFAULT_COUNT_BUDGET,
+) -> PromptSize:
+    """The prompt tokens of ``request_body``, from the best source at hand.
+
+    1. the plan's count of the whole prompt (a breakpoint on its last position that the planner counted);
+    2. else one ``count_tokens`` call through ``counter`` (a :class:`~cachewise.tokens.TokenCounter`;
+       memoised, so a prompt is counted once) within ``count_budget`` seconds;
+    3. else an upper bound: the plan's largest counted prefix plus the bytes after it, or
+       :func:`prompt_token_bound` (the JSON size), whichever is lower.
+
+    Raises ``ValueError`` when none applies and the size cannot be bounded (a document by URL).
+    """
+    known: dict[int, int] = {}
+    if plan is not None:
+        known = {b.position: b.tokens for b in plan.breakpoints if b.counted and b.tokens is not None}
+    extra = _server_tool_extra(request_body)
+    found: PromptSize | None = None
+    prompt: Prompt | None = None
+    last: int | None = None
+    if plan is not None and plan.positions and plan.positions - 1 in known:
+        found = PromptSize(known[plan.positions - 1] + extra, True, "plan")  # no second read of the body
+    elif known or isinstance(counter, TokenCounter):
+        prompt = Prompt(request_body)
+        last = len(prompt) - 1 if len(prompt) else None
+    if found is None and last is not None and last in known:
+        found = PromptSize(known[last] + extra, True, "plan")
+    elif found is None and prompt is not None and last is not None and isinstance(counter, TokenCounter):
+        deadline = None if count_budget is None else time.monotonic() + count_budget
+        try:
+            found = PromptSize(counter.count(prompt, last, deadline=deadline) + extra, True, "count_tokens")
+        except TokenCountError:
+            found = None  # not counted in time: bounded below, never a failed call
+    if found is None:
+        bound: int | None
+        try:
+            bound = prompt_token_bound(request_body)
+        except ValueError:
+            bound = None
+        if prompt is not None and last is not None and known:
+            top = max(known)
+            urls = sum(1 for b in _walk(request_body.get("messages")) if _by_reference(b))
+            near = known[top] + prompt.cum_bytes(last) - prompt.cum_bytes(top) + NEIGHBOUR_SLACK
+            near += urls * IMAGE_TOKENS + extra
+            bound = near if bound is None else min(bound, near)
+        if bound is None:
+            prompt_token_bound(request_body)  # raises the ValueError that says why
+            raise AssertionError("unreachable")
+        found = PromptSize(bound, False, "bytes" if not known else "plan")
+    if plan is None or (not plan.breakpoints and _has_cache_control(request_body)[0]):
+        return found  # no plan, or one that does not list the body's markers: priced as dearest
+    return PromptSize(found.tokens, found.counted, found.source, _plan_writes(plan, found.tokens))
+
+
+def _by_reference(block: Mapping[str, Any]) -> bool:
+    source = block.get("source")
+    return isinstance(source, Mapping) and source.get("type") in ("url", "file")
+
+
 def _has_cache_control(body: Mapping[str, Any]) -> tuple[bool, bool]:
     marks = [b["cache_control"] for b in _walk(body) if isinstance(b.get("cache_control"), Mapping)]
     return bool(marks), any(mark.get("ttl") == "1h" for mark in marks)
@@ -94,14 +200,18 @@ def estimate_cost(
     *,
     prompt_tokens: int | None = None,
     batch: bool = False,
+    writes: Sequence[tuple[int, str]] | None = None,
 ) -> Decimal:
-    """An upper bound of what ``request_body`` can cost on ``model`` at ``at`` (USD).
+    """What ``request_body`` can cost at most on ``model`` at ``at`` (USD), given its prompt size.
 
-    Prompt tokens (given, or :func:`prompt_token_bound`) × the dearest input rate the
-    request can be billed (the 1h or 5m write rate when it has ``cache_control``
-    markers, else the input rate, at the long-context tier the bound selects) +
-    ``max_tokens`` × the output rate + ``max_uses`` of a web search tool. Raises a
-    :class:`~cachewise.errors.PricingError` for a model it cannot price (fail closed).
+    Prompt tokens (given, e.g. counted, or :func:`prompt_token_bound`) priced as the request can be
+    billed: with ``writes`` (the plan's breakpoints, ``(prefix tokens, ttl)`` in prompt order) each
+    segment up to a breakpoint at the write rate of its TTL and the rest at the input rate; without
+    them, the whole prompt at the dearest rate its ``cache_control`` markers allow (the 1h or 5m write
+    rate, else the input rate). A read is never assumed (it is known only after the call). Rates at
+    the long-context tier the prompt selects; + ``max_tokens`` × the output rate + ``max_uses`` of a
+    web search tool. Raises a :class:`~cachewise.errors.PricingError` for a model it cannot price
+    (fail closed).
     """
     tokens = prompt_token_bound(request_body) if prompt_tokens is None else prompt_tokens
     rates = book.rates(
@@ -112,12 +222,22 @@ def estimate_cost(
         fast=request_body.get("speed") == "fast",
         us_residency=request_body.get("inference_geo") == "us",
     )
-    cached, hour = _has_cache_control(request_body)
-    per_token = rates.input
-    if cached:
-        per_token = max(per_token, rates.cache_write_5m, rates.cache_write_1h if hour else ZERO)
     max_tokens = int(request_body.get("max_tokens") or 0)
-    cost = Decimal(tokens) * per_token / MILLION + Decimal(max_tokens) * rates.output / MILLION
+    if writes is not None:
+        prompt_cost, done = ZERO, 0
+        for size, ttl in writes:
+            rate = rates.cache_write_1h if ttl == "1h" else rates.cache_write_5m
+            upto = min(max(size, done), tokens)
+            prompt_cost += Decimal(upto - done) * max(rate, rates.input)
+            done = upto
+        prompt_cost += Decimal(tokens - done) * rates.input
+    else:
+        cached, hour = _has_cache_control(request_body)
+        per_token = rates.input
+        if cached:
+            per_token = max(per_token, rates.cache_write_5m, rates.cache_write_1h if hour else ZERO)
+        prompt_cost = Decimal(tokens) * per_token
+    cost = prompt_cost / MILLION + Decimal(max_tokens) * rates.output / MILLION
     for tool in request_body.get("tools") or ():
         if isinstance(tool, Mapping) and str(tool.get("type", "")).startswith("web_search"):
             cost += Decimal(int(tool.get("max_uses") or 0)) * rates.web_search_per_1k / Decimal(1000)
@@ -144,6 +264,8 @@ class RuntimeBudget:
         tags: Mapping[str, str] | None = None,
         refresh_seconds: float = 60.0,
         clock: Callable[[], datetime] | None = None,
+        counter: TokenCounter | None = None,
+        count_budget: float | None = DEFAULT_COUNT_BUDGET,
     ) -> None:
         if not isinstance(limit, Decimal) or limit < 0:
             raise ValueError(f"limit must be a non-negative Decimal, got {limit!r}")
@@ -158,6 +280,10 @@ class RuntimeBudget:
         self._models = sorted(PriceBook.default().resolve_model(model)) if model is not None else None
         self.tags = dict(tags or {})
         self.refresh_seconds = refresh_seconds
+        self.counter = counter
+        self.count_budget = count_budget
+        #: The last request's prompt size (what the last estimate was made from), for diagnostics.
+        self.last_size: PromptSize | None = None
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._local: dict[str, Decimal | None] = {}
@@ -215,20 +341,37 @@ class RuntimeBudget:
         book: PriceBook | None = None,
         at: datetime | None = None,
         prompt_tokens: int | None = None,
+        plan: Plan | None = None,
+        counter: Any | None = None,
     ) -> Decimal:
         """Estimate ``request_body`` (:func:`estimate_cost`) and :meth:`check` it; return the estimate.
 
-        Fails closed: a request that cannot be estimated (unknown model, no price then, a document
-        whose size cannot be bounded) raises :class:`~cachewise.errors.UnpricedSpend`, never $0.
+        The prompt is sized by :func:`prompt_size`: ``prompt_tokens`` if given, else the ``plan``'s
+        count, else a count_tokens call through this budget's counter (or ``counter``, the planner's,
+        when it is a sync :class:`~cachewise.tokens.TokenCounter`), else a bound; the plan's
+        breakpoints price the cache writes. Fails closed: a request that cannot be estimated
+        (unknown model, no price then, a document whose size cannot be bounded) raises
+        :class:`~cachewise.errors.UnpricedSpend`, never $0.
         """
         model = str(request_body.get("model"))
         try:
+            if prompt_tokens is not None:
+                size = PromptSize(prompt_tokens, True, "given")
+            else:
+                size = prompt_size(
+                    request_body,
+                    plan=plan,
+                    counter=self.counter or counter,
+                    count_budget=self.count_budget,
+                )
+            self.last_size = size
             estimate = estimate_cost(
                 request_body,
                 model,
                 book or PriceBook.default(),
                 at or self._clock(),
-                prompt_tokens=prompt_tokens,
+                prompt_tokens=size.tokens,
+                writes=size.writes,
             )
         except (PricingError, ValueError) as exc:
             raise UnpricedSpend(self.name, self.limit, 1, f"this request cannot be estimated: {exc}") from exc

@@ -24,11 +24,15 @@ from .options import (
     db_option,
     ledger_frame,
     ledger_url,
+    output_option,
     output_problem,
+    price_book,
+    price_table_option,
     tag_option,
     when,
     write_output,
 )
+from .options import window as since_until
 
 __all__ = ["budget"]
 
@@ -75,7 +79,9 @@ def budget() -> None:
 @db_option()
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
               help="pyproject.toml or cachewise.toml (default: found from here up).")  # fmt: skip
-@click.option("--since", default=None, help="Start of the run (window 'run'): ISO datetime, 30m, 2h, today.")
+@click.option(
+    "--since", default=None, help="Start of the run (window 'run'): 30m, 24h, 7d, today or an ISO date."
+)
 @click.option("--run-id", default=None, help=f"The run (window 'run'): calls tagged {RUN_TAG}=ID.")
 @click.option("--at", "at", default=None, help="Check as of this time instead of now (ISO).")
 @click.option("--limit", default=None, metavar="USD", help="An ad-hoc budget instead of the configured ones.")
@@ -87,6 +93,7 @@ def budget() -> None:
 @click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[FILE]",
               type=OutputPath(allow_dash=True),
               help="Results as JSON: to FILE, or on stdout instead of text.")  # fmt: skip
+@price_table_option()
 def check(
     db: str | None,
     config: Path | None,
@@ -99,11 +106,13 @@ def check(
     tags: dict[str, str],
     junit: Path | None,
     json_out: Path | None,
+    overlays: tuple[Path, ...],
 ) -> None:
     """Check the budgets: exit 0 within, 1 over (or any call that cannot be priced), 2 usage error.
 
     Under GitHub Actions (GITHUB_ACTIONS set) each failure is printed as an ::error annotation,
-    and a Markdown table is appended to $GITHUB_STEP_SUMMARY when it is set.
+    and a Markdown table is appended to $GITHUB_STEP_SUMMARY when it is set. With --price-table,
+    every call is priced under those prices instead of as recorded.
     """
     now = when(at, "--at", datetime.now(UTC)) or datetime.now(UTC)
     run_since = when(since, "--since", now)
@@ -113,18 +122,31 @@ def check(
         if problem:
             _usage_error(f"${STEP_SUMMARY} {summary_path!r}: {problem}")
     budgets = _budgets(config, limit, window, model, tags)  # a BudgetConfigError exits 2 (CliGroup)
+    book = price_book(overlays)  # a PriceTableError exits 2 (cachewise.cli.errors)
     starts = [window_start(spec.window, now, run_since) for spec in budgets]
     earliest = None if any(start is None for start in starts) else min(s for s in starts if s is not None)
     quarantine = ledger_frame(db, since=earliest, until=now, quarantine=True)
-    from ..ledger import Ledger
+    if overlays:  # every call priced under the overlay: a repriced frame (the ledger is unchanged)
+        frame = ledger_frame(db, since=earliest, until=now, book=book)
+        results = check_budgets(
+            frame, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine, book=book
+        )
+    else:
+        from ..ledger import Ledger
 
-    try:  # each budget summed in SQL over its window and scope
-        with Ledger(ledger_url(db, must_exist=True), create=False) as ledger:
-            results = check_budgets(
-                ledger, budgets, now=now, run_since=run_since, run_id=run_id, quarantine=quarantine
-            )
-    except LedgerError as exc:
-        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+        try:  # each budget summed in SQL over its window and scope
+            with Ledger(ledger_url(db, must_exist=True), create=False) as ledger:
+                results = check_budgets(
+                    ledger,
+                    budgets,
+                    now=now,
+                    run_since=run_since,
+                    run_id=run_id,
+                    quarantine=quarantine,
+                    book=book,
+                )
+        except LedgerError as exc:
+            raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
     if json_out == Path("-"):
         click.echo(results_json(results), nl=False)
     else:
@@ -148,23 +170,31 @@ def check(
 
 @budget.command()
 @db_option()
-@click.option("--since", default=None, help="Start of the reference run: ISO datetime, 30m, 2h, today.")
-@click.option("--until", default=None, help="End of the reference run (default now).")
+@click.option("--since", default=None, help="Start of the reference run: 30m, 24h, 7d, today or an ISO date.")
+@click.option("--until", default=None, help="End of the reference run: same forms as --since (default now).")
 @click.option("--run-id", default=None, help=f"The reference run: calls tagged {RUN_TAG}=ID.")
 @click.option("--test-tag", default="test", show_default=True, help="Tag naming the test of each call.")
-@click.option("--output", "output", required=True, type=OutputPath(),
-              help="Where to write the baseline JSON (its folder must exist).")  # fmt: skip
+@output_option("Where to write the baseline JSON (its folder must exist).", required=True)
+@price_table_option()
 def baseline(
-    db: str | None, since: str | None, until: str | None, run_id: str | None, test_tag: str, output: Path
+    db: str | None,
+    since: str | None,
+    until: str | None,
+    run_id: str | None,
+    test_tag: str,
+    output: Path,
+    overlays: tuple[Path, ...],
 ) -> None:
-    """Write a baseline (cost per test and model, hit ratio, write waste) from a reference run, e.g. main."""
+    """Write a baseline (cost per test and model, hit ratio, write waste) from a reference run, e.g. main.
+
+    With --price-table, every call is priced under those prices instead of as recorded."""
     now = datetime.now(UTC)
-    start, end = when(since, "--since", now), when(until, "--until", now) or now
+    start, end = since_until(since, until, now)
+    end = end or now
     if start is None and run_id is None:
         _usage_error("baseline: give --since or --run-id to mark the reference run")
-    if start is not None and start > end:
-        _usage_error(f"--since {since!r} ({start.isoformat()}) is after --until ({end.isoformat()})")
-    frame = ledger_frame(db, since=start, until=end, tags={RUN_TAG: run_id} if run_id else None)
+    book = price_book(overlays) if overlays else None
+    frame = ledger_frame(db, since=start, until=end, tags={RUN_TAG: run_id} if run_id else None, book=book)
     try:
         data = build_baseline(frame, test_tag=test_tag, now=now)
     except BudgetConfigError as exc:  # a finding: the reference run has calls that cannot be priced

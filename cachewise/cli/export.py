@@ -12,7 +12,7 @@ import click
 from ..errors import LedgerError
 from ..progress import progress
 from .errors import CliError
-from .options import OutputPath, count_option, db_option, ledger_url, window
+from .options import count_option, db_option, ledger_url, output_option, window
 
 __all__ = ["export"]
 
@@ -26,7 +26,7 @@ __all__ = ["export"]
     "--since", default=None, help="Start: 30m, 24h, 7d, today or an ISO date (default: everything)."
 )
 @click.option("--until", default=None, help="End, exclusive: same forms as --since (default: now).")
-@click.option("--output", "-o", type=OutputPath(), default=None, help="File (default stdout).")
+@output_option("File (default stdout).")
 @count_option("--chunk-rows", default=100_000, minimum=1, help="Rows read and written per chunk.")
 def export(
     db: str | None, fmt: str, since: str | None, until: str | None, output: Path | None, chunk_rows: int

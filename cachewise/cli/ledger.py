@@ -28,9 +28,9 @@ from ..progress import progress
 from .options import (
     DB_HELP,
     LEDGER_DEFAULT,
-    OutputPath,
     db_option,
     ledger_url,
+    output_option,
     price_table_option,
     tag_option,
     window,
@@ -155,7 +155,7 @@ def replay(ctx: click.Context) -> None:
     "--table",
     "table",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A whole price table, or an overlay marked `overlay: true` (instead of --price-table).",
+    help="A whole price table (for an overlay, use --price-table).",
 )
 @click.option(
     "--base",
@@ -168,7 +168,7 @@ def replay(ctx: click.Context) -> None:
 @click.option("--model", "models", multiple=True, help="Only these models (repeatable).")
 @tag_option("Only calls with this tag (repeatable).")
 @click.option("--store/--no-store", default=False, help="Keep the result in the reprices table.")
-@click.option("--output", "--out", "out", type=OutputPath(), help="Write per-call rows as CSV to this file.")
+@output_option("Write per-call rows as CSV to this file.", "--out", dest="out")
 @click.pass_context
 def reprice(
     ctx: click.Context,

@@ -33,6 +33,7 @@ __all__ = [
     "db_option",
     "ledger_frame",
     "ledger_url",
+    "output_option",
     "pairs",
     "price_book",
     "price_table_option",
@@ -102,6 +103,12 @@ def price_table_option() -> Callable[[F], F]:
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
         help="A price overlay file laid over the shipped table (repeatable, in order).",
     )
+
+
+def output_option(help: str, *aliases: str, dest: str = "output", required: bool = False) -> Callable[[F], F]:
+    """``--output FILE`` / ``-o FILE``: the file a command writes, the same spelling in every command
+    (``aliases``: older spellings a command keeps, e.g. ``--out``)."""
+    return click.option("--output", "-o", *aliases, dest, type=OutputPath(), required=required, help=help)
 
 
 def price_book(overlays: Sequence[Path]) -> PriceBook:
@@ -294,13 +301,56 @@ def ledger_frame(
     model: str | Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
     quarantine: bool = False,
+    book: PriceBook | None = None,
 ) -> pd.DataFrame:
     """The calls of an existing ledger as a frame (``quarantine``: the records it quarantined in
-    the window instead, calls that are in no total); any failure is an ``Error:`` naming ``--db``."""
+    the window instead, calls that are in no total); any failure is an ``Error:`` naming ``--db``.
+
+    ``book`` (from ``--price-table``): every call priced under it, as ``cachewise ledger reprice``
+    does (at its own time, with its own modifiers), instead of as recorded; the ledger is unchanged.
+    """
     from ..reports.source import load_frame, load_quarantine
 
     reader = load_quarantine if quarantine else load_frame
-    return _read_ledger(reader, db, since=since, until=until, model=model, tags=tags)
+    frame = _read_ledger(reader, db, since=since, until=until, model=model, tags=tags)
+    if book is None or quarantine or not len(frame):
+        return frame
+    return _repriced(frame, db, book, since=since, until=until, model=model, tags=tags)
+
+
+def _repriced(
+    frame: pd.DataFrame,
+    db: str | None,
+    book: PriceBook,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    model: str | Sequence[str] | None,
+    tags: Mapping[str, str] | None,
+) -> pd.DataFrame:
+    """``frame`` with its costs as ``book`` prices each call (``Ledger.reprice``, nothing stored)."""
+    from ..ledger import Ledger
+    from ..reports.columns import COST_COLUMNS
+
+    url = ledger_url(db, must_exist=True)
+    try:
+        with Ledger(url) as ledger:
+            priced = ledger.reprice(
+                book, since=since, until=until, model=model, tags=dict(tags) if tags else None
+            )
+    except LedgerError as exc:
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+    by_id = priced.set_index("request_id")
+    ids = frame["request_id"]
+    out = frame.copy()
+    for name in COST_COLUMNS:
+        out[name] = ids.map(by_id[f"repriced_{name}"]).astype(object)
+        out[name] = out[name].where(out[name].notna(), None)
+    out["cost_error"] = ids.map(by_id["repriced_cost_error"]).astype(object)
+    out["cost_error"] = out["cost_error"].where(out["cost_error"].notna(), None)
+    if "price_table_version" in out.columns:
+        out["price_table_version"] = book.version
+    return out
 
 
 def _read_ledger(

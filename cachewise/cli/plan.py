@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import json_source_map
 
 from ..annotations import escape_data, escape_property
 from ..lint import LintWarning, lint_family
-from ..planner import CachePlanner
+from ..planner import CachePlanner, Plan
+from ..pricing import PriceBook
 from ..tokens import DEFAULT_BASE_URL, TokenCounter, TokenMemo
 from .errors import finding
-from .options import HttpUrl, OutputPath, price_book, price_table_option, write_output
+from .options import HttpUrl, output_option, price_book, price_table_option, write_output
 
 __all__ = ["lint", "plan"]
 
@@ -54,7 +56,7 @@ def _load(path: str) -> dict[str, Any]:
 @click.option(
     "--memo", type=click.Path(dir_okay=False), help="Token-count memo file (default in the user cache dir)."
 )
-@click.option("--output", "-o", type=OutputPath(), help="Write the planned request JSON here.")
+@output_option("Write the planned request JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead of text.")
 @price_table_option()
 def plan(
@@ -69,6 +71,9 @@ def plan(
     overlays: tuple[Path, ...],
 ) -> None:
     """Plan prompt-cache breakpoints for REQUEST (a Messages request as JSON; - for stdin) and explain them.
+
+    The last line is what a runtime budget would count the planned request as before sending it
+    (docs/budgets.md): counted prompt tokens where known, the plan's cache writes, max_tokens of output.
 
     Without history the planner uses its documented defaults (docs/planner.md). Prefix sizes
     are counted with count_tokens at --base-url (the API, or a cachewise emulator) when the
@@ -89,10 +94,10 @@ def plan(
         counter = TokenCounter(
             http, base_url=url, api_key=api_key, memo=TokenMemo(memo) if memo else TokenMemo.default()
         )
+    book = price_book(overlays)
     try:
-        result = CachePlanner(counter, book=price_book(overlays)).plan(
-            request, record=False
-        )  # a CachewiseError exits 2 (CliGroup)
+        result = CachePlanner(counter, book=book).plan(request, record=False)  # a CachewiseError exits 2
+        estimate = _estimate(result, counter, book)
     finally:
         if http is not None:
             http.close()
@@ -123,12 +128,48 @@ def plan(
                         for r in result.rejected
                     ],
                     "notes": list(result.notes),
+                    "budget_estimate": estimate,
                 },
                 indent=2,
             )
         )
     else:
         click.echo(result.explain())
+        click.echo(_estimate_line(estimate))
+
+
+def _estimate(result: Plan, counter: TokenCounter | None, book: PriceBook) -> dict[str, Any]:
+    """What a runtime budget would count this planned request as (docs/budgets.md), as JSON."""
+    from ..budget.runtime import estimate_cost, prompt_size
+    from ..errors import PricingError
+
+    body = result.request
+    try:
+        size = prompt_size(body, plan=result, counter=counter)
+        usd = estimate_cost(
+            body, result.model, book, result.planned_at, prompt_tokens=size.tokens, writes=size.writes
+        )
+    except (PricingError, ValueError) as exc:
+        return {"usd": None, "error": str(exc)}
+    return {
+        "usd": format(usd, "f"),
+        "prompt_tokens": size.tokens,
+        "counted": size.counted,
+        "source": size.source,
+        "max_tokens": int(body.get("max_tokens") or 0),
+    }
+
+
+def _estimate_line(estimate: dict[str, Any]) -> str:
+    if estimate["usd"] is None:
+        return f"Budget estimate: none ({estimate['error']})"
+    tokens = f"{estimate['prompt_tokens']:,} prompt tokens " + (
+        f"counted ({estimate['source']})" if estimate["counted"] else "at most (a bound)"
+    )
+    return (
+        f"Budget estimate: at most ${Decimal(estimate['usd']).quantize(Decimal('0.0001'), ROUND_CEILING)} "
+        f"({tokens}; {estimate['max_tokens']:,} max_tokens of output)"
+    )
 
 
 def _source_lines(path: str) -> dict[str, int]:

@@ -15,11 +15,13 @@ from ..reports.render import FORMATS, build_report, render
 from ..reports.source import LedgerSource
 from .errors import CliError
 from .options import (
-    OutputPath,
     count_option,
     db_option,
     ledger_frame,
     ledger_url,
+    output_option,
+    price_book,
+    price_table_option,
     tag_option,
     window,
     write_output,
@@ -28,12 +30,12 @@ from .options import (
 __all__ = ["report"]
 
 
-def _model_names(model: str | None) -> list[str] | None:
+def _model_names(model: str | None, book: PriceBook) -> list[str] | None:
     """Every name ``--model`` is stored under (an alias matches its dated id and back)."""
     if model is None:
         return None
     try:
-        return sorted(PriceBook.default().resolve_model(model))
+        return sorted(book.resolve_model(model))
     except UnknownModelError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc
 
@@ -57,12 +59,9 @@ def _model_names(model: str | None) -> list[str] | None:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
 )
-@click.option(
-    "--output",
-    "output",
-    type=OutputPath(),
-    help="Write to FILE instead of stdout (its folder must exist).",
-)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON (the same as --format json).")
+@output_option("Write to FILE instead of stdout (its folder must exist).")
+@price_table_option()
 def report(
     db: str | None,
     since: str,
@@ -73,29 +72,44 @@ def report(
     top: int,
     calls: int,
     fmt: str,
+    as_json: bool,
     output: Path | None,
+    overlays: tuple[Path, ...],
 ) -> None:
     """Where the money went and what caching saved, grouped by model, day or tag.
 
     Unpriced calls are listed apart with their token counts; a total that leaves them out
     is marked INCOMPLETE. The exit code is 0 even then (use `cachewise budget check` to fail CI).
+    With --price-table, every call is priced under those prices instead of as recorded.
     """
+    if as_json:
+        if fmt not in ("table", "json"):
+            raise click.UsageError(f"--json and --format {fmt}: give one of them")
+        fmt = "json"
     now = datetime.now(UTC)
     start, end = window(since, until, now)
-    names = _model_names(model)
+    book = price_book(overlays)  # a PriceTableError exits 2 (cachewise.cli.errors)
+    names = _model_names(model, book)
     quarantine = ledger_frame(db, since=start, until=end, model=names, tags=tags, quarantine=True)
-    url = ledger_url(db, must_exist=True)
-    try:  # sums grouped in SQL: memory follows the groups, not the calls
-        with LedgerSource.open(url, since=start, until=end, model=names, tags=tags) as source:
-            try:
-                result = build_report(
-                    source, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine
-                )
-            except ValueError as exc:
-                raise click.BadParameter(str(exc), param_hint="--by") from exc
+    try:
+        if overlays:  # every call priced under the overlay: a repriced frame (the ledger is unchanged)
+            frame = ledger_frame(db, since=start, until=end, model=names, tags=tags, book=book)
+            result = build_report(
+                frame, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine
+            )
             text = render(result, fmt)
-    except LedgerError as exc:
-        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+        else:
+            try:  # sums grouped in SQL: memory follows the groups, not the calls
+                url = ledger_url(db, must_exist=True)
+                with LedgerSource.open(url, since=start, until=end, model=names, tags=tags) as source:
+                    result = build_report(
+                        source, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine
+                    )
+                    text = render(result, fmt)
+            except LedgerError as exc:
+                raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from exc
     if model is not None and not result.totals["calls"]:
         click.echo(f"note: --model {model} matched no call in the window", err=True)
     if fmt == "html" and not charts_available():

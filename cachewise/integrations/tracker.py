@@ -18,6 +18,7 @@ Recording never raises into the caller (except under pytest; see
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -147,6 +148,17 @@ def _breakpoints_of(plan: Plan | None) -> tuple[Breakpoint, ...]:
     )
 
 
+def _takes_plan(check: Callable[..., Any]) -> bool:
+    """Whether a budget's ``check_request`` accepts ``plan=`` and ``counter=`` (or ``**kwargs``)."""
+    try:
+        params = inspect.signature(check).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    return "plan" in params and "counter" in params
+
+
 def serialised(body: Mapping[str, Any]) -> bytes:
     """``body`` as the JSON the SDK sends (compact, UTF-8, no NaN); raises if it is not JSON."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
@@ -262,7 +274,7 @@ class CallTracker:
                 swallow("planner (body not serialisable)", exc)
                 new_body, planned = body, None
         if self.budget is not None and body is not None:
-            self._check_budget(new_body or body, started_at)
+            self._check_budget(new_body or body, started_at, planned)
         return Prepared(
             original=body,
             body=new_body,
@@ -273,11 +285,17 @@ class CallTracker:
             payload=payload,
         )
 
-    def _check_budget(self, body: Mapping[str, Any], at: datetime) -> None:
+    def _check_budget(self, body: Mapping[str, Any], at: datetime, plan: Plan | None) -> None:
         budget = self.budget
         assert budget is not None
-        # BudgetExceeded (and UnpricedSpend: fail closed) are meant to reach the caller.
-        budget.check_request(body, book=self.book, at=at)
+        # The plan's counted tokens and breakpoints size the estimate; the planner's counter counts
+        # a prompt the plan did not. BudgetExceeded (and UnpricedSpend: fail closed) reach the caller.
+        # A budget written before check_request took plan= and counter= is called as before.
+        if _takes_plan(budget.check_request):
+            counter = getattr(self.planner, "counter", None)
+            budget.check_request(body, book=self.book, at=at, plan=plan, counter=counter)
+        else:
+            budget.check_request(body, book=self.book, at=at)
 
     # -- after ----------------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ JSON and CSV carry money as the exact ``Decimal`` in plain notation (``0.0000001
 ``1E-7``); ratios are rounded to :data:`RATIO_DIGITS` places and the effective input price (a
 quotient) to :data:`PRICE_QUANT`. The human formats round money for display. The terminal table
 takes the terminal's width: below :data:`COMPACT_BELOW` columns it keeps the compact columns only,
-and it leaves out value columns (saying which) rather than cut a key. A total that leaves out
+and it leaves out value columns (saying which) rather than cut a key, a heading or an amount
+(each column is as wide as its widest cell; only a reason or a label wraps). A total that leaves out
 unpriced calls is always marked incomplete, in every format.
 """
 
@@ -122,17 +123,29 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Headings of the free-text columns that may wrap (a reason, a label); every other cell, headings
+#: included, is shown whole or its column is left out.
+WRAPPING = ("why", "label")
+#: The narrowest a wrapping column is squeezed to (characters).
+WRAP_MIN = 20
+
+
 def _rich_table(section: Section, columns: list[int]) -> Any:
     from rich import box
     from rich.table import Table
 
     table = Table(title=section.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for index in columns:
+        head = section.head[index]
+        full = max([len(head), *(len(cells[index]) for cells in section.body)])
+        wraps = index >= section.keys and head in WRAPPING
         table.add_column(
-            section.head[index],
+            head,
             justify="left" if index < section.text else "right",
-            # a key or a figure is shown whole or not at all; other text (a reason) may wrap
-            no_wrap=index < section.keys or index >= section.text,
+            # a key, a heading or a figure is shown whole (min_width: rich never shrinks it) or
+            # not at all; a reason or a label may wrap, down to WRAP_MIN
+            no_wrap=not wraps,
+            min_width=min(full, WRAP_MIN) if wraps else full,
             overflow="fold",
         )
     for cells in section.body:

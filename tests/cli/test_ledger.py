@@ -4,6 +4,7 @@ hint a read-only command gives when the default ledger is missing but the demo r
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -146,3 +147,16 @@ def test_reprice_needs_prices(priced_db: Path) -> None:
     result = CliRunner().invoke(cli, ["ledger", "reprice", "--db", str(priced_db)])
     assert result.exit_code == 2
     assert "--price-table OVERLAY or --table FILE" in result.output
+
+
+def test_every_doc_names_the_one_default_ledger(home: Path) -> None:
+    """README and docs/ name one default ledger file, the one `cachewise ledger path` prints."""
+    root = Path(__file__).resolve().parents[2]
+    texts = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    names: set[str] = set()
+    for doc in texts:
+        names |= set(re.findall(r"cachewise/([\w-]+\.(?:db|sqlite3?))\b", doc.read_text(encoding="utf-8")))
+    # the ledger, the demo's own, and the token-count memo (not a ledger)
+    assert names == {"ledger.db", "demo.sqlite", "tokens.sqlite3"}
+    printed = CliRunner().invoke(cli, ["ledger", "path"]).output.splitlines()[0]
+    assert Path(printed).name == "ledger.db"

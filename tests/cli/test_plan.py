@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,27 @@ def test_lint_annotations_point_at_the_line_of_the_path(tmp_path: Path) -> None:
     assert found == expected
     stdin = CliRunner().invoke(cli, ["lint", "-", "--github"], input=text)
     assert "::error file=-,title=cachewise lint::system.0.cache_control.ttl" in stdin.output
+
+
+def test_plan_shows_the_runtime_budget_estimate_counted_or_bounded(tmp_path: Path) -> None:
+    """Issue 16, point 7: the estimate a runtime budget makes, from counted tokens when it can."""
+    body = {**chat(words(3000)), "max_tokens": 1000}
+    request = write(tmp_path, "r.json", body)
+    offline = CliRunner().invoke(cli, ["plan", request, "--offline", "--json"])
+    assert offline.exit_code == 0, offline.output
+    bounded = json.loads(offline.output)["budget_estimate"]
+    assert not bounded["counted"] and bounded["source"] == "bytes" and bounded["max_tokens"] == 1000
+    argv = ["plan", request, "--api-key", "k", "--memo", str(tmp_path / "memo.sqlite3")]
+    with EmulatorServer() as server:
+        counted_run = CliRunner().invoke(cli, [*argv, "--base-url", server.base_url, "--json"])
+        text_run = CliRunner().invoke(cli, [*argv, "--base-url", server.base_url])
+    assert counted_run.exit_code == 0, counted_run.output
+    counted = json.loads(counted_run.output)["budget_estimate"]
+    assert counted["counted"] and counted["source"] in ("plan", "count_tokens")
+    assert counted["prompt_tokens"] < bounded["prompt_tokens"] / 2  # tokens, not bytes
+    assert Decimal(counted["usd"]) < Decimal(bounded["usd"])
+    assert Decimal(counted["usd"]) >= Decimal(1000) * 15 / 1_000_000  # max_tokens of output at $15/M
+    last = text_run.output.strip().splitlines()[-1]
+    assert (
+        last.startswith("Budget estimate: at most $0.") and "counted" in last and "1,000 max_tokens" in last
+    )

@@ -201,3 +201,58 @@ def test_json_and_csv_money_is_plain_and_ratios_rounded(tmp_path: Path) -> None:
     haiku = next(r for r in csv.DictReader(io.StringIO(out)) if r["model"] == "claude-haiku-4-5")
     assert len(haiku["hit_ratio"].partition(".")[2]) <= 4
     assert len(haiku["effective_input_price"].partition(".")[2]) <= 6
+
+
+HEADINGS = {
+    "model", "calls", "unpriced", "prompt tok", "output tok", "hit ratio", "wasted write tok", "cost",
+    "no-cache", "saved", "in $/MTok", "prefix", "label", "why", "started_at", "request_id", "input tok",
+    "write tok", "read tok", "wasted tok",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The sample ledger: long model names (claude-experimental-0), money over $1 and below 0."""
+    from datetime import UTC, datetime
+
+    from cachewise.reports.sample import sample_ledger
+
+    end = datetime(2026, 11, 30, tzinfo=UTC)
+    return str(sample_ledger(tmp_path_factory.mktemp("sample") / "s.db", days=3, end=end))
+
+
+def _tables(out: str) -> list[tuple[list[str], list[str]]]:
+    """(headings, body lines) of each table printed: the line above each ──── rule is the heading."""
+    lines = out.splitlines()
+    found = []
+    for at, line in enumerate(lines):
+        if line.strip().startswith("─"):
+            body = []
+            for below in lines[at + 1 :]:
+                if not below.strip():
+                    break
+                body.append(below)
+            found.append((re.split(r"\s{2,}", lines[at - 1].strip()), body))
+    return found
+
+
+@pytest.mark.parametrize("columns", [120, 100, 99, 80])
+def test_piped_tables_show_whole_headings_keys_and_money(sample_db: str, columns: int) -> None:
+    """Not a terminal: COLUMNS (else 120) wide; every heading, key and amount whole, or left out."""
+    argv = ["report", "--db", sample_db, "--since", "2026-11-01", "--until", "2026-12-01", "--calls", "5"]
+    result = CliRunner().invoke(cli, argv, env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    tables = _tables(result.output)
+    assert len(tables) == 4
+    for head, body in tables:
+        assert set(head) <= HEADINGS, head  # no heading cut ("prompt to", "hit rati")
+        assert all(len(line) <= max(columns, 120) for line in body)
+    amounts = re.findall(r"-?\$[\d,.]+", result.output)
+    assert amounts and all(re.fullmatch(r"-?\$[\d,]+\.\d{4}", a) for a in amounts), amounts  # 4 decimals
+    assert re.search(r"(?<![\w$])-\$0\.\d{4}", result.output)  # negative money: -$0.0300, never $-0.03
+    assert "claude-experimental-0" in result.output  # the longest key, whole
+    by_model = tables[0][0]
+    if columns < 100:
+        assert by_model == ["model", "calls", "hit ratio", "cost", "saved"]  # the compact layout
+    else:
+        assert "unpriced" in by_model and len(by_model) > 5  # the full layout, as many as fit
