@@ -24,14 +24,17 @@ BIG = 2**63  # one above BIGINT: the database refuses the row
 
 def _ledger(tmp_path: Path, *, refused: bool) -> Path:
     path = tmp_path / "ledger.sqlite"
-    start = datetime.now(UTC) - timedelta(hours=1)
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = max(now - timedelta(hours=1), midnight)  # today's "day" window holds every row, even at 00:05
+    step = (now - start) / 10
     with Ledger(path, spool_dir=tmp_path / "spool") as led:
         for i in range(6):
-            record = make_record(i, started_at=start + timedelta(minutes=i), tags={"feature": "chat"})
+            record = make_record(i, started_at=start + i * step, tags={"feature": "chat"})
             if refused and i == 3:
                 record = make_record(
                     i,
-                    started_at=start + timedelta(minutes=i),
+                    started_at=start + i * step,
                     tags={"feature": "chat"},
                     usage=Usage(input_tokens=BIG, output_tokens=5),
                 )
