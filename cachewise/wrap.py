@@ -77,6 +77,7 @@ def wrap(
     book: PriceBook | None = None,
     budget: BudgetLike | None = None,
     sinks: Sequence[RecordSink] = (),
+    diagnostics: bool = True,
 ) -> ClientT:
     """Return ``client`` with planning and recording; the original client is not changed.
 
@@ -88,6 +89,8 @@ def wrap(
     ``budget``: a runtime budget checked before each request (raises ``BudgetExceeded``).
     ``sinks``: more places each call's record goes (anything with ``add(record)``), besides the
     ledger, the budget and the sinks registered with :func:`cachewise.sinks.register`.
+    ``diagnostics``: ask the API why a call missed the cache (``diagnostics.previous_message_id``,
+    docs/why.md); the reason is kept on the call's row. Refused once, it is not sent again.
     """
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
         platform = type(client).__name__ in _PLATFORM_CLIENTS
@@ -111,7 +114,14 @@ def wrap(
     else:
         chosen = planner
     tracker = CallTracker(
-        ledger=_ledger(ledger), planner=chosen, clock=clock, tags=tags, book=book, budget=budget, sinks=sinks
+        ledger=_ledger(ledger),
+        planner=chosen,
+        clock=clock,
+        tags=tags,
+        book=book,
+        budget=budget,
+        sinks=sinks,
+        diagnostics=diagnostics,
     )
     wrapped: ClientT = cast(Any, client).with_middleware(CachewiseMiddleware(tracker))
     setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it

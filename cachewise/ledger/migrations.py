@@ -243,12 +243,25 @@ def _0005_money_units(conn: Connection) -> None:
     )
 
 
+_MISS_REASONS = "0006_miss_reasons"
+
+
+def _0006_miss_reasons(conn: Connection) -> None:
+    """Why a call missed the cache (docs/why.md): the local reason and detail, the API's reason."""
+    detail = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.execute(text("ALTER TABLE calls ADD COLUMN miss_reason TEXT"))
+    conn.execute(text(f"ALTER TABLE calls ADD COLUMN miss_detail {detail}"))
+    conn.execute(text("ALTER TABLE calls ADD COLUMN api_miss_reason TEXT"))
+    conn.execute(text("ALTER TABLE calls ADD COLUMN api_missed_tokens BIGINT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
     Migration(3, "0003_reprices", _0003_reprices),
     Migration(4, "0004_quarantine_raw_usage", _0004_quarantine_raw_usage),
     Migration(5, _0005_NAME, _0005_money_units),
+    Migration(6, _MISS_REASONS, _0006_miss_reasons),
 )
 
 

@@ -120,6 +120,10 @@ calls = Table(
         Column(name, BigInteger, comment="the money column in 10^-12 units (step 0005)")
         for name in UNITS_COLUMNS
     ),
+    Column("miss_reason", Text, comment="local miss reason, docs/why.md (step 0006)"),
+    Column("miss_detail", json_type(), comment="where the prefix differed: level, position, hashes, tokens"),
+    Column("api_miss_reason", Text, comment="the API's diagnostics.cache_miss_reason type (step 0006)"),
+    Column("api_missed_tokens", BigInteger, comment="the API's cache_missed_input_tokens (step 0006)"),
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),

@@ -42,7 +42,7 @@ def test_upgrade_a_populated_ledger_from_every_earlier_step(
         present = {c.name for c in calls_old.c}
         assert ("custom_id" in present) == (step >= 2)
         assert ("raw_usage" in present) == (step >= 4)
-        assert "cost_total_units" not in present
+        assert ("cost_total_units" in present) == (step >= 5)
         rows = []
         for i in range(3):
             full = make_record(i, tags={"feature": "search"}).to_row()
