@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("demo", "demo"),
     ("proxy", "proxy"),
     ("export", "export"),
+    ("why", "why"),
 ]
 
 
