@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("proxy", "proxy"),
     ("export", "export"),
     ("why", "why"),
+    ("import_cmd", "import_group"),
 ]
 
 
