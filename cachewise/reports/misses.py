@@ -4,7 +4,9 @@ The reasons are those on the ledger rows (docs/why.md): the local one (``miss_re
 level where the prefix changed) and the API's (``api_miss_reason``). The money of one miss is
 :func:`cachewise.diagnose.missed_cost`: the call's bill minus its bill had the missed tokens been
 read from the cache, priced with the price book at the call's own time (exact ``Decimal``). The
-tokens are the API's ``cache_missed_input_tokens`` when it gave them, else the local estimate.
+tokens are the API's ``cache_missed_input_tokens`` when it gave them, else the local estimate; a call
+the local diff saw read everything its predecessor cached costs nothing (the API may still name a
+divergence, e.g. ``messages_changed`` when an earlier user turn differs but the system was read).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class MissCause:
 
 
 def _tokens(record: CallRecord) -> int:
+    if record.miss_reason is None:
+        return 0  # the local diff saw a full read: the API's divergence cost this call nothing
     if record.api_missed_tokens is not None:
         return record.api_missed_tokens
     detail: Mapping[str, Any] = record.miss_detail or {}
