@@ -46,13 +46,19 @@ def test_causes_group_by_reason_and_level_and_rank_by_cost() -> None:
 def test_the_apis_tokens_win_and_unknown_models_are_unpriced() -> None:
     api = CallRecord.priced(
         usage=Usage(ephemeral_5m_input_tokens=800), model=MODEL, started_at=AT, request_id="a",
+        miss_reason="prefix_changed", miss_detail={"tokens": 800, "level": "tools"},
         api_miss_reason="tools_changed", api_missed_tokens=500,
+    )  # fmt: skip
+    hit = CallRecord.priced(
+        usage=Usage(input_tokens=800), model=MODEL, started_at=AT, request_id="c",
+        api_miss_reason="messages_changed", api_missed_tokens=700,
     )  # fmt: skip
     unknown = CallRecord.priced(
         usage=Usage(ephemeral_5m_input_tokens=800), model="claude-nobody-1", started_at=AT, request_id="b",
         miss_reason="expired", miss_detail={"tokens": 800},
     )  # fmt: skip
-    causes = {c.reason: c for c in miss_causes([api, unknown])}
-    assert causes["api:tools_changed"].tokens == 500
-    assert causes["api:tools_changed"].cost == missed_cost(PriceBook.default(), api.usage, MODEL, AT, 500)
+    causes = {c.reason: c for c in miss_causes([api, unknown, hit])}
+    assert causes["prefix_changed"].tokens == 500
+    assert causes["prefix_changed"].cost == missed_cost(PriceBook.default(), api.usage, MODEL, AT, 500)
+    assert (causes["api:messages_changed"].tokens, causes["api:messages_changed"].cost) == (0, 0)
     assert causes["expired"].unpriced == 1 and causes["expired"].cost == 0
