@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("export", "export"),
     ("why", "why"),
     ("import_cmd", "import_group"),
+    ("whatif", "whatif"),
 ]
 
 
