@@ -63,6 +63,8 @@ def test_one_db_option_with_one_help_text() -> None:
         "demo",
         "export",
         "proxy",
+        "why",
+        "import claude-code",
     }
     prefix = DB_HELP.split("{default}")[0]
     assert all(o.help and o.help.startswith(prefix) and o.metavar == "URL" for _, o in dbs)
@@ -102,7 +104,14 @@ def test_key_value_errors_read_alike(
 
 def test_one_price_table_option() -> None:
     overlays = [(p, o) for p, o in OPTIONS if "--price-table" in o.opts]
-    assert {" ".join(p) for p, _ in overlays} == {"prices", "plan", "ledger reprice"}
+    assert {" ".join(p) for p, _ in overlays} == {
+        "prices",
+        "plan",
+        "ledger reprice",
+        "why",
+        "import claude-code",
+        "whatif",
+    }
     assert len({(o.help, o.multiple, o.name) for _, o in overlays}) == 1
 
 
