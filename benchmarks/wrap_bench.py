@@ -66,12 +66,14 @@ def main() -> None:
         ledger = Ledger(Path(tmp) / "bench.sqlite")
         plain = anthropic.Anthropic(api_key="sk-bench", base_url=server.base_url, max_retries=0)
         recording = cachewise.wrap(plain, ledger=ledger, planner=False)
+        undiagnosed = cachewise.wrap(plain, ledger=ledger, planner=False, diagnostics=False)
         planning = cachewise.wrap(plain, ledger=ledger, planner=True, clock=server.emulator.now)
         results = interleaved(
             args.calls,
             {
                 "plain": lambda: plain.messages.create(**BODY),
                 "wrapped (record)": lambda: recording.messages.create(**BODY),
+                "record, no API diag.": lambda: undiagnosed.messages.create(**BODY),
                 "wrapped (plan+record)": lambda: planning.messages.create(**BODY),
             },
         )

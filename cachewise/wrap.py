@@ -95,6 +95,7 @@ def wrap(
     book: PriceBook | None = None,
     budget: BudgetLike | None = None,
     sinks: Sequence[RecordSink] = (),
+    diagnostics: bool = True,
 ) -> ClientT:
     """Return ``client`` with planning and recording; the original client is not changed.
 
@@ -106,6 +107,8 @@ def wrap(
     ``budget``: a runtime budget checked before each request (raises ``BudgetExceeded``).
     ``sinks``: more places each call's record goes (anything with ``add(record)``), besides the
     ledger, the budget and the sinks registered with :func:`cachewise.sinks.register`.
+    ``diagnostics``: ask the API why a call missed the cache (``diagnostics.previous_message_id``,
+    docs/why.md); the reason is kept on the call's row. Refused once, it is not sent again.
     """
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
         known = type(client).__name__ in _PLATFORM_CLIENTS
@@ -139,6 +142,7 @@ def wrap(
         sinks=sinks,
         platform=platform,
         location=location,
+        diagnostics=diagnostics,
     )
     wrapped: ClientT = cast(Any, client).with_middleware(CachewiseMiddleware(tracker))
     setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it

@@ -11,9 +11,10 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ALL = ["cost_report.ipynb", "what_caching_saved.ipynb", "reconcile.ipynb", "why_we_missed.ipynb"]
 
 
-@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb", "reconcile.ipynb"])
+@pytest.mark.parametrize("name", ALL)
 def test_committed_without_outputs(name: str) -> None:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
@@ -21,7 +22,7 @@ def test_committed_without_outputs(name: str) -> None:
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
-@pytest.mark.parametrize("name", ["cost_report.ipynb", "what_caching_saved.ipynb", "reconcile.ipynb"])
+@pytest.mark.parametrize("name", ALL)
 def test_code_imports_only_what_it_uses(name: str) -> None:
     """No unused imports and no ``__import__`` tricks: every imported name is used in some cell."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -43,7 +44,8 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CACHEWISE_DB", str(ledger))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silence jupyter_core's path-migration warning
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    for name in ("cost_report.ipynb", "what_caching_saved.ipynb"):
+    monkeypatch.setenv("CACHEWISE_WHY_DB", str(tmp_path / "why.db"))
+    for name in ("cost_report.ipynb", "what_caching_saved.ipynb", "why_we_missed.ipynb"):
         notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
         NotebookClient(
             notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
@@ -71,6 +73,8 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         if name == "cost_report.ipynb":
             assert ledger.exists()  # created from the sample generator on first use
             assert "unpriced" in text.lower()
+        elif name == "why_we_missed.ipynb":
+            assert "prefix_changed (system)" in text and "expired" in text and "misses cost $" in text
         else:
             assert "saved $" in text and "cache hit ratio" in text
 

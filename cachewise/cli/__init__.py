@@ -24,6 +24,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("proxy", "proxy"),
     ("export", "export"),
     ("reconcile", "reconcile"),
+    ("why", "why"),
+    ("import_cmd", "import_group"),
+    ("whatif", "whatif"),
 ]
 
 

@@ -27,6 +27,7 @@ from .batches import BatchStore
 from .bill import Bill, Endpoint
 from .catalog import Catalog, paginate
 from .clock import Clock
+from .diagnostics import Diagnostics, Fingerprint, previous_id
 from .engine import CacheEngine, Ticket
 from .errors import ApiError, StreamCut, error_body, invalid, new_id, not_found
 from .faults import Fault, Faults
@@ -48,7 +49,7 @@ _PRE_RESPONSE = {
     "overloaded": (529, "overloaded_error", "Overloaded"),
     "api_error": (500, "api_error", "Internal server error"),
 }
-_NOT_SEEDED = frozenset({"stream", "max_tokens", "stop_sequences", "metadata"})
+_NOT_SEEDED = frozenset({"stream", "max_tokens", "stop_sequences", "metadata", "diagnostics"})
 # The prompt-caching docs: Sonnet 5 rejects mid-conversation system messages.
 _NO_SYSTEM_ROLE = frozenset({"claude-sonnet-5"})
 
@@ -128,6 +129,7 @@ class Emulator:
         self.faults = Faults()
         self.billing = Bill(self.book)
         self.batches = BatchStore(self._run_batch_request)
+        self.diagnostics = Diagnostics()
         self._in_flight = 0
         self._flight = threading.Condition()
 
@@ -148,6 +150,7 @@ class Emulator:
         self.engine.reset()
         self.billing.reset()
         self.batches.reset()
+        self.diagnostics.reset()
         self.faults.clear()
         self.clock.reset()
 
@@ -359,6 +362,7 @@ class Emulator:
         self, body: Mapping[str, Any], workspace: str, start: datetime, request_id: str, *, batch: bool
     ) -> _Prepared:
         check_messages(body)
+        asked, previous = previous_id(body) if not batch else (False, None)
         max_tokens = _int(body["max_tokens"], "max_tokens")
         if max_tokens < 0:
             raise invalid("max_tokens: Input should be greater than or equal to 0")
@@ -434,6 +438,12 @@ class Emulator:
             "stop_sequence": reply.stop_sequence,
             "usage": usage,
         }
+        cached = ticket.cache_read_input_tokens + ticket.cache_creation_input_tokens
+        fingerprint = Fingerprint.of(body, model, speed, cached)
+        if asked:
+            message["diagnostics"] = self.diagnostics.answer(previous, fingerprint)
+        if not batch:
+            self.diagnostics.remember(str(message["id"]), fingerprint)
         return _Prepared(ticket, message, reply)
 
     @staticmethod

@@ -111,7 +111,8 @@ class CachewiseMiddleware(Middleware):
             if request.stream and http.is_success:
                 return Tapped(response, self.tracker.tap(prepared, http.status_code, http.headers))
             content = yield Read(http)
-            if not _rejected_marker(prepared, http.status_code, content):
+            refused = self.tracker.misses.refuses(prepared.look, http.status_code, content)
+            if not (refused or _rejected_marker(prepared, http.status_code, content)):
                 self.tracker.finish(prepared, http.status_code, http.headers, content)
                 return response
             prepared = self.tracker.unplanned(prepared.original)

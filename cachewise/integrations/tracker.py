@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..diagnose import Look, MissWatch
 from ..failopen import fail_open, swallow
 from ..ledger.record import Breakpoint, CallRecord
 from ..pricing import Modifiers, PriceBook
@@ -128,6 +129,7 @@ class Prepared:
     plan: Plan | None = None
     tags: dict[str, str] = field(default_factory=dict)
     payload: bytes | None = None
+    look: Look | None = None
 
     @property
     def changed(self) -> bool:
@@ -204,10 +206,12 @@ class CallTracker:
         on_record: Callable[[CallRecord], None] | None = None,
         platform: Platform = "anthropic",
         location: str | None = None,
+        diagnostics: bool = False,
     ) -> None:
         self.ledger = ledger
         self.platform: Platform = platform
         self.location = location
+        self.misses = MissWatch(diagnostics=diagnostics, book=book)  # why calls miss (cachewise.diagnose)
         self.planner: AnyPlanner | None = as_planner(planner) if planner is not None else None
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.tags = dict(tags or {})
@@ -273,6 +277,7 @@ class CallTracker:
             except Exception as exc:  # not JSON (a set, an object, NaN, a lone surrogate): send as written
                 swallow("planner (body not serialisable)", exc)
                 new_body, planned = body, None
+        look, new_body, payload = self._look(new_body, payload, started_at)
         if self.budget is not None and body is not None:
             self._check_budget(new_body or body, started_at, planned)
         return Prepared(
@@ -283,7 +288,21 @@ class CallTracker:
             plan=planned,
             tags=tags,
             payload=payload,
+            look=look,
         )
+
+    def _look(
+        self, body: Mapping[str, Any] | None, payload: bytes | None, at: datetime
+    ) -> tuple[Look | None, Mapping[str, Any] | None, bytes | None]:
+        """The miss watch's look at the body to send, and the body with ``diagnostics`` if it adds them."""
+        if body is None:
+            return None, body, payload
+        with fail_open("miss diagnosis"):
+            look, sent = self.misses.before(body, at)
+            if sent is not body:
+                return look, sent, serialised(sent)
+            return look, body, payload
+        return None, body, payload
 
     def _check_budget(self, body: Mapping[str, Any], at: datetime, plan: Plan | None) -> None:
         budget = self.budget
@@ -328,6 +347,7 @@ class CallTracker:
             model=str(payload.get("model") or prepared.model),
             latency_ms=latency,
             endpoint="messages",
+            message=payload,
         )
 
     def fail(self, prepared: Prepared, exc: BaseException, *, request_id: str | None = None) -> None:
@@ -375,8 +395,10 @@ class CallTracker:
         ttft_ms: float | None = None,
         incomplete: bool = False,
         error_type: str | None = None,
+        message: Any = None,
     ) -> None:
         body = prepared.body or {}
+        miss = self._miss(prepared, usage, message, message_id) if not incomplete else {}
         record = CallRecord.priced(
             usage=usage,
             model=model,
@@ -401,12 +423,32 @@ class CallTracker:
             prefix_hash=(prepared.plan.family or None) if prepared.plan is not None else None,
             tags=prepared.tags,
             provider=self.platform,
+            **miss,
         )
         self._emit(record)
         reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)
         if self.planner is not None and prepared.plan is not None and not incomplete and reading.trusted:
             with fail_open("planner observe"):
                 self.planner.observe(prepared.plan, reading.usage, prepared.started_at)
+
+    def _miss(
+        self, prepared: Prepared, usage: Usage | UsageReading, message: Any, message_id: str | None
+    ) -> dict[str, Any]:
+        """The record's miss fields: the local diagnosis and the API's reason (nothing if unknown)."""
+        reading = usage if isinstance(usage, UsageReading) else UsageReading(usage)
+        if prepared.look is None or not reading.trusted:
+            return {}
+        with fail_open("miss diagnosis"):
+            local, api = self.misses.after(
+                prepared.look, reading.usage, message=message, message_id=message_id, at=self.clock()
+            )
+            out: dict[str, Any] = {}
+            if local is not None:
+                out["miss_reason"], out["miss_detail"] = local.reason, local.as_dict()
+            if api is not None:
+                out["api_miss_reason"], out["api_missed_tokens"] = api.reason, api.missed_tokens
+            return out
+        return {}
 
     def _emit(self, record: CallRecord) -> None:
         """Hand ``record`` to every sink: this tracker's own, then those registered process-wide."""

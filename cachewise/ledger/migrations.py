@@ -251,6 +251,18 @@ def _0006_calls_provider(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE calls ADD COLUMN provider TEXT"))
 
 
+_MISS_REASONS = "0007_miss_reasons"
+
+
+def _0007_miss_reasons(conn: Connection) -> None:
+    """Why a call missed the cache (docs/why.md): the local reason and detail, the API's reason."""
+    detail = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.execute(text("ALTER TABLE calls ADD COLUMN miss_reason TEXT"))
+    conn.execute(text(f"ALTER TABLE calls ADD COLUMN miss_detail {detail}"))
+    conn.execute(text("ALTER TABLE calls ADD COLUMN api_miss_reason TEXT"))
+    conn.execute(text("ALTER TABLE calls ADD COLUMN api_missed_tokens BIGINT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
@@ -258,6 +270,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "0004_quarantine_raw_usage", _0004_quarantine_raw_usage),
     Migration(5, _0005_NAME, _0005_money_units),
     Migration(6, _0006_NAME, _0006_calls_provider),
+    Migration(7, _MISS_REASONS, _0007_miss_reasons),
 )
 
 

@@ -117,6 +117,10 @@ class CallRecord:
     #: where the call was served: ``anthropic`` (the Claude API), ``bedrock`` or ``vertex``
     #: (cachewise.pricing.platforms); ``None`` on rows recorded before ledger step 0006.
     provider: str | None = "anthropic"
+    miss_reason: str | None = None
+    miss_detail: Mapping[str, Any] | None = None
+    api_miss_reason: str | None = None
+    api_missed_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.request_id, str) or not self.request_id:
@@ -267,12 +271,22 @@ class CallRecord:
             "prompt": redact(self.prompt),
             "raw_usage": redact(self.raw_usage),
             "provider": self.provider,
+            **self._miss_row(),
         }
         if self.cost is not None:
             row.update(self.cost.as_dict())
         else:
             row.update(dict.fromkeys(COST_COLUMNS))
         return row
+
+    def _miss_row(self) -> dict[str, Any]:
+        """The miss columns (step 0007, docs/why.md): hashes, levels, positions and counts only."""
+        return {
+            "miss_reason": self.miss_reason,
+            "miss_detail": dict(self.miss_detail) if self.miss_detail is not None else None,
+            "api_miss_reason": self.api_miss_reason,
+            "api_missed_tokens": self.api_missed_tokens,
+        }
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> CallRecord:
@@ -321,6 +335,10 @@ class CallRecord:
             prompt=row.get("prompt"),
             raw_usage=row.get("raw_usage"),
             provider=row.get("provider"),
+            miss_reason=row.get("miss_reason"),
+            miss_detail=row.get("miss_detail"),
+            api_miss_reason=row.get("api_miss_reason"),
+            api_missed_tokens=row.get("api_missed_tokens"),
         )
 
     # -- JSON (spool lines) --------------------------------------------------------------------

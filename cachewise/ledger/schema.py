@@ -121,6 +121,10 @@ calls = Table(
         for name in UNITS_COLUMNS
     ),
     Column("provider", Text, comment="anthropic, bedrock or vertex; NULL before step 0006"),
+    Column("miss_reason", Text, comment="local miss reason, docs/why.md (step 0007)"),
+    Column("miss_detail", json_type(), comment="where the prefix differed: level, position, hashes, tokens"),
+    Column("api_miss_reason", Text, comment="the API's diagnostics.cache_miss_reason type (step 0007)"),
+    Column("api_missed_tokens", BigInteger, comment="the API's cache_missed_input_tokens (step 0007)"),
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),

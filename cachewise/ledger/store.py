@@ -138,7 +138,7 @@ class InsertResult:
 _INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in calls.columns if c.name != "id")
 _INSERT_SQL_COLUMNS = ", ".join(_INSERT_COLUMNS)
 _ROW_MARKS = {m: "(" + ", ".join([m] * len(_INSERT_COLUMNS)) + ")" for m in ("?", "%s")}
-_JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates"))
+_JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates", "miss_detail"))
 _MONEY_COLUMNS = frozenset((*COST_COLUMNS, "code_execution_hours"))
 _TIME_COLUMNS = frozenset(("started_at", "recorded_at"))
 
@@ -184,6 +184,7 @@ _VALUES_ORDER: tuple[str, ...] = (
     "web_search_requests", "web_fetch_requests", "code_execution_hours", "ttl_split_missing",
     "incomplete", "planned", "breakpoints", "prefix_hash", "tags", "price_table_version", "rates",
     *COST_COLUMNS, "cost_error", "prompt", "custom_id", "raw_usage", *UNITS_COLUMNS, "provider",
+    "miss_reason", "miss_detail", "api_miss_reason", "api_missed_tokens",
 )  # fmt: skip
 if _VALUES_ORDER != _INSERT_COLUMNS:  # pragma: no cover - caught by every test run
     raise ImportError("cachewise.ledger.store.record_values is out of step with the calls table")
@@ -238,6 +239,8 @@ def record_values(record: CallRecord, recorded_at: datetime, sqlite: bool) -> Pr
         None if rates is None else _json_text(dict(rates)),
         *texts[1:], redact(record.cost_error), redact(record.prompt), record.custom_id,
         redact(record.raw_usage), *units, record.provider,
+        record.miss_reason, None if record.miss_detail is None else _json_text(dict(record.miss_detail)),
+        record.api_miss_reason, record.api_missed_tokens,
     )  # fmt: skip
     return values, tags
 

@@ -170,6 +170,11 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("demo",), ["--db", "foo://bar"], ["--db", "foo://bar"]),
     (("demo",), ["--db", "{in_missing_folder}"], ["--db", "{in_missing_folder}"]),
     (("demo",), ["--db", "{not_a_db}"], ["--db", "{not_a_db}"]),
+    (("why",), ["req_nope", "--db", "{ledger}"], ["REQUEST_ID", "req_nope"]),
+    (("why",), ["req_1", "--db", "{missing}"], ["{missing}"]),
+    (("import", "claude-code"), ["{missing}"], ["{missing}"]),
+    (("whatif",), ["--requests", "{missing}"], ["--requests", "{missing}"]),
+    (("whatif",), ["--requests", "{request}", "--strategy", "psychic"], ["--strategy", "psychic"]),
 ]
 
 

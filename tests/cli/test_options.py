@@ -66,6 +66,8 @@ def test_one_db_option_with_one_help_text() -> None:
         "export",
         "proxy",
         "reconcile",
+        "why",
+        "import claude-code",
     }
     prefix = DB_HELP.split("{default}")[0]
     assert all(o.help and o.help.startswith(prefix) and o.metavar == "URL" for _, o in dbs)
@@ -112,6 +114,9 @@ def test_one_price_table_option() -> None:
         "report",
         "budget check",
         "budget baseline",
+        "why",
+        "import claude-code",
+        "whatif",
     }
     assert len({(o.help, o.multiple, o.name) for _, o in overlays}) == 1
 
