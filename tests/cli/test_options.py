@@ -261,7 +261,7 @@ def test_since_7d_is_accepted_everywhere(argv: list[str], priced: tuple[Path, Pa
     result = CliRunner().invoke(cli, [*filled, "--db", str(db), "--since", "7d"])
     assert result.exit_code == 0, result.output
     since_options = {" ".join(p) for p, o in OPTIONS if "--since" in o.opts}
-    # reconcile parses --since with the same window() (it needs an Admin API: tests/cli/test_reconcile.py)
+    # reconcile and why --causes parse --since with the same window() (their own tests run them)
     assert since_options == {
         "report",
         "calls",
@@ -270,4 +270,5 @@ def test_since_7d_is_accepted_everywhere(argv: list[str], priced: tuple[Path, Pa
         "budget check",
         "budget baseline",
         "reconcile",
+        "why",
     }

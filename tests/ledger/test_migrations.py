@@ -44,7 +44,7 @@ def test_upgrade_a_populated_ledger_from_every_earlier_step(
         assert ("custom_id" in present) == (step >= 2)
         assert ("raw_usage" in present) == (step >= 4)
         assert ("cost_total_units" in present) == (step >= 5)
-        assert "provider" not in present
+        assert ("provider" in present) == (step >= 6)
         rows = []
         for i in range(3):
             full = make_record(i, tags={"feature": "search"}).to_row()
@@ -66,7 +66,8 @@ def test_upgrade_a_populated_ledger_from_every_earlier_step(
     assert led.schema_version() == migrations.latest_version()
     back = led.calls(tags={"feature": "search"})
     # step 0006 leaves the provider of older rows unknown (NULL), never a guess
-    assert back == [replace(make_record(i, tags={"feature": "search"}), provider=None) for i in range(3)]
+    provider = "anthropic" if step >= 6 else None
+    assert back == [replace(make_record(i, tags={"feature": "search"}), provider=provider) for i in range(3)]
     assert all(r.raw_usage is None for r in back)
     led.record(make_record(9, custom_id="row-9", batch_id="b1", raw_usage='{"input_tokens": null}'))
     led.record(make_record(10, usage=Usage(input_tokens=2**64)))  # refused: above BIGINT
