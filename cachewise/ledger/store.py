@@ -19,7 +19,7 @@ import operator
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +43,7 @@ from .record import CallRecord
 from .schema import COST_COLUMNS, calls
 from .schema import quarantine as quarantine_table
 from .types import format_utc, money_text
-from .units import UNITS_COLUMNS, row_units, units_of
+from .units import EXPONENT, INT64_MAX, UNITS_COLUMNS, row_units
 
 __all__ = [
     "ENV_DB",
@@ -138,6 +138,8 @@ class InsertResult:
 _INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in calls.columns if c.name != "id")
 _INSERT_SQL_COLUMNS = ", ".join(_INSERT_COLUMNS)
 _ROW_MARKS = {m: "(" + ", ".join([m] * len(_INSERT_COLUMNS)) + ")" for m in ("?", "%s")}
+_SQLITE_INSERT = f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES (?, {_ROW_MARKS['?'][1:]}"
+_IN_CHUNK = 900  # bound parameters per IN list (SQLite's historical limit is 999)
 _JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates"))
 _MONEY_COLUMNS = frozenset((*COST_COLUMNS, "code_execution_hours"))
 _TIME_COLUMNS = frozenset(("started_at", "recorded_at"))
@@ -192,51 +194,148 @@ _NO_COSTS: tuple[None, ...] = (None,) * len(COST_COLUMNS)
 Prepared = tuple[tuple[Any, ...], dict[str, Any]]
 
 
-def record_values(record: CallRecord, recorded_at: datetime, sqlite: bool) -> Prepared:
+class _Memo:
+    """A bounded memo of pure conversions the write path repeats row after row.
+
+    Tags, error texts and applied rates repeat across calls; their redacted JSON text is
+    computed once. Cleared when full, so memory stays bounded whatever the traffic.
+    """
+
+    __slots__ = ("limit", "rates", "tags", "texts")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.texts: dict[str, str | None] = {}
+        self.tags: dict[tuple[tuple[str, str], ...], tuple[dict[str, Any], str]] = {}
+        self.rates: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
+
+    def redact(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        texts = self.texts
+        try:
+            return texts[text]
+        except KeyError:
+            if len(texts) >= self.limit:
+                texts.clear()
+            out = texts[text] = redact(text)
+            return out
+
+    def tags_of(self, tags: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+        if not tags:
+            return _NO_TAGS
+        key = tuple(tags.items())
+        try:
+            return self.tags[key]
+        except KeyError:
+            if len(self.tags) >= self.limit:
+                self.tags.clear()
+            redacted = {k: redact(v) for k, v in key}
+            out = self.tags[key] = (redacted, _json_text(redacted))
+            return out
+
+    def rates_text(self, rates: Mapping[str, Any]) -> str:
+        # The key only finds the bucket; the stored mapping must equal ``rates`` to be reused.
+        key = (len(rates), rates.get("model"), rates.get("period_from"), rates.get("multiplier"))
+        try:
+            known, text = self.rates[key]
+        except (KeyError, TypeError):
+            known, text = {}, ""
+        if text and known == rates:
+            return text
+        text = _json_text(dict(rates))
+        try:
+            if len(self.rates) >= self.limit:
+                self.rates.clear()
+            self.rates[key] = (dict(rates), text)
+        except TypeError:  # an unhashable value in the key: not memoised
+            pass
+        return text
+
+
+_NO_TAGS: tuple[dict[str, Any], str] = ({}, "{}")
+_DECIMAL = Decimal
+
+
+def _money(money: Sequence[Any], sqlite: bool) -> tuple[list[Any], list[int | None]]:
+    """Driver values and units of one row's money (the checks of ``money_text`` and ``units_of``)."""
+    texts: list[Any] = []
+    units: list[int | None] = []
+    exact = True
+    for value in money:
+        if value is None:
+            texts.append(None)
+            units.append(None)
+            continue
+        if type(value) is not _DECIMAL:
+            money_text(value)  # raises TypeError for what is not a Decimal
+            if not isinstance(value, _DECIMAL):  # pragma: no cover - money_text raised
+                raise TypeError(value)
+        if not value:
+            texts.append(str(value) if sqlite else value)  # zero, in any exponent
+            units.append(0)
+            continue
+        if not value.is_finite():
+            money_text(value)  # raises ValueError
+        texts.append(str(value) if sqlite else value)
+        if exact:
+            scaled = value.scaleb(EXPONENT)
+            whole = int(scaled)
+            if whole != scaled or not -INT64_MAX <= whole <= INT64_MAX:
+                exact = False
+            else:
+                units.append(whole)
+    if not exact:
+        return texts, [None] * len(money)
+    return texts, units
+
+
+def record_values(
+    record: CallRecord, recorded_at: datetime | str, sqlite: bool, memo: _Memo | None = None
+) -> Prepared:
     """Driver values of ``record``'s row in :data:`_INSERT_COLUMNS` order, and its (redacted) tags.
 
     The write path's hot loop: the same values as ``_driver_values(call_row(record, at), sqlite)``
-    (a test holds them equal), built without the intermediate dict. Raises what binding would
+    (a test holds them equal), built without the intermediate dict; ``recorded_at`` may be
+    given already as its driver value (one per batch), and ``memo`` reuses the redacted text
+    of tags, error texts and rates across a batch. Raises what binding would
     (``TypeError`` for money that is not a ``Decimal``, ``ValueError`` for a naive time):
     refusals, handled by :meth:`Store.insert`.
     """
+    if memo is None:
+        memo = _Memo()
     u = record.usage
     cost = record.cost
-    costs = (
-        _NO_COSTS
+    money: tuple[Any, ...] = (
+        (u.code_execution_hours, *_NO_COSTS)
         if cost is None
         else (
-            cost.cost_input, cost.cost_cache_write_5m, cost.cost_cache_write_1h, cost.cost_cache_read,
-            cost.cost_output, cost.cost_web_search, cost.cost_code_execution, cost.cost_total,
-            cost.cost_no_cache, cost.savings,
+            u.code_execution_hours, cost.cost_input, cost.cost_cache_write_5m, cost.cost_cache_write_1h,
+            cost.cost_cache_read, cost.cost_output, cost.cost_web_search, cost.cost_code_execution,
+            cost.cost_total, cost.cost_no_cache, cost.savings,
         )
     )  # fmt: skip
-    money = (u.code_execution_hours, *costs)
-    units = units_of(money)
-    tags = {k: redact(v) for k, v in record.tags.items()}
-    texts: Sequence[Any]
+    texts, units = _money(money, sqlite)
+    tags, tags_text = memo.tags_of(record.tags)
+    started: Any = record.started_at
+    recorded: Any = recorded_at
     if sqlite:
-        texts = [None if m is None else money_text(m) for m in money]
-        started: Any = format_utc(record.started_at)
-        recorded: Any = format_utc(recorded_at)
-    else:
-        for m in money:
-            if m is not None:
-                money_text(m)  # the same checks as the Money type
-        texts = money
-        started, recorded = record.started_at, recorded_at
+        started = format_utc(started)
+        if not isinstance(recorded, str):
+            recorded = format_utc(recorded)
     rates = record.rates
+    points = record.breakpoints
     values = (
         record.request_id, recorded, record.message_id, record.model, started,
-        record.latency_ms, record.ttft_ms, record.status, redact(record.error_type), record.endpoint,
+        record.latency_ms, record.ttft_ms, record.status, memo.redact(record.error_type), record.endpoint,
         record.service_tier, record.inference_geo, record.speed, record.batch_id,
         u.input_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
         u.ephemeral_5m_input_tokens, u.ephemeral_1h_input_tokens, u.output_tokens,
         u.web_search_requests, u.web_fetch_requests, texts[0], u.ttl_split_missing,
-        record.incomplete, record.planned, _json_text([b.as_dict() for b in record.breakpoints]),
-        record.prefix_hash, _json_text(tags), record.price_table_version,
-        None if rates is None else _json_text(dict(rates)),
-        *texts[1:], redact(record.cost_error), redact(record.prompt), record.custom_id,
+        record.incomplete, record.planned, _json_text([b.as_dict() for b in points]) if points else "[]",
+        record.prefix_hash, tags_text, record.price_table_version,
+        None if rates is None else memo.rates_text(rates),
+        *texts[1:], memo.redact(record.cost_error), redact(record.prompt), record.custom_id,
         redact(record.raw_usage), *units,
     )  # fmt: skip
     return values, tags
@@ -273,6 +372,7 @@ class Store:
         self._serial = threading.RLock() if self.memory else None
         self.engine = self._engine(busy_timeout)
         self.version = 0
+        self._memo = _Memo()  # used by the one writer thread
 
     def _check_exists(self) -> None:
         if self.memory:
@@ -423,7 +523,9 @@ class Store:
                 unique[record.request_id] = record
         now = datetime.now(UTC)
         sqlite = self.dialect == "sqlite"
-        rows = [record_values(record, now, sqlite) for record in unique.values()]
+        at: datetime | str = format_utc(now) if sqlite else now
+        memo = self._memo
+        rows = [record_values(record, at, sqlite, memo) for record in unique.values()]
         with self.write() as conn:
             inserted = self._write_rows(conn, rows, bulk=True)
             existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
@@ -531,11 +633,23 @@ class Store:
             for request_id, call_id in inserted.items()
             for key, value in tags_of.get(request_id, {}).items()
         ]
-        if tag_rows:
-            mark = "?" if self.dialect == "sqlite" else "%s"
-            conn.exec_driver_sql(
-                f"INSERT INTO call_tags (call_id, key, value) VALUES ({mark}, {mark}, {mark})", tag_rows
-            )
+        if not tag_rows:
+            return inserted
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)", tag_rows)
+        elif not bulk:
+            conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (%s, %s, %s)", tag_rows)
+        else:  # PostgreSQL: COPY, instead of a pipelined statement per tag
+            statement = "COPY call_tags (call_id, key, value) FROM STDIN"
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            dbapi = conn.dialect.loaded_dbapi
+            try:
+                with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                    for tag_row in tag_rows:
+                        copy.write_row(tag_row)
+            except dbapi.Error as exc:
+                raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted
 
     def _insert_rows(self, conn: Connection, rows: list[Prepared], *, bulk: bool) -> dict[str, int]:
@@ -548,6 +662,8 @@ class Store:
         sqlite = self.dialect == "sqlite"
         if bulk and not sqlite:
             return self._copy_rows(conn, rows)
+        if bulk:
+            return self._executemany_rows(conn, rows)
         mark = "?" if sqlite else "%s"
         per_statement = 600
         inserted: dict[str, int] = {}
@@ -565,36 +681,84 @@ class Store:
                 inserted[request_id] = call_id
         return inserted
 
-    def _copy_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
-        """PostgreSQL: COPY into a session temp table, then one INSERT ... SELECT ... ON CONFLICT.
+    def _executemany_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
+        """SQLite: one prepared ``INSERT`` run by ``executemany`` over the new rows, ids given.
 
-        Errors of the raw driver cursor are raised as SQLAlchemy's own (``DataError``,
-        ``OperationalError``, ...) so refusals and outages are told apart as on every other path.
+        The transaction holds SQLite's write lock (``BEGIN IMMEDIATE``), so the request ids
+        already stored and ``max(id)`` read first stay true until commit: the rows not yet
+        stored are inserted with the next ids, without ``RETURNING`` (which costs a round
+        trip into Python per row). Any constraint the check did not foresee raises, and
+        :meth:`insert` writes the batch again by halves.
         """
-        staging = f"cachewise_incoming_v{migrations.latest_version()}"
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-            f"SELECT {_INSERT_SQL_COLUMNS} FROM calls WITH NO DATA"
-        )
         raw = conn.connection.driver_connection
         assert raw is not None
         dbapi = conn.dialect.loaded_dbapi
-        statement = f"COPY {staging} ({_INSERT_SQL_COLUMNS}) FROM STDIN"
+        statement = "SELECT request_id FROM calls WHERE request_id IN (...)"
         try:
-            with raw.cursor() as cursor:
-                with cursor.copy(statement) as copy:
-                    for values, _tags in rows:
-                        copy.write_row(values)
-                statement = f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT ... FROM {staging}"
-                cursor.execute(
-                    f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM {staging} "
-                    "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
-                )
-                inserted = {request_id: call_id for call_id, request_id in cursor.fetchall()}
-                cursor.execute(f"TRUNCATE {staging}")
+            cursor = raw.cursor()
+            try:
+                ids = [values[0] for values, _tags in rows]
+                stored: set[str] = set()
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = ids[start : start + _IN_CHUNK]
+                    marks = ", ".join(["?"] * len(chunk))
+                    cursor.execute(f"SELECT request_id FROM calls WHERE request_id IN ({marks})", chunk)
+                    stored.update(request_id for (request_id,) in cursor.fetchall())
+                statement = "SELECT max(id) FROM calls"
+                (top,) = cursor.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()
+                inserted: dict[str, int] = {}
+                params: list[tuple[Any, ...]] = []
+                for values, _tags in rows:
+                    request_id = values[0]
+                    if request_id in stored:
+                        continue
+                    top += 1
+                    inserted[request_id] = top
+                    params.append((top, *values))
+                statement = _SQLITE_INSERT
+                if params:
+                    cursor.executemany(_SQLITE_INSERT, params)
+            finally:
+                cursor.close()
         except dbapi.Error as exc:
             raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted
+
+    def _copy_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
+        """PostgreSQL: the new rows straight into ``calls`` by COPY, with ids drawn beforehand.
+
+        The request ids already stored are read first and skipped; the rest take ids from the
+        ``calls.id`` sequence and are copied in. A row another writer stored in between makes
+        COPY fail on the unique request id, and :meth:`insert` writes the batch again by halves
+        (down to single ``INSERT ... ON CONFLICT DO NOTHING`` rows), so nothing is doubled.
+        Errors of the raw driver cursor are raised as SQLAlchemy's own (``DataError``,
+        ``OperationalError``, ...) so refusals and outages are told apart as on every other path.
+        """
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        dbapi = conn.dialect.loaded_dbapi
+        statement = "SELECT request_id FROM calls WHERE request_id = ANY(%s)"
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(statement, ([values[0] for values, _tags in rows],))
+                stored = {request_id for (request_id,) in cursor.fetchall()}
+                new = [values for values, _tags in rows if values[0] not in stored]
+                if not new:
+                    return {}
+                statement = "SELECT nextval(...) FROM generate_series(1, %s)"
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence('calls', 'id')) FROM generate_series(1, %s)",
+                    (len(new),),
+                )
+                ids = [call_id for (call_id,) in cursor.fetchall()]
+                statement = f"COPY calls (id, {_INSERT_SQL_COLUMNS}) FROM STDIN"
+                with cursor.copy(statement) as copy:
+                    write = copy.write_row
+                    for call_id, values in zip(ids, new, strict=True):
+                        write((call_id, *values))
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+        return {values[0]: call_id for call_id, values in zip(ids, new, strict=True)}
 
     def _conflicts(self, conn: Connection, existing: list[CallRecord], batch: dict[str, CallRecord]) -> int:
         ids = sorted({r.request_id for r in existing})
