@@ -54,8 +54,10 @@ __all__ = [
     "default_db_path",
     "insert_for",
     "is_memory",
+    "label_of",
     "record_values",
     "resolve_url",
+    "spool_key",
 ]
 
 log = logging.getLogger("cachewise.ledger")
@@ -349,6 +351,19 @@ def call_row(record: CallRecord, recorded_at: datetime) -> dict[str, Any]:
     return row
 
 
+def label_of(url: URL) -> str:
+    """How a ledger is named in messages: its URL without the password."""
+    return f"sqlite:///{MEMORY}" if is_memory(url) else url.render_as_string(hide_password=True)
+
+
+def spool_key(url: URL) -> str:
+    """The name of the database's spool directory: a hash of its label (fresh for in-memory ledgers)."""
+    label = label_of(url)
+    # Each in-memory ledger is its own database: give it its own spool key.
+    seed = f"{label}#{uuid.uuid4().hex}" if is_memory(url) else label
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
 def insert_for(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
@@ -362,10 +377,8 @@ class Store:
         self.url = resolve_url(url)
         self.dialect = self.url.get_backend_name()
         self.memory = is_memory(self.url)
-        self.label = f"sqlite:///{MEMORY}" if self.memory else self.url.render_as_string(hide_password=True)
-        # Each in-memory ledger is its own database: give it its own spool key.
-        seed = f"{self.label}#{uuid.uuid4().hex}" if self.memory else self.label
-        self.key = hashlib.sha256(seed.encode()).hexdigest()[:16]
+        self.label = label_of(self.url)
+        self.key = spool_key(self.url)
         self.create = create
         if not create:
             self._check_exists()
