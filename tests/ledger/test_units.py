@@ -146,7 +146,8 @@ def _check_totals(led: Ledger, records: list[CallRecord]) -> None:
         assert getattr(totals, name) == sum(getattr(r.usage, name) for r in records)
 
 
-def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(tmp_path: object) -> None:
+@pytest.mark.slow  # 100k rows written and summed: about half a minute per backend on a loaded machine
+def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(backend: Backend) -> None:
     records = random_records(100_000, seed=12)
     priced = [r for r in records if r.cost is not None]
     assert len(priced) > 50_000  # most rows are priced; the rest are honest pricing errors
@@ -154,12 +155,12 @@ def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(tmp_path: obje
     assert {r.speed for r in priced} >= {"fast", "standard", None}
     assert any(r.inference_geo == "us" for r in priced)
     assert any(r.usage.ephemeral_1h_input_tokens and r.usage.ephemeral_5m_input_tokens for r in priced)
-    store = Store(f"{tmp_path}/big.db")
+    store = Store(backend.url)
     store.upgrade()
     for start in range(0, len(records), 5000):
         store.insert(records[start : start + 5000])
     store.dispose()
-    with Ledger(f"{tmp_path}/big.db", spool_dir=f"{tmp_path}/spool", flush_on_signal=False) as led:
+    with Ledger(backend.url, spool_dir=backend.spool_dir, flush_on_signal=False) as led:
         with led._store.read() as conn:
             inexact = conn.execute(
                 text("SELECT count(*) FROM calls WHERE code_execution_hours_units IS NULL")
