@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, localcontext
 
@@ -307,7 +308,7 @@ def test_step_0005_converts_a_populated_ledger_in_place(
 @pytest.mark.parametrize("sqlite", [True, False])
 def test_record_values_equal_the_row_through_its_dict(sqlite: bool) -> None:
     from cachewise.breakpoints import Breakpoint
-    from cachewise.ledger.store import _driver_values, call_row, record_values
+    from cachewise.ledger.store import _driver_values, _Memo, call_row, format_utc, record_values
 
     now = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
     edge = [
@@ -318,8 +319,18 @@ def test_record_values_equal_the_row_through_its_dict(sqlite: bool) -> None:
         make_record(5, breakpoints=(Breakpoint(position=0, ttl="1h", tokens=2048, prefix_hash="ab"),)),
         make_record(6, cost=CostBreakdown(*([Decimal("-0.5")] * len(COST_COLUMNS)))),
     ]
-    for record in [*random_records(500, seed=31), *edge]:
-        values, tags = record_values(record, now, sqlite)
+    priced = next(r for r in random_records(50, seed=32) if r.rates)
+    assert priced.rates is not None
+    twins = [  # the same memo key (length, model, period, multiplier), different content
+        replace(priced, request_id="twin-1", rates={**priced.rates, "input": "1.25"}),
+        replace(priced, request_id="twin-2", rates={**priced.rates, "input": "2.50"}),
+        replace(priced, request_id="twin-3", rates={**priced.rates, "uncertain": ["input"]}),
+    ]
+    records = [*random_records(500, seed=31), *edge, *twins, *edge, *twins]
+    memo = _Memo(limit=8)  # shared across the rows as in a batch; small, so it is cleared too
+    at = format_utc(now) if sqlite else now  # the store formats recorded_at once per batch
+    for record in records:
         row = call_row(record, now)
-        assert values == tuple(_driver_values(row, sqlite)), record.request_id
-        assert tags == row["tags"]
+        for values, tags in (record_values(record, now, sqlite), record_values(record, at, sqlite, memo)):
+            assert values == tuple(_driver_values(row, sqlite)), record.request_id
+            assert tags == row["tags"]
