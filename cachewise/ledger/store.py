@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -140,7 +142,18 @@ class InsertResult:
 _INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in calls.columns if c.name != "id")
 _INSERT_SQL_COLUMNS = ", ".join(_INSERT_COLUMNS)
 _ROW_MARKS = {m: "(" + ", ".join([m] * len(_INSERT_COLUMNS)) + ")" for m in ("?", "%s")}
-_SQLITE_INSERT = f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES (?, {_ROW_MARKS['?'][1:]}"
+_SQLITE_ROW = f"(?, {_ROW_MARKS['?'][1:]}"
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    """``INSERT INTO calls (id, ...) VALUES (...), ...`` for ``rows`` rows, ids given."""
+    return f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES {', '.join([_SQLITE_ROW] * rows)}"
+
+
+#: Rows built (and written) at a time inside one batch's transaction; see ``Store._pipelined``.
+PIPELINE_CHUNK = 1000
+_SQLITE_ROWS_PER_STATEMENT = 500  # x 58 bound values: under SQLite's 32,766 (3.32 and later)
 _IN_CHUNK = 900  # bound parameters per IN list (SQLite's historical limit is 999)
 _JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates"))
 _MONEY_COLUMNS = frozenset((*COST_COLUMNS, "code_execution_hours"))
@@ -386,6 +399,7 @@ class Store:
         self.engine = self._engine(busy_timeout)
         self.version = 0
         self._memo = _Memo()  # used by the one writer thread
+        self._io: ThreadPoolExecutor | None = None  # writes chunks while the next is built
 
     def _check_exists(self) -> None:
         if self.memory:
@@ -534,16 +548,49 @@ class Store:
                 in_batch_dupes.append(record)
             else:
                 unique[record.request_id] = record
+        with self.write() as conn:
+            inserted = self._pipelined(conn, list(unique.values()))
+            existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
+            conflicts = self._conflicts(conn, existing, unique) if existing else 0
+        return InsertResult(len(inserted), len(records) - len(inserted), conflicts)
+
+    def _pipelined(self, conn: Connection, records: list[CallRecord]) -> dict[str, int]:
+        """Write ``records`` in chunks; the next chunk's rows are built while the last one is written.
+
+        Building rows is Python; writing them waits on the database (the PostgreSQL server, or
+        SQLite's own code, which runs without the GIL): one I/O thread per store writes chunk
+        ``k`` on ``conn`` while this thread builds chunk ``k + 1``. The connection is used by
+        one thread at a time (each chunk is handed over after the previous one finished), all
+        in the caller's one transaction. The first error (a refused row while building, or
+        the database's) propagates once the chunk in flight has finished.
+        """
         now = datetime.now(UTC)
         sqlite = self.dialect == "sqlite"
         at: datetime | str = format_utc(now) if sqlite else now
         memo = self._memo
-        rows = [record_values(record, at, sqlite, memo) for record in unique.values()]
-        with self.write() as conn:
-            inserted = self._write_rows(conn, rows, bulk=True)
-            existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
-            conflicts = self._conflicts(conn, existing, unique) if existing else 0
-        return InsertResult(len(inserted), len(records) - len(inserted), conflicts)
+        if len(records) <= PIPELINE_CHUNK:
+            return self._write_rows(conn, [record_values(r, at, sqlite, memo) for r in records], bulk=True)
+        inserted: dict[str, int] = {}
+        io = self._io_thread()
+        flight: Future[dict[str, int]] | None = None
+        try:
+            for start in range(0, len(records), PIPELINE_CHUNK):
+                chunk = records[start : start + PIPELINE_CHUNK]
+                rows = [record_values(r, at, sqlite, memo) for r in chunk]
+                if flight is not None:
+                    inserted.update(flight.result())
+                flight = io.submit(self._write_rows, conn, rows, bulk=True)
+            assert flight is not None
+            inserted.update(flight.result())
+        finally:
+            if flight is not None and not flight.done():
+                flight.exception()  # wait: the transaction is rolled back only once it is idle
+        return inserted
+
+    def _io_thread(self) -> ThreadPoolExecutor:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix=f"cachewise-ledger-io-{self.key}")
+        return self._io
 
     def _insert_isolated(self, records: Sequence[CallRecord]) -> InsertResult:
         """Write a refused batch again, halving each refused part under a savepoint down to one row.
@@ -676,7 +723,7 @@ class Store:
         if bulk and not sqlite:
             return self._copy_rows(conn, rows)
         if bulk:
-            return self._executemany_rows(conn, rows)
+            return self._sqlite_rows(conn, rows)
         mark = "?" if sqlite else "%s"
         per_statement = 600
         inserted: dict[str, int] = {}
@@ -694,8 +741,8 @@ class Store:
                 inserted[request_id] = call_id
         return inserted
 
-    def _executemany_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
-        """SQLite: one prepared ``INSERT`` run by ``executemany`` over the new rows, ids given.
+    def _sqlite_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
+        """SQLite: multi-row ``INSERT`` statements of the rows not stored yet, ids given.
 
         The transaction holds SQLite's write lock (``BEGIN IMMEDIATE``), so the request ids
         already stored and ``max(id)`` read first stay true until commit: the rows not yet
@@ -720,17 +767,19 @@ class Store:
                 statement = "SELECT max(id) FROM calls"
                 (top,) = cursor.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()
                 inserted: dict[str, int] = {}
-                params: list[tuple[Any, ...]] = []
-                for values, _tags in rows:
-                    request_id = values[0]
-                    if request_id in stored:
-                        continue
-                    top += 1
-                    inserted[request_id] = top
-                    params.append((top, *values))
-                statement = _SQLITE_INSERT
-                if params:
-                    cursor.executemany(_SQLITE_INSERT, params)
+                fresh = [values for values, _tags in rows if values[0] not in stored]
+                # Multi-row statements: SQLite runs each in one step without the GIL (executemany
+                # would take the GIL back after every row, and wait for it behind the builder).
+                for start in range(0, len(fresh), _SQLITE_ROWS_PER_STATEMENT):
+                    part = fresh[start : start + _SQLITE_ROWS_PER_STATEMENT]
+                    params: list[Any] = []
+                    for values in part:
+                        top += 1
+                        inserted[values[0]] = top
+                        params.append(top)
+                        params.extend(values)
+                    statement = _sqlite_insert(len(part))
+                    cursor.execute(statement, params)
             finally:
                 cursor.close()
         except dbapi.Error as exc:
@@ -799,4 +848,7 @@ class Store:
         return conflicts
 
     def dispose(self) -> None:
+        if self._io is not None:
+            self._io.shutdown(wait=True)
+            self._io = None
         self.engine.dispose()
