@@ -579,9 +579,13 @@ class Store:
                 rows = [record_values(r, at, sqlite, memo) for r in chunk]
                 if flight is not None:
                     inserted.update(flight.result())
-                flight = io.submit(self._write_rows, conn, rows, bulk=True)
-            assert flight is not None
-            inserted.update(flight.result())
+                    flight = None
+                try:
+                    flight = io.submit(self._write_rows, conn, rows, bulk=True)
+                except RuntimeError:  # the interpreter is exiting (atexit flush): no new threads
+                    inserted.update(self._write_rows(conn, rows, bulk=True))
+            if flight is not None:
+                inserted.update(flight.result())
         finally:
             if flight is not None and not flight.done():
                 flight.exception()  # wait: the transaction is rolled back only once it is idle

@@ -3,8 +3,11 @@ written, in one transaction, with the same guarantees as a small batch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -54,5 +57,24 @@ def test_a_batch_of_several_chunks_skips_stored_rows_and_quarantines_a_refused_o
         with store.read() as conn:
             total = conn.execute(text("SELECT cost_total FROM calls WHERE request_id = 'req_00000003'")).one()
         assert Decimal(str(total[0])) == records[3].cost.cost_total  # type: ignore[union-attr]
+    finally:
+        store.dispose()
+
+
+def test_rows_left_at_interpreter_exit_are_all_written(backend: Backend) -> None:
+    """At exit no new thread may start: a batch of several chunks is then written inline."""
+    rows = PIPELINE_CHUNK * 3 + 1
+    child = Path(__file__).with_name("_child.py")
+    done = subprocess.run(
+        [sys.executable, str(child), "exit", backend.url, str(backend.spool_dir), str(rows)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "could not be written" not in done.stderr
+    store = Store(backend.url)
+    try:
+        assert _count(store, "SELECT count(*) FROM calls") == rows
     finally:
         store.dispose()
