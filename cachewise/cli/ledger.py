@@ -22,9 +22,13 @@ import click
 
 from ..errors import CachewiseError, UnknownModelError
 from ..ledger import Ledger, migrations
+from ..ledger.ledger import default_spool_dir
 from ..ledger.reprice import load_book
+from ..ledger.reprice import progress_callback as reprice_progress
+from ..ledger.spool import replay_progress, spooled_bytes
+from ..ledger.store import resolve_url, spool_key
 from ..pricing import PriceBook
-from ..progress import progress
+from ..progress import progress, show_progress
 from .options import (
     DB_HELP,
     LEDGER_DEFAULT,
@@ -63,6 +67,14 @@ def open_ledger(ctx: click.Context, *, must_exist: bool = False) -> Ledger:
     obj["ledger"] = opened
     ctx.call_on_close(opened.close)
     return opened
+
+
+def _spool_dir(ctx: click.Context) -> Path:
+    """The spool directory the ledger of ``ctx`` will use (before it is opened)."""
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    if obj.get("spool_dir") is not None:
+        return Path(obj["spool_dir"])
+    return default_spool_dir(spool_key(resolve_url(ledger_url(obj.get("db"), must_exist=False))))
 
 
 def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -135,9 +147,11 @@ def replay(ctx: click.Context) -> None:
 
     Rows already restored when the ledger opened are counted too.
     """
-    led = open_ledger(ctx)
+    total = spooled_bytes(_spool_dir(ctx)) if show_progress() else None
     try:
-        with progress("replaying the spool", None):
+        # Opening the ledger replays what it can already: the bar counts that too.
+        with progress("replaying the spool (bytes)", total) as advance, replay_progress(advance):
+            led = open_ledger(ctx)
             result = led.replay()
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -196,15 +210,20 @@ def reprice(
     except UnknownModelError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc
     try:
-        with progress("repricing", None):
-            frame = led.reprice(
-                book,
-                since=start,
-                until=end,
-                model=names,
-                tags=tags or None,
-                store=store,
-            )
+        total = led.totals(start, end, names, tags or None).calls if show_progress() else None
+        with progress("repricing", total) as advance:
+            token = reprice_progress.set(advance)
+            try:
+                frame = led.reprice(
+                    book,
+                    since=start,
+                    until=end,
+                    model=names,
+                    tags=tags or None,
+                    store=store,
+                )
+            finally:
+                reprice_progress.reset(token)
     except CachewiseError as exc:
         raise click.ClickException(str(exc)) from exc
     billed = sum((v for v in frame["cost_total"] if v is not None), Decimal(0))

@@ -112,7 +112,7 @@ class Ledger:
         *,
         spool_dir: str | Path | None = None,
         store_prompts: bool = False,
-        batch_size: int = 500,
+        batch_size: int = 5000,
         flush_interval: float = 1.0,
         retry_interval: float = 5.0,
         busy_timeout: float = 30.0,

@@ -8,7 +8,8 @@ inference_geo), as it was billed (docs/api-notes.md §6.2, §8).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,14 @@ from .store import insert_for
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["REPRICE_COLUMNS", "load_book", "reprice_rows", "store_reprices"]
+__all__ = ["REPRICE_COLUMNS", "load_book", "progress_callback", "reprice_rows", "store_reprices"]
+
+#: Set by a caller that shows progress (``cachewise ledger reprice`` on a terminal):
+#: called with the number of calls repriced since the previous call.
+progress_callback: ContextVar[Callable[[int], None] | None] = ContextVar(
+    "reprice_progress_callback", default=None
+)
+PROGRESS_EVERY = 1000  # calls between two progress reports
 
 REPRICE_COLUMNS: tuple[str, ...] = (
     "request_id",
@@ -85,8 +93,17 @@ def _reprice_one(record: CallRecord, book: PriceBook) -> dict[str, Any]:
 
 
 def reprice_rows(records: Iterable[CallRecord], book: PriceBook) -> Iterator[dict[str, Any]]:
+    """Each record priced under ``book``; reports progress to :data:`progress_callback` if set."""
+    advance = progress_callback.get()
+    count = 0
     for record in records:
         yield _reprice_one(record, book)
+        count += 1
+        if advance is not None and count == PROGRESS_EVERY:
+            advance(count)
+            count = 0
+    if advance is not None and count:
+        advance(count)
 
 
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,13 +42,51 @@ try:
 except ImportError:  # pragma: no cover - Windows: no cross-process claim (see docs/ledger.md)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["ReplayResult", "Spool"]
+__all__ = ["ReplayResult", "Spool", "replay_progress", "spooled_bytes"]
 
 log = logging.getLogger("cachewise.ledger")
 
 SPOOL_FORMAT = 1
 REPLAY_CHUNK = 1000
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+_progress_lock = threading.Lock()
+_progress: list[Callable[[int], None]] = []
+
+
+@contextmanager
+def replay_progress(advance: Callable[[int], None]) -> Iterator[None]:
+    """Call ``advance(bytes)`` as spooled lines are written back, while the block runs.
+
+    Process-wide, not per context: replay runs on the ledger's writer thread. Used by
+    ``cachewise ledger replay`` for its progress bar (:func:`spooled_bytes` is the total).
+    """
+    with _progress_lock:
+        _progress.append(advance)
+    try:
+        yield
+    finally:
+        with _progress_lock:
+            _progress.remove(advance)
+
+
+def _report(count: int) -> None:
+    with _progress_lock:
+        callbacks = list(_progress)
+    for advance in callbacks:
+        advance(count)
+
+
+def spooled_bytes(directory: Path) -> int:
+    """The size of the spool files in ``directory``: what a full replay reads."""
+    total = 0
+    for path in directory.glob("spool-*.jsonl") if directory.is_dir() else ():
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+    return total
 
 
 @dataclass(slots=True)
@@ -207,10 +247,17 @@ class Spool:
         held: list[QuarantinedRecord] = []
         done = ReplayResult(files=1)
 
+        reported = 0
+
         def write_batch() -> None:
+            nonlocal reported
             done.quarantined += insert(batch)
             done.rows += len(batch)
             batch.clear()
+            if _progress:
+                position = handle.tell()
+                _report(position - reported)
+                reported = position
 
         for number, raw in enumerate(handle, start=1):
             if number == 1:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -19,7 +20,8 @@ import operator
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +45,7 @@ from .record import CallRecord
 from .schema import COST_COLUMNS, calls
 from .schema import quarantine as quarantine_table
 from .types import format_utc, money_text
-from .units import UNITS_COLUMNS, row_units, units_of
+from .units import EXPONENT, INT64_MAX, UNITS_COLUMNS, row_units
 
 __all__ = [
     "ENV_DB",
@@ -54,8 +56,10 @@ __all__ = [
     "default_db_path",
     "insert_for",
     "is_memory",
+    "label_of",
     "record_values",
     "resolve_url",
+    "spool_key",
 ]
 
 log = logging.getLogger("cachewise.ledger")
@@ -138,6 +142,19 @@ class InsertResult:
 _INSERT_COLUMNS: tuple[str, ...] = tuple(c.name for c in calls.columns if c.name != "id")
 _INSERT_SQL_COLUMNS = ", ".join(_INSERT_COLUMNS)
 _ROW_MARKS = {m: "(" + ", ".join([m] * len(_INSERT_COLUMNS)) + ")" for m in ("?", "%s")}
+_SQLITE_ROW = f"(?, {_ROW_MARKS['?'][1:]}"
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    """``INSERT INTO calls (id, ...) VALUES (...), ...`` for ``rows`` rows, ids given."""
+    return f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES {', '.join([_SQLITE_ROW] * rows)}"
+
+
+#: Rows built (and written) at a time inside one batch's transaction; see ``Store._pipelined``.
+PIPELINE_CHUNK = 1000
+_SQLITE_ROWS_PER_STATEMENT = 32_000 // (len(_INSERT_COLUMNS) + 1)  # SQLite binds at most 32,766
+_IN_CHUNK = 900  # bound parameters per IN list (SQLite's historical limit is 999)
 _JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates", "miss_detail"))
 _MONEY_COLUMNS = frozenset((*COST_COLUMNS, "code_execution_hours"))
 _TIME_COLUMNS = frozenset(("started_at", "recorded_at"))
@@ -193,51 +210,148 @@ _NO_COSTS: tuple[None, ...] = (None,) * len(COST_COLUMNS)
 Prepared = tuple[tuple[Any, ...], dict[str, Any]]
 
 
-def record_values(record: CallRecord, recorded_at: datetime, sqlite: bool) -> Prepared:
+class _Memo:
+    """A bounded memo of pure conversions the write path repeats row after row.
+
+    Tags, error texts and applied rates repeat across calls; their redacted JSON text is
+    computed once. Cleared when full, so memory stays bounded whatever the traffic.
+    """
+
+    __slots__ = ("limit", "rates", "tags", "texts")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.texts: dict[str, str | None] = {}
+        self.tags: dict[tuple[tuple[str, str], ...], tuple[dict[str, Any], str]] = {}
+        self.rates: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
+
+    def redact(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        texts = self.texts
+        try:
+            return texts[text]
+        except KeyError:
+            if len(texts) >= self.limit:
+                texts.clear()
+            out = texts[text] = redact(text)
+            return out
+
+    def tags_of(self, tags: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+        if not tags:
+            return _NO_TAGS
+        key = tuple(tags.items())
+        try:
+            return self.tags[key]
+        except KeyError:
+            if len(self.tags) >= self.limit:
+                self.tags.clear()
+            redacted = {k: redact(v) for k, v in key}
+            out = self.tags[key] = (redacted, _json_text(redacted))
+            return out
+
+    def rates_text(self, rates: Mapping[str, Any]) -> str:
+        # The key only finds the bucket; the stored mapping must equal ``rates`` to be reused.
+        key = (len(rates), rates.get("model"), rates.get("period_from"), rates.get("multiplier"))
+        try:
+            known, text = self.rates[key]
+        except (KeyError, TypeError):
+            known, text = {}, ""
+        if text and known == rates:
+            return text
+        text = _json_text(dict(rates))
+        try:
+            if len(self.rates) >= self.limit:
+                self.rates.clear()
+            self.rates[key] = (dict(rates), text)
+        except TypeError:  # an unhashable value in the key: not memoised
+            pass
+        return text
+
+
+_NO_TAGS: tuple[dict[str, Any], str] = ({}, "{}")
+_DECIMAL = Decimal
+
+
+def _money(money: Sequence[Any], sqlite: bool) -> tuple[list[Any], list[int | None]]:
+    """Driver values and units of one row's money (the checks of ``money_text`` and ``units_of``)."""
+    texts: list[Any] = []
+    units: list[int | None] = []
+    exact = True
+    for value in money:
+        if value is None:
+            texts.append(None)
+            units.append(None)
+            continue
+        if type(value) is not _DECIMAL:
+            money_text(value)  # raises TypeError for what is not a Decimal
+            if not isinstance(value, _DECIMAL):  # pragma: no cover - money_text raised
+                raise TypeError(value)
+        if not value:
+            texts.append(str(value) if sqlite else value)  # zero, in any exponent
+            units.append(0)
+            continue
+        if not value.is_finite():
+            money_text(value)  # raises ValueError
+        texts.append(str(value) if sqlite else value)
+        if exact:
+            scaled = value.scaleb(EXPONENT)
+            whole = int(scaled)
+            if whole != scaled or not -INT64_MAX <= whole <= INT64_MAX:
+                exact = False
+            else:
+                units.append(whole)
+    if not exact:
+        return texts, [None] * len(money)
+    return texts, units
+
+
+def record_values(
+    record: CallRecord, recorded_at: datetime | str, sqlite: bool, memo: _Memo | None = None
+) -> Prepared:
     """Driver values of ``record``'s row in :data:`_INSERT_COLUMNS` order, and its (redacted) tags.
 
     The write path's hot loop: the same values as ``_driver_values(call_row(record, at), sqlite)``
-    (a test holds them equal), built without the intermediate dict. Raises what binding would
+    (a test holds them equal), built without the intermediate dict; ``recorded_at`` may be
+    given already as its driver value (one per batch), and ``memo`` reuses the redacted text
+    of tags, error texts and rates across a batch. Raises what binding would
     (``TypeError`` for money that is not a ``Decimal``, ``ValueError`` for a naive time):
     refusals, handled by :meth:`Store.insert`.
     """
+    if memo is None:
+        memo = _Memo()
     u = record.usage
     cost = record.cost
-    costs = (
-        _NO_COSTS
+    money: tuple[Any, ...] = (
+        (u.code_execution_hours, *_NO_COSTS)
         if cost is None
         else (
-            cost.cost_input, cost.cost_cache_write_5m, cost.cost_cache_write_1h, cost.cost_cache_read,
-            cost.cost_output, cost.cost_web_search, cost.cost_code_execution, cost.cost_total,
-            cost.cost_no_cache, cost.savings,
+            u.code_execution_hours, cost.cost_input, cost.cost_cache_write_5m, cost.cost_cache_write_1h,
+            cost.cost_cache_read, cost.cost_output, cost.cost_web_search, cost.cost_code_execution,
+            cost.cost_total, cost.cost_no_cache, cost.savings,
         )
     )  # fmt: skip
-    money = (u.code_execution_hours, *costs)
-    units = units_of(money)
-    tags = {k: redact(v) for k, v in record.tags.items()}
-    texts: Sequence[Any]
+    texts, units = _money(money, sqlite)
+    tags, tags_text = memo.tags_of(record.tags)
+    started: Any = record.started_at
+    recorded: Any = recorded_at
     if sqlite:
-        texts = [None if m is None else money_text(m) for m in money]
-        started: Any = format_utc(record.started_at)
-        recorded: Any = format_utc(recorded_at)
-    else:
-        for m in money:
-            if m is not None:
-                money_text(m)  # the same checks as the Money type
-        texts = money
-        started, recorded = record.started_at, recorded_at
+        started = format_utc(started)
+        if not isinstance(recorded, str):
+            recorded = format_utc(recorded)
     rates = record.rates
+    points = record.breakpoints
     values = (
         record.request_id, recorded, record.message_id, record.model, started,
-        record.latency_ms, record.ttft_ms, record.status, redact(record.error_type), record.endpoint,
+        record.latency_ms, record.ttft_ms, record.status, memo.redact(record.error_type), record.endpoint,
         record.service_tier, record.inference_geo, record.speed, record.batch_id,
         u.input_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens,
         u.ephemeral_5m_input_tokens, u.ephemeral_1h_input_tokens, u.output_tokens,
         u.web_search_requests, u.web_fetch_requests, texts[0], u.ttl_split_missing,
-        record.incomplete, record.planned, _json_text([b.as_dict() for b in record.breakpoints]),
-        record.prefix_hash, _json_text(tags), record.price_table_version,
-        None if rates is None else _json_text(dict(rates)),
-        *texts[1:], redact(record.cost_error), redact(record.prompt), record.custom_id,
+        record.incomplete, record.planned, _json_text([b.as_dict() for b in points]) if points else "[]",
+        record.prefix_hash, tags_text, record.price_table_version,
+        None if rates is None else memo.rates_text(rates),
+        *texts[1:], memo.redact(record.cost_error), redact(record.prompt), record.custom_id,
         redact(record.raw_usage), *units, record.provider,
         record.miss_reason, None if record.miss_detail is None else _json_text(dict(record.miss_detail)),
         record.api_miss_reason, record.api_missed_tokens,
@@ -253,6 +367,19 @@ def call_row(record: CallRecord, recorded_at: datetime) -> dict[str, Any]:
     return row
 
 
+def label_of(url: URL) -> str:
+    """How a ledger is named in messages: its URL without the password."""
+    return f"sqlite:///{MEMORY}" if is_memory(url) else url.render_as_string(hide_password=True)
+
+
+def spool_key(url: URL) -> str:
+    """The name of the database's spool directory: a hash of its label (fresh for in-memory ledgers)."""
+    label = label_of(url)
+    # Each in-memory ledger is its own database: give it its own spool key.
+    seed = f"{label}#{uuid.uuid4().hex}" if is_memory(url) else label
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
 def insert_for(dialect: str) -> Any:
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
@@ -266,16 +393,16 @@ class Store:
         self.url = resolve_url(url)
         self.dialect = self.url.get_backend_name()
         self.memory = is_memory(self.url)
-        self.label = f"sqlite:///{MEMORY}" if self.memory else self.url.render_as_string(hide_password=True)
-        # Each in-memory ledger is its own database: give it its own spool key.
-        seed = f"{self.label}#{uuid.uuid4().hex}" if self.memory else self.label
-        self.key = hashlib.sha256(seed.encode()).hexdigest()[:16]
+        self.label = label_of(self.url)
+        self.key = spool_key(self.url)
         self.create = create
         if not create:
             self._check_exists()
         self._serial = threading.RLock() if self.memory else None
         self.engine = self._engine(busy_timeout)
         self.version = 0
+        self._memo = _Memo()  # used by the one writer thread
+        self._io: ThreadPoolExecutor | None = None  # writes chunks while the next is built
 
     def _check_exists(self) -> None:
         if self.memory:
@@ -424,14 +551,53 @@ class Store:
                 in_batch_dupes.append(record)
             else:
                 unique[record.request_id] = record
-        now = datetime.now(UTC)
-        sqlite = self.dialect == "sqlite"
-        rows = [record_values(record, now, sqlite) for record in unique.values()]
         with self.write() as conn:
-            inserted = self._write_rows(conn, rows, bulk=True)
+            inserted = self._pipelined(conn, list(unique.values()))
             existing = [r for rid, r in unique.items() if rid not in inserted] + in_batch_dupes
             conflicts = self._conflicts(conn, existing, unique) if existing else 0
         return InsertResult(len(inserted), len(records) - len(inserted), conflicts)
+
+    def _pipelined(self, conn: Connection, records: list[CallRecord]) -> dict[str, int]:
+        """Write ``records`` in chunks; the next chunk's rows are built while the last one is written.
+
+        Building rows is Python; writing them waits on the database (the PostgreSQL server, or
+        SQLite's own code, which runs without the GIL): one I/O thread per store writes chunk
+        ``k`` on ``conn`` while this thread builds chunk ``k + 1``. The connection is used by
+        one thread at a time (each chunk is handed over after the previous one finished), all
+        in the caller's one transaction. The first error (a refused row while building, or
+        the database's) propagates once the chunk in flight has finished.
+        """
+        now = datetime.now(UTC)
+        sqlite = self.dialect == "sqlite"
+        at: datetime | str = format_utc(now) if sqlite else now
+        memo = self._memo
+        if len(records) <= PIPELINE_CHUNK:
+            return self._write_rows(conn, [record_values(r, at, sqlite, memo) for r in records], bulk=True)
+        inserted: dict[str, int] = {}
+        io = self._io_thread()
+        flight: Future[dict[str, int]] | None = None
+        try:
+            for start in range(0, len(records), PIPELINE_CHUNK):
+                chunk = records[start : start + PIPELINE_CHUNK]
+                rows = [record_values(r, at, sqlite, memo) for r in chunk]
+                if flight is not None:
+                    inserted.update(flight.result())
+                    flight = None
+                try:
+                    flight = io.submit(self._write_rows, conn, rows, bulk=True)
+                except RuntimeError:  # the interpreter is exiting (atexit flush): no new threads
+                    inserted.update(self._write_rows(conn, rows, bulk=True))
+            if flight is not None:
+                inserted.update(flight.result())
+        finally:
+            if flight is not None and not flight.done():
+                flight.exception()  # wait: the transaction is rolled back only once it is idle
+        return inserted
+
+    def _io_thread(self) -> ThreadPoolExecutor:
+        if self._io is None:
+            self._io = ThreadPoolExecutor(1, thread_name_prefix=f"cachewise-ledger-io-{self.key}")
+        return self._io
 
     def _insert_isolated(self, records: Sequence[CallRecord]) -> InsertResult:
         """Write a refused batch again, halving each refused part under a savepoint down to one row.
@@ -534,11 +700,23 @@ class Store:
             for request_id, call_id in inserted.items()
             for key, value in tags_of.get(request_id, {}).items()
         ]
-        if tag_rows:
-            mark = "?" if self.dialect == "sqlite" else "%s"
-            conn.exec_driver_sql(
-                f"INSERT INTO call_tags (call_id, key, value) VALUES ({mark}, {mark}, {mark})", tag_rows
-            )
+        if not tag_rows:
+            return inserted
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)", tag_rows)
+        elif not bulk:
+            conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (%s, %s, %s)", tag_rows)
+        else:  # PostgreSQL: COPY, instead of a pipelined statement per tag
+            statement = "COPY call_tags (call_id, key, value) FROM STDIN"
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            dbapi = conn.dialect.loaded_dbapi
+            try:
+                with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                    for tag_row in tag_rows:
+                        copy.write_row(tag_row)
+            except dbapi.Error as exc:
+                raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted
 
     def _insert_rows(self, conn: Connection, rows: list[Prepared], *, bulk: bool) -> dict[str, int]:
@@ -551,6 +729,8 @@ class Store:
         sqlite = self.dialect == "sqlite"
         if bulk and not sqlite:
             return self._copy_rows(conn, rows)
+        if bulk:
+            return self._sqlite_rows(conn, rows)
         mark = "?" if sqlite else "%s"
         per_statement = 600
         inserted: dict[str, int] = {}
@@ -568,36 +748,86 @@ class Store:
                 inserted[request_id] = call_id
         return inserted
 
-    def _copy_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
-        """PostgreSQL: COPY into a session temp table, then one INSERT ... SELECT ... ON CONFLICT.
+    def _sqlite_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
+        """SQLite: multi-row ``INSERT`` statements of the rows not stored yet, ids given.
 
-        Errors of the raw driver cursor are raised as SQLAlchemy's own (``DataError``,
-        ``OperationalError``, ...) so refusals and outages are told apart as on every other path.
+        The transaction holds SQLite's write lock (``BEGIN IMMEDIATE``), so the request ids
+        already stored and ``max(id)`` read first stay true until commit: the rows not yet
+        stored are inserted with the next ids, without ``RETURNING`` (which costs a round
+        trip into Python per row). Any constraint the check did not foresee raises, and
+        :meth:`insert` writes the batch again by halves.
         """
-        staging = f"cachewise_incoming_v{migrations.latest_version()}"
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-            f"SELECT {_INSERT_SQL_COLUMNS} FROM calls WITH NO DATA"
-        )
         raw = conn.connection.driver_connection
         assert raw is not None
         dbapi = conn.dialect.loaded_dbapi
-        statement = f"COPY {staging} ({_INSERT_SQL_COLUMNS}) FROM STDIN"
+        statement = "SELECT request_id FROM calls WHERE request_id IN (...)"
         try:
-            with raw.cursor() as cursor:
-                with cursor.copy(statement) as copy:
-                    for values, _tags in rows:
-                        copy.write_row(values)
-                statement = f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT ... FROM {staging}"
-                cursor.execute(
-                    f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM {staging} "
-                    "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
-                )
-                inserted = {request_id: call_id for call_id, request_id in cursor.fetchall()}
-                cursor.execute(f"TRUNCATE {staging}")
+            cursor = raw.cursor()
+            try:
+                ids = [values[0] for values, _tags in rows]
+                stored: set[str] = set()
+                for start in range(0, len(ids), _IN_CHUNK):
+                    chunk = ids[start : start + _IN_CHUNK]
+                    marks = ", ".join(["?"] * len(chunk))
+                    cursor.execute(f"SELECT request_id FROM calls WHERE request_id IN ({marks})", chunk)
+                    stored.update(request_id for (request_id,) in cursor.fetchall())
+                statement = "SELECT max(id) FROM calls"
+                (top,) = cursor.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()
+                inserted: dict[str, int] = {}
+                fresh = [values for values, _tags in rows if values[0] not in stored]
+                # Multi-row statements: SQLite runs each in one step without the GIL (executemany
+                # would take the GIL back after every row, and wait for it behind the builder).
+                for start in range(0, len(fresh), _SQLITE_ROWS_PER_STATEMENT):
+                    part = fresh[start : start + _SQLITE_ROWS_PER_STATEMENT]
+                    params: list[Any] = []
+                    for values in part:
+                        top += 1
+                        inserted[values[0]] = top
+                        params.append(top)
+                        params.extend(values)
+                    statement = _sqlite_insert(len(part))
+                    cursor.execute(statement, params)
+            finally:
+                cursor.close()
         except dbapi.Error as exc:
             raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted
+
+    def _copy_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
+        """PostgreSQL: the new rows straight into ``calls`` by COPY, with ids drawn beforehand.
+
+        The request ids already stored are read first and skipped; the rest take ids from the
+        ``calls.id`` sequence and are copied in. A row another writer stored in between makes
+        COPY fail on the unique request id, and :meth:`insert` writes the batch again by halves
+        (down to single ``INSERT ... ON CONFLICT DO NOTHING`` rows), so nothing is doubled.
+        Errors of the raw driver cursor are raised as SQLAlchemy's own (``DataError``,
+        ``OperationalError``, ...) so refusals and outages are told apart as on every other path.
+        """
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        dbapi = conn.dialect.loaded_dbapi
+        statement = "SELECT request_id FROM calls WHERE request_id = ANY(%s)"
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(statement, ([values[0] for values, _tags in rows],))
+                stored = {request_id for (request_id,) in cursor.fetchall()}
+                new = [values for values, _tags in rows if values[0] not in stored]
+                if not new:
+                    return {}
+                statement = "SELECT nextval(...) FROM generate_series(1, %s)"
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence('calls', 'id')) FROM generate_series(1, %s)",
+                    (len(new),),
+                )
+                ids = [call_id for (call_id,) in cursor.fetchall()]
+                statement = f"COPY calls (id, {_INSERT_SQL_COLUMNS}) FROM STDIN"
+                with cursor.copy(statement) as copy:
+                    write = copy.write_row
+                    for call_id, values in zip(ids, new, strict=True):
+                        write((call_id, *values))
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+        return {values[0]: call_id for call_id, values in zip(ids, new, strict=True)}
 
     def _conflicts(self, conn: Connection, existing: list[CallRecord], batch: dict[str, CallRecord]) -> int:
         ids = sorted({r.request_id for r in existing})
@@ -625,4 +855,7 @@ class Store:
         return conflicts
 
     def dispose(self) -> None:
+        if self._io is not None:
+            self._io.shutdown(wait=True)
+            self._io = None
         self.engine.dispose()

@@ -25,11 +25,12 @@ import httpx2
 
 from ..emulator import Emulator, EmulatorServer, EmulatorTransport
 from ..planner import CachePlanner
+from ..progress import progress, show_progress
 from ..tokens import TokenCounter, TokenMemo
 from .script import Workload, play
 from .suite import SUITE
 
-__all__ = ["STRATEGIES", "Result", "markdown", "run", "run_suite", "static_markers"]
+__all__ = ["STRATEGIES", "Result", "markdown", "planned_calls", "run", "run_suite", "static_markers"]
 
 STRATEGIES = ("planner", "none", "automatic", "static")
 
@@ -83,6 +84,16 @@ def _client(emulator: Emulator, server: bool) -> Iterator[anthropic.Anthropic]:
             client.close()
 
 
+def planned_calls(workload: Workload, limit: int | None = None) -> int:
+    """How many calls a replay of ``workload`` makes (its script run without replies), at most ``limit``."""
+    count = 0
+    for _call in workload.calls():
+        count += 1
+        if limit is not None and count >= limit:
+            break
+    return count
+
+
 def run(workload: Workload, strategy: str, *, server: bool = False, limit: int | None = None) -> Result:
     """Replay ``workload`` (its first ``limit`` calls) under ``strategy`` on a fresh emulator.
 
@@ -111,7 +122,15 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
                 planner.observe(plan, message.usage, emulator.now())
             return message
 
-        requests = play(workload, send, emulator, limit=limit)
+        total = planned_calls(workload, limit) if show_progress() else None
+        with progress(f"replaying {workload.name} ({strategy})", total) as advance:
+
+            def counted(body: dict[str, Any]) -> Any:
+                reply = send(body)
+                advance(1)
+                return reply
+
+            requests = play(workload, counted, emulator, limit=limit)
     rows = emulator.billing.rows()
     input_cost = sum((r.cost.total - r.cost.output for r in rows if r.cost is not None), Decimal(0))
     return Result(

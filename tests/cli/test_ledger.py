@@ -160,3 +160,47 @@ def test_every_doc_names_the_one_default_ledger(home: Path) -> None:
     assert names == {"ledger.db", "demo.sqlite", "tokens.sqlite3"}
     printed = CliRunner().invoke(cli, ["ledger", "path"]).output.splitlines()[0]
     assert Path(printed).name == "ledger.db"
+
+
+def test_reprice_is_quiet_off_a_terminal_and_draws_a_bar_with_the_call_count_when_forced(
+    priced_db: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlay = home / "acme.yaml"
+    overlay.write_text(OVERLAY)
+    argv = ["ledger", "reprice", "--db", str(priced_db), "--price-table", str(overlay)]
+    monkeypatch.delenv("CACHEWISE_PROGRESS", raising=False)
+    quiet = CliRunner().invoke(cli, argv)
+    assert quiet.exit_code == 0, quiet.output
+    assert "repricing" not in quiet.stderr
+    monkeypatch.setenv("CACHEWISE_PROGRESS", "1")
+    shown = CliRunner().invoke(cli, argv)
+    assert shown.exit_code == 0, shown.output
+    assert "repricing" in shown.stderr and "1/1" in shown.stderr  # the bar's total is the call count
+    assert json.loads(shown.stdout)["calls"] == 1  # stdout stays parseable
+
+
+def test_spool_replay_draws_a_bar_over_the_spooled_bytes_when_forced(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachewise.ledger.spool import Spool
+    from cachewise.ledger.store import Store
+    from tests.ledger.conftest import make_record
+
+    db = home / "spooled.sqlite"
+    Ledger(db, spool_dir=home / "spool").close()
+    store = Store(db)
+    spool = Spool(home / "spool", store.key, store.label)
+    spool.append([make_record(i) for i in range(2500)])
+    spool.close()
+    store.dispose()
+    size = sum(p.stat().st_size for p in (home / "spool").glob("spool-*.jsonl"))
+    monkeypatch.setenv("CACHEWISE_PROGRESS", "1")
+    result = CliRunner().invoke(
+        cli, ["ledger", "--db", str(db), "--spool-dir", str(home / "spool"), "replay"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "replaying the spool" in result.stderr
+    assert f"{size}/{size}" in result.stderr  # every spooled byte was read back
+    assert "replayed 2500 rows" in result.stdout
+    with Ledger(db, spool_dir=home / "spool") as led:
+        assert led.totals().calls == 2500

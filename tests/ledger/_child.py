@@ -79,11 +79,27 @@ def wait_for_signal(url: str, spool_dir: str, rows: int, handler: str, busy_time
         raise
 
 
+_KEPT: list[Ledger] = []
+
+
+def exit_unflushed(url: str, spool_dir: str, rows: int) -> None:
+    """Record ``rows`` rows and let the interpreter exit: the atexit flush writes them.
+
+    The ledger stays referenced: the exit flush covers the ledgers still open (a weak set).
+    """
+    led = Ledger(url, spool_dir=spool_dir, flush_interval=3600, batch_size=1_000_000)
+    _KEPT.append(led)
+    for i in range(rows):
+        led.record(make_record(i))
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "crash":
         crash(args[0], args[1], float(args[2]))
     elif mode == "signal":
         wait_for_signal(args[0], args[1], int(args[2]), args[3], float(args[4]))
+    elif mode == "exit":
+        exit_unflushed(args[0], args[1], int(args[2]))
     else:
         concurrent(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))

@@ -147,7 +147,8 @@ def _check_totals(led: Ledger, records: list[CallRecord]) -> None:
         assert getattr(totals, name) == sum(getattr(r.usage, name) for r in records)
 
 
-def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(tmp_path: object) -> None:
+@pytest.mark.slow  # 100k rows written and summed: about half a minute per backend on a loaded machine
+def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(backend: Backend) -> None:
     records = random_records(100_000, seed=12)
     priced = [r for r in records if r.cost is not None]
     assert len(priced) > 50_000  # most rows are priced; the rest are honest pricing errors
@@ -155,12 +156,12 @@ def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(tmp_path: obje
     assert {r.speed for r in priced} >= {"fast", "standard", None}
     assert any(r.inference_geo == "us" for r in priced)
     assert any(r.usage.ephemeral_1h_input_tokens and r.usage.ephemeral_5m_input_tokens for r in priced)
-    store = Store(f"{tmp_path}/big.db")
+    store = Store(backend.url)
     store.upgrade()
     for start in range(0, len(records), 5000):
         store.insert(records[start : start + 5000])
     store.dispose()
-    with Ledger(f"{tmp_path}/big.db", spool_dir=f"{tmp_path}/spool", flush_on_signal=False) as led:
+    with Ledger(backend.url, spool_dir=backend.spool_dir, flush_on_signal=False) as led:
         with led._store.read() as conn:
             inexact = conn.execute(
                 text("SELECT count(*) FROM calls WHERE code_execution_hours_units IS NULL")
@@ -309,7 +310,7 @@ def test_step_0005_converts_a_populated_ledger_in_place(
 @pytest.mark.parametrize("sqlite", [True, False])
 def test_record_values_equal_the_row_through_its_dict(sqlite: bool) -> None:
     from cachewise.breakpoints import Breakpoint
-    from cachewise.ledger.store import _driver_values, call_row, record_values
+    from cachewise.ledger.store import _driver_values, _Memo, call_row, format_utc, record_values
 
     now = datetime(2026, 5, 1, 8, 30, tzinfo=UTC)
     edge = [
@@ -320,8 +321,18 @@ def test_record_values_equal_the_row_through_its_dict(sqlite: bool) -> None:
         make_record(5, breakpoints=(Breakpoint(position=0, ttl="1h", tokens=2048, prefix_hash="ab"),)),
         make_record(6, cost=CostBreakdown(*([Decimal("-0.5")] * len(COST_COLUMNS)))),
     ]
-    for record in [*random_records(500, seed=31), *edge]:
-        values, tags = record_values(record, now, sqlite)
+    priced = next(r for r in random_records(50, seed=32) if r.rates)
+    assert priced.rates is not None
+    twins = [  # the same memo key (length, model, period, multiplier), different content
+        replace(priced, request_id="twin-1", rates={**priced.rates, "input": "1.25"}),
+        replace(priced, request_id="twin-2", rates={**priced.rates, "input": "2.50"}),
+        replace(priced, request_id="twin-3", rates={**priced.rates, "uncertain": ["input"]}),
+    ]
+    records = [*random_records(500, seed=31), *edge, *twins, *edge, *twins]
+    memo = _Memo(limit=8)  # shared across the rows as in a batch; small, so it is cleared too
+    at = format_utc(now) if sqlite else now  # the store formats recorded_at once per batch
+    for record in records:
         row = call_row(record, now)
-        assert values == tuple(_driver_values(row, sqlite)), record.request_id
-        assert tags == row["tags"]
+        for values, tags in (record_values(record, now, sqlite), record_values(record, at, sqlite, memo)):
+            assert values == tuple(_driver_values(row, sqlite)), record.request_id
+            assert tags == row["tags"]
