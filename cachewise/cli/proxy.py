@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+
 import click
 
+from .errors import CliError
 from .options import PORT, HttpUrl, db_option, ledger_url
 from .serve import bind, port_of, serve
 
@@ -47,6 +55,14 @@ __all__ = ["proxy"]
     help="Refuse request bodies larger than this with the API's 413 request_too_large "
     "(default: the API's own limits, 32 MB; 256 MB for batch creation).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the one socket, each with its own planner and ledger writer "
+    "(share a PostgreSQL ledger with --db for one set of rows; docs/proxy.md).",
+)
 def proxy(
     host: str,
     port: int,
@@ -55,30 +71,90 @@ def proxy(
     plan: bool,
     unwrap_envelopes: bool,
     max_body_bytes: int | None,
+    workers: int,
 ) -> None:
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
+    url = ledger_url(db, must_exist=False)
+    sock = bind(host, port)
+    label = url
+    try:
+        from ..ledger import Ledger
+
+        probe = Ledger(url)  # creates or migrates the ledger once, before any worker starts
+        label = probe.label
+        probe.close()
+    except BaseException:
+        sock.close()
+        raise
+    options = _Options(url, upstream, plan, unwrap_envelopes, max_body_bytes)
+    click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {label})")
+    if workers == 1:
+        _serve_one(options, sock)
+        return
+    _serve_many(options, sock, workers)
+
+
+@dataclass(frozen=True)
+class _Options:
+    url: str
+    upstream: str
+    plan: bool
+    unwrap_envelopes: bool
+    max_body_bytes: int | None
+
+
+def _serve_one(options: _Options, sock: socket.socket) -> None:
+    """One process: its own ledger (and writer), planner and upstream connection pool."""
     from ..integrations.proxy import create_proxy_app
     from ..integrations.tracker import CallTracker
     from ..ledger import Ledger
 
-    url = ledger_url(db, must_exist=False)
-    sock = bind(host, port)
-    try:
-        ledger = Ledger(url)
-    except BaseException:
-        sock.close()
-        raise
+    ledger = Ledger(options.url)
     planner = None
-    if plan:
+    if options.plan:
         from ..integrations.proxy_planner import upstream_planner
 
-        planner = upstream_planner(upstream)
+        planner = upstream_planner(options.upstream)
     tracker = CallTracker(ledger=ledger, planner=planner)
     app = create_proxy_app(
-        tracker, upstream=upstream, unwrap_envelopes=unwrap_envelopes, max_body_bytes=max_body_bytes
+        tracker,
+        upstream=options.upstream,
+        unwrap_envelopes=options.unwrap_envelopes,
+        max_body_bytes=options.max_body_bytes,
     )
-    click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {ledger.label})")
     try:
         serve(app, sock, log_level="warning")
     finally:
         ledger.close()
+
+
+def _serve_many(options: _Options, sock: socket.socket, workers: int) -> None:
+    """``workers`` forked processes accept on the one listening socket; the kernel spreads connections.
+
+    Each worker opens its own ledger (its own writer) after the fork. SIGINT / SIGTERM here are passed
+    on to the workers, which finish their calls and flush their ledgers (uvicorn's graceful shutdown).
+    """
+    sys.stdout.flush()  # nothing buffered before the fork is printed again by a worker
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_serve_one, args=(options, sock), daemon=False) for _ in range(workers)
+    ]
+    for child in children:
+        child.start()
+    sock.close()
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = [child.exitcode for child in children if child.exitcode not in (0, None)]
+    if failed:
+        raise CliError(f"{len(failed)} of {workers} proxy workers exited with an error (codes {failed})")
