@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 
 import click
+from sqlalchemy.engine import URL
 
 from .errors import CliError
 from .options import PORT, HttpUrl, db_option, ledger_url
@@ -76,7 +77,7 @@ def proxy(
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
     url = ledger_url(db, must_exist=False)
     sock = bind(host, port)
-    label = url
+    label = str(url)
     try:
         from ..ledger import Ledger
 
@@ -96,7 +97,7 @@ def proxy(
 
 @dataclass(frozen=True)
 class _Options:
-    url: str
+    url: URL
     upstream: str
     plan: bool
     unwrap_envelopes: bool
