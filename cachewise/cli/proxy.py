@@ -123,10 +123,18 @@ def _serve_one(options: _Options, sock: socket.socket) -> None:
         unwrap_envelopes=options.unwrap_envelopes,
         max_body_bytes=options.max_body_bytes,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again: make that an interrupt, so the
+    # ledger below is flushed and closed before the process exits (a systemd stop loses no row).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(app, sock, log_level="warning")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         ledger.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve_many(options: _Options, sock: socket.socket, workers: int) -> None:
