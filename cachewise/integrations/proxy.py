@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,9 +43,12 @@ from ..failopen import guarded
 from .batches import BatchTimes, ResultLines
 from .proxy_planner import caller_headers
 from .streams import tap_async
-from .tracker import CallKind, CallTracker, classify, unwrap_envelope
+from .tracker import CallKind, CallTracker, Prepared, classify, unwrap_envelope
 
-__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "create_proxy_app"]
+__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "create_proxy_app"]
+
+#: ``create_proxy_app(admit=...)``: the request and its planned attempt → a refusal, or ``None``.
+Admit = Callable[[Request, Prepared], Awaitable[Response | None]]
 
 #: The API's request-size limits (docs/wrapper.md, "Limits"): Messages and count_tokens, Batches.
 API_BODY_LIMIT = 32 * 1024 * 1024
@@ -129,11 +132,15 @@ def create_proxy_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     max_body_bytes: int | None = None,
     timeout: httpx2.Timeout | float | None = None,
+    admit: Admit | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
 
     ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
     ``timeout``: for the upstream (default 600 s, 10 s to connect).
+    ``admit``: called for each Messages call once it is planned, before anything is sent; a
+    :class:`Response` it returns is the answer (a refusal) and nothing goes upstream, ``None`` lets
+    the call through. Finished calls reach the tracker's sinks as :class:`~cachewise.CallRecord`.
     """
     base = upstream.rstrip("/")
     client = httpx2.AsyncClient(
@@ -209,6 +216,10 @@ def create_proxy_app(
         body = _parsed(content)
         with caller_headers(request.headers):
             prepared = await tracker.aprepare(body if isinstance(body, Mapping) else None)
+        if admit is not None:
+            refused = await admit(request, prepared)
+            if refused is not None:
+                return refused
         payload = prepared.payload if prepared.payload is not None else content
         outgoing = client.build_request(request.method, target, headers=headers, content=payload)
         try:
