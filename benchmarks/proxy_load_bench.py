@@ -137,7 +137,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def run(levels: list[int], requests: int, workers: int, tokens: int) -> list[dict[str, Any]]:
+def run(
+    levels: list[int], requests: int, workers: int, tokens: int, plan: bool = True
+) -> list[dict[str, Any]]:
     system = _system_prompt(tokens)
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +147,8 @@ def run(levels: list[int], requests: int, workers: int, tokens: int) -> list[dic
             ["emulate", "--port", "0", "--log-level", "warning"], r"emulator on (http://\S+)"
         )
         proxy_args = ["proxy", "--port", "0", "--upstream", upstream, "--db", f"{tmp}/bench.db"]
-        proxy, via = _start([*proxy_args, "--workers", str(workers)], r"proxy on (http://\S+)")
+        proxy_args += ["--workers", str(workers), "--plan" if plan else "--no-plan"]
+        proxy, via = _start(proxy_args, r"proxy on (http://\S+)")
         try:
             for level in levels:
                 bodies = [
@@ -167,6 +170,7 @@ def run(levels: list[int], requests: int, workers: int, tokens: int) -> list[dic
                         "concurrency": level,
                         "requests": requests,
                         "workers": workers,
+                        "plan": plan,
                         "system_tokens": tokens,
                         "direct_rps": round(requests / direct_s, 1),
                         "proxy_rps": round(requests / proxied_s, 1),
@@ -201,8 +205,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="Requests per phase and level.")
     parser.add_argument("--workers", type=int, default=1, help="cachewise proxy --workers.")
     parser.add_argument("--tokens", type=int, default=10_000, help="System prompt size in tokens.")
+    parser.add_argument("--no-plan", action="store_true", help="Run the proxy with --no-plan (record only).")
     args = parser.parse_args()
-    run([int(x) for x in args.levels.split(",")], args.requests, args.workers, args.tokens)
+    run([int(x) for x in args.levels.split(",")], args.requests, args.workers, args.tokens, not args.no_plan)
 
 
 if __name__ == "__main__":
