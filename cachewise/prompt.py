@@ -28,6 +28,7 @@ payloads (tokens ≥ text_bytes / 8, a heuristic).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -103,13 +104,29 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def _str_mass(text: str) -> int:
+    """Non-whitespace bytes of ``text``; long texts (a system prompt sent on every call) are memoised."""
+    if len(text) >= _MASS_MEMO_MIN_CHARS:
+        return _long_str_mass(text)
+    squeezed = "".join(text.split())
+    return len(squeezed) if squeezed.isascii() else len(squeezed.encode())
+
+
+_MASS_MEMO_MIN_CHARS = 2048
+
+
+@functools.lru_cache(maxsize=512)
+def _long_str_mass(text: str) -> int:
+    squeezed = "".join(text.split())
+    return len(squeezed) if squeezed.isascii() else len(squeezed.encode())
+
+
 def _text_mass(value: Any, key: str | None = None) -> int:
     """Non-whitespace bytes of the text in ``value``, skipping binary payloads (``source.data``)."""
     if isinstance(value, str):
         if key in _BINARY_KEYS:
             return 0
-        squeezed = "".join(value.split())
-        return len(squeezed) if squeezed.isascii() else len(squeezed.encode())
+        return _str_mass(value)
     if isinstance(value, dict | Mapping):
         kind = value.get("type")
         if kind == "base64" or kind == "url" or kind == "file":
@@ -118,8 +135,7 @@ def _text_mass(value: Any, key: str | None = None) -> int:
         for k, v in value.items():
             if type(v) is str:
                 if k not in _BINARY_KEYS:
-                    squeezed = "".join(v.split())
-                    total += len(squeezed) if squeezed.isascii() else len(squeezed.encode())
+                    total += _str_mass(v)
             elif k != "cache_control" and v is not None and type(v) is not bool:
                 total += _text_mass(v, k)
         return total

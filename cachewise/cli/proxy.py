@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import URL
 
+from .errors import CliError
 from .options import PORT, HttpUrl, db_option, ledger_url
 from .serve import bind, port_of, serve
 
@@ -62,6 +70,14 @@ __all__ = ["proxy"]
     default=None,
     help="Serve Prometheus metrics at /metrics (default: when prometheus-client is installed).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the one socket, each with its own planner and ledger writer "
+    "(share a PostgreSQL ledger with --db for one set of rows; docs/proxy.md).",
+)
 def proxy(
     host: str,
     port: int,
@@ -72,41 +88,109 @@ def proxy(
     max_body_bytes: int | None,
     budgets_file: Path | None,
     metrics: bool | None,
+    workers: int,
 ) -> None:
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
+    url = ledger_url(db, must_exist=False)
+    sock = bind(host, port)
+    label = str(url)
+    try:
+        from ..ledger import Ledger
+
+        probe = Ledger(url)  # creates or migrates the ledger once, before any worker starts
+        label = probe.label
+        probe.close()
+    except BaseException:
+        sock.close()
+        raise
+    options = _Options(url, upstream, plan, unwrap_envelopes, max_body_bytes, budgets_file, metrics)
+    click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {label})")
+    if workers == 1:
+        _serve_one(options, sock)
+        return
+    _serve_many(options, sock, workers)
+
+
+@dataclass(frozen=True)
+class _Options:
+    url: URL
+    upstream: str
+    plan: bool
+    unwrap_envelopes: bool
+    max_body_bytes: int | None
+    budgets_file: Path | None
+    metrics: bool | None
+
+
+def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) -> None:
+    """One process: its own ledger (and writer), planner, gateway parts and upstream connection pool."""
     from ..integrations.proxy import create_proxy_app
     from ..integrations.tracker import CallTracker
     from ..ledger import Ledger
 
-    url = ledger_url(db, must_exist=False)
-    sock = bind(host, port)
-    try:
-        ledger = Ledger(url)
-    except BaseException:
-        sock.close()
-        raise
+    ledger = Ledger(options.url)
     planner = None
-    if plan:
+    if options.plan:
         from ..integrations.proxy_planner import upstream_planner
 
-        planner = upstream_planner(upstream)
+        planner = upstream_planner(options.upstream)
     from ..gateway.build import gateway_parts
 
-    parts = gateway_parts(ledger, budgets_file, metrics=metrics, plan=plan)
+    parts = gateway_parts(ledger, options.budgets_file, metrics=options.metrics, plan=options.plan)
     tracker = CallTracker(ledger=ledger, planner=planner, sinks=parts.sinks)
     app = parts.wrap(
         create_proxy_app(
             tracker,
-            upstream=upstream,
-            unwrap_envelopes=unwrap_envelopes,
-            max_body_bytes=max_body_bytes,
+            upstream=options.upstream,
+            unwrap_envelopes=options.unwrap_envelopes,
+            max_body_bytes=options.max_body_bytes,
             admit=parts.admit,
         )
     )
-    click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {ledger.label})")
-    for line in parts.summary():
-        click.echo(line)
+    if announce:
+        for line in parts.summary():
+            click.echo(line)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again: make that an interrupt, so the
+    # ledger below is flushed and closed before the process exits (a systemd stop loses no row).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(app, sock, log_level="warning")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         ledger.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_many(options: _Options, sock: socket.socket, workers: int) -> None:
+    """``workers`` forked processes accept on the one listening socket; the kernel spreads connections.
+
+    Each worker opens its own ledger (its own writer) after the fork. SIGINT / SIGTERM here are passed
+    on to the workers, which finish their calls and flush their ledgers (uvicorn's graceful shutdown).
+    """
+    sys.stdout.flush()  # nothing buffered before the fork is printed again by a worker
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_serve_one, args=(options, sock, i == 0), daemon=False) for i in range(workers)
+    ]
+    for child in children:
+        child.start()
+    sock.close()
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    failed = [child.exitcode for child in children if child.exitcode not in (0, None)]
+    if failed:
+        raise CliError(f"{len(failed)} of {workers} proxy workers exited with an error (codes {failed})")

@@ -45,7 +45,11 @@ from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
 
-__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "create_proxy_app"]
+__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "create_proxy_app"]
+
+#: ``create_proxy_app(admit=...)``: the request and its planned attempt → a refusal, or ``None``.
+#: The gateway's admission check: the request and its parsed body, before anything is planned or sent.
+Admit = Callable[[Request, Any], Awaitable[Response | None]]
 
 #: The API's request-size limits (docs/wrapper.md, "Limits"): Messages and count_tokens, Batches.
 API_BODY_LIMIT = 32 * 1024 * 1024
@@ -130,14 +134,16 @@ def create_proxy_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     max_body_bytes: int | None = None,
     timeout: httpx2.Timeout | float | None = None,
-    admit: Callable[[Request, Any], Awaitable[Response | None]] | None = None,
+    admit: Admit | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
 
     ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
     ``timeout``: for the upstream (default 600 s, 10 s to connect).
-    ``admit``: checked before a Messages call is sent; a response it returns is the answer
-    (``cachewise.gateway.GatewayBudgets.admit``).
+    ``admit``: called for each Messages call with its parsed body, before it is planned or sent; a
+    :class:`Response` it returns is the answer (a refusal, ``cachewise.gateway.GatewayBudgets.admit``)
+    and nothing goes upstream, ``None`` lets the call through. Finished calls reach the tracker's
+    sinks as :class:`~cachewise.CallRecord`.
     """
     base = upstream.rstrip("/")
     client = httpx2.AsyncClient(

@@ -16,6 +16,8 @@ import httpx2
 import pytest
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from cachewise.emulator import EmulatorServer
 from cachewise.integrations.proxy import create_proxy_app
@@ -114,3 +116,38 @@ def test_enveloped_upstream_is_unwrapped_and_recorded(ledger: Ledger) -> None:
     (row,) = ledger.calls()
     assert row.request_id == "req_env_1"
     assert row.usage.cache_read_input_tokens == 2000
+
+
+def test_admit_refuses_before_sending_and_passes_the_rest(ledger: Ledger) -> None:
+    sent: list[bytes] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.content)
+        usage = {"input_tokens": 5, "output_tokens": 1}
+        message = {"id": "msg_a", "type": "message", "role": "assistant", "model": "claude-haiku-4-5"}
+        return httpx2.Response(200, json={**message, "content": [], "usage": usage})
+
+    seen: list[tuple[str, str]] = []
+
+    async def admit(request: Request, body: Any) -> Response | None:
+        seen.append((request.headers.get("x-team", ""), body.get("model")))
+        if request.headers.get("x-team") == "over":
+            return JSONResponse({"type": "error", "error": {"type": "rate_limit_error"}}, 429)
+        return None
+
+    app = create_proxy_app(
+        CallTracker(ledger=ledger),
+        upstream="http://api.invalid",
+        transport=httpx2.MockTransport(upstream),
+        admit=admit,
+    )
+    body = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    for base_url in serve(app):
+        refused = httpx2.post(f"{base_url}/v1/messages", json=body, headers={"x-team": "over"})
+        passed = httpx2.post(f"{base_url}/v1/messages", json=body, headers={"x-team": "ok"})
+    assert refused.status_code == 429
+    assert passed.status_code == 200
+    assert len(sent) == 1  # the refused call never reached the upstream
+    assert seen == [("over", "claude-haiku-4-5"), ("ok", "claude-haiku-4-5")]
+    ledger.flush()
+    assert [r.request_id for r in ledger.calls()] == ["msg_a"]

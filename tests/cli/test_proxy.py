@@ -1,0 +1,141 @@
+"""``cachewise proxy`` as a team gateway: several proxy processes (and workers) on one PostgreSQL ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx2
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from cachewise.cli import cli
+from cachewise.emulator import EmulatorServer
+from cachewise.ledger import Ledger
+from tests.ledger.conftest import pg_admin_url
+
+API_KEY = "sk-ant-gateway-test"
+SYSTEM = " ".join(f"rule{i % 97} applies to item {i}" for i in range(900))
+
+
+def test_help_names_workers() -> None:
+    result = CliRunner().invoke(cli, ["proxy", "--help"])
+    assert result.exit_code == 0
+    assert "--workers" in result.output
+
+
+def test_workers_must_be_positive() -> None:
+    result = CliRunner().invoke(cli, ["proxy", "--workers", "0"])
+    assert result.exit_code == 2
+    assert "--workers" in result.output
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    admin = pg_admin_url()
+    schema = f"cw_gw_core_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{admin}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _start_proxy(upstream: str, db: str, workers: int) -> tuple[subprocess.Popen[str], str]:
+    args = ["proxy", "--port", "0", "--upstream", upstream, "--db", db, "--workers", str(workers)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachewise", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    found = re.search(r"proxy on (http://\S+)", line)
+    if found is None:
+        proc.kill()
+        rest, _ = proc.communicate()
+        raise AssertionError(f"the proxy did not start: {line}{rest}")
+    base = found.group(1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx2.get(f"{base}/_not_a_route", timeout=1)
+            return proc, base
+        except httpx2.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.communicate()
+    raise AssertionError("the proxy never listened")
+
+
+def _call(base: str, i: int) -> None:
+    stream = i % 2 == 1
+    body: dict[str, Any] = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 16,
+        "stream": stream,
+        "system": SYSTEM,
+        "messages": [{"role": "user", "content": f"question {i}"}],
+    }
+    headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
+    with httpx2.Client(base_url=base, timeout=60) as client:
+        reply = client.post("/v1/messages", content=json.dumps(body), headers=headers)
+        assert reply.status_code == 200, reply.text
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM (as systemd stops a service), then the proxy's output."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        output, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hung proxy fails the test
+        proc.kill()
+        proc.communicate()
+        raise
+    return output
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_proxies_on_one_postgres_ledger_match_the_bill(
+    claude_emulator: EmulatorServer, pg_url: str
+) -> None:
+    Ledger(pg_url).close()  # migrate once, so both proxies start on the same schema
+    one, one_url = _start_proxy(claude_emulator.base_url, pg_url, workers=1)
+    two, two_url = _start_proxy(claude_emulator.base_url, pg_url, workers=2)
+    calls = 48
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: _call(one_url if i % 2 == 0 else two_url, i), range(calls)))
+    finally:
+        outputs = [_stop(one), _stop(two)]
+    assert (one.returncode, two.returncode) == (0, 0), outputs
+
+    bill = {row["request_id"]: row for row in claude_emulator.emulator.bill()}
+    with Ledger.open_existing(pg_url) as ledger:
+        rows = ledger.calls()
+    assert len(bill) == calls
+    assert len(rows) == calls, "a row was lost or doubled"
+    assert {r.request_id for r in rows} == set(bill)
+    for record in rows:
+        billed = bill[record.request_id]["usage"]
+        assert record.usage.input_tokens == billed["input_tokens"]
+        assert record.usage.cache_read_input_tokens == billed["cache_read_input_tokens"]
+        assert record.usage.cache_creation_input_tokens == billed["cache_creation_input_tokens"]
+        assert record.usage.output_tokens == billed["output_tokens"]
+        assert record.planned
+    assert {r.endpoint for r in rows} == {"messages", "stream"}
