@@ -203,3 +203,32 @@ def test_long_windows_are_cut_at_midnight_into_ranges_the_api_accepts() -> None:
     assert all(end.time().isoformat() == "00:00:00" for _, end in cuts[:-1])
     minutes = windows(since, since + timedelta(hours=30), "1m")
     assert len(minutes) == 2 and all(end - start <= timedelta(hours=24) for start, end in minutes)
+
+
+def test_a_page_that_fails_part_way_is_raised_and_auto_does_not_fall_back(tmp_path: Path) -> None:
+    org = build(tmp_path)
+    before = org.ledger_path.read_bytes()
+    for source in ("analytics", "auto"):
+        org.emu.faults.add("overloaded", endpoint="admin", after=1)
+        with pytest.raises(ReconcileError) as caught:
+            _run(org, source=source, limit=1)
+        assert (caught.value.endpoint, caught.value.page, caught.value.status) == (
+            ANALYTICS_USAGE_PATH,
+            2,
+            529,
+        )
+        assert "overloaded_error" in str(caught.value)
+    assert org.ledger_path.read_bytes() == before  # nothing written
+
+
+def test_a_request_without_the_beta_header_is_an_error_naming_the_endpoint_and_the_header(
+    tmp_path: Path,
+) -> None:
+    org = build(tmp_path, gaps=())
+    params = [("starting_at", "2026-11-20T00:00:00Z"), ("ending_at", "2026-11-21T00:00:00Z")]
+    with admin_client(org.emu) as admin, pytest.raises(ReconcileError) as caught:
+        list(admin.pages(ANALYTICS_COST_PATH, params))
+    error = caught.value
+    assert (error.endpoint, error.page, error.status) == (ANALYTICS_COST_PATH, 1, 400)
+    assert str(error).startswith(f"{ANALYTICS_COST_PATH} page 1: HTTP 400 invalid_request_error")
+    assert "anthropic-beta: analytics-usage-cost-2026-08-24" in str(error)
