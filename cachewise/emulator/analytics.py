@@ -158,7 +158,10 @@ def _rows(
 ) -> tuple[dict[tuple[Any, ...], list[BillRow]], list[str], datetime, datetime, str | None]:
     start, end, width = _bounds(query, now)
     groups = _groups(query)
-    selected = _selected(rows, _filters(query), start, end)
+    filters = _filters(query)
+    if windows := set(_values(query, "context_windows")):  # the successor's plural spelling
+        filters["context_window"] = windows
+    selected = _selected(rows, filters, start, end)
     cells: dict[tuple[Any, ...], list[BillRow]] = defaultdict(list)
     for row in selected:
         key = (_bucket(row, start, width), *(_dimension(row, name) for name in groups))
@@ -174,8 +177,9 @@ def _page(
     order = _one(query, "order") or "desc"
     if order not in ("asc", "desc"):
         raise invalid("order: Input should be 'asc' or 'desc'")
-    if order_by == "time":
-        items.sort(key=lambda item: (item[1]["starting_at"], item[0]), reverse=order == "desc")
+    if order_by == "time":  # by bucket, and within a bucket by the metric, highest first
+        items.sort(key=lambda item: item[0], reverse=True)
+        items.sort(key=lambda item: str(item[1]["starting_at"]), reverse=order == "desc")
     else:
         items.sort(key=lambda item: (item[0], item[1]["starting_at"]), reverse=order == "desc")
     limit = _limit(query)

@@ -130,3 +130,15 @@ def test_a_range_over_31_days_is_refused(org: Org, http: httpx.Client) -> None:
     headers = {"x-api-key": ADMIN, "anthropic-beta": ANALYTICS_BETA}
     done = http.get(USAGE, params=params, headers=headers)
     assert done.status_code == 400 and "31 days" in done.json()["error"]["message"]
+
+
+def test_filters_and_the_order_within_a_bucket(org: Org, http: httpx.Client) -> None:
+    day = (("time_bucket_width", "1d"), ("group_by[]", "model"))
+    assert _get(http, org, USAGE, *day, ("models[]", "claude-opus-4-1")).json()["data"] == []
+    assert _get(http, org, USAGE, *day, ("context_windows[]", "200k-1M")).json()["data"] == []
+    assert len(_get(http, org, USAGE, *day, ("context_windows[]", "0-200k")).json()["data"]) == 3
+    ranked = _get(http, org, COST, *day).json()["data"]  # default: by amount, highest first
+    amounts = [Decimal(r["cost"]["amount"]) for r in ranked]
+    assert amounts == sorted(amounts, reverse=True) and len(amounts) == 3
+    newest = _get(http, org, COST, *day, ("order_by", "time")).json()["data"]
+    assert [r["starting_at"] for r in newest] == sorted((r["starting_at"] for r in ranked), reverse=True)
