@@ -13,7 +13,8 @@ refused with 400 ``invalid_request_error`` (our text: the docs publish none).
 Served subset: grouping by ``api_key_id``, ``workspace_id``, ``model``, ``service_tier``,
 ``context_window``, ``inference_geo``, ``speed`` (the emulator has no users, products or
 agents: any other dimension is refused, as are ``cost_type`` / ``token_type``); ``order_by``
-``time`` or the default metric, ``order`` ``asc`` / ``desc``.
+``time`` or the default metric, ``order`` ``asc`` / ``desc``; ``starting_at`` within the last
+365 days and not before 2026-01-01, ranges of at most 31 days (24 hours at ``1m``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import base64
 import binascii
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -78,6 +79,7 @@ _GROUP_FIELDS = (
 _WIDTHS = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 _MAX_RANGE = timedelta(days=31)
 _MAX_GROUPS = 5
+_EARLIEST = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def check_beta(headers: Mapping[str, str], path: str) -> None:
@@ -95,6 +97,10 @@ def _bounds(query: Sequence[tuple[str, str]], now: datetime) -> tuple[datetime, 
     if starting is None:
         raise invalid("starting_at: Field required")
     start = _time(starting, "starting_at")
+    if start < _EARLIEST or start < now - timedelta(days=365):
+        raise invalid(
+            "starting_at: must be within the last 365 days and no earlier than 2026-01-01T00:00:00Z"
+        )
     ending = _one(query, "ending_at")
     if width is not None and ending is None:
         raise invalid("ending_at: Field required when time_bucket_width is set")

@@ -142,3 +142,10 @@ def test_filters_and_the_order_within_a_bucket(org: Org, http: httpx.Client) -> 
     assert amounts == sorted(amounts, reverse=True) and len(amounts) == 3
     newest = _get(http, org, COST, *day, ("order_by", "time")).json()["data"]
     assert [r["starting_at"] for r in newest] == sorted((r["starting_at"] for r in ranked), reverse=True)
+
+
+def test_a_start_before_2026_or_over_a_year_back_is_refused(org: Org, http: httpx.Client) -> None:
+    headers = {"x-api-key": ADMIN, "anthropic-beta": ANALYTICS_BETA}
+    for start in ("2025-12-31T00:00:00Z", (org.emu.now() - timedelta(days=366)).isoformat()):
+        done = http.get(USAGE, params={"starting_at": start}, headers=headers)
+        assert done.status_code == 400 and "365 days" in done.json()["error"]["message"]
