@@ -58,6 +58,7 @@ def _signed(value: int) -> str:
 def _table(result: dict[str, Any]) -> str:
     lines = [
         f"reconciled {result['since'][:19]} .. {result['until'][:19]} UTC, {result['bucket_width']} buckets"
+        + f" ({result['source']})"
         + (f", by {result['group_by']}" if result["group_by"] else "")
         + f": {result['keys_compared']} keys",
         f"report: {result['report_tokens']} tokens, ${_usd(result['report_cost'])}   "
@@ -89,7 +90,8 @@ def _table(result: dict[str, Any]) -> str:
     elif result["measure"] == "cost":
         lines.append(f"gap: ${_usd(result['gap'])} ({share}'s cost)")
     else:
-        lines.append(f"gap: {result['gap']} tokens ({share}'s tokens; no cost report at this width)")
+        why = "no cost report at this width" if result["source"] == "usage_report" else "no cost rows"
+        lines.append(f"gap: {result['gap']} tokens ({share}'s tokens; {why})")
     return "\n".join(lines) + "\n"
 
 
@@ -129,7 +131,20 @@ def _table(result: dict[str, Any]) -> str:
     default=None,
     help="Admin API key, sk-ant-admin... (default: $ANTHROPIC_ADMIN_API_KEY). Never stored.",
 )
-@count_option("--limit", default=0, minimum=0, help="Buckets per report page (0: the API's default).")
+@click.option(
+    "--source",
+    type=click.Choice(["usage_report", "analytics", "auto"]),
+    default="usage_report",
+    show_default=True,
+    help="Which reports: the legacy usage and cost reports, the Usage and Cost Analytics API (beta; "
+    "costs at every width and per key), or auto: analytics, the legacy reports if it answers 404.",
+)
+@count_option(
+    "--limit",
+    default=0,
+    minimum=0,
+    help="Buckets (analytics: rows) per report page (0: the API's default; analytics: 1000).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the reconciliation as JSON.")
 @click.option(
     "--max-gap",
@@ -146,6 +161,7 @@ def reconcile(
     group_tag: str | None,
     base_url: str | None,
     admin_key: str | None,
+    source: str,
     limit: int,
     as_json: bool,
     max_gap: Decimal | None,
@@ -184,6 +200,7 @@ def reconcile(
                 group_by=group_by,  # type: ignore[arg-type]
                 group_tag=group_tag,
                 limit=limit or None,
+                source=source,  # type: ignore[arg-type]
             )
     except LedgerError as exc:
         raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc

@@ -360,10 +360,22 @@ def _iso(moment: datetime) -> str:
 
 
 def serve(
-    method: str, path: str, query: Sequence[tuple[str, str]], rows: Iterable[BillRow], now: datetime
+    method: str,
+    path: str,
+    query: Sequence[tuple[str, str]],
+    rows: Iterable[BillRow],
+    now: datetime,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The body of one admin request (the key is checked by the caller, :func:`check_admin`)."""
+    from . import analytics  # the successor API (analytics.py) reuses this module's helpers
+
     path = path.rstrip("/")
+    if method.upper() == "GET" and path in (analytics.ANALYTICS_USAGE_PATH, analytics.ANALYTICS_COST_PATH):
+        analytics.check_beta(headers or {}, path)
+        if path == analytics.ANALYTICS_USAGE_PATH:
+            return analytics.analytics_usage(rows, query, now)
+        return analytics.analytics_cost(rows, query, now)
     if method.upper() == "GET" and path == USAGE_PATH:
         return usage_report(rows, query, now)
     if method.upper() == "GET" and path == COST_PATH:

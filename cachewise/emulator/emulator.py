@@ -255,6 +255,7 @@ class Emulator:
             "query": request.query,
             "rows": self.billing.rows(),
             "now": self.now(),
+            "headers": request.headers,
         }
 
     @staticmethod

@@ -8,7 +8,7 @@ The key is sent as ``x-api-key`` and never logged or kept beyond the client. Eve
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -59,13 +59,22 @@ class AdminClient:
     ) -> None:
         self.close()
 
-    def pages(self, path: str, params: Sequence[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-        """Every page of one report, in order; ``page`` is set from the previous ``next_page``."""
+    def pages(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of one report, in order; ``page`` is set from the previous ``next_page``.
+
+        ``headers`` are sent with every page (the analytics API's ``anthropic-beta``).
+        """
         token: str | None = None
         seen: set[str] = set()
         for number in range(1, MAX_PAGES + 1):
             query = [*params, *([("page", token)] if token is not None else [])]
-            body = self._get(path, query, number)
+            body = self._get(path, query, number, headers)
             has_more = body.get("has_more")
             following = body.get("next_page")
             if not isinstance(body.get("data"), list):
@@ -85,9 +94,15 @@ class AdminClient:
             token = following
         raise ReconcileError(path, f"more than {MAX_PAGES} pages; narrow --since")
 
-    def _get(self, path: str, query: Sequence[tuple[str, str]], number: int) -> dict[str, Any]:
+    def _get(
+        self,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        number: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         try:
-            response = self._http.get(path, params=list(query))
+            response = self._http.get(path, params=list(query), headers=dict(headers or {}))
         except httpx.HTTPError as exc:
             raise ReconcileError(path, f"request failed: {exc}", page=number) from exc
         try:

@@ -112,6 +112,8 @@ class Reconciliation:
     report_cost: Decimal | None
     ledger_cost: Decimal
     kinds: dict[str, int] = field(default_factory=dict)
+    #: Which reports were read: ``usage_report`` (the legacy reports) or ``analytics``.
+    source: str = "usage_report"
 
     @property
     def measure(self) -> Literal["cost", "tokens"]:
@@ -139,6 +141,7 @@ class Reconciliation:
         return {
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
+            "source": self.source,
             "bucket_width": self.width,
             "group_by": self.group_by,
             "keys_compared": self.keys,
@@ -183,9 +186,14 @@ def compare(
     until: datetime,
     width: str = "1d",
     group_by: GroupBy = None,
+    source: str = "usage_report",
 ) -> Reconciliation:
-    """Every key of either side, compared; ``cost`` only at ``width == "1d"`` (the cost report is daily)."""
-    if cost is not None and width != "1d":
+    """Every key of either side, compared.
+
+    With the legacy reports (``source="usage_report"``) ``cost`` is daily only (the cost report
+    is); the analytics API serves costs at every width.
+    """
+    if cost is not None and width != "1d" and source != "analytics":
         raise ValueError("the cost report has daily buckets only: compare costs at width 1d")
     sums = {(b.starting_at, b.model, b.group): b for b in ledger}
     keys = sorted(set(sums) | set(usage) | set(cost or {}), key=lambda k: (k[0], k[1], k[2] or ""))
@@ -228,4 +236,5 @@ def compare(
         report_cost=sum(cost.values(), Decimal(0)) if cost is not None else None,
         ledger_cost=sum((b.cost for b in sums.values()), Decimal(0)),
         kinds=kinds,
+        source=source,
     )

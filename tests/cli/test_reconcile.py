@@ -95,3 +95,23 @@ def test_an_old_ledger_is_not_upgraded_by_reconciliation(tmp_path: Path, server:
     org = Org(server.emulator, old, datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
     code, _, err = _run(org, server)
     assert code == 2 and "cachewise ledger upgrade" in err
+
+
+def test_the_analytics_source_finds_the_same_gaps_over_a_socket(org: Org, server: EmulatorServer) -> None:
+    code, out, _ = _run(org, server, "--json", "--limit", "2")
+    legacy = json.loads(out)
+    code, out, _ = _run(org, server, "--json", "--source", "analytics", "--limit", "1")
+    assert code == 0
+    data = json.loads(out)
+    assert data["source"] == "analytics" and legacy["source"] == "usage_report"
+    assert data["gaps"] == legacy["gaps"] and data["gap_ratio"] == legacy["gap_ratio"]
+    code, out, _ = _run(org, server, "--source", "auto")
+    assert code == 0 and "(analytics)" in out.splitlines()[0]
+    code, out, _ = _run(org, server, "--source", "analytics", "--bucket-width", "1h")
+    assert code == 0 and "% of the report's cost" in out  # hourly costs: the analytics API has them
+
+
+def test_a_regular_key_on_the_analytics_source_names_its_endpoint(org: Org, server: EmulatorServer) -> None:
+    code, _, err = _run(org, server, "--source", "analytics", key="sk-ant-api03-regular")
+    assert code == 2
+    assert err.startswith("Error: /v1/organizations/analytics/usage page 1: HTTP 401 authentication_error")
