@@ -447,6 +447,7 @@ class CallTracker:
                 out["miss_reason"], out["miss_detail"] = local.reason, local.as_dict()
             if api is not None:
                 out["api_miss_reason"], out["api_missed_tokens"] = api.reason, api.missed_tokens
+            out["replay"] = self.misses.replay(prepared.look, reading.usage)
             return out
         return {}
 
