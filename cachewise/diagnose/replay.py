@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from ..usage import Usage
@@ -65,8 +66,11 @@ def _read_at(seen: Seen, anchors: dict[int, int], sizes: Sizes, read: int, last_
     return best
 
 
-def points(seen: Seen, usage: Usage, sizes: Sizes) -> Replay:
-    """The replay of the call ``seen`` billed as ``usage``; learns its exact sizes."""
+def points(seen: Seen, usage: Usage, sizes: Sizes, counts: Mapping[int, int] | None = None) -> Replay:
+    """The replay of the call ``seen`` billed as ``usage``; learns its exact sizes.
+
+    ``counts``: prefix sizes counted before sending (the planner's count_tokens), by position.
+    """
     n = len(seen.hashes)
     if n == 0:
         return {"tokens": usage.prompt_tokens, "points": []}
@@ -78,6 +82,9 @@ def points(seen: Seen, usage: Usage, sizes: Sizes) -> Replay:
         known = sizes.get(digest)
         if known is not None and known <= total:
             anchors[i] = known
+    for i, tokens in (counts or {}).items():
+        if 0 <= i < n and tokens <= total:
+            anchors[i] = tokens
     marked = sorted(ttls)
     if marked and (read or written):
         last = marked[-1]

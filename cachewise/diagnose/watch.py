@@ -45,9 +45,10 @@ class MissWatch:
         self._book = book
         self.sizes = Sizes()
 
-    def replay(self, look: Look, usage: Usage) -> Replay:
-        """What ``cachewise whatif --since`` replays for this call (:mod:`.replay`)."""
-        return points(look.seen, usage, self.sizes)
+    def replay(self, look: Look, usage: Usage, counted: Mapping[int, int] | None = None) -> Replay:
+        """What ``cachewise whatif --since`` replays for this call (:mod:`.replay`); ``counted``:
+        prefix sizes counted before sending, by position."""
+        return points(look.seen, usage, self.sizes, counted)
 
     def before(self, body: Mapping[str, Any], at: datetime) -> tuple[Look, Mapping[str, Any]]:
         """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics)."""
