@@ -1,13 +1,23 @@
-"""``cachewise whatif --requests FILE``: what each caching strategy would cost on your requests."""
+"""``cachewise whatif``: what each caching strategy would cost on your requests, or on the ledger's calls.
+
+``--requests FILE`` replays request bodies on the emulator; without it, the ledger's recorded calls
+(``--since``, default 30 days) are replayed from their prefix hashes and counted sizes.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .options import price_book, price_table_option
+from .options import db_option, ledger_url, price_book, price_table_option, window
+
+if TYPE_CHECKING:
+    from ..pricing import PriceBook
+    from ..whatif import Outcome
 
 __all__ = ["whatif"]
 
@@ -16,35 +26,89 @@ __all__ = ["whatif"]
 @click.option(
     "--requests",
     "requests_file",
-    required=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='JSONL of {"time": ISO 8601, "body": {Messages request}}, one request a line.',
+    help='JSONL of {"time": ISO 8601, "body": {Messages request}}, one request a line '
+    "(without it: the ledger's recorded calls).",
 )
 @click.option(
-    "--strategy",
-    default="none,auto,static,planner",
+    "--since",
+    default="30d",
     show_default=True,
-    help="Comma-separated: none, recorded (as written), auto, static, planner.",
+    help="Without --requests: replay the ledger's calls since then (30m, 24h, 7d, today, an ISO date).",
+)
+@db_option()
+@click.option(
+    "--strategy",
+    default=None,
+    help="Comma-separated: none, recorded (as sent), auto, static, planner (--requests only). "
+    "Default: none,auto,static,planner with --requests, recorded,none,auto,static on the ledger.",
 )
 @price_table_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def whatif(requests_file: Path, strategy: str, overlays: tuple[Path, ...], as_json: bool) -> None:
-    """Replay timed requests under each strategy on the emulator (virtual time) and compare the
-    prompt's cost side by side (docs/why.md, "What if"). Nothing is sent to the API."""
-    from ..whatif import STRATEGIES, read_requests, replay
+def whatif(
+    requests_file: Path | None,
+    since: str,
+    db: str | None,
+    strategy: str | None,
+    overlays: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Replay timed requests (``--requests``) or the ledger's recorded calls under each strategy in
+    virtual time and compare the prompt's cost side by side (docs/why.md, "What if"). Nothing is sent
+    to the API."""
+    from ..whatif import LEDGER_STRATEGIES, STRATEGIES
 
-    names = [s.strip() for s in strategy.split(",") if s.strip()]
-    unknown = [s for s in names if s not in STRATEGIES]
+    known = STRATEGIES if requests_file is not None else LEDGER_STRATEGIES
+    default = "none,auto,static,planner" if requests_file is not None else ",".join(LEDGER_STRATEGIES)
+    names = [s.strip() for s in (strategy or default).split(",") if s.strip()]
+    unknown = [s for s in names if s not in known]
     if unknown or not names:
+        hint = " (planner needs the request bodies: use --requests)" if "planner" in unknown else ""
         raise click.BadParameter(
-            f"{', '.join(unknown) or strategy!r}: expected {', '.join(STRATEGIES)}", param_hint="--strategy"
+            f"{', '.join(unknown) or strategy!r}: expected {', '.join(known)}{hint}", param_hint="--strategy"
         )
+    book = price_book(overlays)
+    if requests_file is not None:
+        outcomes = _from_requests(requests_file, names, book)
+    else:
+        outcomes = _from_ledger(db, since, names, book)
+    _show(outcomes, as_json)
+
+
+def _from_requests(path: Path, names: list[str], book: PriceBook) -> list[Outcome]:
+    from ..whatif import read_requests, replay
+
     try:
-        requests = read_requests(requests_file)
+        requests = read_requests(path)
     except ValueError as exc:
         raise click.ClickException(f"--requests: {exc}") from exc
-    book = price_book(overlays)
-    outcomes = [replay(requests, name, book) for name in names]
+    return [replay(requests, name, book) for name in names]
+
+
+def _from_ledger(db: str | None, since: str, names: list[str], book: PriceBook) -> list[Outcome]:
+    from ..errors import LedgerError
+    from ..ledger import Ledger
+    from ..whatif import recorded_calls, replay_recorded
+
+    start, end = window(since, None, datetime.now(UTC))
+    url = ledger_url(db, must_exist=True)
+    try:
+        with Ledger.open_existing(url) as led:
+            records = led.calls(since=start, until=end)
+    except LedgerError as exc:
+        raise click.ClickException(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+    found = recorded_calls(records)
+    if found.without:
+        click.echo(
+            f"{found.without} of {len(records)} calls have no replay points (recorded before ledger step "
+            "0008, imported, or batch results) and are left out",
+            err=True,
+        )
+    return [replay_recorded(found.calls, name, book) for name in names]
+
+
+def _show(outcomes: list[Outcome], as_json: bool) -> None:
     base = next((o.cost for o in outcomes if o.strategy == "none"), None)
     if as_json:
         rows = [

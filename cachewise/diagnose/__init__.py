@@ -5,6 +5,7 @@
   entry had expired, was below the minimum, lay beyond the lookback, or was not yet readable);
 * :mod:`.api`: the API's ``diagnostics.cache_miss_reason`` read from a response;
 * :mod:`.watch`: :class:`MissWatch`, what the tracker calls before and after each request;
+* :mod:`.replay`: :func:`points`, what ``whatif --since`` replays per call (hashes and counted sizes);
 * :mod:`.cost`: :func:`missed_cost`, the money a miss cost (exact ``Decimal``).
 """
 
@@ -14,6 +15,7 @@ from .api import ApiReason, read_api_reason
 from .cost import missed_cost
 from .history import PrefixHistory, Seen
 from .local import REASONS, Diagnosis, diagnose
+from .replay import Point, Replay, Sizes, points
 from .watch import Look, MissWatch
 
 __all__ = [
@@ -22,9 +24,13 @@ __all__ = [
     "Diagnosis",
     "Look",
     "MissWatch",
+    "Point",
     "PrefixHistory",
+    "Replay",
     "Seen",
+    "Sizes",
     "diagnose",
     "missed_cost",
+    "points",
     "read_api_reason",
 ]

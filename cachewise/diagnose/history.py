@@ -32,6 +32,8 @@ class Seen:
     finished_at: datetime | None = None
     written_tokens: int = 0
     total_tokens: int = 0
+    cum_bytes: tuple[int, ...] = ()
+    marker_ttls: tuple[tuple[int, Ttl], ...] = ()
 
     @classmethod
     def of(cls, prompt: Prompt, at: datetime) -> Seen:
@@ -45,6 +47,8 @@ class Seen:
             markers=markers,
             ttl="1h" if "1h" in ttls else "5m",
             auto=prompt.auto is not None,
+            cum_bytes=tuple(prompt.cum_bytes(i) for i in range(len(prompt.positions))),
+            marker_ttls=tuple(sorted(_ttls(prompt).items())),
         )
 
     @property
@@ -66,6 +70,17 @@ class Seen:
                 break
             n += 1
         return n
+
+
+def _ttls(prompt: Prompt) -> dict[int, Ttl]:
+    """The TTL each marked position writes with (1h if any of its markers says 1h)."""
+    out: dict[int, Ttl] = {}
+    for marker in prompt.markers:
+        out[marker.position] = "1h" if "1h" in (marker.ttl, out.get(marker.position)) else marker.ttl
+    if prompt.auto is not None and prompt.positions:
+        last = len(prompt.positions) - 1
+        out[last] = "1h" if "1h" in (prompt.auto, out.get(last)) else prompt.auto
+    return out
 
 
 class PrefixHistory:

@@ -21,6 +21,7 @@ from ..usage import Usage
 from .api import ApiReason, read_api_reason
 from .history import PrefixHistory, Seen
 from .local import Diagnosis, diagnose
+from .replay import Replay, Sizes, points
 
 __all__ = ["Look", "MissWatch"]
 
@@ -42,6 +43,12 @@ class MissWatch:
         self.refused = False
         self.history = PrefixHistory()
         self._book = book
+        self.sizes = Sizes()
+
+    def replay(self, look: Look, usage: Usage, counted: Mapping[int, int] | None = None) -> Replay:
+        """What ``cachewise whatif --since`` replays for this call (:mod:`.replay`); ``counted``:
+        prefix sizes counted before sending, by position."""
+        return points(look.seen, usage, self.sizes, counted)
 
     def before(self, body: Mapping[str, Any], at: datetime) -> tuple[Look, Mapping[str, Any]]:
         """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics)."""

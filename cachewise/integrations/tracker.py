@@ -150,6 +150,15 @@ def _breakpoints_of(plan: Plan | None) -> tuple[Breakpoint, ...]:
     )
 
 
+def _counted(plan: Plan | None) -> dict[int, int]:
+    """The prefix sizes the planner counted with count_tokens, by position (its marks and rejects)."""
+    if plan is None:
+        return {}
+    out = {r.position: r.tokens for r in plan.rejected if r.counted and r.tokens is not None}
+    out.update({b.position: b.tokens for b in plan.breakpoints if b.counted and b.tokens is not None})
+    return out
+
+
 def _takes_plan(check: Callable[..., Any]) -> bool:
     """Whether a budget's ``check_request`` accepts ``plan=`` and ``counter=`` (or ``**kwargs``)."""
     try:
@@ -447,6 +456,7 @@ class CallTracker:
                 out["miss_reason"], out["miss_detail"] = local.reason, local.as_dict()
             if api is not None:
                 out["api_miss_reason"], out["api_missed_tokens"] = api.reason, api.missed_tokens
+            out["replay"] = self.misses.replay(prepared.look, reading.usage, _counted(prepared.plan))
             return out
         return {}
 

@@ -263,6 +263,15 @@ def _0007_miss_reasons(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE calls ADD COLUMN api_missed_tokens BIGINT"))
 
 
+_REPLAY = "0008_calls_replay"
+
+
+def _0008_calls_replay(conn: Connection) -> None:
+    """``calls.replay``: what ``cachewise whatif --since`` replays (docs/why.md); NULL before."""
+    kind = "JSONB" if conn.dialect.name == "postgresql" else "JSON"
+    conn.execute(text(f"ALTER TABLE calls ADD COLUMN replay {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
@@ -271,6 +280,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, _0005_NAME, _0005_money_units),
     Migration(6, _0006_NAME, _0006_calls_provider),
     Migration(7, _MISS_REASONS, _0007_miss_reasons),
+    Migration(8, _REPLAY, _0008_calls_replay),
 )
 
 

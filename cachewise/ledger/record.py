@@ -121,6 +121,7 @@ class CallRecord:
     miss_detail: Mapping[str, Any] | None = None
     api_miss_reason: str | None = None
     api_missed_tokens: int | None = None
+    replay: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.request_id, str) or not self.request_id:
@@ -286,6 +287,7 @@ class CallRecord:
             "miss_detail": dict(self.miss_detail) if self.miss_detail is not None else None,
             "api_miss_reason": self.api_miss_reason,
             "api_missed_tokens": self.api_missed_tokens,
+            "replay": dict(self.replay) if self.replay is not None else None,
         }
 
     @classmethod
@@ -339,6 +341,7 @@ class CallRecord:
             miss_detail=row.get("miss_detail"),
             api_miss_reason=row.get("api_miss_reason"),
             api_missed_tokens=row.get("api_missed_tokens"),
+            replay=row.get("replay"),
         )
 
     # -- JSON (spool lines) --------------------------------------------------------------------

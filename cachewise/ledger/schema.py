@@ -125,6 +125,11 @@ calls = Table(
     Column("miss_detail", json_type(), comment="where the prefix differed: level, position, hashes, tokens"),
     Column("api_miss_reason", Text, comment="the API's diagnostics.cache_miss_reason type (step 0007)"),
     Column("api_missed_tokens", BigInteger, comment="the API's cache_missed_input_tokens (step 0007)"),
+    Column(
+        "replay",
+        json_type(),
+        comment="what whatif replays: prompt tokens, per position hash, tokens, level, TTL (step 0008)",
+    ),
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),

@@ -155,7 +155,7 @@ def _sqlite_insert(rows: int) -> str:
 PIPELINE_CHUNK = 1000
 _SQLITE_ROWS_PER_STATEMENT = 32_000 // (len(_INSERT_COLUMNS) + 1)  # SQLite binds at most 32,766
 _IN_CHUNK = 900  # bound parameters per IN list (SQLite's historical limit is 999)
-_JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates", "miss_detail"))
+_JSON_COLUMNS = frozenset(("breakpoints", "tags", "rates", "miss_detail", "replay"))
 _MONEY_COLUMNS = frozenset((*COST_COLUMNS, "code_execution_hours"))
 _TIME_COLUMNS = frozenset(("started_at", "recorded_at"))
 
@@ -201,7 +201,7 @@ _VALUES_ORDER: tuple[str, ...] = (
     "web_search_requests", "web_fetch_requests", "code_execution_hours", "ttl_split_missing",
     "incomplete", "planned", "breakpoints", "prefix_hash", "tags", "price_table_version", "rates",
     *COST_COLUMNS, "cost_error", "prompt", "custom_id", "raw_usage", *UNITS_COLUMNS, "provider",
-    "miss_reason", "miss_detail", "api_miss_reason", "api_missed_tokens",
+    "miss_reason", "miss_detail", "api_miss_reason", "api_missed_tokens", "replay",
 )  # fmt: skip
 if _VALUES_ORDER != _INSERT_COLUMNS:  # pragma: no cover - caught by every test run
     raise ImportError("cachewise.ledger.store.record_values is out of step with the calls table")
@@ -355,6 +355,7 @@ def record_values(
         redact(record.raw_usage), *units, record.provider,
         record.miss_reason, None if record.miss_detail is None else _json_text(dict(record.miss_detail)),
         record.api_miss_reason, record.api_missed_tokens,
+        None if record.replay is None else _json_text(dict(record.replay)),
     )  # fmt: skip
     return values, tags
 

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from .ledger import LEDGER_STRATEGIES, Recorded, marks, recorded_calls, replay_recorded
 from .requests import STRATEGIES, Outcome, TimedRequest, apply_strategy, read_requests, replay
 
-__all__ = ["STRATEGIES", "Outcome", "TimedRequest", "apply_strategy", "read_requests", "replay"]
+__all__ = [
+    "LEDGER_STRATEGIES",
+    "STRATEGIES",
+    "Outcome",
+    "Recorded",
+    "TimedRequest",
+    "apply_strategy",
+    "marks",
+    "read_requests",
+    "recorded_calls",
+    "replay",
+    "replay_recorded",
+]

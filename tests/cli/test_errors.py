@@ -175,6 +175,9 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("import", "claude-code"), ["{missing}"], ["{missing}"]),
     (("whatif",), ["--requests", "{missing}"], ["--requests", "{missing}"]),
     (("whatif",), ["--requests", "{request}", "--strategy", "psychic"], ["--strategy", "psychic"]),
+    (("whatif",), ["--db", "{missing}"], ["{missing}"]),
+    (("whatif",), ["--db", "{ledger}", "--since", "last spring"], ["--since", "last spring"]),
+    (("whatif",), ["--db", "{ledger}", "--strategy", "planner"], ["--strategy", "planner", "--requests"]),
 ]
 
 

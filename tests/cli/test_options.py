@@ -68,6 +68,7 @@ def test_one_db_option_with_one_help_text() -> None:
         "reconcile",
         "why",
         "import claude-code",
+        "whatif",
     }
     prefix = DB_HELP.split("{default}")[0]
     assert all(o.help and o.help.startswith(prefix) and o.metavar == "URL" for _, o in dbs)
@@ -251,6 +252,7 @@ SINCE_7D = [
     ["ledger", "reprice", "--price-table", "{overlay}"],
     ["budget", "check", "--limit", "100"],
     ["budget", "baseline", "--output", "{tmp}/b.json"],
+    ["whatif"],
 ]
 
 
@@ -263,6 +265,7 @@ def test_since_7d_is_accepted_everywhere(argv: list[str], priced: tuple[Path, Pa
     since_options = {" ".join(p) for p, o in OPTIONS if "--since" in o.opts}
     # reconcile and why --causes parse --since with the same window() (their own tests run them)
     assert since_options == {
+        "whatif",
         "report",
         "calls",
         "export",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from cachewise.ledger import Ledger
 from cachewise.ledger.record import CostBreakdown
 from cachewise.ledger.schema import COST_COLUMNS
 from cachewise.ledger.store import PIPELINE_CHUNK, Store
@@ -78,3 +79,16 @@ def test_rows_left_at_interpreter_exit_are_all_written(backend: Backend) -> None
         assert _count(store, "SELECT count(*) FROM calls") == rows
     finally:
         store.dispose()
+
+
+def test_replay_points_round_trip(ledger: Ledger) -> None:
+    """``calls.replay`` (step 0008) comes back as written, on SQLite and PostgreSQL."""
+    points = {
+        "tokens": 3090,
+        "points": [["8255b3f3ecfc5218", 49, "tools", None, 0], ["4f84", 3023, "system", "1h", 1]],
+    }
+    ledger.record(make_record(1, replay=points))
+    ledger.record(make_record(2))
+    ledger.flush()
+    got = {r.request_id: r.replay for r in ledger.calls()}
+    assert sorted(got.values(), key=lambda v: v is None) == [points, None]
