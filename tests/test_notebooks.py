@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -38,6 +39,22 @@ def test_code_imports_only_what_it_uses(name: str) -> None:
     assert imported - used == set()
 
 
+def _executed(name: str, cwd: Path) -> tuple[Any, str]:
+    """The notebook run top to bottom in ``cwd``, and the text of its outputs (no traceback among them)."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
+    text = "\n".join(
+        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+    assert "Traceback" not in text
+    return notebook, text
+
+
 @pytest.mark.slow
 def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ledger = tmp_path / "demo.db"
@@ -46,17 +63,7 @@ def test_notebooks_execute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("CACHEWISE_WHY_DB", str(tmp_path / "why.db"))
     for name in ("cost_report.ipynb", "what_caching_saved.ipynb", "why_we_missed.ipynb"):
-        notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-        NotebookClient(
-            notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        ).execute()
-        text = "\n".join(
-            str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
-            for cell in notebook.cells
-            if cell.cell_type == "code"
-            for output in cell.outputs
-        )
-        assert "Traceback" not in text
+        notebook, text = _executed(name, tmp_path)
         # Formatted for reading: no NaN (a call without a prefix family shows "-"), no raw
         # quotients or 12-digit money; every amount is $ with 4 decimals.
         assert "NaN" not in text and "nan" not in text.split()
@@ -84,17 +91,7 @@ def test_the_reconcile_notebook_finds_the_planted_gaps_and_a_clean_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silence jupyter_core's path-migration warning
-    notebook = nbformat.read(NOTEBOOKS / "reconcile.ipynb", as_version=4)
-    NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    text = "\n".join(
-        str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    )
-    assert "Traceback" not in text
+    _, text = _executed("reconcile.ipynb", tmp_path)
     for kind in ("bypassed", "priced_differently", "missing_in_ledger"):
         assert f"{kind}: " in text
     assert "0 gaps: zero gap" in text

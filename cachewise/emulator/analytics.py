@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .admin import _cents, _dimension, _filters, _iso, _one, _selected, _snap, _time, _values
+from .admin import USAGE_GROUP_BY, _cents, _dimension, _filters, _iso, _one, _selected, _snap, _time, _values
 from .bill import BillRow
 from .errors import invalid
 
@@ -44,15 +44,7 @@ __all__ = [
 ANALYTICS_USAGE_PATH = "/v1/organizations/analytics/usage"
 ANALYTICS_COST_PATH = "/v1/organizations/analytics/cost"
 ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
-ANALYTICS_GROUP_BY = (
-    "api_key_id",
-    "workspace_id",
-    "model",
-    "service_tier",
-    "context_window",
-    "inference_geo",
-    "speed",
-)
+ANALYTICS_GROUP_BY = USAGE_GROUP_BY  # the same dimensions as the legacy usage report
 #: Every dimension of the SDK's group object (BetaAnalyticsUsageGroup): null unless grouped.
 _GROUP_FIELDS = (
     "actor",

@@ -10,14 +10,14 @@ analytics cost is served at every bucket width and per API key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from .client import AdminClient
 from .errors import ReconcileError
-from .reports import _CENTS, _USAGE_NAMES, UNATTRIBUTED, Figures, GroupBy, Key, _count, _time
+from .reports import _USAGE_NAMES, UNATTRIBUTED, Figures, GroupBy, Key, _count, _time, _usd
 
 __all__ = [
     "ANALYTICS_BETA",
@@ -95,23 +95,9 @@ def read_analytics_cost_page(
     """Add one analytics cost page's ``amount`` (cents, decimal text) to ``into``, in USD."""
     endpoint = ANALYTICS_COST_PATH
     for i, start, name, group, cost in _rows(body, endpoint, page, "cost"):
-        currency = cost.get("currency")
-        if currency != "USD":
-            raise ReconcileError(
-                endpoint, f"data.{i}.cost.currency is {currency!r}, not 'USD'", page=page, bucket=name
-            )
-        amount = cost.get("amount")
-        try:
-            cents = Decimal(amount) if isinstance(amount, str) else None
-        except InvalidOperation:
-            cents = None
-        if cents is None or not cents.is_finite():
-            raise ReconcileError(
-                endpoint, f"data.{i}.cost.amount should be a decimal string of cents, got {amount!r}",
-                page=page, bucket=name,
-            )  # fmt: skip
+        usd = _usd(cost, f"data.{i}.cost", endpoint, page, name)
         key = _key(start, group, group_by, (endpoint, page, name, i))
-        into[key] = into.get(key, Decimal(0)) + cents / _CENTS
+        into[key] = into.get(key, Decimal(0)) + usd
 
 
 def _params(
@@ -157,12 +143,8 @@ def fetch_analytics_usage(
 ) -> dict[Key, Figures]:
     """The analytics usage rows for ``[since, until)``, per bucket × model (× ``group_by``)."""
     out: dict[Key, Figures] = {}
-    number = 0
-    for start, end in windows(since, until, width):
-        params = _params(start, end, width, group_by, limit)
-        for body in client.pages(ANALYTICS_USAGE_PATH, params, headers=_HEADERS):
-            number += 1
-            read_analytics_usage_page(body, number, group_by, out)
+    for number, body in _pages(client, ANALYTICS_USAGE_PATH, since, until, width, group_by, limit):
+        read_analytics_usage_page(body, number, group_by, out)
     return out
 
 
@@ -177,10 +159,23 @@ def fetch_analytics_cost(
 ) -> dict[Key, Decimal]:
     """The analytics cost (USD) for ``[since, until)``, per bucket × model (× ``group_by``), any width."""
     out: dict[Key, Decimal] = {}
+    for number, body in _pages(client, ANALYTICS_COST_PATH, since, until, width, group_by, limit):
+        read_analytics_cost_page(body, number, group_by, out)
+    return out
+
+
+def _pages(
+    client: AdminClient,
+    path: str,
+    since: datetime,
+    until: datetime,
+    width: str,
+    group_by: GroupBy,
+    limit: int | None,
+) -> Iterator[tuple[int, Any]]:
+    """Every page of ``path`` over ``[since, until)``, window by window, numbered from 1."""
     number = 0
     for start, end in windows(since, until, width):
-        params = _params(start, end, width, group_by, limit)
-        for body in client.pages(ANALYTICS_COST_PATH, params, headers=_HEADERS):
+        for body in client.pages(path, _params(start, end, width, group_by, limit), headers=_HEADERS):
             number += 1
-            read_analytics_cost_page(body, number, group_by, out)
-    return out
+            yield number, body

@@ -160,21 +160,7 @@ def read_cost_page(body: Mapping[str, Any], page: int, group_by: GroupBy, into: 
         for j, result in enumerate(results):
             if not isinstance(result, Mapping):
                 raise ReconcileError(endpoint, f"results.{j} should be an object", page=page, bucket=name)
-            currency = result.get("currency")
-            if currency != "USD":
-                raise ReconcileError(
-                    endpoint, f"results.{j}.currency is {currency!r}, not 'USD'", page=page, bucket=name
-                )
-            amount = result.get("amount")
-            try:
-                cents = Decimal(amount) if isinstance(amount, str) else None
-            except InvalidOperation:
-                cents = None
-            if cents is None or not cents.is_finite():
-                raise ReconcileError(
-                    endpoint, f"results.{j}.amount should be a decimal string of cents, got {amount!r}",
-                    page=page, bucket=name,
-                )  # fmt: skip
+            usd = _usd(result, f"results.{j}", endpoint, page, name)
             model = result.get("model")
             if model is not None and not isinstance(model, str):
                 raise ReconcileError(
@@ -184,7 +170,27 @@ def read_cost_page(body: Mapping[str, Any], page: int, group_by: GroupBy, into: 
                 _group(result, "workspace_id", endpoint, page, name) if group_by == "workspace_id" else None
             )
             key = (start, model or UNATTRIBUTED, group)
-            into[key] = into.get(key, Decimal(0)) + cents / _CENTS
+            into[key] = into.get(key, Decimal(0)) + usd
+
+
+def _usd(entry: Mapping[str, Any], where: str, endpoint: str, page: int, bucket: str) -> Decimal:
+    """``entry``'s ``amount`` (cents as decimal text, ``currency`` USD) in USD, or a ReconcileError."""
+    currency = entry.get("currency")
+    if currency != "USD":
+        raise ReconcileError(
+            endpoint, f"{where}.currency is {currency!r}, not 'USD'", page=page, bucket=bucket
+        )
+    amount = entry.get("amount")
+    try:
+        cents = Decimal(amount) if isinstance(amount, str) else None
+    except InvalidOperation:
+        cents = None
+    if cents is None or not cents.is_finite():
+        raise ReconcileError(
+            endpoint, f"{where}.amount should be a decimal string of cents, got {amount!r}",
+            page=page, bucket=bucket,
+        )  # fmt: skip
+    return cents / _CENTS
 
 
 def _params(

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from cachewise.cli import cli
 from cachewise.ledger import Ledger
+from tests.fixtures.prices import SONNET_OVERLAY as OVERLAY
 
 
 @pytest.fixture
@@ -64,20 +65,6 @@ def test_report_after_the_demo_says_how_to_see_it(home: Path) -> None:
     assert result.exit_code == 2
     assert f"the demo recorded into {demo}: cachewise report --db {demo}" in result.output
     assert len(result.output.strip().splitlines()) == 1
-
-
-OVERLAY = """\
-version: acme-2026-11
-models:
-  - id: claude-sonnet-4-6
-    prices:
-      - from: 2026-02-17
-        input: "1.5"
-        cache_write_5m: "3"
-        cache_write_1h: "4.8"
-        cache_read: "0.24"
-        output: "12"
-"""
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from cachewise.cli import cli
 from cachewise.cli.options import DB_HELP, KeyValue, OutputPath
+from tests.fixtures.prices import SONNET_OVERLAY as OVERLAY
 
 
 def walk(
@@ -133,20 +134,6 @@ def test_plan_takes_an_overlay(tmp_path: Path) -> None:
     broken.write_text("version: x\nmodels:\n  - price: 1\n")
     result = CliRunner().invoke(cli, ["plan", str(request), "--offline", "--price-table", str(broken)])
     assert result.exit_code == 2 and str(broken) in result.output
-
-
-OVERLAY = """\
-version: acme-2026-11
-models:
-  - id: claude-sonnet-4-6
-    prices:
-      - from: 2026-02-17
-        input: "1.5"
-        cache_write_5m: "3"
-        cache_write_1h: "4.8"
-        cache_read: "0.24"
-        output: "12"
-"""
 
 
 @pytest.fixture

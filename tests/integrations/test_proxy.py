@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -14,8 +11,6 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -24,6 +19,7 @@ from cachewise.integrations.proxy import create_proxy_app
 from cachewise.integrations.proxy_planner import upstream_planner
 from cachewise.integrations.tracker import CallTracker
 from cachewise.ledger import Ledger
+from tests.fixtures.servers import serve
 
 from .conftest import API_KEY
 
@@ -33,22 +29,6 @@ BODY: dict[str, Any] = {
     "system": "A long and stable operating manual. " * 500,
     "messages": [{"role": "user", "content": "How do I reset my password?"}],
 }
-
-
-def serve(app: Starlette) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "proxy did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
 
 
 @pytest.fixture
