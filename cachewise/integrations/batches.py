@@ -31,7 +31,7 @@ from ..tokens import prefix_bounds
 if TYPE_CHECKING:
     from .tracker import CallTracker
 
-__all__ = ["BATCH_TTL", "BatchMark", "BatchPlanner", "BatchTimes", "ResultLines"]
+__all__ = ["BATCH_TTL", "BatchMark", "BatchPlanner", "BatchTimes", "ResultLines", "planned_batch"]
 
 #: The TTL of batch breakpoints. Batches run asynchronously and concurrently and commonly take
 #: 5 minutes to an hour, so the prompt-caching docs advise the 1-hour cache for shared batch
@@ -147,6 +147,15 @@ class BatchPlanner:
 
 
 _REMEMBERED = 10_000  # batch creation times kept (oldest forgotten first)
+
+
+def planned_batch(planner: BatchPlanner, content: bytes) -> bytes:
+    """A batch create body (JSON bytes) planned by ``planner``; ``content`` itself if nothing changed."""
+    body = json.loads(content)
+    planned = planner.plan(body) if isinstance(body, Mapping) else None
+    if planned is None:
+        return content
+    return json.dumps(planned, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 class BatchTimes:

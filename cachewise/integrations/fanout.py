@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import threading
 import time
 from collections.abc import Mapping
@@ -35,11 +36,20 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ..api_rules import TTL_SECONDS
+from ..failopen import fail_open
 
 if TYPE_CHECKING:
     from .tracker import Prepared
 
-__all__ = ["DEFAULT_HOLD_TIMEOUT", "Admission", "FanOut", "FanoutMode", "Hold", "prewarm_body"]
+__all__ = [
+    "DEFAULT_HOLD_TIMEOUT",
+    "Admission",
+    "FanOut",
+    "FanoutMode",
+    "Hold",
+    "prewarm_body",
+    "scope_of",
+]
 
 FanoutMode = Literal["hold", "prewarm", "off"]
 MODES: tuple[str, ...] = get_args(FanoutMode)
@@ -48,7 +58,16 @@ MODES: tuple[str, ...] = get_args(FanoutMode)
 #: response usually begins within a second or two; past that, sending is the better bet.
 DEFAULT_HOLD_TIMEOUT = 2.0
 
-_Key = tuple[str, str]  # (model, prefix hash)
+_Key = tuple[str, str, str]  # (scope: whose cache, model, prefix hash)
+
+
+def scope_of(headers: Mapping[str, str]) -> str:
+    """Whose cache a proxied request reads: a hash of its API key (entries are per workspace).
+
+    Only the hash is kept, in memory; the key itself is never stored or logged.
+    """
+    key = headers.get("x-api-key") or headers.get("authorization") or ""
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else ""
 
 
 class _Flight:
@@ -105,6 +124,7 @@ class Hold:
     admission: Admission
 
 
+_WARM_LIMIT = 50_000  # warm prefixes remembered before expired ones are swept
 _NO_PREWARM_CHOICES = frozenset({"any", "tool"})
 
 
@@ -152,13 +172,17 @@ class FanOut:
 
     # -- before sending ---------------------------------------------------------------------------
 
-    def admit(self, prepared: Prepared, now: datetime) -> Admission:
-        """Decide, without blocking, what ``prepared`` waits for and which prefixes it leads."""
+    def admit(self, prepared: Prepared, now: datetime, *, scope: str = "") -> Admission:
+        """Decide, without blocking, what ``prepared`` waits for and which prefixes it leads.
+
+        ``scope``: whose cache (see :func:`scope_of`); requests of different scopes never wait
+        for each other. A wrapped client or transport has one scope.
+        """
         plan = prepared.plan
         if self.mode == "off" or plan is None:
             return Admission()
         ttls = {
-            (plan.model, b.prefix_hash): float(TTL_SECONDS[b.ttl])
+            (scope, plan.model, b.prefix_hash): float(TTL_SECONDS[b.ttl])
             for b in plan.breakpoints
             if b.prefix_hash is not None
         }
@@ -187,6 +211,19 @@ class FanOut:
         # A leader with nobody ahead of it pre-warms; one that also waits lets that lead warm first.
         prewarm = self.mode == "prewarm" and bool(cold) and not waits
         return Admission(tuple(waits), tuple(cold), {k: ttls[k] for k in cold}, prewarm)
+
+    async def ahold(self, prepared: Prepared, now: datetime, *, scope: str = "") -> Admission:
+        """:meth:`admit`, then :meth:`await_` what it waits for; never raises (fail open).
+
+        For the proxy, which sends itself: it calls :meth:`release` once the response began.
+        In ``"prewarm"`` mode the proxy sends no pre-warm; its first request leads, as in ``"hold"``.
+        """
+        admission = Admission()
+        with fail_open("fanout"):
+            admission = self.admit(prepared, now, scope=scope)
+            if admission.waits:
+                await self.await_(admission)
+        return admission
 
     def wait(self, admission: Admission) -> None:
         """Block this thread until every flight ``admission`` waits for is done, or the timeout."""
@@ -235,6 +272,8 @@ class FanOut:
             if ok:
                 for key in admission.leads:
                     self._warm[key] = now + timedelta(seconds=admission.ttls[key])
+                if len(self._warm) > _WARM_LIMIT:  # forget prefixes whose entries have expired
+                    self._warm = {k: t for k, t in self._warm.items() if t > now}
         for flight in flights:
             if flight is not None:
                 flight.done()
