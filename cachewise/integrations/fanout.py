@@ -112,6 +112,8 @@ class Admission:
     leads: tuple[_Key, ...] = ()
     ttls: dict[_Key, float] = field(default_factory=dict)
     prewarm: bool = False
+    wanted: tuple[_Key, ...] = ()  # prefixes another request leads: waited for
+    at: datetime | None = None
     held: float = 0.0  # seconds spent waiting
     timed_out: bool = False
     released: bool = False
@@ -191,9 +193,11 @@ class FanOut:
         with self._lock:
             waits: list[_Flight] = []
             cold: list[_Key] = []
+            wanted: list[_Key] = []
             for key in ttls:
                 flight = self._flights.get(key)
                 if flight is not None:
+                    wanted.append(key)
                     if flight not in waits:
                         waits.append(flight)
                     continue
@@ -210,7 +214,34 @@ class FanOut:
                 self.counts["held"] += 1
         # A leader with nobody ahead of it pre-warms; one that also waits lets that lead warm first.
         prewarm = self.mode == "prewarm" and bool(cold) and not waits
-        return Admission(tuple(waits), tuple(cold), {k: ttls[k] for k in cold}, prewarm)
+        return Admission(tuple(waits), tuple(cold), ttls, prewarm, tuple(wanted), now)
+
+    def _again(self, admission: Admission) -> bool:
+        """After the awaited leads are done: lead what none of them warmed, wait for any new lead.
+
+        So when a lead fails, one of its followers leads the prefix next instead of all writing it.
+        Returns whether there is a new lead to wait for.
+        """
+        with self._lock:
+            waits: list[_Flight] = []
+            still: list[_Key] = []
+            taken: list[_Key] = []
+            for key in admission.wanted:
+                flight = self._flights.get(key)
+                if flight is not None:
+                    still.append(key)
+                    if flight not in waits:
+                        waits.append(flight)
+                    continue
+                until = self._warm.get(key)
+                if until is not None and admission.at is not None and until > admission.at:
+                    continue
+                self._flights[key] = _Flight()
+                taken.append(key)
+            admission.leads = (*admission.leads, *taken)
+            admission.wanted = tuple(still)
+            admission.waits = tuple(waits)
+        return bool(waits)
 
     async def ahold(self, prepared: Prepared, now: datetime, *, scope: str = "") -> Admission:
         """:meth:`admit`, then :meth:`await_` what it waits for; never raises (fail open).
@@ -229,9 +260,12 @@ class FanOut:
         """Block this thread until every flight ``admission`` waits for is done, or the timeout."""
         started = time.monotonic()
         deadline = started + self.timeout
-        for flight in admission.waits:
-            if not flight.event.wait(max(0.0, deadline - time.monotonic())):
-                admission.timed_out = True
+        while admission.waits:
+            for flight in admission.waits:
+                if not flight.event.wait(max(0.0, deadline - time.monotonic())):
+                    admission.timed_out = True
+                    break
+            if admission.timed_out or not self._again(admission):
                 break
         self._waited(admission, time.monotonic() - started)
 
@@ -240,13 +274,16 @@ class FanOut:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.timeout
-        for flight in admission.waits:
-            if flight.event.is_set():
-                continue
-            try:
-                await asyncio.wait_for(flight.future(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                admission.timed_out = True
+        while admission.waits:
+            for flight in admission.waits:
+                if flight.event.is_set():
+                    continue
+                try:
+                    await asyncio.wait_for(flight.future(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    admission.timed_out = True
+                    break
+            if admission.timed_out or not self._again(admission):
                 break
         self._waited(admission, loop.time() - started)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,10 +17,13 @@ import anthropic
 import pytest
 
 import cachewise
-from cachewise.emulator import Emulator, EmulatorServer
+from cachewise.breakpoints import Breakpoint
+from cachewise.emulator import DEFAULT_START, Emulator, EmulatorServer
 from cachewise.failopen import raising
-from cachewise.integrations.fanout import FanOut, prewarm_body
+from cachewise.integrations.fanout import Admission, FanOut, prewarm_body
+from cachewise.integrations.tracker import Prepared
 from cachewise.ledger import Ledger
+from cachewise.planner import Plan
 from cachewise.wrap import tracker_of
 
 from .conftest import API_KEY
@@ -158,30 +162,69 @@ def test_hold_timeout_sends_anyway(sync_client: anthropic.Anthropic, emu: Emulat
     assert middleware_fanout.in_flight() == 0
 
 
-def test_a_failed_leader_releases_the_followers(
-    sync_client: anthropic.Anthropic, emu: Emulator, ledger: Ledger
-) -> None:
-    client = _wrapped(sync_client, emu, ledger, fanout="hold", fanout_timeout=30)
-    emu.faults.add("delay", count=1, seconds=0.3)  # the leader's delay, then its 529
-    emu.faults.add("overloaded", count=1)
-    emu.faults.add("delay", count=N, seconds=0.3)
-    failures: list[BaseException] = []
+def _prepared(prefix: str = "p1") -> Prepared:
+    plan = Plan(
+        request={},
+        model=MODEL,
+        planned_at=DEFAULT_START,
+        breakpoints=(Breakpoint(position=0, ttl="5m", prefix_hash=prefix),),
+    )
+    return Prepared(original={}, body={}, started_at=DEFAULT_START, started=0.0, plan=plan)
 
-    def one(i: int) -> None:
-        try:
-            client.messages.create(**_body(i))
-        except anthropic.APIStatusError as exc:
-            failures.append(exc)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+def test_when_a_lead_fails_one_follower_leads_next_and_the_rest_wait_for_it() -> None:
+    fanout = FanOut("hold", timeout=30)
+    lead = fanout.admit(_prepared(), DEFAULT_START)
+    assert lead.leads and not lead.waits
+    admissions = [fanout.admit(_prepared(), DEFAULT_START) for _ in range(3)]
+    assert all(a.waits and not a.leads for a in admissions)
+    threads = [threading.Thread(target=fanout.wait, args=(a,)) for a in admissions]
     for t in threads:
         t.start()
+    fanout.release(lead, ok=False, now=DEFAULT_START)  # e.g. a 529: nothing was written
+    deadline = time.monotonic() + 10
+    while not any(a.leads for a in admissions) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    new_leads = [a for a in admissions if a.leads]
+    assert len(new_leads) == 1  # exactly one follower took the prefix over ...
+    time.sleep(0.1)
+    assert sum(t.is_alive() for t in threads) == 2  # ... and the other two wait for it
+    fanout.release(new_leads[0], ok=True, now=DEFAULT_START)
     for t in threads:
-        t.join(20)
+        t.join(10)
     assert not any(t.is_alive() for t in threads)
-    fanout = _fanout_of(client)
-    assert fanout.counts["timeouts"] == 0  # woken by the failure, not by the 30 s timeout
-    assert fanout.in_flight() == 0
+    assert fanout.counts["timeouts"] == 0 and fanout.in_flight() == 0
+    # the prefix is now warm: a newcomer neither waits nor leads
+    later = fanout.admit(_prepared(), DEFAULT_START)
+    assert not later.waits and not later.leads
+    assert fanout.admit(_prepared("p2"), DEFAULT_START).leads  # another prefix is still cold
+
+
+async def _async_followers(fanout: FanOut) -> list[Admission]:
+    lead = fanout.admit(_prepared(), DEFAULT_START)
+    admissions = [fanout.admit(_prepared(), DEFAULT_START) for _ in range(3)]
+    tasks = [asyncio.create_task(fanout.await_(a)) for a in admissions]
+    await asyncio.sleep(0.05)
+    # the lead is released from another thread, as a sync request on the same client would
+    failed = {"ok": False, "now": DEFAULT_START}
+    releaser = threading.Thread(target=fanout.release, args=(lead,), kwargs=failed)
+    releaser.start()
+    releaser.join()
+    for _ in range(100):
+        if any(a.leads for a in admissions):
+            break
+        await asyncio.sleep(0.01)
+    new = next(a for a in admissions if a.leads)
+    fanout.release(new, ok=True, now=DEFAULT_START)
+    await asyncio.gather(*tasks)
+    return admissions
+
+
+def test_async_followers_take_over_a_failed_lead_the_same_way() -> None:
+    fanout = FanOut("hold", timeout=30)
+    admissions = asyncio.run(_async_followers(fanout))
+    assert sum(bool(a.leads) for a in admissions) == 1
+    assert not any(a.timed_out for a in admissions) and fanout.in_flight() == 0
 
 
 def test_prewarm_writes_once_then_every_call_reads(
