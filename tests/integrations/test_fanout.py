@@ -112,6 +112,29 @@ def test_hold_makes_one_write_and_n_minus_one_reads_threads(
     assert fanout is tracker_of(client)
 
 
+def test_hold_releases_streamed_followers_when_the_lead_stream_begins(
+    sync_client: anthropic.Anthropic, emu: Emulator, ledger: Ledger
+) -> None:
+    client = _wrapped(sync_client, emu, ledger, fanout="hold", fanout_timeout=10)
+    emu.faults.add("delay", count=N, seconds=0.3)
+    texts: list[str] = []
+
+    def one(i: int) -> None:
+        with client.messages.stream(**_body(i)) as stream:
+            texts.append(stream.get_final_text())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(texts) == N
+    assert _writes_and_reads(emu, _shared_tokens(emu)) == (1, N - 1)
+    assert _fanout_of(client).counts["timeouts"] == 0
+    ledger.flush()
+    assert {r.endpoint for r in ledger.calls()} == {"stream"} and len(ledger.calls()) == N
+
+
 def test_hold_makes_one_write_and_n_minus_one_reads_asyncio(
     emulator: EmulatorServer, emu: Emulator, ledger: Ledger
 ) -> None:
