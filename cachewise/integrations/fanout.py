@@ -16,7 +16,8 @@ write. :class:`FanOut` coordinates the requests of one wrapped client (or transp
   ``"hold"``.
 * ``"off"``: every request goes at once.
 
-Prefixes are the plan's breakpoints (``prefix_hash`` of each, per model); a prefix whose
+Prefixes are the plan's breakpoints (``prefix_hash`` of each, per model), or, when nothing
+was planned (``planner=False``), the caller's own markers; a prefix whose
 lead has begun is *warm* until its TTL runs out on the tracker's clock, and a request on
 warm prefixes never waits. Waiting is bounded and never raises: sync callers wait on a
 :class:`threading.Event`, async callers on a future of their own event loop, so the loop
@@ -35,8 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from ..api_rules import TTL_SECONDS
+from ..api_rules import TTL_SECONDS, Ttl
 from ..failopen import fail_open
+from ..prompt import Prompt
 
 if TYPE_CHECKING:
     from .tracker import Prepared
@@ -153,6 +155,21 @@ def prewarm_body(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return warm
 
 
+def _marked(prepared: Prepared) -> list[tuple[str, str, Ttl]]:
+    """(model, prefix hash, TTL) of each breakpoint: the plan's, or the markers the caller wrote."""
+    plan = prepared.plan
+    if plan is not None:
+        return [(plan.model, b.prefix_hash, b.ttl) for b in plan.breakpoints if b.prefix_hash is not None]
+    body = prepared.body or prepared.original
+    if body is None or (not body.get("cache_control") and "cache_control" not in repr(body)):
+        return []  # no marker anywhere: nothing is written, nothing to wait for
+    prompt = Prompt(body)
+    out = [(prompt.model, prompt.positions[m.position].prefix_hash, m.ttl) for m in prompt.markers]
+    if prompt.auto is not None and prompt.positions:
+        out.append((prompt.model, prompt.positions[-1].prefix_hash, prompt.auto))
+    return out
+
+
 class FanOut:
     """Holds or pre-warms concurrent requests on a cold prefix (see the module docstring)."""
 
@@ -180,14 +197,9 @@ class FanOut:
         ``scope``: whose cache (see :func:`scope_of`); requests of different scopes never wait
         for each other. A wrapped client or transport has one scope.
         """
-        plan = prepared.plan
-        if self.mode == "off" or plan is None:
+        if self.mode == "off":
             return Admission()
-        ttls = {
-            (scope, plan.model, b.prefix_hash): float(TTL_SECONDS[b.ttl])
-            for b in plan.breakpoints
-            if b.prefix_hash is not None
-        }
+        ttls = {(scope, model, digest): float(TTL_SECONDS[ttl]) for model, digest, ttl in _marked(prepared)}
         if not ttls:
             return Admission()
         with self._lock:

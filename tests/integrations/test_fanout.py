@@ -112,6 +112,27 @@ def test_hold_makes_one_write_and_n_minus_one_reads_threads(
     assert fanout is tracker_of(client)
 
 
+def test_hold_without_a_planner_uses_the_callers_markers(
+    sync_client: anthropic.Anthropic, emu: Emulator, ledger: Ledger
+) -> None:
+    client = _wrapped(sync_client, emu, ledger, planner=False, fanout="hold", fanout_timeout=10)
+    emu.faults.add("delay", count=N, seconds=0.3)
+    out: list[Any] = []
+
+    def one(i: int) -> None:
+        body = _body(i)
+        body["system"] = [{"type": "text", "text": SHARED, "cache_control": {"type": "ephemeral"}}]
+        out.append(client.messages.create(**body))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(out) == N
+    assert _writes_and_reads(emu, _shared_tokens(emu)) == (1, N - 1)
+
+
 def test_hold_releases_streamed_followers_when_the_lead_stream_begins(
     sync_client: anthropic.Anthropic, emu: Emulator, ledger: Ledger
 ) -> None:
