@@ -18,7 +18,6 @@ import anthropic
 
 from .errors import CachewiseError, PriceTableError
 from .failopen import record_failure
-from .integrations.batches import BatchPlanner
 from .integrations.fanout import DEFAULT_HOLD_TIMEOUT, FanOut, FanoutMode
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
@@ -157,6 +156,8 @@ def wrap(
     )
     batches = None
     if chosen is not None:
+        from .integrations.batch_planner import BatchPlanner  # loads the planner's modules
+
         batches = BatchPlanner(book=book, clock=clock, collapse_runs=platform == "anthropic")
     middleware = CachewiseMiddleware(tracker, fanout=fanout_control, batches=batches)
     wrapped: ClientT = cast(Any, client).with_middleware(middleware)

@@ -138,7 +138,7 @@ def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) ->
 
     parts = gateway_parts(ledger, options.budgets_file, metrics=options.metrics, plan=options.plan)
     tracker = CallTracker(ledger=ledger, planner=planner, sinks=parts.sinks)
-    from ..integrations.batches import BatchPlanner
+    from ..integrations.batch_planner import BatchPlanner
 
     app = parts.wrap(
         create_proxy_app(

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ..api_rules import TTL_SECONDS, Ttl
 from ..failopen import fail_open
-from ..prompt import Prompt
 
 if TYPE_CHECKING:
     from .tracker import Prepared
@@ -163,6 +162,8 @@ def _marked(prepared: Prepared) -> list[tuple[str, str, Ttl]]:
     body = prepared.body or prepared.original
     if body is None or (not body.get("cache_control") and "cache_control" not in repr(body)):
         return []  # no marker anywhere: nothing is written, nothing to wait for
+    from ..prompt import Prompt  # only for unplanned calls with markers
+
     prompt = Prompt(body)
     out = [(prompt.model, prompt.positions[m.position].prefix_hash, m.ttl) for m in prompt.markers]
     if prompt.auto is not None and prompt.positions:

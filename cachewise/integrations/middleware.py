@@ -20,18 +20,21 @@ import json
 import re
 import time
 from collections.abc import Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from anthropic import Middleware
 from anthropic._response import APIResponse, AsyncAPIResponse
 
 from ..failopen import fail_open, record_failure
-from .batches import BatchPlanner, BatchTimes, ResultLines
+from .batches import BatchTimes, ResultLines
 from .fanout import Admission, FanOut, Hold, prewarm_body
 from .steps import Read, Send, Tapped, adrive, drive
 from .streams import AsyncFrames2, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify
+
+if TYPE_CHECKING:
+    from .batch_planner import BatchPlanner
 
 __all__ = ["CachewiseMiddleware"]
 

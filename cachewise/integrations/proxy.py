@@ -40,7 +40,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..failopen import guarded
-from .batches import BatchPlanner, BatchTimes, ResultLines, planned_batch
+from .batch_planner import BatchPlanner, planned_batch
+from .batches import BatchTimes, ResultLines
 from .fanout import FanOut, scope_of
 from .proxy_planner import caller_headers
 from .streams import tap_async

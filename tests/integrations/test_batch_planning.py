@@ -16,7 +16,7 @@ import pytest
 
 import cachewise
 from cachewise.emulator import Emulator, EmulatorServer
-from cachewise.integrations.batches import BatchPlanner
+from cachewise.integrations.batch_planner import BatchPlanner
 from cachewise.ledger import Ledger
 
 from .conftest import API_KEY

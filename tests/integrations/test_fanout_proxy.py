@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from cachewise.emulator import EmulatorServer
-from cachewise.integrations.batches import BatchPlanner
+from cachewise.integrations.batch_planner import BatchPlanner
 from cachewise.integrations.fanout import FanOut
 from cachewise.integrations.proxy import create_proxy_app
 from cachewise.integrations.proxy_planner import upstream_planner
