@@ -154,13 +154,35 @@ def prewarm_body(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return warm
 
 
+def _blocks(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _has_marker(body: Mapping[str, Any]) -> bool:
+    """Whether the body carries a ``cache_control`` where the API reads one (a shallow look)."""
+    if body.get("cache_control"):
+        return True
+    for block in (*_blocks(body.get("tools")), *_blocks(body.get("system"))):
+        if isinstance(block, Mapping) and "cache_control" in block:
+            return True
+    for message in _blocks(body.get("messages")):
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for block in _blocks(content):
+            if isinstance(block, Mapping) and (
+                "cache_control" in block
+                or any(isinstance(b, Mapping) and "cache_control" in b for b in _blocks(block.get("content")))
+            ):
+                return True
+    return False
+
+
 def _marked(prepared: Prepared) -> list[tuple[str, str, Ttl]]:
     """(model, prefix hash, TTL) of each breakpoint: the plan's, or the markers the caller wrote."""
     plan = prepared.plan
     if plan is not None:
         return [(plan.model, b.prefix_hash, b.ttl) for b in plan.breakpoints if b.prefix_hash is not None]
     body = prepared.body or prepared.original
-    if body is None or (not body.get("cache_control") and "cache_control" not in repr(body)):
+    if body is None or not _has_marker(body):
         return []  # no marker anywhere: nothing is written, nothing to wait for
     from ..prompt import Prompt  # only for unplanned calls with markers
 

@@ -8,6 +8,7 @@ requests really overlap (threads for the sync client, ``asyncio.gather`` for the
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -343,3 +344,32 @@ def _fanout_of(client: Any) -> FanOut:
     fanout = middleware.fanout
     assert isinstance(fanout, FanOut)
     return fanout
+
+
+def test_unplanned_calls_are_held_only_on_the_markers_they_carry() -> None:
+    fanout = FanOut("hold")
+
+    def unplanned(body: dict[str, Any]) -> Prepared:
+        return Prepared(original=body, body=body, started_at=DEFAULT_START, started=0.0)
+
+    assert not fanout.admit(unplanned(_body(0)), DEFAULT_START).leads  # no marker: nothing to wait for
+    nested = _body(1)
+    nested["messages"] = [
+        {"role": "user", "content": "look it up"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}],
+                }
+            ],
+        },
+    ]
+    first = fanout.admit(unplanned(nested), DEFAULT_START)
+    assert len(first.leads) == 1
+    second = fanout.admit(unplanned(copy.deepcopy(nested)), DEFAULT_START)
+    assert second.waits and not second.leads
+    fanout.release(first, ok=True, now=DEFAULT_START)
