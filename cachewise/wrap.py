@@ -18,6 +18,7 @@ import anthropic
 
 from .errors import CachewiseError, PriceTableError
 from .failopen import record_failure
+from .integrations.fanout import DEFAULT_HOLD_TIMEOUT, FanOut, FanoutMode
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
 from .pricing.platforms import Platform
@@ -96,6 +97,8 @@ def wrap(
     budget: BudgetLike | None = None,
     sinks: Sequence[RecordSink] = (),
     diagnostics: bool = True,
+    fanout: FanoutMode = "hold",
+    fanout_timeout: float = DEFAULT_HOLD_TIMEOUT,
 ) -> ClientT:
     """Return ``client`` with planning and recording; the original client is not changed.
 
@@ -109,7 +112,14 @@ def wrap(
     ledger, the budget and the sinks registered with :func:`cachewise.sinks.register`.
     ``diagnostics``: ask the API why a call missed the cache (``diagnostics.previous_message_id``,
     docs/why.md); the reason is kept on the call's row. Refused once, it is not sent again.
+    ``fanout``: what concurrent calls on a prefix nobody has cached yet do (docs/planner.md,
+    "Fan-out and batches"): ``"hold"`` waits, at most ``fanout_timeout`` seconds, until the
+    first such call's response has begun, so the others read what it writes; ``"prewarm"``
+    writes the prefix first with a ``max_tokens: 0`` call; ``"off"`` sends every call at once.
+    With a planner, batch create requests are planned too: the prefixes shared across the
+    batch get 1h breakpoints.
     """
+    fanout_control = FanOut(fanout, timeout=fanout_timeout)  # a bad value is the caller's error
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
         known = type(client).__name__ in _PLATFORM_CLIENTS
         if not (known and hasattr(client, "with_middleware")):
@@ -144,7 +154,13 @@ def wrap(
         location=location,
         diagnostics=diagnostics,
     )
-    wrapped: ClientT = cast(Any, client).with_middleware(CachewiseMiddleware(tracker))
+    batches = None
+    if chosen is not None:
+        from .integrations.batch_planner import BatchPlanner  # loads the planner's modules
+
+        batches = BatchPlanner(book=book, clock=clock, collapse_runs=platform == "anthropic")
+    middleware = CachewiseMiddleware(tracker, fanout=fanout_control, batches=batches)
+    wrapped: ClientT = cast(Any, client).with_middleware(middleware)
     setattr(wrapped, "_cachewise_tracker", tracker)  # noqa: B010 - the SDK client has no slot for it
     return wrapped
 

@@ -138,6 +138,8 @@ def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) ->
 
     parts = gateway_parts(ledger, options.budgets_file, metrics=options.metrics, plan=options.plan)
     tracker = CallTracker(ledger=ledger, planner=planner, sinks=parts.sinks)
+    from ..integrations.batch_planner import BatchPlanner
+
     app = parts.wrap(
         create_proxy_app(
             tracker,
@@ -145,6 +147,7 @@ def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) ->
             unwrap_envelopes=options.unwrap_envelopes,
             max_body_bytes=options.max_body_bytes,
             admit=parts.admit,
+            batch_planner=BatchPlanner() if options.plan else None,
         )
     )
     if announce:

@@ -1,4 +1,6 @@
-"""Batch results read through the wrapper or the proxy: one ledger row per result line.
+"""Message Batches through the wrapper or the proxy: planned on create, one ledger row per result.
+
+:class:`~cachewise.integrations.batch_planner.BatchPlanner` plans the create request itself.
 
 A results body is JSON Lines; :class:`ResultLines` watches it as it passes (the
 bytes are not changed or held back beyond one incomplete line) and hands each

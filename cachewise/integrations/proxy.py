@@ -40,7 +40,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..failopen import guarded
+from .batch_planner import BatchPlanner, planned_batch
 from .batches import BatchTimes, ResultLines
+from .fanout import FanOut, scope_of
 from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
@@ -135,6 +137,8 @@ def create_proxy_app(
     max_body_bytes: int | None = None,
     timeout: httpx2.Timeout | float | None = None,
     admit: Admit | None = None,
+    fanout: FanOut | None = None,
+    batch_planner: BatchPlanner | None = None,
 ) -> Starlette:
     """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
 
@@ -144,7 +148,10 @@ def create_proxy_app(
     :class:`Response` it returns is the answer (a refusal, ``cachewise.gateway.GatewayBudgets.admit``)
     and nothing goes upstream, ``None`` lets the call through. Finished calls reach the tracker's
     sinks as :class:`~cachewise.CallRecord`.
+    ``fanout``: holds concurrent calls on a cold prefix (per API key) until the first one's response
+    begins (default ``FanOut("hold")``, :mod:`.fanout`). ``batch_planner``: plans batch create bodies.
     """
+    fanout = fanout if fanout is not None else FanOut("hold")
     base = upstream.rstrip("/")
     client = httpx2.AsyncClient(
         base_url=base,
@@ -192,6 +199,9 @@ def create_proxy_app(
         headers = _forward_headers(request.headers)
         if kind == CallKind.MESSAGES:
             return await messages(request, target, headers, content)
+        if kind == CallKind.BATCH_CREATE and batch_planner is not None:
+            raw, planner = content, batch_planner
+            content = guarded("batch planner", lambda: planned_batch(planner, raw), raw)
         outgoing = client.build_request(request.method, target, headers=headers, content=content)
         try:
             reply = await client.send(outgoing, stream=True)
@@ -223,9 +233,12 @@ def create_proxy_app(
             prepared = await tracker.aprepare(body if isinstance(body, Mapping) else None)
         payload = prepared.payload if prepared.payload is not None else content
         outgoing = client.build_request(request.method, target, headers=headers, content=payload)
+        held = await fanout.ahold(prepared, tracker.clock(), scope=scope_of(request.headers))
         try:
             reply = await client.send(outgoing, stream=True)
+            fanout.release(held, ok=reply.is_success, now=tracker.clock())
         except httpx2.TransportError as exc:
+            fanout.release(held, ok=False, now=tracker.clock())
             request_id = _local_id()
             tracker.fail(prepared, exc, request_id=request_id)
             return _upstream_failed(exc, base, request_id)

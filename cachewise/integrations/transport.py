@@ -9,22 +9,29 @@ an inner transport (default: the library's own ``HTTPTransport``).
 
 Below the SDK there are no retries to see: every request that reaches the
 transport is one attempt, recorded once. Messages requests are sent with
-``accept-encoding: identity`` so the stream can be read as it passes.
+``accept-encoding: identity`` so the stream can be read as it passes. ``fanout`` (a
+:class:`.FanOut`, default ``"hold"``) holds or pre-warms concurrent requests on a cold prefix,
+as the SDK middleware does (:mod:`.fanout`).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import httpx
 import httpx2
 
+from ..failopen import fail_open, record_failure
 from ..httpstreams import AsyncFrames1, Frames1
+from .fanout import Admission, FanOut, Hold, prewarm_body
 from .steps import Read, Send, Tapped, adrive, drive
 from .streams import AsyncFrames, AsyncFrames2, Frames, Frames2, tap_async, tap_sync
-from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify
+from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify, serialised
+
+Ask = Send[Any] | Read | PlanAsk | Hold
 
 __all__ = [
     "AsyncCachewiseTransport",
@@ -74,16 +81,73 @@ class _Core:
     _module: Any
     _default: Callable[[], Any]
 
-    def __init__(self, tracker: CallTracker, inner: Any = None) -> None:
+    def __init__(self, tracker: CallTracker, inner: Any = None, *, fanout: FanOut | None = None) -> None:
         """``inner``: the transport that sends (default: the library's own ``HTTPTransport``)."""
         self.tracker = tracker
         self.inner = inner if inner is not None else self._default()
+        self.fanout = fanout if fanout is not None else FanOut("hold")
 
-    def _flow(self, request: Any) -> Generator[Send[Any] | Read | PlanAsk, Any, Any]:
+    def _flow(self, request: Any) -> Generator[Ask, Any, Any]:
         content = yield Read(request)
         body = _body(content)
         prepared = yield from self.tracker.preparing(body)
+        admission = Admission()
+        with fail_open("fanout"):
+            admission = self.fanout.admit(prepared, self.tracker.clock())
+        try:
+            if admission.waits:
+                yield Hold(admission)
+            if admission.prewarm:
+                began = yield from self._prewarm(request, prepared)
+                self._release(admission, ok=began)
+            return (yield from self._sent(request, body, content, prepared, admission))
+        finally:
+            self._release(admission, ok=False)
+
+    def _release(self, admission: Admission, *, ok: bool) -> None:
+        if admission.leads and not admission.released:
+            with fail_open("fanout"):
+                self.fanout.release(admission, ok=ok, now=self.tracker.clock())
+
+    def _prewarm(self, request: Any, prepared: Prepared) -> Generator[Ask, Any, bool]:
+        """Send the planned body with ``max_tokens: 0``, recorded as a call of its own."""
+        warm: dict[str, Any] | None = None
+        with fail_open("fanout prewarm"):
+            source = prepared.body or prepared.original
+            warm = prewarm_body(source) if source is not None else None
+        if warm is None:
+            return False
+        self.fanout.counted_prewarm()
+        payload = serialised(warm)
+        record = Prepared(
+            original=warm,
+            body=warm,
+            started_at=self.tracker.clock(),
+            started=time.perf_counter(),
+            plan=prepared.plan,
+            tags={**prepared.tags, "cachewise_fanout": "prewarm"},
+            payload=payload,
+        )
+        try:
+            response = yield Send(_rebuild(self._module, request, record, payload))
+        except Exception as exc:
+            self.tracker.fail(record, exc)
+            record_failure("fanout prewarm", exc)
+            return False
+        data = yield Read(response)
+        self.tracker.finish(record, response.status_code, response.headers, data)
+        return bool(200 <= response.status_code < 300)
+
+    def _sent(
+        self,
+        request: Any,
+        body: Mapping[str, Any] | None,
+        content: bytes,
+        prepared: Prepared,
+        admission: Admission,
+    ) -> Generator[Ask, Any, Any]:
         response = yield Send(_rebuild(self._module, request, prepared, content))
+        self._release(admission, ok=200 <= response.status_code < 300)
         if body is not None and body.get("stream") and 200 <= response.status_code < 300:
             return Tapped(response, self.tracker.tap(prepared, response.status_code, response.headers))
         data = yield Read(response)
@@ -94,9 +158,13 @@ class _Core:
 class _SyncCore(_Core):
     _frames: type[Frames]
 
-    def _answer(self, ask: Send[Any] | Read | PlanAsk) -> Any:
+    def _answer(self, ask: Ask) -> Any:
         if isinstance(ask, Send):
             return self.inner.handle_request(ask.request)
+        if isinstance(ask, Hold):
+            with fail_open("fanout hold"):
+                self.fanout.wait(ask.admission)
+            return None
         return ask.source.read() if isinstance(ask, Read) else self.tracker.ask_planner(ask)
 
     def handle_request(self, request: Any) -> Any:
@@ -117,9 +185,13 @@ class _SyncCore(_Core):
 class _AsyncCore(_Core):
     _frames: type[AsyncFrames]
 
-    async def _answer(self, ask: Send[Any] | Read | PlanAsk) -> Any:
+    async def _answer(self, ask: Ask) -> Any:
         if isinstance(ask, Send):
             return await self.inner.handle_async_request(ask.request)
+        if isinstance(ask, Hold):
+            with fail_open("fanout hold"):
+                await self.fanout.await_(ask.admission)
+            return None
         return await ask.source.aread() if isinstance(ask, Read) else await self.tracker.aask_planner(ask)
 
     async def handle_async_request(self, request: Any) -> Any:

@@ -6,6 +6,8 @@ A :class:`Workload` is a script that yields timed requests (:class:`Call`) and i
 * :data:`SUITE` (module :mod:`~cachewise.workloads.suite`): eight traffic shapes, each a factory of
   ``scale``, that the planner is measured on (``benchmarks/planner_workloads.py``, the README's
   "What the planner buys you" table, ``tests/workloads/test_savings.py``);
+* :func:`fanout_jobs` (waves of parallel jobs on a shared prefix) and :func:`batch_jobs` (one
+  Message Batches body sharing prefixes at two depths), for ``benchmarks/fanout_bench.py``;
 * :data:`AFTERNOON` (module :mod:`~cachewise.workloads.afternoon`): the three workloads that
   ``cachewise demo`` replays with and without cachewise.
 
@@ -16,6 +18,8 @@ and returns its bill; :func:`markdown` formats the comparison. Nothing here impo
 from __future__ import annotations
 
 from .afternoon import AFTERNOON
+from .batches import batch_jobs
+from .fanout import fanout_jobs, waves
 from .replay import STRATEGIES, Result, markdown, run, run_suite, static_markers
 from .script import Call, Clock, Script, Workload, play, send_with
 from .suite import SUITE, agent_conversation
@@ -30,10 +34,13 @@ __all__ = [
     "Script",
     "Workload",
     "agent_conversation",
+    "batch_jobs",
+    "fanout_jobs",
     "markdown",
     "play",
     "run",
     "run_suite",
     "send_with",
     "static_markers",
+    "waves",
 ]
