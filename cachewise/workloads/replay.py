@@ -6,13 +6,16 @@ Strategies:
   ``count_tokens``, learns from each response with ``observe``);
 * ``none``      — no ``cache_control`` at all;
 * ``automatic`` — Anthropic's automatic caching (top-level ``cache_control``);
-* ``static``    — a marker on the last system block and on the last message block.
+* ``static``    — a marker on the last system block and on the last message block;
+* ``oracle``    — :class:`~cachewise.workloads.oracle.Oracle`, an offline plan that knows the
+  calls to come (the bound "share of the achievable savings" is measured against).
 
 The emulator's virtual clock is advanced to each call's time and the planner reads the same clock.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +30,13 @@ from ..emulator import Emulator, EmulatorServer, EmulatorTransport
 from ..planner import CachePlanner
 from ..progress import progress, show_progress
 from ..tokens import TokenCounter, TokenMemo
+from .oracle import Oracle
 from .script import Workload, play
 from .suite import SUITE
 
 __all__ = ["STRATEGIES", "Result", "markdown", "planned_calls", "run", "run_suite", "static_markers"]
 
-STRATEGIES = ("planner", "none", "automatic", "static")
+STRATEGIES = ("planner", "none", "automatic", "static", "oracle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,11 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
     with _client(emulator, server) as client:
         counter = TokenCounter(client, memo=TokenMemo(None))
         planner = CachePlanner(counter, book=emulator.book, clock=emulator.now)
+        oracle = (
+            Oracle(list(itertools.islice(workload.calls(), limit)), emulator)
+            if strategy == "oracle"
+            else None
+        )
 
         def send(body: dict[str, Any]) -> Any:
             plan = None
@@ -117,6 +126,8 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
                 body = {**body, "cache_control": {"type": "ephemeral"}}
             elif strategy == "static":
                 body = static_markers(body)
+            elif oracle is not None:
+                body = oracle.plan(body, emulator.now())
             message = client.messages.create(**body)
             if plan is not None:
                 planner.observe(plan, message.usage, emulator.now())

@@ -1,4 +1,8 @@
-"""The planner's suite: eight traffic shapes, each where some caching strategy wins or misses.
+"""The planner's suite: traffic shapes, each where some caching strategy wins or misses.
+
+The first eight are defined here; :data:`~cachewise.workloads.unseen.UNSEEN` adds the shapes of issue 13
+(pooled documents in bursts, very large contexts, long agent sessions, chat with pauses, callers'
+own markers).
 
 Each factory takes a ``scale`` (a size multiplier) and a ``seed`` and returns the same
 :class:`~cachewise.workloads.Workload` for the same arguments. The requests never depend on the
@@ -16,6 +20,7 @@ from typing import Any
 
 from .script import Call, Workload
 from .text import VOCABULARY, words
+from .unseen import UNSEEN
 
 __all__ = [
     "MODEL",
@@ -232,6 +237,7 @@ SUITE: tuple[Callable[[int], Workload], ...] = (
     tiny_prompts,
     many_tenants,
     model_mix,
+    *UNSEEN,
 )
 
 
