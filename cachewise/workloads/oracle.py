@@ -54,9 +54,10 @@ class _Option:
     slots: int
 
 
-def _layout(body: Mapping[str, Any]) -> Layout:
-    # The emulator salts the prefix with the speed the request runs at (standard unless fast).
-    return layout({**body, "speed": body.get("speed") or "standard"}, str(body["model"]))
+def _layout(body: Mapping[str, Any], emulator: Emulator, at: datetime) -> Layout:
+    # As the emulator lays it out: the model resolved to its id, the speed it runs at in the salt.
+    model = emulator.catalog.resolve(str(body["model"]), at, for_inference=True).id
+    return layout({**body, "speed": body.get("speed") or "standard"}, model)
 
 
 def _mark(body: dict[str, Any], path: str, ttl: Ttl) -> None:
@@ -89,7 +90,8 @@ class Oracle:
         self.emulator = emulator
         self.times = [c.at for c in calls]
         self.requests = [c.request for c in calls]
-        self.layouts = [_layout(c.request) for c in calls]
+        start = emulator.now()
+        self.layouts = [_layout(c.request, emulator, start) for c in calls]
         self.uses: dict[bytes, list[int]] = {}
         for i, lay in enumerate(self.layouts):
             for cut in lay.cuts:
