@@ -48,6 +48,8 @@ EXPECTED_READS_CAP = 8.0
 PRIOR_WEIGHT = 0.5
 #: New boundaries are told apart by depth: 0, 1, or 2 and more document or tool-result boundaries before them.
 BRANCHES = 3
+#: A family's new-boundary rate leans on the global one until it has a few outcomes of its own.
+BRANCH_PRIOR_WEIGHT = 1.0
 
 
 def expected_reads(f: float) -> float:
@@ -274,9 +276,11 @@ class ReuseStats:
                     self._open(item)
             else:
                 self.prefixes.move_to_end(h)
-                item = self._new.pop(h, None)
-                if item is not None and not item.done and at > item.at:
-                    self._reuse(item, (at - item.at).total_seconds())
+                opened = self._new.get(h)
+                if opened is not None and at > opened.at:
+                    del self._new[h]
+                    if not opened.done:
+                        self._reuse(opened, (at - opened.at).total_seconds())
             rec.arrivals.append(at)
         while len(self.prefixes) > self.max_prefixes:
             self.prefixes.popitem(last=False)
@@ -358,7 +362,7 @@ class ReuseStats:
         if fam is None:
             return prior
         seen, reused = fam.branches[branch].evidence(ttl, now)
-        return (reused + PRIOR_WEIGHT * prior) / (seen + PRIOR_WEIGHT)
+        return (reused + BRANCH_PRIOR_WEIGHT * prior) / (seen + BRANCH_PRIOR_WEIGHT)
 
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
         """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count."""

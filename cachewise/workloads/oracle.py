@@ -34,6 +34,7 @@ from typing import Any
 
 from ..api_rules import MAX_MARKERS, TTL_SECONDS, Ttl
 from ..emulator import Emulator, Layout, layout
+from ..emulator.positions import Cut
 from .script import Call
 
 __all__ = ["Oracle"]
@@ -110,6 +111,15 @@ class Oracle:
             reads, prev = reads + 1, self.times[j]
         return reads
 
+    def _values(
+        self, digest: bytes, i: int, live_ttl: Ttl | None, saving: float, premium: Mapping[Ttl, float]
+    ) -> dict[Ttl, float]:
+        """Value per token (units of the input price) of a breakpoint on ``digest`` at call ``i``, per TTL."""
+        if live_ttl is not None:
+            # A read now, then the chain; the marker's own TTL writes nothing (it is the hit).
+            return dict.fromkeys(_TTLS, saving * (1 + self._chain(digest, i, live_ttl)))
+        return {t: saving * self._chain(digest, i, t) - premium[t] for t in _TTLS}
+
     def _options(self, i: int, now: datetime) -> tuple[list[_Option], int]:
         lay = self.layouts[i]
         model = lay.model
@@ -118,36 +128,32 @@ class Oracle:
         rates = book.rates(model, now)
         base = float(rates.input)
         saving = float(rates.input - rates.cache_read) / base
-        premium = {
+        premium: dict[Ttl, float] = {
             "5m": float(rates.cache_write_5m) / base - 1.0,
             "1h": float(rates.cache_write_1h) / base - 1.0,
         }
         live = {e.digest: e.ttl for e in self.emulator.engine.entries(now) if e.model == model}
-        deepest: dict[tuple[int, Ttl | None], _Option] = {}
         fixed: list[_Option] = []
+        # Prefixes nest: two cuts of this call with as many later uses have the same later uses,
+        # hence the same value per token; only the deepest of them is worth considering.
+        deepest: dict[tuple[int, Ttl | None], Cut] = {}
         for cut in lay.cuts:
-            if not cut.eligible or cut.end < minimum:
-                if cut.markers:
-                    fixed.append(_Option(cut.seq, cut.end, cut.path, {cut.ttl or "5m": 0.0}, False, True, 0))
-                continue
-            live_ttl = live.get(cut.digest)
-            if live_ttl is not None:
-                read = saving * (1 + self._chain(cut.digest, i, live_ttl))
-                values: dict[Ttl, float] = dict.fromkeys(_TTLS, read)
-            else:
-                values = {t: saving * self._chain(cut.digest, i, t) - premium[t] for t in _TTLS}
+            big = cut.eligible and cut.end >= minimum
             if cut.markers:
                 ttl = cut.ttl or "5m"
-                fixed.append(
-                    _Option(cut.seq, cut.end, cut.path, {ttl: values[ttl]}, live_ttl is not None, True, 0)
-                )
-                continue
-            if max(values.values()) <= 0:
-                continue
-            uses = self.uses.get(cut.digest, [])
-            key = (len(uses) - bisect.bisect_right(uses, i), live_ttl)
-            deepest[key] = _Option(cut.seq, cut.end, cut.path, values, live_ttl is not None, False, 1)
-        options = sorted([*fixed, *deepest.values()], key=lambda o: o.seq)
+                live_ttl = live.get(cut.digest) if big else None
+                value = self._values(cut.digest, i, live_ttl, saving, premium)[ttl] if big else 0.0
+                fixed.append(_Option(cut.seq, cut.end, cut.path, {ttl: value}, live_ttl is not None, True, 0))
+            elif big:
+                uses = self.uses.get(cut.digest, [])
+                live_ttl = live.get(cut.digest)
+                deepest[(len(uses) - bisect.bisect_right(uses, i), live_ttl)] = cut
+        chosen: list[_Option] = []
+        for (_, live_ttl), cut in deepest.items():
+            values = self._values(cut.digest, i, live_ttl, saving, premium)
+            if max(values.values()) > 0:
+                chosen.append(_Option(cut.seq, cut.end, cut.path, values, live_ttl is not None, False, 1))
+        options = sorted([*fixed, *chosen], key=lambda o: o.seq)
         return options, MAX_MARKERS - lay.marker_count
 
     def plan(self, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
