@@ -98,8 +98,9 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     the gaps between them). With no history, the prior depends on what it is: the end of
     tools or system takes the share of families seen again, the conversation tail the share
     of tails continued, and a document or tool-result boundary the share of boundaries never
-    seen before (in this family, of the same kind of branch) that were seen again: so a new
-    combination of documents that is rarely repeated gets no write.
+    seen before (in this family, at the same depth) that were seen again: so a new
+    combination of documents that is rarely repeated gets no write. A new boundary's 1h write
+    must be paid for by its first read alone.
     """
     stats.settle(now)
     saving = prices.input - prices.read
@@ -118,7 +119,9 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
         else:
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
-        reads = expected_reads(f)
+        # An hour's write on a boundary never seen before is paid for by its first read alone: whether
+        # reuse goes on for hours is learned from the prefix's own gaps once it is seen again.
+        reads = f if branch is not None and ttl == "1h" else expected_reads(f)
         basis = (
             f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
             if gaps
