@@ -10,8 +10,15 @@ time gives the same statistics as live traffic.
   model alone): requests sharing their instructions. For each family the window keeps
   how often a request's *tail* (its whole prompt) was continued by a later request, and
   after how long: the chance that a new conversation tail is reused.
-* Two global priors, each a Beta(1, 1) start: the share of families seen again within
-  5 minutes / 1 hour, and the share of tails continued within 5 minutes / 1 hour.
+* A **new boundary** is a document or tool-result boundary whose exact prefix had never
+  been seen when a request first carried it (the planner names them with :meth:`ReuseStats.expect`).
+  Per family and per depth (how many such boundaries come before it: 0, 1, or 2 and
+  more; the first document of a request, the second of a pair, the rest of a
+  combination), the window keeps how often such a prefix was
+  seen again in a later request within 5 minutes / 1 hour: the chance that a combination
+  never seen before is worth a write.
+* Global priors, each a Beta(1, 1) start: the share of families seen again within
+  5 minutes / 1 hour, of tails continued, and of new boundaries seen again.
   Outcomes are resolved when the window closes (5 minutes or 1 hour after the arrival)
   or when the reuse happens.
 """
@@ -27,10 +34,22 @@ from datetime import datetime, timedelta
 from ..api_rules import TTL_SECONDS
 from ..prompt import Ttl
 
-__all__ = ["EXPECTED_READS_CAP", "TTL_SECONDS", "Outcomes", "PrefixRecord", "ReuseStats", "expected_reads"]
+__all__ = [
+    "BRANCHES",
+    "EXPECTED_READS_CAP",
+    "TTL_SECONDS",
+    "Outcomes",
+    "PrefixRecord",
+    "ReuseStats",
+    "expected_reads",
+]
 
 EXPECTED_READS_CAP = 8.0
 PRIOR_WEIGHT = 0.5
+#: New boundaries are told apart by depth: 0, 1, or 2 and more document or tool-result boundaries before them.
+BRANCHES = 3
+#: A family's new-boundary rate leans on the global one until it has a few outcomes of its own.
+BRANCH_PRIOR_WEIGHT = 1.0
 
 
 def expected_reads(f: float) -> float:
@@ -46,12 +65,23 @@ def expected_reads(f: float) -> float:
 
 @dataclass(slots=True)
 class Outcomes:
-    """Resolved outcomes of one kind of event: how many were reused within 5m and 1h."""
+    """Outcomes of one kind of event: how many were reused within 5m and 1h, and how many are open.
+
+    An open event (no reuse yet, its window not closed) is evidence too: one that has waited
+    most of its window without a reuse has most likely lapsed. With ``now``, :meth:`rate`
+    counts each open event as a fraction of a lapse, its age over the window (so a burst of
+    new prefixes that are never reused lowers the rate within minutes, not only once the
+    windows close). The ages are kept as sums, so this costs nothing per event.
+    """
 
     resolved_5m: int = 0
     reused_5m: int = 0
     resolved_1h: int = 0
     reused_1h: int = 0
+    open_5m: int = 0
+    open_5m_at: float = 0.0  # the sum of the open events' arrival times (POSIX seconds)
+    open_1h: int = 0
+    open_1h_at: float = 0.0
 
     def counts(self, ttl: Ttl) -> tuple[int, int]:
         """How many were resolved within ``ttl``'s window, and how many of those reused."""
@@ -59,10 +89,33 @@ class Outcomes:
             return self.resolved_5m, self.reused_5m
         return self.resolved_1h, self.reused_1h
 
-    def rate(self, ttl: Ttl) -> float:
-        """Posterior mean under a Beta(1, 1) prior."""
+    def evidence(self, ttl: Ttl, now: datetime | None = None) -> tuple[float, int]:
+        """Resolved events (plus open ones as fractions of a lapse, with ``now``) and reused ones."""
         resolved, reused = self.counts(ttl)
+        if now is None:
+            return float(resolved), reused
+        n, total = (self.open_5m, self.open_5m_at) if ttl == "5m" else (self.open_1h, self.open_1h_at)
+        if n <= 0:
+            return float(resolved), reused
+        waited = (n * now.timestamp() - total) / TTL_SECONDS[ttl]
+        return resolved + min(float(n), max(0.0, waited)), reused
+
+    def rate(self, ttl: Ttl, now: datetime | None = None) -> float:
+        """Posterior mean under a Beta(1, 1) prior (open events counted with ``now``)."""
+        resolved, reused = self.evidence(ttl, now)
         return (reused + 1) / (resolved + 2)
+
+    def open(self, at: datetime) -> None:
+        ts = at.timestamp()
+        self.open_5m, self.open_5m_at = self.open_5m + 1, self.open_5m_at + ts
+        self.open_1h, self.open_1h_at = self.open_1h + 1, self.open_1h_at + ts
+
+    def close(self, ttl: Ttl, at: datetime) -> None:
+        ts = at.timestamp()
+        if ttl == "5m":
+            self.open_5m, self.open_5m_at = self.open_5m - 1, self.open_5m_at - ts
+        else:
+            self.open_1h, self.open_1h_at = self.open_1h - 1, self.open_1h_at - ts
 
     def reuse(self, gap: float) -> None:
         if gap < TTL_SECONDS["5m"]:
@@ -98,6 +151,7 @@ class _Pending:
     family: str | None
     done_5m: bool = False
     done: bool = False
+    branch: int | None = None  # a new boundary's depth (0 … BRANCHES - 1); None: a tail or a family
 
 
 @dataclass(slots=True)
@@ -105,6 +159,7 @@ class _Family:
     tails: Outcomes = field(default_factory=Outcomes)
     arrivals: int = 0
     open_tails: dict[str, _Pending] = field(default_factory=dict)
+    branches: tuple[Outcomes, ...] = field(default_factory=lambda: tuple(Outcomes() for _ in range(BRANCHES)))
 
 
 class ReuseStats:
@@ -117,6 +172,9 @@ class ReuseStats:
         self.families: OrderedDict[str, _Family] = OrderedDict()
         self.shared = Outcomes()
         self.tails = Outcomes()
+        self.branches = tuple(Outcomes() for _ in range(BRANCHES))
+        self._expected: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._new: dict[str, _Pending] = {}
         self._pending: deque[_Pending] = deque()
         self._pending_1h: deque[_Pending] = deque()
         self.requests = 0
@@ -129,7 +187,9 @@ class ReuseStats:
             self._pending_1h.append(item)
         for item in self._lapsed(self._pending_1h, "1h", now):
             item.done = True
-            if item.family is not None:
+            if item.branch is not None:
+                self._new.pop(item.key, None)
+            elif item.family is not None:
                 family = self.families.get(item.family)
                 if family is not None:
                     family.open_tails.pop(item.key, None)
@@ -142,19 +202,30 @@ class ReuseStats:
             if not item.done:
                 for outcomes in self._outcomes(item):
                     outcomes.lapse(ttl)
+                    outcomes.close(ttl, item.at)
                 yield item
 
     def _outcomes(self, item: _Pending) -> list[Outcomes]:
         if item.family is None:
             return [self.shared]
         family = self.families.get(item.family)
+        if item.branch is not None:
+            glob = self.branches[item.branch]
+            return [glob] if family is None else [family.branches[item.branch], glob]
         # A tail counts for its family and for the global tail prior.
         return [self.tails] if family is None else [family.tails, self.tails]
+
+    def _open(self, item: _Pending) -> None:
+        self._pending.append(item)
+        for outcomes in self._outcomes(item):
+            outcomes.open(item.at)
 
     def _reuse(self, item: _Pending, gap: float) -> None:
         item.done = True
         for outcomes in self._outcomes(item):
+            outcomes.close("1h", item.at)
             if not item.done_5m:
+                outcomes.close("5m", item.at)
                 outcomes.reuse(gap)
             elif gap < TTL_SECONDS["1h"]:
                 # The 5m window was already resolved as "not reused": count only the hour.
@@ -174,7 +245,7 @@ class ReuseStats:
             self.families[family] = fam
             pending = _Pending(at, family, None)
             fam.open_tails["__family__"] = pending
-            self._pending.append(pending)
+            self._open(pending)
             while len(self.families) > self.max_families:
                 self.families.popitem(last=False)
         else:
@@ -197,15 +268,26 @@ class ReuseStats:
             if rec is None:
                 rec = PrefixRecord()
                 self.prefixes[h] = rec
+                expected = self._expected.pop(h, None)
+                if expected is not None:
+                    # A new boundary: is this exact prefix seen again in a later request?
+                    item = _Pending(at, h, expected[0], branch=expected[1])
+                    self._new[h] = item
+                    self._open(item)
             else:
                 self.prefixes.move_to_end(h)
+                opened = self._new.get(h)
+                if opened is not None and at > opened.at:
+                    del self._new[h]
+                    if not opened.done:
+                        self._reuse(opened, (at - opened.at).total_seconds())
             rec.arrivals.append(at)
         while len(self.prefixes) > self.max_prefixes:
             self.prefixes.popitem(last=False)
         if tail is not None and tail not in fam.open_tails:
             pending = _Pending(at, tail, family)
             fam.open_tails[tail] = pending
-            self._pending.append(pending)
+            self._open(pending)
         return continued
 
     def touch(self, prefix_hash: str, ttl: Ttl, at: datetime, tokens: int | None, *, read: bool) -> None:
@@ -224,6 +306,24 @@ class ReuseStats:
         else:
             rec.writes += 1
 
+    def expect(self, prefix_hash: str, family: str, branch: int) -> None:
+        """A boundary never seen before is about to be recorded: follow whether it is seen again.
+
+        ``branch`` is its depth: how many document or tool-result boundaries come before it
+        (capped at ``BRANCHES - 1``). Only a prefix with no record is followed; the next
+        :meth:`record` that carries it opens the outcome.
+        """
+        if prefix_hash in self.prefixes:
+            return
+        self._expected[prefix_hash] = (family, min(max(branch, 0), BRANCHES - 1))
+        self._expected.move_to_end(prefix_hash)
+        while len(self._expected) > 4096:
+            self._expected.popitem(last=False)
+
+    def settle(self, now: datetime) -> None:
+        """Resolve every outcome whose window has closed by ``now`` (so estimates are current)."""
+        self._resolve(now)
+
     def forget(self, prefix_hash: str) -> None:
         rec = self.prefixes.get(prefix_hash)
         if rec is not None:
@@ -240,16 +340,29 @@ class ReuseStats:
             return None
         return rec.live_ttl
 
-    def p_shared(self, ttl: Ttl) -> float:
-        return self.shared.rate(ttl)
+    def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
+        """Chance a family is seen again within ``ttl`` (with ``now``: open arrivals count too)."""
+        return self.shared.rate(ttl, now)
 
-    def p_tail(self, family: str, ttl: Ttl) -> float:
-        prior = self.tails.rate(ttl)
+    def p_tail(self, family: str, ttl: Ttl, now: datetime | None = None) -> float:
+        """Chance a tail of ``family`` is continued within ``ttl`` (with ``now``: open tails count too)."""
+        prior = self.tails.rate(ttl, now)
         fam = self.families.get(family)
         if fam is None:
             return prior
-        seen, reused = fam.tails.counts(ttl)
+        seen, reused = fam.tails.evidence(ttl, now)
         return (reused + PRIOR_WEIGHT * prior) / (seen + PRIOR_WEIGHT)
+
+    def p_branch(self, family: str, branch: int, ttl: Ttl, now: datetime | None = None) -> float:
+        """Chance that a boundary never seen before, at this depth, is seen again within ``ttl``."""
+        branch = min(max(branch, 0), BRANCHES - 1)
+        glob = self.branches[branch]
+        prior = glob.rate(ttl, now)
+        fam = self.families.get(family)
+        if fam is None:
+            return prior
+        seen, reused = fam.branches[branch].evidence(ttl, now)
+        return (reused + BRANCH_PRIOR_WEIGHT * prior) / (seen + BRANCH_PRIOR_WEIGHT)
 
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
         """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count."""

@@ -20,14 +20,16 @@ from decimal import Decimal
 from ..pricing import AppliedRates
 from ..prompt import Prompt, Ttl
 from ..tokens import LearnedMinimum
-from .candidates import Candidate
-from .reuse import ReuseStats, expected_reads
+from .candidates import LARGE_BLOCK_BYTES, Candidate
+from .reuse import BRANCHES, ReuseStats, expected_reads
 
 __all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "value"]
 
 STANDARD_MINIMUMS = (512, 1024, 2048, 4096)
 TTLS: tuple[Ttl, Ttl] = ("1h", "5m")
 _PER_TOKEN = Decimal(1_000_000)
+_BOUNDARY = frozenset({"large document", "large tool result"})
+_FAMILY = frozenset({"end of tools", "end of system"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +74,58 @@ def effective_minimum(table: int, learned: LearnedMinimum) -> tuple[int, str]:
     return value, source
 
 
+def _branch(cand: Candidate, prompt: Prompt, stats: ReuseStats) -> int | None:
+    """For a document or tool-result boundary never seen before (not the end of tools or system):
+    how deep it is, the number of such boundaries before it (0, 1, or 2 for two or more);
+    ``None`` for other candidates and for prefixes seen before."""
+    if not _BOUNDARY.intersection(cand.kinds) or _FAMILY.intersection(cand.kinds):
+        return None
+    if stats.prefix(cand.position.prefix_hash) is not None:
+        return None
+    depth = 0
+    for pos in prompt.positions[: cand.index]:
+        if pos.nbytes >= LARGE_BLOCK_BYTES and pos.kind in ("document", "tool_result"):
+            depth += 1
+            if depth >= BRANCHES - 1:
+                break
+    return depth
+
+
 def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, prices: Prices) -> None:
-    """Fill ``cand.values`` / ``cand.why`` (per TTL) and ``cand.live`` from the reuse statistics."""
+    """Fill ``cand.values`` / ``cand.why`` (per TTL) and ``cand.live`` from the reuse statistics.
+
+    Each candidate is valued on the observed reuse of its own exact prefix (its arrivals and
+    the gaps between them). With no history, the prior depends on what it is: the end of
+    tools or system takes the share of families seen again, the conversation tail the share
+    of tails continued, and a document or tool-result boundary the share of boundaries never
+    seen before (in this family, at the same depth) that were seen again: so a new
+    combination of documents that is rarely repeated gets no write. A new boundary's 1h write
+    must be paid for by its first read alone.
+    """
+    stats.settle(now)
     saving = prices.input - prices.read
     h = cand.position.prefix_hash
     cand.live = stats.live(h, now)
     structural = cand.structural
+    branch = _branch(cand, prompt, stats)
+    if branch is not None:
+        stats.expect(h, prompt.family, branch)
     for ttl in TTLS:
-        tail_p = stats.p_tail(prompt.family, ttl)
-        prior = max(tail_p, stats.p_shared(ttl)) if structural else tail_p
+        tail_p = stats.p_tail(prompt.family, ttl, now)
+        if branch is not None:
+            prior, source = stats.p_branch(prompt.family, branch, ttl, now), "new boundary"
+        elif structural:
+            prior, source = max(tail_p, stats.p_shared(ttl, now)), "shared"
+        else:
+            prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
-        reads = expected_reads(f)
+        # An hour's write on a boundary never seen before is paid for by its first read alone: whether
+        # reuse goes on for hours is learned from the prefix's own gaps once it is seen again.
+        reads = f if branch is not None and ttl == "1h" else expected_reads(f)
         basis = (
             f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
             if gaps
-            else f"no history; prior {f:.0%} within {ttl} ({'shared' if structural else 'next turn'})"
+            else f"no history; prior {f:.0%} within {ttl} ({source})"
         )
         if cand.live is not None:
             if ttl != cand.live:

@@ -6,13 +6,16 @@ Strategies:
   ``count_tokens``, learns from each response with ``observe``);
 * ``none``      — no ``cache_control`` at all;
 * ``automatic`` — Anthropic's automatic caching (top-level ``cache_control``);
-* ``static``    — a marker on the last system block and on the last message block.
+* ``static``    — a marker on the last system block and on the last message block;
+* ``oracle``    — :class:`~cachewise.workloads.oracle.Oracle`, an offline plan that knows the
+  calls to come (the bound "share of the achievable savings" is measured against).
 
 The emulator's virtual clock is advanced to each call's time and the planner reads the same clock.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +30,23 @@ from ..emulator import Emulator, EmulatorServer, EmulatorTransport
 from ..planner import CachePlanner
 from ..progress import progress, show_progress
 from ..tokens import TokenCounter, TokenMemo
+from .oracle import Oracle
 from .script import Workload, play
 from .suite import SUITE
 
-__all__ = ["STRATEGIES", "Result", "markdown", "planned_calls", "run", "run_suite", "static_markers"]
+__all__ = [
+    "STRATEGIES",
+    "Result",
+    "markdown",
+    "planned_calls",
+    "run",
+    "run_suite",
+    "savings_table",
+    "share",
+    "static_markers",
+]
 
-STRATEGIES = ("planner", "none", "automatic", "static")
+STRATEGIES = ("planner", "none", "automatic", "static", "oracle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +121,11 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
     with _client(emulator, server) as client:
         counter = TokenCounter(client, memo=TokenMemo(None))
         planner = CachePlanner(counter, book=emulator.book, clock=emulator.now)
+        oracle = (
+            Oracle(list(itertools.islice(workload.calls(), limit)), emulator)
+            if strategy == "oracle"
+            else None
+        )
 
         def send(body: dict[str, Any]) -> Any:
             plan = None
@@ -117,6 +136,8 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
                 body = {**body, "cache_control": {"type": "ephemeral"}}
             elif strategy == "static":
                 body = static_markers(body)
+            elif oracle is not None:
+                body = oracle.plan(body, emulator.now())
             message = client.messages.create(**body)
             if plan is not None:
                 planner.observe(plan, message.usage, emulator.now())
@@ -149,35 +170,52 @@ def run_suite(scale: int = 1, *, server: bool = False) -> list[list[Result]]:
     return [[run(make(scale), s, server=server) for s in STRATEGIES] for make in SUITE]
 
 
-def markdown(rows: list[list[Result]]) -> str:
-    """Two tables: the emulator's billed totals, and the input side (total minus output).
+def share(results: list[Result]) -> Decimal | None:
+    """The planner's share of the achievable savings: (none − planner) / (none − oracle), input side.
 
-    The emulator's reply, hence its output tokens, depends on the request bytes, so the
-    output part differs slightly between strategies; caching only changes the input side,
-    and the percentages compare that.
+    ``None`` when the oracle saves nothing (there is nothing to achieve).
     """
-    head = "| workload | calls | planner | no caching | automatic | static |"
-    rule = "|---|---:|---:|---:|---:|---:|"
-    billed = ["Billed total (emulator bill):", "", head, rule]
-    inputs = [
-        "Input side (bill minus output), and the planner against the others:",
-        "",
-        head + " planner vs none | vs automatic | vs static | count_tokens calls/request |",
-        rule + "---:|---:|---:|---:|",
+    by = {r.strategy: r.input_cost for r in results}
+    room = by["none"] - by["oracle"]
+    return (by["none"] - by["planner"]) / room if room > 0 else None
+
+
+def _pct(value: Decimal) -> str:
+    return f"{value:+.0%}".replace("-", "−") if value else "0%"
+
+
+def savings_table(rows: list[list[Result]]) -> str:
+    """The README's table: input side (bill minus output, USD) per strategy and the planner's share.
+
+    The emulator's reply, hence its output tokens, depends on the request bytes, so the output
+    part differs slightly between strategies; caching only changes the input side.
+    """
+    lines = [
+        "| workload | calls | cachewise planner | no caching | automatic caching | system + last message "
+        "| oracle bound | share of the bound | vs none | vs automatic | count_tokens calls/request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for results in rows:
         by = {r.strategy: r for r in results}
-        name, calls = results[0].workload, by["planner"].requests
-        totals = " | ".join(f"${by[k].total:.4f}" for k in STRATEGIES)
-        billed.append(f"| {name} | {calls} | {totals} |")
         side = {k: by[k].input_cost for k in STRATEGIES}
-        cells = " | ".join(f"${side[k]:.4f}" for k in STRATEGIES)
-
-        def vs(other: str, side: dict[str, Decimal] = side) -> str:
-            return f"{(side['planner'] - side[other]) / side[other]:+.0%}" if side[other] else "—"
-
-        per = by["planner"].count_calls / max(1, calls)
-        inputs.append(
-            f"| {name} | {calls} | {cells} | {vs('none')} | {vs('automatic')} | {vs('static')} | {per:.2f} |"
+        cells = " | ".join(f"{side[k]:.4f}" for k in STRATEGIES)
+        got = share(results)
+        vs = [_pct((side["planner"] - side[k]) / side[k]) if side[k] else "—" for k in ("none", "automatic")]
+        per = by["planner"].count_calls / max(1, by["planner"].requests)
+        lines.append(
+            f"| {results[0].workload} | {by['planner'].requests} | {cells} | "
+            f"{'—' if got is None else f'{got:.1%}'} | {vs[0]} | {vs[1]} | {per:.2f} |"
         )
-    return "\n".join([*billed, "", *inputs])
+    return "\n".join(lines)
+
+
+def markdown(rows: list[list[Result]]) -> str:
+    """The savings table (:func:`savings_table`), then the emulator's billed totals."""
+    head = "| workload | calls | " + " | ".join(STRATEGIES) + " |"
+    rule = "|---|---:|" + "---:|" * len(STRATEGIES)
+    billed = ["Billed total (emulator bill, USD):", "", head, rule]
+    for results in rows:
+        by = {r.strategy: r for r in results}
+        totals = " | ".join(f"{by[k].total:.4f}" for k in STRATEGIES)
+        billed.append(f"| {results[0].workload} | {by['planner'].requests} | {totals} |")
+    return "\n".join(["Input side (bill minus output, USD):", "", savings_table(rows), "", *billed])

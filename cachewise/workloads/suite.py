@@ -1,11 +1,16 @@
-"""The planner's suite: eight traffic shapes, each where some caching strategy wins or misses.
+"""The planner's suite: traffic shapes, each where some caching strategy wins or misses.
+
+The first eight are defined here; :data:`~cachewise.workloads.unseen.UNSEEN` adds the shapes of issue 13
+(pooled documents in bursts, very large contexts, long agent sessions, chat with pauses, callers'
+own markers).
 
 Each factory takes a ``scale`` (a size multiplier) and a ``seed`` and returns the same
 :class:`~cachewise.workloads.Workload` for the same arguments. The requests never depend on the
 replies, so a suite workload is a fixed list of timed calls. ``benchmarks/planner_workloads.py``
-replays them under four strategies (the README's "What the planner buys you" table is its output at
-scale 3) and the planner tests replay small versions; :func:`agent_conversation` is the single large
-request ``benchmarks/planner_bench.py`` times the planner on.
+replays them under five strategies, the oracle among them (the README's "What the planner buys you"
+table is its output at scale 3), and the planner tests replay small versions;
+:func:`agent_conversation` is the single large request ``benchmarks/planner_bench.py`` times the
+planner on.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 from .script import Call, Workload
 from .text import VOCABULARY, words
+from .unseen import UNSEEN
 
 __all__ = [
     "MODEL",
@@ -232,6 +238,7 @@ SUITE: tuple[Callable[[int], Workload], ...] = (
     tiny_prompts,
     many_tenants,
     model_mix,
+    *UNSEEN,
 )
 
 

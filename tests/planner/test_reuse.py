@@ -31,3 +31,39 @@ def test_reuse_and_lapse_counts_per_window() -> None:
     assert stats.p_tail("fam", "5m") == pytest.approx((0 + 0.5 * 0.25) / 2.5)
     assert stats.p_tail("fam", "1h") == pytest.approx((1 + 0.5 * 0.5) / 2.5)
     assert stats.p_tail("other", "1h") == pytest.approx(0.5)
+
+
+def test_a_new_boundary_is_followed_until_a_later_request_carries_it() -> None:
+    stats = ReuseStats()
+    stats.expect("doc-a", "fam", 1)
+    stats.expect("doc-b", "fam", 1)
+    stats.record(["sys", "doc-a"], "fam", None, T0)
+    stats.record(["sys", "doc-b"], "fam", None, T0 + timedelta(seconds=30))
+    stats.record(["sys", "doc-a"], "fam", None, T0 + timedelta(seconds=60))  # doc-a seen again
+    stats.settle(T0 + timedelta(minutes=6))  # doc-b's 5 minutes are over
+    depth1 = stats.families["fam"].branches[1]
+    assert depth1.counts("5m") == (2, 1)
+    assert stats.branches[1].counts("5m") == (2, 1)
+    assert stats.branches[0].counts("5m") == (0, 0)
+    # The family's rate shrinks toward the global one (2/4) with weight 1: (1 + 1 * 2/4) / (2 + 1).
+    assert stats.p_branch("fam", 1, "5m") == pytest.approx((1 + 1 * 0.5) / 3)
+    # A prefix already recorded is not a new boundary.
+    stats.expect("doc-a", "fam", 1)
+    stats.record(["sys", "doc-a"], "fam", None, T0 + timedelta(minutes=7))
+    assert stats.families["fam"].branches[1].counts("5m") == (2, 1)
+
+
+def test_an_open_outcome_counts_as_the_share_of_its_window_it_has_waited() -> None:
+    stats = ReuseStats()
+    stats.record(["a"], "fam", "tail-a", T0)
+    # Nothing resolved: without "now" the rate is the bare prior; with it, tail-a's 3 minutes
+    # of waiting are 3/5 of a lapse for 5m and 3/60 for 1h.
+    assert stats.p_tail("fam", "5m") == pytest.approx(0.5)
+    now = T0 + timedelta(minutes=3)
+    assert stats.tails.rate("5m", now) == pytest.approx(1 / (2 + 0.6))
+    assert stats.tails.rate("1h", now) == pytest.approx(1 / (2 + 0.05))
+    # Once continued it is closed: resolved as reused, no longer open.
+    stats.record(["a", "tail-a"], "fam", None, now)
+    assert stats.tails.counts("5m") == (1, 1)
+    assert stats.tails.rate("5m", now) == pytest.approx(2 / 3)
+    assert (stats.tails.open_5m, stats.tails.open_1h) == (0, 0)
