@@ -217,6 +217,42 @@ def _overhead(names: list[str], redis_base: str, pg_base: str, repeat: int) -> N
     print()
 
 
+def _warm_start_cost(name: str, repeat: int) -> None:
+    """What ``wrap(warm_start=True)`` costs at start: seeding a planner from a ledger of one workload."""
+    import tempfile
+    from pathlib import Path
+
+    import cachewise
+    from cachewise.ledger import Ledger
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ledger.db"
+        emulator = Emulator()
+        http = httpx2.Client(transport=EmulatorTransport(emulator), base_url="http://emulator")
+        client = anthropic.Anthropic(api_key="bench", base_url="http://emulator", http_client=http)
+        ledger = Ledger(path)
+        wrapped = cachewise.wrap(client, ledger=ledger, clock=emulator.now, warm_start=False)
+        start = emulator.now()
+        for call in _workload(name).calls():
+            lag = call.at - (emulator.now() - start).total_seconds()
+            if lag > 0:
+                emulator.advance(lag)
+            wrapped.messages.create(**call.request)
+        ledger.flush()
+        calls = len(ledger.calls())
+        ledger.close()
+        times = []
+        for _ in range(repeat):
+            with Ledger(path) as fresh:
+                planner = CachePlanner(None, clock=emulator.now)
+                t0 = time.perf_counter()
+                attach(planner, ledger=fresh)
+                times.append(time.perf_counter() - t0)
+    took = statistics.median(times)
+    print(f"## Warm start at wrap(): seeding from a ledger of {calls} calls ({name})\n")
+    print(f"- {took * 1e3:.1f} ms ({took / calls * 1e6:.0f} µs per call read and replayed)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workloads", default="few-shot,agent loop,model mix", help="comma-separated names")
@@ -235,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_bills:
         _bills(names, args.redis, args.postgres)
     _overhead(names, args.redis, args.postgres, args.repeat)
+    _warm_start_cost("many tenants", args.repeat)
     print(f"({time.perf_counter() - started:.0f} s)")
     return 0
 

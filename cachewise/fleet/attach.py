@@ -13,6 +13,7 @@ is not installed, is a configuration error and raises.
 
 from __future__ import annotations
 
+import atexit
 from typing import TYPE_CHECKING
 
 from ..failopen import record_failure
@@ -60,6 +61,7 @@ def attach(
             fleet.apply_memo = memo.apply
             fleet.load_memo()
         planner.stats = stats
+        atexit.register(fleet.close, 0.5)  # what is queued at exit is sent (for at most half a second)
         fleet.start()
         fleet.sync(startup_wait)
         return fleet

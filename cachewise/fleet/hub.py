@@ -76,6 +76,7 @@ class Fleet:
         self._cursor: str | None = None
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._closed = False
 
     # -- the hot path --------------------------------------------------------------------------
 
@@ -140,7 +141,10 @@ class Fleet:
             return bool(self._outbox) or self._inflight > 0
 
     def close(self, timeout: float = 2.0) -> None:
-        """Publish what is queued (up to ``timeout``), stop the threads, close the store."""
+        """Publish what is queued (up to ``timeout``), stop the threads, close the store (once)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._threads:
             self.sync(timeout)
         self._stop.set()

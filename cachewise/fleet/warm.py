@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from ..ledger import Ledger
     from ..planner import CachePlanner
 
-__all__ = ["DEFAULT_HORIZON", "recent_calls", "seed"]
+__all__ = ["DEFAULT_HORIZON", "DEFAULT_MAX_CALLS", "recent_calls", "seed"]
 
 DEFAULT_HORIZON = timedelta(hours=2)  # the reuse window looks back 1 hour; twice that, for the gaps
+DEFAULT_MAX_CALLS = 2_000  # ~0.4 ms each to read and replay: under a second at start
+_WINDOWS = tuple(timedelta(minutes=m) for m in (5, 15, 30, 60, 120, 240, 480, 1440))
 
 
 def _family(call: CallRecord, hashes: list[str], levels: list[str]) -> str:
@@ -65,6 +67,18 @@ def seed(planner: CachePlanner, calls: Iterable[CallRecord]) -> int:
     return used
 
 
-def recent_calls(ledger: Ledger, now: datetime, horizon: timedelta = DEFAULT_HORIZON) -> list[CallRecord]:
-    """The ledger's Messages calls (plain and streamed) of the last ``horizon``, oldest first."""
-    return [c for c in ledger.calls(since=now - horizon) if c.endpoint != "batch"]
+def recent_calls(
+    ledger: Ledger, now: datetime, horizon: timedelta = DEFAULT_HORIZON, max_calls: int = DEFAULT_MAX_CALLS
+) -> list[CallRecord]:
+    """The ledger's Messages calls (plain and streamed) of the last ``horizon``, oldest first.
+
+    The window widens from 5 minutes up to ``horizon`` and stops once it holds ``max_calls``
+    calls, so a busy ledger is read for its most recent traffic only (the start stays short).
+    """
+    calls: list[CallRecord] = []
+    for window in (*_WINDOWS, horizon):
+        span = min(window, horizon)
+        calls = [c for c in ledger.calls(since=now - span) if c.endpoint != "batch"]
+        if span >= horizon or len(calls) >= max_calls:
+            break
+    return calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anthropic
@@ -11,8 +12,8 @@ import pytest
 
 import cachewise
 from cachewise.emulator import Emulator, EmulatorTransport
-from cachewise.fleet import FleetStats
-from cachewise.ledger import Ledger
+from cachewise.fleet import FleetStats, recent_calls
+from cachewise.ledger import CallRecord, Ledger
 from cachewise.planner import CachePlanner
 from cachewise.workloads import SUITE, Call, Workload
 from cachewise.wrap import tracker_of
@@ -74,3 +75,19 @@ def test_restarted_planner_seeded_from_the_ledger_decides_as_one_that_never_stop
     assert warm == never
     # The comparison can fail: without the warm start the restarted planner relearns and decides otherwise.
     assert cold[0] != never[0]
+
+
+def test_a_busy_ledger_is_read_for_its_most_recent_calls_only(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    ages = [1, 2, 3, 10, 20, 40, 70, 100, 200]  # minutes before now
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        for i, age in enumerate(ages):
+            ledger.record(CallRecord(f"req_{i}", "claude-sonnet-4-5", now - timedelta(minutes=age)))
+        ledger.flush()
+        assert [c.request_id for c in recent_calls(ledger, now)] == [
+            f"req_{i}" for i in (7, 6, 5, 4, 3, 2, 1, 0)
+        ]
+        # At most a few: the window stops widening at the first that holds them (5, then 15 minutes).
+        assert {c.request_id for c in recent_calls(ledger, now, max_calls=3)} == {"req_0", "req_1", "req_2"}
+        assert len(recent_calls(ledger, now, max_calls=4)) == 4  # 15 minutes: four calls
+        assert len(recent_calls(ledger, now, horizon=timedelta(hours=4))) == len(ages)
