@@ -24,6 +24,7 @@ from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
 from .pricing.platforms import Platform
 
 if TYPE_CHECKING:
+    from .fleet import ReuseStore
     from .ledger import Ledger
     from .pricing import PriceBook
     from .sinks import RecordSink
@@ -82,6 +83,17 @@ def _default_planner(client: Any, clock: Clock | None, book: PriceBook | None) -
     return CachePlanner(counter=counter, clock=clock, book=book, collapse_runs=first_party)
 
 
+def _share(
+    planner: PlannerLike | None, ledger: Ledger, store: str | ReuseStore | None, warm_start: bool
+) -> None:
+    """Warm ``planner`` from the ledger or share it through ``store`` (a :class:`CachePlanner` only)."""
+    from .fleet import attach
+    from .planner import CachePlanner
+
+    if isinstance(planner, CachePlanner):
+        attach(planner, store=store, ledger=ledger if warm_start else None)
+
+
 def _is_async(client: Any) -> bool:
     return type(client).__name__.startswith("Async")
 
@@ -99,6 +111,8 @@ def wrap(
     diagnostics: bool = True,
     fanout: FanoutMode = "hold",
     fanout_timeout: float = DEFAULT_HOLD_TIMEOUT,
+    warm_start: bool = True,
+    reuse_store: str | ReuseStore | None = None,
 ) -> ClientT:
     """Return ``client`` with planning and recording; the original client is not changed.
 
@@ -118,6 +132,11 @@ def wrap(
     writes the prefix first with a ``max_tokens: 0`` call; ``"off"`` sends every call at once.
     With a planner, batch create requests are planned too: the prefixes shared across the
     batch get 1h breakpoints.
+    ``warm_start``: seed the default planner's reuse window from the ledger's calls of the last two
+    hours, so a restarted process plans as if it had not stopped (docs/planner.md, "Fleet").
+    ``reuse_store``: share reuse observations, token counts and learned minimums with the other
+    processes using the same store, a ``redis://`` or ``postgresql://`` URL or a
+    :class:`cachewise.fleet.ReuseStore` (then the store, not the ledger, is the warm start).
     """
     fanout_control = FanOut(fanout, timeout=fanout_timeout)  # a bad value is the caller's error
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
@@ -142,8 +161,11 @@ def wrap(
     else:
         chosen = planner
     platform, location = platform_of(client)
+    the_ledger = _ledger(ledger)
+    if reuse_store is not None or (warm_start and planner is True):
+        _share(chosen, the_ledger, reuse_store, warm_start)
     tracker = CallTracker(
-        ledger=_ledger(ledger),
+        ledger=the_ledger,
         planner=chosen,
         clock=clock,
         tags=tags,

@@ -7,7 +7,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -78,6 +78,20 @@ __all__ = ["proxy"]
     help="Processes serving the one socket, each with its own planner and ledger writer "
     "(share a PostgreSQL ledger with --db for one set of rows; docs/proxy.md).",
 )
+@click.option(
+    "--reuse-store",
+    default=None,
+    metavar="URL",
+    callback=lambda ctx, param, value: _store_url(value),
+    help="Share the planner's reuse state (observations, token counts, learned minimums) with every "
+    "process using this redis:// or postgresql:// URL (docs/planner.md, Fleet).",
+)
+@click.option(
+    "--warm-start/--no-warm-start",
+    default=True,
+    show_default=True,
+    help="Seed the planner from the ledger's calls of the last two hours (without --reuse-store).",
+)
 def proxy(
     host: str,
     port: int,
@@ -89,6 +103,8 @@ def proxy(
     budgets_file: Path | None,
     metrics: bool | None,
     workers: int,
+    reuse_store: str | None,
+    warm_start: bool,
 ) -> None:
     """Serve a local Messages API proxy; set ANTHROPIC_BASE_URL=http://HOST:PORT in your client."""
     url = ledger_url(db, must_exist=False)
@@ -104,6 +120,7 @@ def proxy(
         sock.close()
         raise
     options = _Options(url, upstream, plan, unwrap_envelopes, max_body_bytes, budgets_file, metrics)
+    options = replace(options, reuse_store=reuse_store, warm_start=warm_start)
     click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {label})")
     if workers == 1:
         _serve_one(options, sock)
@@ -120,6 +137,20 @@ class _Options:
     max_body_bytes: int | None
     budgets_file: Path | None
     metrics: bool | None
+    reuse_store: str | None = None
+    warm_start: bool = True
+
+
+def _store_url(value: str | None) -> str | None:
+    """``--reuse-store``: a URL of a kind the fleet knows (checked before any process starts)."""
+    if value is None:
+        return None
+    from ..fleet.stores import check_url
+
+    try:
+        return check_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reuse-store") from exc
 
 
 def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) -> None:
@@ -134,6 +165,9 @@ def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) ->
         from ..integrations.proxy_planner import upstream_planner
 
         planner = upstream_planner(options.upstream)
+        from ..fleet import attach
+
+        attach(planner, store=options.reuse_store, ledger=ledger if options.warm_start else None)
     from ..gateway.build import gateway_parts
 
     parts = gateway_parts(ledger, options.budgets_file, metrics=options.metrics, plan=options.plan)

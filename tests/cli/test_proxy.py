@@ -139,3 +139,18 @@ def test_two_proxies_on_one_postgres_ledger_match_the_bill(
         assert record.usage.output_tokens == billed["output_tokens"]
         assert record.planned
     assert {r.endpoint for r in rows} == {"messages", "stream"}
+
+
+def test_help_names_the_reuse_store_and_warm_start() -> None:
+    result = CliRunner().invoke(cli, ["proxy", "--help"])
+    assert result.exit_code == 0
+    assert "--reuse-store" in result.output
+    assert "--warm-start / --no-warm-start" in result.output
+
+
+def test_an_unknown_reuse_store_is_a_usage_error_naming_the_option_and_the_kinds() -> None:
+    result = CliRunner().invoke(cli, ["proxy", "--port", "0", "--reuse-store", "mysql://u:pw@db/x"])
+    assert result.exit_code == 2
+    assert "--reuse-store" in result.output
+    assert "'mysql'" in result.output and "redis://" in result.output
+    assert "u:pw@" not in result.output
