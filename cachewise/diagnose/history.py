@@ -17,6 +17,10 @@ __all__ = ["PrefixHistory", "Seen"]
 class Seen:
     """One request as sent: its model, prefix hash and level per position, and its markers.
 
+    Per position also its canonical bytes and text bytes (cumulative), its block type and whether a
+    marker may go on it; ``marker_list`` is every ``cache_control`` in block order (position, TTL)
+    and ``auto_ttl`` the top-level one: what the planner reads of a request (ledger replay).
+
     ``finished_at`` and ``written_tokens`` (read + written, the extent of its cached prefix) are
     filled in when its response is recorded; ``message_id`` too.
     """
@@ -34,6 +38,11 @@ class Seen:
     total_tokens: int = 0
     cum_bytes: tuple[int, ...] = ()
     marker_ttls: tuple[tuple[int, Ttl], ...] = ()
+    cum_text: tuple[int, ...] = ()
+    kinds: tuple[str, ...] = ()
+    plannable: tuple[bool, ...] = ()
+    marker_list: tuple[tuple[int, Ttl], ...] = ()
+    auto_ttl: Ttl | None = None
 
     @classmethod
     def of(cls, prompt: Prompt, at: datetime) -> Seen:
@@ -49,6 +58,11 @@ class Seen:
             auto=prompt.auto is not None,
             cum_bytes=tuple(prompt.cum_bytes(i) for i in range(len(prompt.positions))),
             marker_ttls=tuple(sorted(_ttls(prompt).items())),
+            cum_text=tuple(prompt.cum_text(i) for i in range(len(prompt.positions))),
+            kinds=tuple(p.kind for p in prompt.positions),
+            plannable=tuple(p.plannable for p in prompt.positions),
+            marker_list=tuple((m.position, m.ttl) for m in prompt.markers),
+            auto_ttl=prompt.auto,
         )
 
     @property

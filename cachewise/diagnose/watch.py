@@ -10,7 +10,7 @@ An API that refuses the parameter (HTTP 400 naming ``diagnostics``) turns it off
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,10 +45,23 @@ class MissWatch:
         self._book = book
         self.sizes = Sizes()
 
-    def replay(self, look: Look, usage: Usage, counted: Mapping[int, int] | None = None) -> Replay:
+    def replay(
+        self,
+        look: Look,
+        usage: Usage,
+        counted: Mapping[int, int] | None = None,
+        added: Collection[int] = (),
+    ) -> Replay:
         """What ``cachewise whatif --since`` replays for this call (:mod:`.replay`); ``counted``:
-        prefix sizes counted before sending, by position."""
-        return points(look.seen, usage, self.sizes, counted)
+        prefix sizes counted before sending, by position; ``added``: the positions the planner marked."""
+        return points(look.seen, usage, self.sizes, counted, added, self._minimum(look.seen))
+
+    def _minimum(self, seen: Seen) -> int:
+        try:
+            book = self._book if self._book is not None else PriceBook.default()
+            return book.min_cache_tokens(seen.model, seen.started_at).tokens
+        except Exception:  # an unknown model: no minimum to hold it to
+            return 0
 
     def before(self, body: Mapping[str, Any], at: datetime) -> tuple[Look, Mapping[str, Any]]:
         """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics)."""
@@ -80,10 +93,6 @@ class MissWatch:
         seen.finished_at = at
         seen.written_tokens = usage.cache_read_input_tokens + usage.cache_creation_input_tokens
         seen.total_tokens = usage.prompt_tokens
-        try:
-            book = self._book if self._book is not None else PriceBook.default()
-            minimum = book.min_cache_tokens(seen.model, seen.started_at).tokens
-        except Exception:  # an unknown model: no minimum to hold it to
-            minimum = 0
+        minimum = self._minimum(seen)
         local = diagnose(seen, look.previous, usage, at=seen.started_at, min_tokens=minimum)
         return local, read_api_reason(message)

@@ -456,7 +456,8 @@ class CallTracker:
                 out["miss_reason"], out["miss_detail"] = local.reason, local.as_dict()
             if api is not None:
                 out["api_miss_reason"], out["api_missed_tokens"] = api.reason, api.missed_tokens
-            out["replay"] = self.misses.replay(prepared.look, reading.usage, _counted(prepared.plan))
+            added = [b.position for b in prepared.plan.added] if prepared.plan is not None else []
+            out["replay"] = self.misses.replay(prepared.look, reading.usage, _counted(prepared.plan), added)
             return out
         return {}
 
