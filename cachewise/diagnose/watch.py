@@ -10,11 +10,12 @@ An API that refuses the parameter (HTTP 400 naming ``diagnostics``) turns it off
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..api_rules import Ttl
 from ..pricing import PriceBook
 from ..prompt import Prompt
 from ..usage import Usage
@@ -63,9 +64,19 @@ class MissWatch:
         except Exception:  # an unknown model: no minimum to hold it to
             return 0
 
-    def before(self, body: Mapping[str, Any], at: datetime) -> tuple[Look, Mapping[str, Any]]:
-        """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics)."""
-        seen = Seen.of(Prompt(body), at)
+    def before(
+        self,
+        body: Mapping[str, Any],
+        at: datetime,
+        read: Prompt | None = None,
+        added: Sequence[tuple[int, Ttl]] = (),
+    ) -> tuple[Look, Mapping[str, Any]]:
+        """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics).
+
+        ``read``: ``body`` already read as positions before the markers ``added`` were put on it (the
+        planner's reading, :attr:`cachewise.planner.Plan.prompt`): its hashes serve, unread again.
+        """
+        seen = Seen.of(read, at, added) if read is not None else Seen.of(Prompt(body), at)
         previous = self.history.previous(seen)
         self.history.add(seen)
         look = Look(seen, previous)
