@@ -104,7 +104,10 @@ def _from_ledger(db: str | None, since: str, names: list[str], book: PriceBook) 
             "0008, imported, or batch results) and are left out",
             err=True,
         )
-    return [replay_recorded(found.calls, name, book) for name in names]
+    try:
+        return [replay_recorded(found.calls, name, book) for name in names]
+    except ValueError as exc:  # a row whose replay points cannot be read: name it
+        raise click.ClickException(f"--db {db or url!r}: {exc}") from exc
 
 
 def _show(outcomes: list[Outcome], as_json: bool) -> None:

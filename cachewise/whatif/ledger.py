@@ -100,7 +100,11 @@ def _planned(book: PriceBook) -> _Rule:
     last: list[tuple[Plan, datetime]] = []
 
     def marked(call: CallRecord) -> dict[int, Ttl]:
-        plan = planner.plan_recorded(RecordedPrompt.of(call), call.started_at)
+        try:
+            prompt = RecordedPrompt.of(call)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise ValueError(f"call {call.request_id}: its replay points cannot be read ({exc})") from exc
+        plan = planner.plan_recorded(prompt, call.started_at)
         last[:] = [(plan, call.started_at)]
         out: dict[int, Ttl] = {}
         for b in plan.breakpoints:

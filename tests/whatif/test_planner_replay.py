@@ -11,8 +11,10 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+from click.testing import CliRunner
 
 import cachewise
+from cachewise.cli import cli
 from cachewise.diagnose import Seen, Sizes, points
 from cachewise.emulator import Emulator, EmulatorTransport
 from cachewise.ledger import CallRecord, Ledger
@@ -156,3 +158,19 @@ def test_the_recorded_planner_plans_only_recorded_calls() -> None:
     planner = RecordedPlanner(BOOK)
     with pytest.raises(ValueError, match="plan_recorded"):
         planner.plan(apply_strategy("none", _requests()[0].body))
+
+
+def test_unreadable_replay_points_name_the_call(tmp_path: Path) -> None:
+    rows = _live(_requests()[:2], "recorded", tmp_path / "bad.db")
+    replay = dict(rows[1].replay or {})
+    replay["points"] = [["ab", 10, "footer", None, 0], *replay["points"][1:]]
+    bad = replace(rows[1], replay=replay)
+    with pytest.raises(ValueError, match=rf"call {bad.request_id}: .*level 'footer'"):
+        replay_recorded(recorded_calls([rows[0], bad]).calls, "planner", BOOK)
+    with Ledger(tmp_path / "stored.db") as led:
+        led.record(bad)
+        led.flush()
+    since = bad.started_at.date().isoformat()
+    argv = ["whatif", "--db", str(tmp_path / "stored.db"), "--since", since, "--strategy", "planner"]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 2 and bad.request_id in result.output and "footer" in result.output
