@@ -86,7 +86,7 @@ def _fixed(strategy: str) -> _Rule:
     """A fixed rule (:func:`marks`) per call; it learns nothing."""
 
     def marked(call: CallRecord) -> dict[int, Ttl]:
-        return marks(strategy, call_points(call))
+        return marks(strategy, _points_of(call))
 
     def learn(usage: Usage) -> None:
         return None
@@ -133,7 +133,7 @@ def _layout(model: str, tokens: int, points: Sequence[Sequence[Any]], marked: di
     return Layout(model, (), tokens, len(marked), cuts)
 
 
-def call_points(call: CallRecord) -> Sequence[Sequence[Any]]:
+def _points_of(call: CallRecord) -> Sequence[Sequence[Any]]:
     """The replay points of ``call`` (none if it has none)."""
     points: Sequence[Sequence[Any]] = (call.replay or {}).get("points") or ()
     return points

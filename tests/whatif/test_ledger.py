@@ -95,7 +95,9 @@ def _live(
     with Ledger(path) as led:
         # the default planner, with a token memo of its own (not the user's, shared across runs)
         planned = (
-            CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now) if planner else False
+            CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
+            if planner
+            else False
         )
         client = cachewise.wrap(raw, ledger=led, planner=planned, clock=emulator.now)
         for request in requests:

@@ -44,7 +44,7 @@ def _workload_rows(make: Any, path: Path) -> list[CallRecord]:
     emulator = Emulator()
     http = httpx2.Client(transport=EmulatorTransport(emulator), base_url="http://emulator")
     raw = anthropic.Anthropic(api_key="sk-ant-w", base_url="http://emulator", max_retries=0, http_client=http)
-    planner = CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now)
+    planner = CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
     with Ledger(path) as led:
         client = cachewise.wrap(raw, ledger=led, planner=planner, clock=emulator.now)
         play(make(1), lambda body: client.messages.create(**body), emulator)
