@@ -5,6 +5,8 @@
 JSON: median and p99 latency per call, plain client vs wrapped (recording only, and
 recording + planning with a warm token memo); the difference is what cachewise adds.
 Streaming: time to first token, wrapped / plain. Loopback only; bounded loops.
+The miss watch's look before a planned call: reading the sent body again, against reusing the
+planner's reading of it (what the wrapper does), same body, same run.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any
 import anthropic
 
 import cachewise
+from cachewise.diagnose import MissWatch
 from cachewise.emulator import EmulatorServer
 from cachewise.ledger import Ledger
+from cachewise.planner import CachePlanner
 
 BODY: dict[str, Any] = {
     "model": "claude-sonnet-4-6",
@@ -58,6 +62,22 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) >= 2 else values[0]
 
 
+def watch_looks(calls: int, planner: CachePlanner) -> dict[str, list[float]]:
+    """The miss watch's ``before`` on a planned body: read again, or the planner's reading reused."""
+    plan = planner.plan(BODY)
+    sent = plan.request if plan.added else BODY
+    added = [(b.position, b.ttl) for b in plan.added]
+    at = plan.planned_at
+    reread, reused = MissWatch(diagnostics=False), MissWatch(diagnostics=False)
+    return interleaved(
+        calls,
+        {
+            "read again": lambda: reread.before(sent, at),
+            "planner's reading": lambda: reused.before(sent, at, plan.prompt, added),
+        },
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=200)
@@ -92,6 +112,12 @@ def main() -> None:
         print(
             f"streaming TTFT over {streams} streams: plain p50 {statistics.median(plain_ttft):.2f} ms, "
             f"wrapped p50 {statistics.median(wrapped_ttft):.2f} ms, ratio {ratio:.2f}x"
+        )
+        looks = watch_looks(args.calls * 5, CachePlanner(clock=server.emulator.now))
+        again, reused = (statistics.median(v) for v in looks.values())
+        print(
+            f"miss watch before() on a planned call: read again p50 {again:.3f} ms, "
+            f"planner's reading p50 {reused:.3f} ms, ratio {reused / again:.2f}x"
         )
         ledger.flush()
         print(f"rows recorded: {len(ledger.calls())}")

@@ -8,9 +8,12 @@ from pathlib import Path
 import click
 
 from ..errors import LedgerError, UnknownModelError
+from ..ledger import Ledger
+from ..ledger.query import Filter
 from ..pricing import PriceBook
 from ..reports.charts import charts_available
 from ..reports.html import CHARTS_HINT
+from ..reports.misses import MissCause, ledger_miss_causes
 from ..reports.render import FORMATS, build_report, render
 from ..reports.source import LedgerSource
 from .errors import CliError
@@ -38,6 +41,15 @@ def _model_names(model: str | None, book: PriceBook) -> list[str] | None:
         return sorted(book.resolve_model(model))
     except UnknownModelError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from exc
+
+
+def _misses(db: str | None, flt: Filter, book: PriceBook) -> list[MissCause]:
+    """The window's miss causes, summed in SQL and ranked by money (as ``why --causes``)."""
+    try:
+        with Ledger.open_existing(ledger_url(db, must_exist=True)) as led:
+            return ledger_miss_causes(led, flt, book)
+    except LedgerError as exc:
+        raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
 
 
 @click.command()
@@ -91,11 +103,12 @@ def report(
     book = price_book(overlays)  # a PriceTableError exits 2 (cachewise.cli.errors)
     names = _model_names(model, book)
     quarantine = ledger_frame(db, since=start, until=end, model=names, tags=tags, quarantine=True)
+    misses = _misses(db, Filter(since=start, until=end, model=names, tags=tags), book)
     try:
         if overlays:  # every call priced under the overlay: a repriced frame (the ledger is unchanged)
             frame = ledger_frame(db, since=start, until=end, model=names, tags=tags, book=book)
             result = build_report(
-                frame, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine
+                frame, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine, misses=misses
             )
             text = render(result, fmt)
         else:
@@ -103,7 +116,14 @@ def report(
                 url = ledger_url(db, must_exist=True)
                 with LedgerSource.open(url, since=start, until=end, model=names, tags=tags) as source:
                     result = build_report(
-                        source, by, top=top, calls=calls, since=start, until=end, quarantine=quarantine
+                        source,
+                        by,
+                        top=top,
+                        calls=calls,
+                        since=start,
+                        until=end,
+                        quarantine=quarantine,
+                        misses=misses,
                     )
                     text = render(result, fmt)
             except LedgerError as exc:

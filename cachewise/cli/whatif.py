@@ -41,8 +41,8 @@ __all__ = ["whatif"]
 @click.option(
     "--strategy",
     default=None,
-    help="Comma-separated: none, recorded (as sent), auto, static, planner (--requests only). "
-    "Default: none,auto,static,planner with --requests, recorded,none,auto,static on the ledger.",
+    help="Comma-separated: none, recorded (as sent), auto, static, planner. "
+    "Default: none,auto,static,planner with --requests, recorded,none,auto,static,planner on the ledger.",
 )
 @price_table_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -64,9 +64,8 @@ def whatif(
     names = [s.strip() for s in (strategy or default).split(",") if s.strip()]
     unknown = [s for s in names if s not in known]
     if unknown or not names:
-        hint = " (planner needs the request bodies: use --requests)" if "planner" in unknown else ""
         raise click.BadParameter(
-            f"{', '.join(unknown) or strategy!r}: expected {', '.join(known)}{hint}", param_hint="--strategy"
+            f"{', '.join(unknown) or strategy!r}: expected {', '.join(known)}", param_hint="--strategy"
         )
     book = price_book(overlays)
     if requests_file is not None:
@@ -105,7 +104,10 @@ def _from_ledger(db: str | None, since: str, names: list[str], book: PriceBook) 
             "0008, imported, or batch results) and are left out",
             err=True,
         )
-    return [replay_recorded(found.calls, name, book) for name in names]
+    try:
+        return [replay_recorded(found.calls, name, book) for name in names]
+    except ValueError as exc:  # a row whose replay points cannot be read: name it
+        raise click.ClickException(f"--db {db or url!r}: {exc}") from exc
 
 
 def _show(outcomes: list[Outcome], as_json: bool) -> None:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,10 @@ from ..errors import LedgerError
 from ..ledger import Ledger
 from ..ledger.record import CallRecord
 from .options import db_option, ledger_url, price_book, price_table_option, window
+
+if TYPE_CHECKING:
+    from ..pricing import PriceBook
+    from ..reports.misses import MissCause
 
 __all__ = ["why"]
 
@@ -37,6 +41,20 @@ def _load(db: str | None, since: str | None) -> list[CallRecord]:
     try:
         with Ledger.open_existing(url) as led:
             return led.calls(since=start, until=end)
+    except LedgerError as exc:
+        raise click.ClickException(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
+
+
+def _causes(db: str | None, since: str | None, book: PriceBook) -> list[MissCause]:
+    """The miss causes in the window, summed in SQL over the ledger and ranked by money."""
+    from ..ledger.query import Filter
+    from ..reports.misses import ledger_miss_causes
+
+    start, end = window(since, None, datetime.now(UTC))
+    url = ledger_url(db, must_exist=True)
+    try:
+        with Ledger.open_existing(url) as led:
+            return ledger_miss_causes(led, Filter(since=start, until=end), book)
     except LedgerError as exc:
         raise click.ClickException(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
 
@@ -123,9 +141,8 @@ def why(
     if (request_id is None) == (not causes):
         raise click.UsageError("give a REQUEST_ID, or --causes (not both)")
     book = price_book(overlays)
-    records = _load(db, since if causes else None)
     if causes:
-        rows = miss_cause_rows(records, book)
+        rows = miss_cause_rows(_causes(db, since, book))
         if as_json:
             click.echo(json.dumps([{**r, "cost": format(r["cost"], "f")} for r in rows], indent=2))
         elif rows:
@@ -133,6 +150,7 @@ def why(
         else:
             click.echo("no misses recorded", err=True)
         return
+    records = _load(db, None)
     found = [r for r in records if r.request_id == request_id]
     if not found:
         raise click.ClickException(f"REQUEST_ID {request_id!r}: no such call in the ledger")

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from .api import ApiReason, read_api_reason
-from .cost import missed_cost
+from .cost import missed_cost, saving, split
 from .history import PrefixHistory, Seen
 from .local import REASONS, Diagnosis, diagnose
 from .replay import Point, Replay, Sizes, points
@@ -33,4 +33,6 @@ __all__ = [
     "missed_cost",
     "points",
     "read_api_reason",
+    "saving",
+    "split",
 ]

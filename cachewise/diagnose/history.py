@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,10 @@ __all__ = ["PrefixHistory", "Seen"]
 @dataclass(slots=True)
 class Seen:
     """One request as sent: its model, prefix hash and level per position, and its markers.
+
+    Per position also its canonical bytes and text bytes (cumulative), its block type and whether a
+    marker may go on it; ``marker_list`` is every ``cache_control`` in block order (position, TTL)
+    and ``auto_ttl`` the top-level one: what the planner reads of a request (ledger replay).
 
     ``finished_at`` and ``written_tokens`` (read + written, the extent of its cached prefix) are
     filled in when its response is recorded; ``message_id`` too.
@@ -34,21 +39,36 @@ class Seen:
     total_tokens: int = 0
     cum_bytes: tuple[int, ...] = ()
     marker_ttls: tuple[tuple[int, Ttl], ...] = ()
+    cum_text: tuple[int, ...] = ()
+    kinds: tuple[str, ...] = ()
+    plannable: tuple[bool, ...] = ()
+    marker_list: tuple[tuple[int, Ttl], ...] = ()
+    auto_ttl: Ttl | None = None
 
     @classmethod
-    def of(cls, prompt: Prompt, at: datetime) -> Seen:
-        markers = tuple(sorted({m.position for m in prompt.markers}))
-        ttls = {m.ttl for m in prompt.markers} | ({prompt.auto} if prompt.auto else set())
+    def of(cls, prompt: Prompt, at: datetime, added: Sequence[tuple[int, Ttl]] = ()) -> Seen:
+        """``prompt`` as sent at ``at``; ``added``: markers put on it after it was read (the planner's,
+        ``(position, TTL)``), so the planner's reading serves and the body is not read again."""
+        listed = [(m.position, m.ttl) for m in prompt.markers]
+        if added:
+            listed = sorted([*listed, *added], key=lambda m: m[0])  # stable: block order kept
+        ttls = {t for _, t in listed} | ({prompt.auto} if prompt.auto else set())
+        n = len(prompt.positions)
         return cls(
             model=prompt.model,
             started_at=at,
             hashes=tuple(p.prefix_hash for p in prompt.positions),
             levels=tuple(p.level for p in prompt.positions),
-            markers=markers,
+            markers=tuple(sorted({at for at, _ in listed})),
             ttl="1h" if "1h" in ttls else "5m",
             auto=prompt.auto is not None,
-            cum_bytes=tuple(prompt.cum_bytes(i) for i in range(len(prompt.positions))),
-            marker_ttls=tuple(sorted(_ttls(prompt).items())),
+            cum_bytes=tuple(prompt.cum_bytes(i) for i in range(n)),
+            marker_ttls=tuple(sorted(_ttls(listed, prompt.auto, n).items())),
+            cum_text=tuple(prompt.cum_text(i) for i in range(n)),
+            kinds=tuple(p.kind for p in prompt.positions),
+            plannable=tuple(p.plannable for p in prompt.positions),
+            marker_list=tuple(listed),
+            auto_ttl=prompt.auto,
         )
 
     @property
@@ -72,14 +92,13 @@ class Seen:
         return n
 
 
-def _ttls(prompt: Prompt) -> dict[int, Ttl]:
+def _ttls(markers: Sequence[tuple[int, Ttl]], auto: Ttl | None, n: int) -> dict[int, Ttl]:
     """The TTL each marked position writes with (1h if any of its markers says 1h)."""
     out: dict[int, Ttl] = {}
-    for marker in prompt.markers:
-        out[marker.position] = "1h" if "1h" in (marker.ttl, out.get(marker.position)) else marker.ttl
-    if prompt.auto is not None and prompt.positions:
-        last = len(prompt.positions) - 1
-        out[last] = "1h" if "1h" in (prompt.auto, out.get(last)) else prompt.auto
+    for position, ttl in markers:
+        out[position] = "1h" if "1h" in (ttl, out.get(position)) else ttl
+    if auto is not None and n:
+        out[n - 1] = "1h" if "1h" in (auto, out.get(n - 1)) else auto
     return out
 
 

@@ -10,11 +10,12 @@ An API that refuses the parameter (HTTP 400 naming ``diagnostics``) turns it off
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..api_rules import Ttl
 from ..pricing import PriceBook
 from ..prompt import Prompt
 from ..usage import Usage
@@ -45,14 +46,37 @@ class MissWatch:
         self._book = book
         self.sizes = Sizes()
 
-    def replay(self, look: Look, usage: Usage, counted: Mapping[int, int] | None = None) -> Replay:
+    def replay(
+        self,
+        look: Look,
+        usage: Usage,
+        counted: Mapping[int, int] | None = None,
+        added: Collection[int] = (),
+    ) -> Replay:
         """What ``cachewise whatif --since`` replays for this call (:mod:`.replay`); ``counted``:
-        prefix sizes counted before sending, by position."""
-        return points(look.seen, usage, self.sizes, counted)
+        prefix sizes counted before sending, by position; ``added``: the positions the planner marked."""
+        return points(look.seen, usage, self.sizes, counted, added, self._minimum(look.seen))
 
-    def before(self, body: Mapping[str, Any], at: datetime) -> tuple[Look, Mapping[str, Any]]:
-        """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics)."""
-        seen = Seen.of(Prompt(body), at)
+    def _minimum(self, seen: Seen) -> int:
+        try:
+            book = self._book if self._book is not None else PriceBook.default()
+            return book.min_cache_tokens(seen.model, seen.started_at).tokens
+        except Exception:  # an unknown model: no minimum to hold it to
+            return 0
+
+    def before(
+        self,
+        body: Mapping[str, Any],
+        at: datetime,
+        read: Prompt | None = None,
+        added: Sequence[tuple[int, Ttl]] = (),
+    ) -> tuple[Look, Mapping[str, Any]]:
+        """The :class:`Look` at ``body``, and the body to send (``body``, or a copy with diagnostics).
+
+        ``read``: ``body`` already read as positions before the markers ``added`` were put on it (the
+        planner's reading, :attr:`cachewise.planner.Plan.prompt`): its hashes serve, unread again.
+        """
+        seen = Seen.of(read, at, added) if read is not None else Seen.of(Prompt(body), at)
         previous = self.history.previous(seen)
         self.history.add(seen)
         look = Look(seen, previous)
@@ -80,10 +104,6 @@ class MissWatch:
         seen.finished_at = at
         seen.written_tokens = usage.cache_read_input_tokens + usage.cache_creation_input_tokens
         seen.total_tokens = usage.prompt_tokens
-        try:
-            book = self._book if self._book is not None else PriceBook.default()
-            minimum = book.min_cache_tokens(seen.model, seen.started_at).tokens
-        except Exception:  # an unknown model: no minimum to hold it to
-            minimum = 0
+        minimum = self._minimum(seen)
         local = diagnose(seen, look.previous, usage, at=seen.started_at, min_tokens=minimum)
         return local, read_api_reason(message)

@@ -37,7 +37,7 @@ from ..pricing.platforms import Platform, regional_endpoint
 from ..sinks import Budget, LedgerSink, RecordSink, registered
 from ..tags import current as current_tags
 from ..usage import Usage, UsageReading
-from ._planner import AnyPlanner, as_planner
+from ._planner import AnyPlanner, UserPlanner, as_planner
 from .eventstream import EVENT_STREAM_TYPE, EventStreamTap
 from .sse import SSETap
 from .steps import adrive, drive
@@ -286,7 +286,7 @@ class CallTracker:
             except Exception as exc:  # not JSON (a set, an object, NaN, a lone surrogate): send as written
                 swallow("planner (body not serialisable)", exc)
                 new_body, planned = body, None
-        look, new_body, payload = self._look(new_body, payload, started_at)
+        look, new_body, payload = self._look(new_body, payload, started_at, planned)
         if self.budget is not None and body is not None:
             self._check_budget(new_body or body, started_at, planned)
         return Prepared(
@@ -301,13 +301,21 @@ class CallTracker:
         )
 
     def _look(
-        self, body: Mapping[str, Any] | None, payload: bytes | None, at: datetime
+        self, body: Mapping[str, Any] | None, payload: bytes | None, at: datetime, plan: Plan | None = None
     ) -> tuple[Look | None, Mapping[str, Any] | None, bytes | None]:
-        """The miss watch's look at the body to send, and the body with ``diagnostics`` if it adds them."""
+        """The miss watch's look at the body to send, and the body with ``diagnostics`` if it adds them.
+
+        With a plan of cachewise's own planner, the watch reuses the planner's reading of the body
+        (its prefix hashes) and adds the planner's markers, instead of reading the body again.
+        """
         if body is None:
             return None, body, payload
         with fail_open("miss diagnosis"):
-            look, sent = self.misses.before(body, at)
+            # cachewise's planner (not a user's object), reading the Claude API's positions (runs collapsed)
+            ours = not isinstance(self.planner, UserPlanner) and getattr(self.planner, "collapse_runs", False)
+            read = plan.prompt if plan is not None and ours else None
+            added = [(b.position, b.ttl) for b in plan.added] if read is not None and plan is not None else []
+            look, sent = self.misses.before(body, at, read, added)
             if sent is not body:
                 return look, sent, serialised(sent)
             return look, body, payload
@@ -456,7 +464,8 @@ class CallTracker:
                 out["miss_reason"], out["miss_detail"] = local.reason, local.as_dict()
             if api is not None:
                 out["api_miss_reason"], out["api_missed_tokens"] = api.reason, api.missed_tokens
-            out["replay"] = self.misses.replay(prepared.look, reading.usage, _counted(prepared.plan))
+            added = [b.position for b in prepared.plan.added] if prepared.plan is not None else []
+            out["replay"] = self.misses.replay(prepared.look, reading.usage, _counted(prepared.plan), added)
             return out
         return {}
 

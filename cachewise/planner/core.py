@@ -183,6 +183,10 @@ class CachePlanner:
         swallow("planner", exc)  # re-raised under pytest
         return self._unplanned(request, self._now(), f"planner error ({type(exc).__name__}: {exc})")
 
+    def _read(self, request: Mapping[str, Any]) -> Prompt:
+        """The request as cache positions (ledger replay reads them from recorded hashes instead)."""
+        return Prompt(request, collapse_runs=self.collapse_runs)
+
     def _candidates(self, prompt: Prompt, now: datetime, notes: list[str]) -> dict[int, Candidate]:
         """This request's candidates (:func:`.candidates.collect`, with this planner's statistics)."""
         return collect(prompt, self.stats, now, notes)
@@ -213,7 +217,7 @@ class CachePlanner:
         now = self._now()
         # The planner's own deep copy: nothing it reads or writes is shared with the caller's dict.
         request = copy_body(request) if isinstance(request, Mapping) else request
-        prompt = Prompt(request, collapse_runs=self.collapse_runs)
+        prompt = self._read(request)
         model = prompt.model
         if not model:
             return self._unplanned(request, now, "the request has no model; nothing planned")

@@ -131,4 +131,5 @@ def build(outcome: Outcome) -> Plan:
             "write 1h": rates.cache_write_1h,
             "read": rates.cache_read,
         },
+        prompt=prompt,
     )

@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..breakpoints import Breakpoint, Source
+
+if TYPE_CHECKING:
+    from ..prompt import Prompt
 
 __all__ = ["Breakpoint", "Plan", "Rejected", "Source"]
 
@@ -44,6 +47,8 @@ class Plan:
     tail_hash: str | None = None
     positions: int = 0
     prices: dict[str, Decimal] = field(default_factory=dict)
+    #: the request as the planner read it (before its markers): the miss watch reuses its hashes
+    prompt: Prompt | None = field(default=None, repr=False, compare=False)
 
     @property
     def added(self) -> tuple[Breakpoint, ...]:

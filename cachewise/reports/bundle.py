@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .frames import group_keys
+from .misses import MissCause
 from .source import Source, as_source
 
 __all__ = ["FORMATS", "SHORT_HASH", "Report", "Section", "build_report", "headline", "money", "sections"]
@@ -61,6 +62,8 @@ class Report:
     since: datetime | None = None
     until: datetime | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: the miss causes in the window, costliest first (:mod:`.misses`)
+    misses: tuple[MissCause, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -76,6 +79,7 @@ def build_report(
     since: datetime | None = None,
     until: datetime | None = None,
     quarantine: pd.DataFrame | None = None,
+    misses: Sequence[MissCause] = (),
 ) -> Report:
     """Spend and savings by ``by``, the ``top`` costliest prefix families, the unpriced calls,
     and (``calls`` > 0) that many most recent calls.
@@ -85,6 +89,8 @@ def build_report(
 
     ``quarantine`` (:func:`cachewise.reports.source.load_quarantine`): the records the database
     refused in the same window and scope; they are in no total, so a report with any is incomplete.
+
+    ``misses``: the window's miss causes ranked by money (:func:`.misses.ledger_miss_causes`).
     """
     source = as_source(frame)
     groups = source.spend(by)
@@ -101,6 +107,7 @@ def build_report(
         since=since,
         until=until,
         labels=source.family_labels([str(p) for p in families["prefix_hash"]]) if len(families) else {},
+        misses=tuple(misses),
     )
 
 
@@ -252,6 +259,17 @@ class Section:
     compact: tuple[int, ...]
 
 
+MISS_HEAD = ["cause", "level", "calls", "could read tok", "lost", "unpriced"]
+
+
+def _miss_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    body = [
+        [m.reason, m.level or "-", f"{m.calls:,}", f"{m.tokens:,}", _money(m.cost), f"{m.unpriced:,}"]
+        for m in report.misses
+    ]
+    return MISS_HEAD, body
+
+
 def _section(title: str, head: list[str], body: list[list[str]], keys: int, text: int) -> Section:
     labels = list(range(keys, text)) if title.startswith(("Costliest", "Unpriced")) else []
     extra = [*labels, *(head.index(name) for name in _COMPACT if name in head[keys:])]
@@ -263,6 +281,8 @@ def sections(report: Report) -> list[Section]:
     groups = report.groups if report.by else report.groups.assign(all="all")
     out = [_section(f"Spend and savings by {', '.join(by)}", *_table_rows(groups, by), len(by), len(by))]
     out.append(_section("Costliest prefix families", *_family_rows(report), 1, 2))
+    if report.misses:
+        out.append(_section("Miss causes, costliest first", *_miss_rows(report), 1, 2))
     if len(report.unpriced):
         out.append(_section("Unpriced calls (not in any total)", *_unpriced_rows(report), 1, 2))
     if report.calls is not None:

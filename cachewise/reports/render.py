@@ -92,6 +92,7 @@ def to_json(report: Report) -> str:
         "prefix_families": _records(report.families),
         "unpriced": _records(report.unpriced),
         "calls": None if report.calls is None else _records(report.calls),
+        "miss_causes": [_fields(m.as_dict()) for m in report.misses],
     }
     return json.dumps(payload, indent=2) + "\n"
 
@@ -103,6 +104,12 @@ def to_csv(report: Report) -> str:
     writer.writerow(columns)
     for record in report.groups.to_dict("records"):
         writer.writerow(["" if (v := _field(str(c), record[c])) is None else v for c in columns])
+    if report.misses:  # a second table after one empty line: the miss causes, costliest first
+        writer.writerow([])
+        names = list(report.misses[0].as_dict())
+        writer.writerow(["miss_cause" if n == "reason" else n for n in names])
+        for cause in report.misses:
+            writer.writerow(["" if (v := _field(k, x)) is None else v for k, x in cause.as_dict().items()])
     return buffer.getvalue()
 
 

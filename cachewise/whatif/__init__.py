@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .ledger import LEDGER_STRATEGIES, Recorded, marks, recorded_calls, replay_recorded
+from .planned import RecordedCounter, RecordedPlanner, RecordedPrompt
 from .requests import STRATEGIES, Outcome, TimedRequest, apply_strategy, read_requests, replay
 
 __all__ = [
@@ -10,6 +11,9 @@ __all__ = [
     "STRATEGIES",
     "Outcome",
     "Recorded",
+    "RecordedCounter",
+    "RecordedPlanner",
+    "RecordedPrompt",
     "TimedRequest",
     "apply_strategy",
     "marks",

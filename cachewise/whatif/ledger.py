@@ -10,17 +10,19 @@ the markers each strategy would place:
 ``recorded``  the markers the call carried;
 ``none``      no markers;
 ``auto``      one marker (5m) on the last position (automatic caching);
-``static``    one marker (5m) on the last system position, else the last tool.
+``static``    one marker (5m) on the last system position, else the last tool;
+``planner``   the caller's markers and those the default planner adds: the planner plans each call
+              from its recorded positions (:mod:`.planned`) at its recorded time and learns from
+              the usage the replay bills.
 
 The prompt (input, cache writes, cache reads) is priced with the price book at each call's time, in
-exact ``Decimal``. ``planner`` needs the request bodies (its choices depend on their content): use
-``cachewise whatif --requests``. Calls recorded without replay points (before ledger step 0008,
-imported, batch results) are left out and counted.
+exact ``Decimal``. Calls recorded without replay points (before ledger step 0008, imported, batch
+results) are left out and counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,13 +32,15 @@ from ..api_rules import Ttl
 from ..emulator.engine import CacheEngine
 from ..emulator.positions import Cut, Layout, ServerMarker
 from ..ledger import CallRecord
+from ..planner import Plan
 from ..pricing import PriceBook, price
 from ..usage import Usage
+from .planned import RecordedPlanner, RecordedPrompt
 from .requests import Outcome
 
 __all__ = ["LEDGER_STRATEGIES", "Recorded", "marks", "recorded_calls", "replay_recorded"]
 
-LEDGER_STRATEGIES: tuple[str, ...] = ("recorded", "none", "auto", "static")
+LEDGER_STRATEGIES: tuple[str, ...] = ("recorded", "none", "auto", "static", "planner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,10 @@ def recorded_calls(records: Sequence[CallRecord]) -> Recorded:
 
 
 def marks(strategy: str, points: Sequence[Sequence[Any]]) -> dict[int, Ttl]:
-    """The positions ``strategy`` marks on a call with ``points``, and the TTL of each."""
+    """The positions ``strategy`` marks on a call with ``points``, and the TTL of each.
+
+    ``planner`` is not a fixed rule: :func:`replay_recorded` asks the planner per call.
+    """
     if strategy == "recorded":
         return {i: p[3] for i, p in enumerate(points) if p[3] in ("5m", "1h")}
     if strategy == "none" or not points:
@@ -68,7 +75,47 @@ def marks(strategy: str, points: Sequence[Sequence[Any]]) -> dict[int, Ttl]:
             if at:
                 return {at[-1]: "5m"}
         return {}
-    raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(LEDGER_STRATEGIES)}")
+    fixed = ", ".join(s for s in LEDGER_STRATEGIES if s != "planner")
+    raise ValueError(f"strategy {strategy!r}: expected one of {fixed}")
+
+
+_Rule = tuple[Callable[[CallRecord], dict[int, Ttl]], Callable[[Usage], None]]
+
+
+def _fixed(strategy: str) -> _Rule:
+    """A fixed rule (:func:`marks`) per call; it learns nothing."""
+
+    def marked(call: CallRecord) -> dict[int, Ttl]:
+        return marks(strategy, _points_of(call))
+
+    def learn(usage: Usage) -> None:
+        return None
+
+    return marked, learn
+
+
+def _planned(book: PriceBook) -> _Rule:
+    """Per call, the markers the planner would place; and what it learns from the replayed usage."""
+    planner = RecordedPlanner(book)
+    last: list[tuple[Plan, datetime]] = []
+
+    def marked(call: CallRecord) -> dict[int, Ttl]:
+        try:
+            prompt = RecordedPrompt.of(call)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise ValueError(f"call {call.request_id}: its replay points cannot be read ({exc})") from exc
+        plan = planner.plan_recorded(prompt, call.started_at)
+        last[:] = [(plan, call.started_at)]
+        out: dict[int, Ttl] = {}
+        for b in plan.breakpoints:
+            out[b.position] = "1h" if "1h" in (b.ttl, out.get(b.position)) else b.ttl
+        return out
+
+    def learn(usage: Usage) -> None:
+        plan, at = last[0]
+        planner.observe(plan, usage, at)
+
+    return marked, learn
 
 
 def _layout(model: str, tokens: int, points: Sequence[Sequence[Any]], marked: dict[int, Ttl]) -> Layout:
@@ -86,6 +133,12 @@ def _layout(model: str, tokens: int, points: Sequence[Sequence[Any]], marked: di
     return Layout(model, (), tokens, len(marked), cuts)
 
 
+def _points_of(call: CallRecord) -> Sequence[Sequence[Any]]:
+    """The replay points of ``call`` (none if it has none)."""
+    points: Sequence[Sequence[Any]] = (call.replay or {}).get("points") or ()
+    return points
+
+
 def _minimum(book: PriceBook, model: str, at: datetime) -> int:
     try:
         return book.min_cache_tokens(model, at).tokens
@@ -96,17 +149,17 @@ def _minimum(book: PriceBook, model: str, at: datetime) -> int:
 def replay_recorded(calls: Sequence[CallRecord], strategy: str, book: PriceBook | None = None) -> Outcome:
     """Replay ``calls`` (with replay points) under ``strategy`` in virtual time; the prompt's cost."""
     if strategy not in LEDGER_STRATEGIES:
-        hint = " (it needs the request bodies: use --requests)" if strategy == "planner" else ""
-        raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(LEDGER_STRATEGIES)}{hint}")
+        raise ValueError(f"strategy {strategy!r}: expected one of {', '.join(LEDGER_STRATEGIES)}")
     used = book if book is not None else PriceBook.default()
     engine = CacheEngine()
+    marked, learn = _planned(used) if strategy == "planner" else _fixed(strategy)
     cost, inp, write, read, n = Decimal(0), 0, 0, 0, 0
     for call in sorted(calls, key=lambda r: r.started_at):
         points = (call.replay or {}).get("points") or ()
         if not points:
             continue
         tokens = int((call.replay or {}).get("tokens", points[-1][1]))
-        layout = _layout(call.model, tokens, points, marks(strategy, points))
+        layout = _layout(call.model, tokens, points, marked(call))
         minimum = _minimum(used, call.model, call.started_at)
         ticket = engine.begin(
             layout, workspace="", start=call.started_at, request_id=call.request_id, min_tokens=minimum
@@ -118,6 +171,7 @@ def replay_recorded(calls: Sequence[CallRecord], strategy: str, book: PriceBook 
             ephemeral_5m_input_tokens=ticket.ephemeral_5m_input_tokens,
             ephemeral_1h_input_tokens=ticket.ephemeral_1h_input_tokens,
         )
+        learn(usage)
         cost += price(used, usage, call.model, call.started_at).total
         inp += usage.input_tokens
         write += usage.cache_creation_input_tokens

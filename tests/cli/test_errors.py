@@ -177,7 +177,7 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("whatif",), ["--requests", "{request}", "--strategy", "psychic"], ["--strategy", "psychic"]),
     (("whatif",), ["--db", "{missing}"], ["{missing}"]),
     (("whatif",), ["--db", "{ledger}", "--since", "last spring"], ["--since", "last spring"]),
-    (("whatif",), ["--db", "{ledger}", "--strategy", "planner"], ["--strategy", "planner", "--requests"]),
+    (("whatif",), ["--db", "{ledger}", "--strategy", "recorded,greedy"], ["--strategy", "greedy"]),
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cachewise.diagnose import Seen, Sizes, points
@@ -52,7 +52,7 @@ def test_a_1h_and_5m_split_counts_the_1h_marker() -> None:
         Usage(input_tokens=3, ephemeral_1h_input_tokens=1400, ephemeral_5m_input_tokens=100),
         Sizes(),
     )
-    assert out["points"][1][1:] == [1400, "system", "1h", 1]
+    assert out["points"][1][1:5] == [1400, "system", "1h", 1]
 
 
 def test_an_earlier_count_of_the_same_prefix_is_reused() -> None:
@@ -100,3 +100,45 @@ def test_markers_that_cached_nothing_were_below_the_minimum() -> None:
     out = points(_seen(_body()), Usage(input_tokens=900), Sizes())
     assert [p[3] for p in out["points"]] == [None, None, None, None]
     assert out["tokens"] == 900 and out["points"][-1][1] <= 900
+
+
+def test_a_read_at_an_uncounted_marker_an_earlier_call_wrote_is_counted() -> None:
+    """Call 1 writes all 1500 tokens at once (its system boundary is estimated); call 2 reads there."""
+    sizes = Sizes()
+    first = points(_seen(_body()), Usage(input_tokens=3, ephemeral_5m_input_tokens=1500), sizes)
+    assert first["points"][1][4] == 0  # the system boundary: estimated
+    later = Seen.of(Prompt(_body(turn_ttl=None) | {"messages": [_long_turn()]}), T0 + timedelta(seconds=60))
+    out = points(
+        later,
+        Usage(input_tokens=3, cache_read_input_tokens=1420, ephemeral_5m_input_tokens=400),
+        sizes,
+    )
+    assert out["points"][1][1:5] == [1420, "system", "5m", 1]
+
+
+def test_an_expired_entry_is_not_where_a_call_read() -> None:
+    sizes = Sizes()
+    points(_seen(_body()), Usage(input_tokens=3, ephemeral_5m_input_tokens=1500), sizes)
+    later = Seen.of(Prompt(_body(turn_ttl=None) | {"messages": [_long_turn()]}), T0 + timedelta(minutes=6))
+    out = points(
+        later, Usage(input_tokens=3, cache_read_input_tokens=1420, ephemeral_5m_input_tokens=400), sizes
+    )
+    assert out["points"][1][4] == 0  # the system entry had expired: the read is not placed there
+
+
+def test_the_caller_markers_exclude_the_planner_ones() -> None:
+    out = points(_seen(_body()), Usage(input_tokens=3, ephemeral_5m_input_tokens=1500), Sizes(), added=[3])
+    assert out["caller"] == [[1, "5m"]] and out["auto"] is None
+    auto = points(
+        _seen({**_body(None, None), "cache_control": {"type": "ephemeral", "ttl": "1h"}}), Usage(), Sizes()
+    )
+    assert auto["caller"] == [] and auto["auto"] == "1h"
+
+
+def _long_turn() -> dict[str, Any]:
+    return {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "A longer question. " * 80, "cache_control": {"type": "ephemeral"}}
+        ],
+    }

@@ -18,7 +18,9 @@ import cachewise
 from cachewise.cli import cli
 from cachewise.emulator import Emulator, EmulatorTransport
 from cachewise.ledger import CallRecord, Ledger
+from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook, price
+from cachewise.tokens import TokenCounter, TokenMemo
 from cachewise.whatif import (
     LEDGER_STRATEGIES,
     TimedRequest,
@@ -91,7 +93,13 @@ def _live(
         api_key="sk-ant-live", base_url="http://emulator", max_retries=0, http_client=http
     )
     with Ledger(path) as led:
-        client = cachewise.wrap(raw, ledger=led, planner=planner, clock=emulator.now)
+        # the default planner, with a token memo of its own (not the user's, shared across runs)
+        planned = (
+            CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
+            if planner
+            else False
+        )
+        client = cachewise.wrap(raw, ledger=led, planner=planned, clock=emulator.now)
         for request in requests:
             emulator.advance((request.at - emulator.now()).total_seconds())
             client.messages.create(**apply_strategy(strategy, request.body))
@@ -124,7 +132,15 @@ def test_the_ledger_keeps_hashes_and_sizes_not_text(recorded: tuple[Path, list[C
     assert levels == ["tools"] * 3 + ["system", "messages"]
     assert [p[3] for p in first["points"]] == [None, None, None, "5m", "5m"]
     # the extent the call cached is counted exactly (read + written, at its last marker)
-    assert first["points"][-1][1:] == [rows[0].usage.cache_creation_input_tokens, "messages", "5m", 1]
+    assert first["points"][-1][1:5] == [rows[0].usage.cache_creation_input_tokens, "messages", "5m", 1]
+    # what the planner reads besides the hashes: block type, markable, canonical and text bytes
+    assert [p[5:7] for p in first["points"]] == [["tool", 1]] * 3 + [["text", 1]] * 2
+    cum_bytes, cum_text = [p[7] for p in first["points"]], [p[8] for p in first["points"]]
+    assert cum_bytes == sorted(cum_bytes) and all(
+        0 < t <= b for t, b in zip(cum_text, cum_bytes, strict=True)
+    )
+    # the caller's markers (the system, the last turn), not the ones the planner added
+    assert first["caller"] == [[3, "5m"], [4, "5m"]] and first["auto"] is None
     sizes = [p[1] for p in first["points"]]
     assert sizes == sorted(sizes) and sizes[-1] <= first["tokens"]
     stored = path.read_bytes()
@@ -165,21 +181,25 @@ def test_as_recorded_under_another_price_table(
     assert outcome.cost == _billed(rows, book) != _billed(rows, PriceBook.default())
 
 
-@pytest.mark.parametrize("strategy", ["none", "auto", "static"])
+@pytest.mark.parametrize("strategy", ["none", "auto", "static", "planner"])
 def test_a_strategy_matches_running_it_live(
     strategy: str, recorded: tuple[Path, list[CallRecord]], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if strategy == "static":
         request.applymarker(
             pytest.mark.xfail(
-                reason="the system boundary of the first five calls was never counted (no 1h/5m split, "
-                "the planner kept the caller's markers uncounted): its tokens are interpolated",
+                reason="no billed usage of the first five calls ends at their system boundary (each read "
+                "the previous turn, behind the system marker; no 1h/5m split) and nothing counted it "
+                "(the planner does not count the caller's markers): static's write there is interpolated",
                 strict=True,
             )
         )
     _, rows = recorded
     book = PriceBook.default()
-    live = _live(_requests(), strategy, tmp_path / f"{strategy}.db")
+    planned = strategy == "planner"
+    live = _live(
+        _requests(), "recorded" if planned else strategy, tmp_path / f"{strategy}.db", planner=planned
+    )
     outcome = replay_recorded(recorded_calls(rows).calls, strategy, book)
     assert outcome.cost == _billed(live, book)
     assert outcome.cache_read_tokens == sum(r.usage.cache_read_input_tokens for r in live)
@@ -210,9 +230,13 @@ def test_marks_per_strategy() -> None:
     assert marks("auto", points) == {2: "5m"}
     assert marks("static", points) == {1: "5m"}
     assert marks("static", [["aa", 10, "tools", None, 0], ["cc", 30, "messages", None, 0]]) == {0: "5m"}
-    with pytest.raises(ValueError, match=r"planner.*--requests"):
-        replay_recorded([], "planner")
-    assert set(LEDGER_STRATEGIES) == {"recorded", "none", "auto", "static"}
+    with pytest.raises(
+        ValueError, match=r"strategy 'planner': expected one of recorded, none, auto, static$"
+    ):
+        marks("planner", points)
+    with pytest.raises(ValueError, match=r"strategy 'greedy'"):
+        replay_recorded([], "greedy")
+    assert set(LEDGER_STRATEGIES) == {"recorded", "none", "auto", "static", "planner"}
 
 
 def test_calls_without_replay_points_are_left_out(recorded: tuple[Path, list[CallRecord]]) -> None:
@@ -234,5 +258,6 @@ def test_the_command_replays_the_ledger(recorded: tuple[Path, list[CallRecord]])
     assert Decimal(out["recorded"]["savings"]) > 0 and out["none"]["hit_ratio"] == 0
     table = CliRunner().invoke(cli, ["whatif", "--db", str(path), "--since", since])
     assert table.exit_code == 0 and "recorded" in table.output and "static" in table.output
-    refused = CliRunner().invoke(cli, ["whatif", "--db", str(path), "--strategy", "recorded,planner"])
-    assert refused.exit_code == 2 and "--requests" in refused.output
+    assert Decimal(out["planner"]["cost"]) == _billed(rows, PriceBook.default())  # recorded under it
+    refused = CliRunner().invoke(cli, ["whatif", "--db", str(path), "--strategy", "recorded,greedy"])
+    assert refused.exit_code == 2 and "greedy" in refused.output
