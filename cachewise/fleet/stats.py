@@ -90,15 +90,29 @@ class FleetStats(ReuseStats):
             self._catch_up()
         return super().live(prefix_hash[:KEY_DIGITS], now)
 
-    def p_shared(self, ttl: Ttl) -> float:
+    def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
         if self._inbox:
             self._catch_up()
-        return super().p_shared(ttl)
+        return super().p_shared(ttl, now)
 
-    def p_tail(self, family: str, ttl: Ttl) -> float:
+    def p_tail(self, family: str, ttl: Ttl, now: datetime | None = None) -> float:
         if self._inbox:
             self._catch_up()
-        return super().p_tail(family[:KEY_DIGITS], ttl)
+        return super().p_tail(family[:KEY_DIGITS], ttl, now)
+
+    def p_branch(self, family: str, branch: int, ttl: Ttl, now: datetime | None = None) -> float:
+        if self._inbox:
+            self._catch_up()
+        return super().p_branch(family[:KEY_DIGITS], branch, ttl, now)
+
+    def expect(self, prefix_hash: str, family: str, branch: int) -> None:
+        # The new-boundary statistics stay in this process (docs/planner.md, "Known gaps").
+        super().expect(prefix_hash[:KEY_DIGITS], family[:KEY_DIGITS], branch)
+
+    def settle(self, now: datetime) -> None:
+        if self._inbox:
+            self._catch_up()
+        super().settle(now)
 
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
         if self._inbox:

@@ -25,14 +25,14 @@ def _workload(name: str) -> Workload:
 def baselines() -> dict[str, tuple[Decimal, Decimal, int]]:
     """Per workload: one process's input cost, two isolated processes' input cost, one's count calls."""
     out = {}
-    for name in ("few-shot", "agent loop"):
+    for name in ("few-shot", "caller's own markers"):
         one = run(_workload(name), "planner")
         isolated = run_fleet(_workload(name), 2)
         out[name] = (one.input_cost, isolated.input_cost, one.count_calls)
     return out
 
 
-@pytest.mark.parametrize("name", ["few-shot", "agent loop"])
+@pytest.mark.parametrize("name", ["few-shot", "caller's own markers"])
 @pytest.mark.parametrize("backend", ["redis", "postgres"])
 def test_two_processes_sharing_reuse_state_save_as_much_as_one(
     name: str,
