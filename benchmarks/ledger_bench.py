@@ -1,8 +1,8 @@
 """Ledger figures: batched vs one-row-per-transaction inserts, record() latency, to_frame at 1M rows,
 and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
-    .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--pg URL]
-        [--skip inserts record frame end-to-end]
+    .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
+        [--pg URL] [--skip inserts record frame end-to-end]
 
 Every figure is printed next to a baseline measured in the same run.
 """
@@ -19,6 +19,7 @@ import tracemalloc
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -26,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datetime import UTC, datetime
 
-from cachewise.ledger import Ledger
-from cachewise.ledger.store import _INSERT_COLUMNS, Store, _driver_values, call_row
+from cachewise.ledger import CallRecord, Ledger
+from cachewise.ledger.store import _INSERT_COLUMNS, _INSERT_SQL_COLUMNS, Store, _driver_values, call_row
 from tests.ledger.conftest import make_record
 from tests.ledger.test_units import random_records
 
@@ -152,41 +153,75 @@ def frame(url: str, rows: int) -> None:
     )
 
 
-def end_to_end(url: str, rows: int, label: str) -> None:
-    """``Ledger.record`` x rows + ``flush()`` (wall time) vs one raw ``executemany`` of the same rows."""
-    records = random_records(rows, seed=7)
-    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
-    caller = 0
-    start = time.perf_counter()
-    for rec in records:
-        t = time.perf_counter_ns()
-        led.record(rec)
-        caller += time.perf_counter_ns() - t
-    led.flush()
-    seconds = time.perf_counter() - start
-    led.close()
-    through = rows / seconds
-    # The baseline: the same rows (converted beforehand, not timed) in one executemany, one transaction.
-    sqlite = not url.startswith("postgresql")
+def _raw_values(records: list[CallRecord], sqlite: bool) -> list[tuple[Any, ...]]:
+    """The driver values of ``records`` (under fresh request ids), converted before any clock starts."""
     now = datetime.now(UTC)
-    values = [
+    return [
         tuple(_driver_values(call_row(r, now) | {"request_id": "raw-" + r.request_id}, sqlite))
         for r in records
     ]
+
+
+def _raw_executemany(url: str, values: list[tuple[Any, ...]], sqlite: bool) -> float:
+    """Seconds for one ``executemany`` of ``values`` into ``calls`` in one transaction."""
     mark = "?" if sqlite else "%s"
     marks = ", ".join([mark] * len(_INSERT_COLUMNS))
-    names = ", ".join(_INSERT_COLUMNS)
-    sql = f"INSERT INTO calls ({names}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
+    sql = f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) VALUES ({marks}) ON CONFLICT (request_id) DO NOTHING"
     store = Store(url)
-    with store.write() as conn:
+    try:
+        with store.write() as conn:
+            start = time.perf_counter()
+            conn.exec_driver_sql(sql, values)
+        return time.perf_counter() - start
+    finally:
+        store.dispose()
+
+
+def _raw_copy(pg_url: str, values: list[tuple[Any, ...]]) -> float:
+    """Seconds for one raw ``COPY calls FROM STDIN`` of ``values`` (ids from the column default)."""
+    dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
         start = time.perf_counter()
-        conn.exec_driver_sql(sql, values)
-    raw = rows / (time.perf_counter() - start)
-    store.dispose()
+        with cursor.copy(f"COPY calls ({_INSERT_SQL_COLUMNS}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def end_to_end(url: str, records: list[CallRecord], label: str) -> None:
+    """``Ledger.record`` x rows then ``flush()`` (durable), timed from the first record; the time
+    inside ``record()`` on the caller's thread; raw inserts of the same rows as the baseline."""
+    rows = len(records)
+    sqlite = not url.startswith("postgresql")
+    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
+    caller: list[int] = []
+    clock = time.perf_counter_ns
+    cpu = time.process_time()
+    start = time.perf_counter()
+    for rec in records:
+        t = clock()
+        led.record(rec)
+        caller.append(clock() - t)
+    led.flush()
+    seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    durable = led.stats.durable
+    led.close()
+    assert durable == rows, (durable, rows)
+    through = rows / seconds
+    values = _raw_values(records, sqlite)
+    raw = rows / _raw_executemany(url, values, sqlite)
+    baselines = f"raw executemany {raw:7.0f} rows/s (x{through / raw:.2f})"
+    if not sqlite:
+        copied = rows / _raw_copy(url, [(f"copy-{v[0]}", *v[1:]) for v in values])
+        baselines += f" | raw COPY {copied:7.0f} rows/s (x{through / copied:.2f})"
+    mean = sum(caller) / rows / 1000
+    median = statistics.median(caller) / 1000
     print(
-        f"{label:9} end to end: Ledger.record+flush {through:8.0f} rows/s "
-        f"(caller {caller / rows / 1000:.2f} µs/record) "
-        f"| raw executemany {raw:8.0f} rows/s | ratio {through / raw:.2f}"
+        f"{label:9} {rows} rows: Ledger.record+flush {through:7.0f} rows/s "
+        f"(caller {mean:.2f} µs/record mean, {median:.2f} median; "
+        f"process CPU {cpu / rows * 1e6:.0f} µs/row) | {baselines}"
     )
 
 
@@ -194,6 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--frame-rows", type=int, default=1_000_000)
+    parser.add_argument("--e2e-rows", type=int, default=100_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame", "end-to-end"])
     args = parser.parse_args()
@@ -201,8 +237,9 @@ def main() -> None:
         pg_url, schema = _pg_schema(args.pg)
         try:
             if "end-to-end" not in args.skip:
-                end_to_end(str(Path(tmp) / "e.db"), args.rows, "sqlite")
-                end_to_end(pg_url, args.rows, "postgres")
+                records = random_records(args.e2e_rows, seed=7)  # built (and priced) before timing
+                end_to_end(str(Path(tmp) / "e.db"), records, "sqlite")
+                end_to_end(pg_url, records, "postgres")
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
                 inserts(pg_url, args.rows, "postgres")

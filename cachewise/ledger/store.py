@@ -151,6 +151,16 @@ def _sqlite_insert(rows: int) -> str:
     return f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES {', '.join([_SQLITE_ROW] * rows)}"
 
 
+#: Rows per multi-row ``call_tags`` statement on SQLite: full ones, then the rest in a few sizes.
+_TAG_STATEMENT_SIZES = (2000, 250, 30, 1)
+
+
+@functools.cache
+def _sqlite_tags_insert(rows: int) -> str:
+    """``INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?), ...`` for ``rows`` rows."""
+    return f"INSERT INTO call_tags (call_id, key, value) VALUES {', '.join(['(?, ?, ?)'] * rows)}"
+
+
 #: Rows built (and written) at a time inside one batch's transaction; see ``Store._pipelined``.
 PIPELINE_CHUNK = 1000
 _SQLITE_ROWS_PER_STATEMENT = 32_000 // (len(_INSERT_COLUMNS) + 1)  # SQLite binds at most 32,766
@@ -277,30 +287,36 @@ def _money(money: Sequence[Any], sqlite: bool) -> tuple[list[Any], list[int | No
     """Driver values and units of one row's money (the checks of ``money_text`` and ``units_of``)."""
     texts: list[Any] = []
     units: list[int | None] = []
+    text = texts.append
+    unit = units.append
     exact = True
     for value in money:
         if value is None:
-            texts.append(None)
-            units.append(None)
+            text(None)
+            unit(None)
             continue
-        if type(value) is not _DECIMAL:
+        if value.__class__ is not _DECIMAL:
             money_text(value)  # raises TypeError for what is not a Decimal
             if not isinstance(value, _DECIMAL):  # pragma: no cover - money_text raised
                 raise TypeError(value)
         if not value:
-            texts.append(str(value) if sqlite else value)  # zero, in any exponent
-            units.append(0)
+            text(str(value) if sqlite else value)  # zero, in any exponent
+            unit(0)
             continue
         if not value.is_finite():
             money_text(value)  # raises ValueError
-        texts.append(str(value) if sqlite else value)
+        text(str(value) if sqlite else value)
         if exact:
             scaled = value.scaleb(EXPONENT)
-            whole = int(scaled)
-            if whole != scaled or not -INT64_MAX <= whole <= INT64_MAX:
+            # Whole when it equals its integral value: a Decimal comparison, cheaper than int vs Decimal.
+            if scaled != scaled.to_integral_value():
                 exact = False
+                continue
+            whole = int(scaled)
+            if -INT64_MAX <= whole <= INT64_MAX:
+                unit(whole)
             else:
-                units.append(whole)
+                exact = False
     if not exact:
         return texts, [None] * len(money)
     return texts, units
@@ -404,6 +420,7 @@ class Store:
         self.version = 0
         self._memo = _Memo()  # used by the one writer thread
         self._io: ThreadPoolExecutor | None = None  # writes chunks while the next is built
+        self._sequence: str | None = None  # PostgreSQL: the calls.id sequence, named on first use
 
     def _check_exists(self) -> None:
         if self.memory:
@@ -704,7 +721,14 @@ class Store:
         if not tag_rows:
             return inserted
         if self.dialect == "sqlite":
-            conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)", tag_rows)
+            # Multi-row statements of a few fixed sizes, like the calls: one step each without the
+            # GIL, where executemany would take it back after every row (behind the builder).
+            start = 0
+            for size in _TAG_STATEMENT_SIZES:
+                while len(tag_rows) - start >= size:
+                    params = [value for tag_row in tag_rows[start : start + size] for value in tag_row]
+                    conn.exec_driver_sql(_sqlite_tags_insert(size), tuple(params))
+                    start += size
         elif not bulk:
             conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (%s, %s, %s)", tag_rows)
         else:  # PostgreSQL: COPY, instead of a pipelined statement per tag
@@ -815,11 +839,13 @@ class Store:
                 new = [values for values, _tags in rows if values[0] not in stored]
                 if not new:
                     return {}
-                statement = "SELECT nextval(...) FROM generate_series(1, %s)"
-                cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence('calls', 'id')) FROM generate_series(1, %s)",
-                    (len(new),),
-                )
+                statement = "SELECT pg_get_serial_sequence('calls', 'id')"
+                if self._sequence is None:
+                    # Named once: evaluated per row, the lookup would cost more than nextval itself.
+                    cursor.execute(statement)
+                    (self._sequence,) = cursor.fetchone() or (None,)
+                statement = "SELECT nextval(%s::regclass) FROM generate_series(1, %s)"
+                cursor.execute(statement, (self._sequence, len(new)), binary=True)
                 ids = [call_id for (call_id,) in cursor.fetchall()]
                 statement = f"COPY calls (id, {_INSERT_SQL_COLUMNS}) FROM STDIN"
                 with cursor.copy(statement) as copy:
