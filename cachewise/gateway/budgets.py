@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..budget.base import ZERO, window_start
 from ..budget.config import BudgetSpec
-from ..budget.runtime import estimate_cost
+from ..budget.runtime import IMAGE_TOKENS, TOOL_OVERHEAD_TOKENS, estimate_cost, prompt_token_bound
 from ..errors import PricingError
 from ..ledger.query import Filter
 from ..pricing import PriceBook
@@ -158,6 +158,28 @@ class _Budget:
     def owed(self) -> Decimal:
         """What this process owes since its last read: recorded calls and estimates in flight."""
         return self.pending_cost + self.reserved_cost
+
+
+def _size_bound(body: Mapping[str, Any], size: int) -> int:
+    """Prompt tokens at most, from the body's JSON size: every text token is at least one byte of
+    the body as sent (escapes only lengthen it); plus what tools and images add
+    (:func:`cachewise.budget.prompt_token_bound` has the rules; a document by URL or file id raises)."""
+    extra = TOOL_OVERHEAD_TOKENS if body.get("tools") else 0
+    stack: list[Any] = [body.get("system"), body.get("messages")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            source = item.get("source")
+            if isinstance(source, Mapping) and source.get("type") in ("url", "file"):
+                if item.get("type") != "image":
+                    return prompt_token_bound(body)  # raises, naming the block
+                extra += IMAGE_TOKENS
+            content = item.get("content")
+            if isinstance(content, list):
+                stack.append(content)
+    return size + extra
 
 
 def _window_end(window: str, start: datetime) -> datetime:
@@ -373,17 +395,23 @@ class GatewayBudgets:
                 self._applicable[key] = found
         return found
 
-    def _estimate(self, body: Mapping[str, Any], now: datetime, *, batch: bool) -> Decimal:
+    def _estimate(
+        self, body: Mapping[str, Any], now: datetime, *, batch: bool, size: int | None = None
+    ) -> Decimal:
+        """``body``'s upper-bound cost. ``size``: the request's JSON bytes as received (its
+        ``content-length``), which bounds its text tokens without encoding the body again."""
         model = str(body.get("model"))
-        if self.planned:  # a top-level marker: the estimate takes the 1h write rate (docs/api-notes.md §1.3)
-            body = {**body, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
-        return estimate_cost(body, model, self.book, now, batch=batch)
+        tokens = _size_bound(body, size) if size is not None else prompt_token_bound(body)
+        # planned: a write may be placed anywhere, so the whole prompt at the dearest (1h) write rate
+        writes = ((tokens, "1h"),) if self.planned else None
+        return estimate_cost(body, model, self.book, now, prompt_tokens=tokens, batch=batch, writes=writes)
 
     def _demand(
-        self, body: Mapping[str, Any], caller: Caller, now: datetime, *, batch: bool
+        self, body: Mapping[str, Any], caller: Caller, now: datetime, *, batch: bool, size: int | None = None
     ) -> tuple[dict[_Budget, Decimal], str | None, list[_Budget]]:
         """Per budget, what ``body`` may cost (a batch: each request at the batch rates); or why not."""
         items = body.get("requests") if batch else [{"params": body}]
+        size = None if batch else size
         demand: dict[_Budget, Decimal] = {}
         touched: list[_Budget] = []
         why = None
@@ -396,7 +424,7 @@ class GatewayBudgets:
                 continue
             touched.extend(b for b in budgets if b not in touched)
             try:
-                cost = self._estimate(params, now, batch=batch)
+                cost = self._estimate(params, now, batch=batch, size=size)
             except (PricingError, ValueError) as exc:
                 why = str(exc)
                 continue
@@ -435,8 +463,12 @@ class GatewayBudgets:
     def _over(self, budget: _Budget, estimate: Decimal, now: datetime) -> Refusal | None:
         """A refusal when ``estimate`` does not fit ``budget`` (its lease, and the limit), else ``None``."""
         spec = budget.spec
-        label = f"budget {spec.name!r} ({spec.window}, {spec.scope()})"
         spent, unpriced = self.spent(budget)
+        granted = budget.granted
+        fits_lease = granted is None or budget.owed + estimate <= granted
+        if not unpriced and fits_lease and spent + estimate <= budget.limit:
+            return None
+        label = f"budget {spec.name!r} ({spec.window}, {spec.scope()})"
         if unpriced:
             return Refusal(
                 spec.name,
@@ -446,20 +478,16 @@ class GatewayBudgets:
                 f"cachewise gateway: {label} cannot be enforced: {unpriced} call(s) in its window "
                 "have no price; add the model to a price overlay or reprice the ledger",
             )
-        granted = budget.granted
-        fits_lease = granted is None or budget.owed + estimate <= granted
-        if spent + estimate > budget.limit or not fits_lease:
-            ends = _window_end(spec.window, budget.start or now).isoformat()
-            return Refusal(
-                spec.name,
-                "limit",
-                429,
-                "rate_limit_error",
-                f"cachewise gateway: {label} of ${budget.limit} would be exceeded: ${spent:.6f} spent "
-                f"or in flight in the window, this request may cost up to ${estimate:.6f}; "
-                f"the window ends {ends}",
-            )
-        return None
+        ends = _window_end(spec.window, budget.start or now).isoformat()
+        return Refusal(
+            spec.name,
+            "limit",
+            429,
+            "rate_limit_error",
+            f"cachewise gateway: {label} of ${budget.limit} would be exceeded: ${spent:.6f} spent "
+            f"or in flight in the window, this request may cost up to ${estimate:.6f}; "
+            f"the window ends {ends}",
+        )
 
     async def _read(
         self, budget: _Budget, now: datetime, *, force: bool = False, need: Decimal = ZERO
@@ -500,7 +528,9 @@ class GatewayBudgets:
             except TagHeaderError as exc:
                 return error_response(400, "invalid_request_error", f"cachewise gateway: {exc}")
         now = self.clock()
-        demand, why, budgets = self._demand(body, caller, now, batch=batch)
+        length = request.headers.get("content-length")
+        size = int(length) if length is not None and length.isdigit() else None
+        demand, why, budgets = self._demand(body, caller, now, batch=batch, size=size)
         if not budgets:
             return None
         for budget in budgets:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -257,7 +258,8 @@ def test_a_batch_is_admitted_at_batch_rates(gateway: Gateway, emulator: Emulator
 
 
 def test_a_failed_batch_creation_frees_its_estimate(gateway: Gateway, emulator: EmulatorServer) -> None:
-    limit = estimate(emulator) + Decimal("0.0001")
+    """The batch (two requests at half price: one estimate) fits; held, the call after would not."""
+    limit = estimate(emulator) * Decimal("1.5")
     base = gateway([budget(name="batches", limit=str(limit))], refresh_seconds=3600)
     bad = batch_of(2)
     bad[1]["custom_id"] = bad[0]["custom_id"]  # duplicate custom ids: the API refuses the batch
@@ -279,3 +281,23 @@ def test_count_tokens_passes_a_spent_budget_but_not_a_bad_tags_header(
     with client(base, tags="no-equals-sign") as c, pytest.raises(anthropic.BadRequestError) as caught:
         c.messages.count_tokens(**count)
     assert "x-cachewise-tags" in str(caught.value)
+
+
+async def test_the_body_size_bounds_the_estimate_and_a_document_by_url_is_refused(
+    emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    """Through the proxy the body's content-length bounds its prompt tokens (no re-encoding): the
+    estimate is at least the re-encoded one for the same JSON; a document by URL cannot be bounded."""
+    guard = GatewayBudgets([budget(name="sized", limit="5")], ledger, clock=emulator.emulator.now)
+    sent = json.dumps(BODY).encode()
+    scope = {"type": "http", "method": "POST", "path": "/v1/messages", "query_string": b""}
+    headers = [(b"x-api-key", KEY_A.encode()), (b"content-length", str(len(sent)).encode())]
+    request = Request({**scope, "headers": headers})
+    assert await asyncio.create_task(guard.admit(request, BODY)) is None
+    (held,) = guard._budgets[0].reserved
+    assert held.amounts[guard._budgets[0]] >= estimate(emulator)
+    document = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    body = {**BODY, "messages": [{"role": "user", "content": [document]}]}
+    refusal = await asyncio.create_task(guard.admit(request, body))
+    assert refusal is not None and refusal.status_code == 429
+    assert b"cannot bound the tokens of a document" in refusal.body
