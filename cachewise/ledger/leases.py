@@ -19,8 +19,9 @@ Amounts are integer units of 10⁻¹² USD (:mod:`.units`), rounded up: a lease 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy import text
@@ -49,6 +50,13 @@ _MINE = text(
     "held_units = excluded.held_units, share_units = excluded.share_units, "
     "held_expires = excluded.held_expires, share_expires = excluded.share_expires"
 )
+
+
+def _moment(conn: Connection) -> Callable[[datetime], datetime | str]:
+    """How a UTC time is bound: as itself on PostgreSQL, as ISO text on SQLite (which compares it as text)."""
+    if conn.dialect.name == "sqlite":
+        return lambda at: at.astimezone(UTC).isoformat()
+    return lambda at: at
 
 
 def _units_up(value: Decimal) -> int:
@@ -85,7 +93,8 @@ def take_lease(
     The headroom left is split among ``shares`` holders, or among the live holders and this one
     when there are more; but at least ``need`` (the call asking) when that much is free."""
     start = window.since or now.replace(year=1970, month=1, day=1, hour=0, minute=0, second=0)
-    key = {"budget": budget, "holder": holder, "start": start, "now": now}
+    moment = _moment(conn)
+    key = {"budget": budget, "holder": holder, "start": moment(start), "now": moment(now)}
     conn.execute(_LOCK, key)
     conn.execute(_TOUCH, key)
     totals = read_totals(conn, window)
@@ -103,8 +112,8 @@ def take_lease(
             **key,
             "held": _units_up(held),
             "share": _units_up(share),
-            "held_expires": now + timedelta(seconds=held_seconds),
-            "share_expires": now + timedelta(seconds=share_seconds),
+            "held_expires": moment(now + timedelta(seconds=held_seconds)),
+            "share_expires": moment(now + timedelta(seconds=share_seconds)),
         },
     )
     return Lease(totals=totals, others=others, holders=holders, held=held, share=share)
