@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import signal
 import socket
 import sys
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.engine import URL
@@ -16,6 +16,10 @@ from sqlalchemy.engine import URL
 from .errors import CliError
 from .options import PORT, HttpUrl, db_option, ledger_url
 from .serve import bind, port_of, serve
+
+if TYPE_CHECKING:
+    from ..gateway.app import ASGIApp, Message, Receive, Scope, Send
+    from ..ledger import Ledger
 
 __all__ = ["proxy"]
 
@@ -114,22 +118,35 @@ def proxy(
         from ..ledger import Ledger
 
         probe = Ledger(url)  # creates or migrates the ledger once, before any worker starts
-        label = probe.label
-        probe.close()
+        try:
+            label = probe.label
+            summary = None
+            if workers > 1:  # the budget file is read (and refused) here, before any worker starts
+                from ..gateway.build import gateway_parts, metrics_enabled
+
+                parts = gateway_parts(probe, budgets_file, metrics=False, plan=plan, workers=workers)
+                summary = parts.summary(metrics_served=metrics_enabled(metrics))
+        finally:
+            probe.close()
     except BaseException:
         sock.close()
         raise
-    options = _Options(url, upstream, plan, unwrap_envelopes, max_body_bytes, budgets_file, metrics)
+    options = _Options(url, upstream, plan, unwrap_envelopes, max_body_bytes, budgets_file, metrics, workers)
     options = replace(options, reuse_store=reuse_store, warm_start=warm_start)
     click.echo(f"cachewise proxy on http://{host}:{port_of(sock)} -> {upstream} (ledger {label})")
-    if workers == 1:
+    if summary is None:
         _serve_one(options, sock)
         return
+    for line in summary:
+        click.echo(line)
+    click.echo(f"{workers} workers; one that dies is replaced")
     _serve_many(options, sock, workers)
 
 
 @dataclass(frozen=True)
 class _Options:
+    """What each worker needs to build its app (picklable: workers are spawned with it)."""
+
     url: URL
     upstream: str
     plan: bool
@@ -137,6 +154,7 @@ class _Options:
     max_body_bytes: int | None
     budgets_file: Path | None
     metrics: bool | None
+    workers: int = 1
     reuse_store: str | None = None
     warm_start: bool = True
 
@@ -153,8 +171,29 @@ def _store_url(value: str | None) -> str | None:
         raise click.BadParameter(str(exc), param_hint="--reuse-store") from exc
 
 
-def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) -> None:
-    """One process: its own ledger (and writer), planner, gateway parts and upstream connection pool."""
+class _ClosingApp:
+    """``app``, closing ``ledger`` (flushing its rows) once the server's lifespan has shut down."""
+
+    def __init__(self, app: ASGIApp, ledger: Ledger) -> None:
+        self.app = app
+        self.ledger = ledger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                self.ledger.close()  # every row recorded is committed (or spooled) before the worker exits
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _build_app(options: _Options, announce: bool = False) -> _ClosingApp:
+    """One process's app: its own ledger (and writer), planner, gateway parts and upstream pool."""
+    from ..gateway.build import gateway_parts
     from ..integrations.proxy import create_proxy_app
     from ..integrations.tracker import CallTracker
     from ..ledger import Ledger
@@ -168,9 +207,9 @@ def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) ->
         from ..fleet import attach
 
         attach(planner, store=options.reuse_store, ledger=ledger if options.warm_start else None)
-    from ..gateway.build import gateway_parts
-
-    parts = gateway_parts(ledger, options.budgets_file, metrics=options.metrics, plan=options.plan)
+    parts = gateway_parts(
+        ledger, options.budgets_file, metrics=options.metrics, plan=options.plan, workers=options.workers
+    )
     tracker = CallTracker(ledger=ledger, planner=planner, sinks=parts.sinks)
     from ..integrations.batch_planner import BatchPlanner
 
@@ -187,47 +226,61 @@ def _serve_one(options: _Options, sock: socket.socket, announce: bool = True) ->
     if announce:
         for line in parts.summary():
             click.echo(line)
+    return _ClosingApp(app, ledger)
+
+
+def _serve_one(options: _Options, sock: socket.socket) -> None:
+    """Serve in this process (``--workers 1``)."""
+    app = _build_app(options, announce=True)
     # uvicorn shuts down gracefully on SIGTERM, then raises it again: make that an interrupt, so the
-    # ledger below is flushed and closed before the process exits (a systemd stop loses no row).
+    # process exits 0 once the lifespan shutdown has closed the ledger (a systemd stop loses no row).
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(app, sock, log_level="warning")
     finally:
         signal.signal(signal.SIGTERM, previous)
-        ledger.close()
+        app.ledger.close()  # no-op after the lifespan shutdown closed it
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+#: Seconds a worker may take to answer the supervisor before it is deemed hung and replaced.
+_HEALTHCHECK_SECONDS = 60
+
+
 def _serve_many(options: _Options, sock: socket.socket, workers: int) -> None:
-    """``workers`` forked processes accept on the one listening socket; the kernel spreads connections.
+    """``workers`` processes under uvicorn's supervisor (``uvicorn.supervisors.Multiprocess``).
 
-    Each worker opens its own ledger (its own writer) after the fork. SIGINT / SIGTERM here are passed
-    on to the workers, which finish their calls and flush their ledgers (uvicorn's graceful shutdown).
+    The workers are spawned with the bound socket and accept on it (the kernel spreads connections);
+    each builds its app (:func:`_build_app`) at startup. The supervisor checks every worker twice a
+    second and replaces one that died or stopped answering; SIGHUP replaces them all one by one;
+    SIGTTIN / SIGTTOU add or remove one. SIGINT / SIGTERM stop them: each finishes its calls in flight
+    and closes (flushes) its ledger before it exits.
     """
-    sys.stdout.flush()  # nothing buffered before the fork is printed again by a worker
-    context = multiprocessing.get_context("fork")
-    children = [
-        context.Process(target=_serve_one, args=(options, sock, i == 0), daemon=False) for i in range(workers)
-    ]
-    for child in children:
-        child.start()
-    sock.close()
+    import logging
 
-    def stop(signum: int, frame: object) -> None:
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        partial(_build_app, options),
+        factory=True,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        # a worker that does not answer the supervisor's ping in this time is killed and replaced;
+        # a spawned worker imports cachewise before it answers, which takes seconds on a busy host
+        timeout_worker_healthcheck=_HEALTHCHECK_SECONDS,
+    )
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)  # the supervisor's own lines: restarts
+    supervisor = Multiprocess(config, sockets=[sock])
     try:
-        for child in children:
-            child.join()
+        supervisor.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    failed = [child.exitcode for child in children if child.exitcode not in (0, None)]
+        sock.close()
+    failed = [p.exitcode for p in supervisor.processes if p.exitcode not in (0, None, -signal.SIGTERM)]
     if failed:
         raise CliError(f"{len(failed)} of {workers} proxy workers exited with an error (codes {failed})")

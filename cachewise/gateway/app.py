@@ -4,6 +4,8 @@
 
 * ``GET /healthz`` answers ``{"status": "ok"}`` (the process serves; nothing upstream is asked).
 * ``GET /metrics`` serves :class:`~.metrics.ProxyMetrics` in Prometheus' text format.
+* A batch created (``POST /v1/messages/batches``): its id is handed to the budget guard, which
+  holds the batch's estimate until its results are recorded (released at once if creation failed).
 * Every other request: the caller (:func:`~.caller.caller_of`: key id, ``x-cachewise-tags``) is
   read once, the tags header is dropped from what the proxy sees (so it never goes upstream), and
   the proxy runs inside ``cachewise.tags(...)`` of the caller's tags, so the call's record carries
@@ -12,13 +14,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ..integrations.tracker import classify
+from ..integrations.tracker import CallKind, classify
 from ..tags import tags
-from .budgets import error_response
+from .budgets import GatewayBudgets, error_response
 from .caller import CALLER_SCOPE_KEY, TAGS_HEADER, TagHeaderError, caller_of
 from .metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 
@@ -47,12 +50,25 @@ async def _reply(send: Send, status: int, body: bytes, content_type: str) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
+def _batch_id(body: bytes) -> str | None:
+    """The ``id`` of a message batch object, or ``None``."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    found = parsed.get("id") if isinstance(parsed, dict) else None
+    return found if isinstance(found, str) else None
+
+
 class GatewayApp:
     """``inner`` (the proxy) with health, metrics and the caller's identity around it."""
 
-    def __init__(self, inner: ASGIApp, *, metrics: ProxyMetrics | None = None) -> None:
+    def __init__(
+        self, inner: ASGIApp, *, metrics: ProxyMetrics | None = None, budgets: GatewayBudgets | None = None
+    ) -> None:
         self.inner = inner
         self.metrics = metrics
+        self.budgets = budgets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,11 +94,20 @@ class GatewayApp:
             await response(scope, receive, send)
             status = 400
         else:
+            batch = (
+                self.budgets is not None
+                and classify(scope["method"], scope["path"])[0] == CallKind.BATCH_CREATE
+            )
+            reply: list[bytes] = []
 
             async def sending(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = int(message["status"])
+                elif batch and message["type"] == "http.response.body":
+                    reply.append(message.get("body", b""))
+                    if not message.get("more_body") and self.budgets is not None:
+                        self.budgets.bind_batch(_batch_id(b"".join(reply)), created=200 <= status < 300)
                 await send(message)
 
             inner_scope = {

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..sinks import RecordSink
     from .metrics import ProxyMetrics
 
-__all__ = ["GatewayParts", "gateway_parts"]
+__all__ = ["GatewayParts", "gateway_parts", "metrics_enabled"]
 
 
 @dataclass
@@ -42,9 +42,11 @@ class GatewayParts:
         return self.budgets.admit if self.budgets is not None else None
 
     def wrap(self, app: ASGIApp) -> GatewayApp:
-        return GatewayApp(app, metrics=self.metrics)
+        return GatewayApp(app, metrics=self.metrics, budgets=self.budgets)
 
-    def summary(self) -> list[str]:
+    def summary(self, *, metrics_served: bool | None = None) -> list[str]:
+        """What is on, one line each (``metrics_served``: say so for metrics built elsewhere)."""
+        served = self.metrics is not None if metrics_served is None else metrics_served
         lines = []
         if self.budgets is not None:
             names = ", ".join(b.name for b in self.budgets.budgets) or "none"
@@ -52,21 +54,30 @@ class GatewayParts:
             if self.budgets.skipped:
                 skipped = ", ".join(self.budgets.skipped)
                 lines.append(f"budgets not enforced here (no limit, or a run window): {skipped}")
-        lines.append("metrics at /metrics" if self.metrics is not None else "metrics off")
+        lines.append("metrics at /metrics" if served else "metrics off")
         if self.spans:
             lines.append("OpenTelemetry spans: on (a tracer provider is configured)")
         return lines
 
 
+def metrics_enabled(metrics: bool | None) -> bool:
+    """``--metrics/--no-metrics``, and when neither is given: whether prometheus-client is installed."""
+    return importlib.util.find_spec("prometheus_client") is not None if metrics is None else metrics
+
+
 def gateway_parts(
-    ledger: Ledger, budgets_file: Path | None, *, metrics: bool | None = None, plan: bool = True
+    ledger: Ledger,
+    budgets_file: Path | None,
+    *,
+    metrics: bool | None = None,
+    plan: bool = True,
+    workers: int = 1,
 ) -> GatewayParts:
     """The gateway for ``ledger``: budgets from ``budgets_file``, metrics (``None``: if installed),
-    spans when a tracer provider is configured (:func:`cachewise.telemetry.configured`)."""
+    spans when a tracer provider is configured (:func:`cachewise.telemetry.configured`).
+    ``workers``: how many processes of this gateway share the budgets (they split the headroom)."""
     parts = GatewayParts()
-    if metrics is None:
-        metrics = importlib.util.find_spec("prometheus_client") is not None
-    if metrics:
+    if metrics_enabled(metrics):
         from .metrics import ProxyMetrics
 
         parts.metrics = ProxyMetrics()
@@ -77,6 +88,7 @@ def gateway_parts(
             load_budgets(budgets_file),
             ledger,
             planned=plan,
+            workers=workers,
             on_refusal=m.refused if m is not None else None,
             on_read=m.budget_read if m is not None else None,
         )

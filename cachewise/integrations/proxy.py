@@ -144,7 +144,8 @@ def create_proxy_app(
 
     ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
     ``timeout``: for the upstream (default 600 s, 10 s to connect).
-    ``admit``: called for each Messages call with its parsed body, before it is planned or sent; a
+    ``admit``: called for each Messages call and batch creation with its parsed body, before it is
+    planned or sent; a
     :class:`Response` it returns is the answer (a refusal, ``cachewise.gateway.GatewayBudgets.admit``)
     and nothing goes upstream, ``None`` lets the call through. Finished calls reach the tracker's
     sinks as :class:`~cachewise.CallRecord`.
@@ -199,6 +200,10 @@ def create_proxy_app(
         headers = _forward_headers(request.headers)
         if kind == CallKind.MESSAGES:
             return await messages(request, target, headers, content)
+        if kind == CallKind.BATCH_CREATE and admit is not None:  # a batch is admitted as a whole
+            refused = await admit(request, _parsed(content))
+            if refused is not None:
+                return refused
         if kind == CallKind.BATCH_CREATE and batch_planner is not None:
             raw, planner = content, batch_planner
             content = guarded("batch planner", lambda: planned_batch(planner, raw), raw)

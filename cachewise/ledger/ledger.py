@@ -28,17 +28,20 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import LedgerError, LedgerUnavailable, SchemaTooNew
 from ..pricing import PriceBook
 from . import migrations, signals
 from . import reprice as _reprice
+from .leases import Lease, take_lease
 from .quarantine import QuarantinedRecord
 from .query import (
     Filter,
@@ -317,6 +320,39 @@ class Ledger:
         """Summed tokens and exact Decimal costs of the matching calls, aggregated in SQL."""
         with self._store.read() as conn:
             return read_totals(conn, Filter(since, until, model, tags))
+
+    def lease(
+        self,
+        *,
+        budget: str,
+        holder: str,
+        limit: Decimal,
+        window: Filter,
+        held: Decimal,
+        now: datetime,
+        held_seconds: float,
+        share_seconds: float,
+        shares: int = 1,
+        need: Decimal = Decimal(0),
+    ) -> Lease:
+        """Take ``holder``'s lease of a gateway budget (:func:`.leases.take_lease`, one locked write)."""
+        try:
+            with self._store.write() as conn:
+                return take_lease(
+                    conn,
+                    budget=budget,
+                    holder=holder,
+                    limit=limit,
+                    window=window,
+                    held=held,
+                    now=now,
+                    held_seconds=held_seconds,
+                    share_seconds=share_seconds,
+                    shares=shares,
+                    need=need,
+                )
+        except SQLAlchemyError as exc:
+            raise self._store.unavailable(exc) from exc
 
     def reprice(
         self,

@@ -272,6 +272,19 @@ def _0008_calls_replay(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE calls ADD COLUMN replay {kind}"))
 
 
+def _0009_gateway_leases(conn: Connection) -> None:
+    """``gateway_leases``: the headroom of each budget each gateway process holds (ledger/leases.py)."""
+    moment = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TIMESTAMP"
+    conn.execute(
+        text(
+            "CREATE TABLE gateway_leases (budget TEXT NOT NULL, holder TEXT NOT NULL, "
+            f"window_start {moment} NOT NULL, held_units BIGINT NOT NULL, share_units BIGINT NOT NULL, "
+            f"held_expires {moment} NOT NULL, share_expires {moment} NOT NULL, "
+            "PRIMARY KEY (budget, holder))"
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
@@ -281,6 +294,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, _0006_NAME, _0006_calls_provider),
     Migration(7, _MISS_REASONS, _0007_miss_reasons),
     Migration(8, _REPLAY, _0008_calls_replay),
+    Migration(9, "0009_gateway_leases", _0009_gateway_leases),
 )
 
 

@@ -70,7 +70,7 @@ def _start_proxy(upstream: str, db: str, workers: int) -> tuple[subprocess.Popen
         rest, _ = proc.communicate()
         raise AssertionError(f"the proxy did not start: {line}{rest}")
     base = found.group(1)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # spawned workers import cachewise first: slow on a busy host
     while time.monotonic() < deadline:
         try:
             httpx2.get(f"{base}/_not_a_route", timeout=1)
@@ -154,3 +154,56 @@ def test_an_unknown_reuse_store_is_a_usage_error_naming_the_option_and_the_kinds
     assert "--reuse-store" in result.output
     assert "'mysql'" in result.output and "redis://" in result.output
     assert "u:pw@" not in result.output
+def _worker_pids(base: str, want: int, deadline: float = 60) -> set[int]:
+    """The pids answering ``/healthz`` (a new connection each time) once ``want`` of them answered."""
+    seen: set[int] = set()
+    stop = time.monotonic() + deadline
+    while len(seen) < want and time.monotonic() < stop:
+        try:
+            seen.add(int(httpx2.get(f"{base}/healthz", timeout=5).json()["pid"]))
+        except httpx2.TransportError:
+            time.sleep(0.05)
+    return seen
+
+
+def _rows(url: str) -> int:
+    with Ledger.open_existing(url) as ledger:
+        return len(ledger.calls())
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_and_no_row_is_lost_or_doubled(
+    claude_emulator: EmulatorServer, pg_url: str
+) -> None:
+    """SIGKILL one of two workers once its rows are committed: the supervisor starts another, every
+    later call succeeds, and the rows equal the bill."""
+    Ledger(pg_url).close()
+    proc, base = _start_proxy(claude_emulator.base_url, pg_url, workers=2)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: _call(base, i), range(16)))
+        before = _worker_pids(base, 2)
+        assert len(before) == 2, before
+        deadline = time.monotonic() + 30  # what the writers acknowledged: committed to PostgreSQL
+        while _rows(pg_url) < 16 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _rows(pg_url) == 16
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        with ThreadPoolExecutor(4) as pool:  # served by the survivor, then by both
+            list(pool.map(lambda i: _call(base, i), range(16, 40)))
+        after = _worker_pids(base, 2, deadline=180)  # the replacement imports cachewise first
+        assert victim not in after and len(after) == 2 and len(after & before) == 1, (before, after)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: _call(base, i), range(40, 48)))
+    finally:
+        output = _stop(proc)
+    assert proc.returncode == 0, output
+    assert "died" in output  # the supervisor's log line
+    bill = {row["request_id"] for row in claude_emulator.emulator.bill()}
+    with Ledger.open_existing(pg_url) as ledger:
+        rows = ledger.calls()
+    assert len(bill) == 48
+    assert len(rows) == 48, "a row was lost or doubled"
+    assert {r.request_id for r in rows} == bill

@@ -62,7 +62,9 @@ def gateway(emulator: EmulatorServer, ledger: Ledger) -> Iterator[Gateway]:
         sinks: list[Any] = [guard] + ([metrics] if metrics is not None else [])
         tracker = CallTracker(ledger=book_ledger, clock=emulator.emulator.now, sinks=sinks)
         app = GatewayApp(
-            create_proxy_app(tracker, upstream=emulator.base_url, admit=guard.admit), metrics=metrics
+            create_proxy_app(tracker, upstream=emulator.base_url, admit=guard.admit),
+            metrics=metrics,
+            budgets=guard,
         )
         running = serve(app)
         servers.append(running)

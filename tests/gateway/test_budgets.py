@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,84 @@ def test_a_finished_call_frees_its_reservation(gateway: Gateway, emulator: Emula
             stream.until_done()
         c.messages.create(**BODY)
     assert len(emulator.emulator.bill()) == 3
+
+
+def batch_of(n: int) -> list[dict[str, Any]]:
+    params = {k: BODY[k] for k in ("model", "max_tokens", "system", "messages")}
+    return [{"custom_id": f"req-{i}", "params": params} for i in range(n)]
+
+
+def batch_estimate(emulator: EmulatorServer, n: int) -> Decimal:
+    marked = {**BODY, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    one = estimate_cost(marked, BODY["model"], PriceBook.default(), emulator.emulator.now(), batch=True)
+    return one * n
+
+
+def test_a_batch_is_admitted_at_batch_rates(gateway: Gateway, emulator: EmulatorServer) -> None:
+    """Four requests at the batch rates (half price) fit where two requests at the full rates would
+    not; five do not fit, and nothing is sent."""
+    assert batch_estimate(emulator, 4) == estimate(emulator) * 2
+    limit = batch_estimate(emulator, 4) + Decimal("0.0001")
+    base = gateway([budget(name="batches", limit=str(limit))], refresh_seconds=3600)
+    with client(base) as c, pytest.raises(anthropic.RateLimitError) as caught:
+        c.messages.batches.create(requests=batch_of(5))  # type: ignore[arg-type]
+    assert "budget 'batches'" in message_of(caught.value)
+    assert "may cost up to" in message_of(caught.value)
+    with client(base) as c:
+        created = c.messages.batches.create(requests=batch_of(4))  # type: ignore[arg-type]
+        assert created.id
+        # the batch's estimate is held (its results are not read yet): one more call does not fit
+        assert "budget 'batches'" in message_of(refused(base))
+        emulator.emulator.advance(3600)  # the batch ends
+        results = list(c.messages.batches.results(created.id))  # read through the gateway
+        assert len(results) == 4
+        # its results are recorded at their (batch) cost: the held estimate is freed
+        c.messages.create(**{**BODY, "max_tokens": 1})
+    bill = emulator.emulator.bill()
+    assert len(bill) == 5  # the four of the batch and the last call; nothing refused went upstream
+
+
+def test_a_failed_batch_creation_frees_its_estimate(gateway: Gateway, emulator: EmulatorServer) -> None:
+    """The batch (two requests at half price: one estimate) fits; held, the call after would not."""
+    limit = estimate(emulator) * Decimal("1.5")
+    base = gateway([budget(name="batches", limit=str(limit))], refresh_seconds=3600)
+    bad = batch_of(2)
+    bad[1]["custom_id"] = bad[0]["custom_id"]  # duplicate custom ids: the API refuses the batch
+    with client(base) as c:
+        with pytest.raises(anthropic.BadRequestError):
+            c.messages.batches.create(requests=bad)  # type: ignore[arg-type]
+        c.messages.create(**BODY)  # the refused batch holds nothing
+    assert len(emulator.emulator.bill()) == 1
+
+
+def test_count_tokens_passes_a_spent_budget_but_not_a_bad_tags_header(
+    gateway: Gateway, emulator: EmulatorServer
+) -> None:
+    base = gateway([budget(name="spent", api_key=f"team-a:{key_id(KEY_A)}", limit="0")])
+    count = {k: BODY[k] for k in ("model", "system", "messages")}
+    assert "budget 'spent'" in message_of(refused(base))
+    with client(base) as c:
+        assert c.messages.count_tokens(**count).input_tokens > 1000  # free: not admitted against budgets
+    with client(base, tags="no-equals-sign") as c, pytest.raises(anthropic.BadRequestError) as caught:
+        c.messages.count_tokens(**count)
+    assert "x-cachewise-tags" in str(caught.value)
+
+
+async def test_the_body_size_bounds_the_estimate_and_a_document_by_url_is_refused(
+    emulator: EmulatorServer, ledger: Ledger
+) -> None:
+    """Through the proxy the body's content-length bounds its prompt tokens (no re-encoding): the
+    estimate is at least the re-encoded one for the same JSON; a document by URL cannot be bounded."""
+    guard = GatewayBudgets([budget(name="sized", limit="5")], ledger, clock=emulator.emulator.now)
+    sent = json.dumps(BODY).encode()
+    scope = {"type": "http", "method": "POST", "path": "/v1/messages", "query_string": b""}
+    headers = [(b"x-api-key", KEY_A.encode()), (b"content-length", str(len(sent)).encode())]
+    request = Request({**scope, "headers": headers})
+    assert await asyncio.create_task(guard.admit(request, BODY)) is None
+    (held,) = guard._budgets[0].reserved
+    assert held.amounts[guard._budgets[0]] >= estimate(emulator)
+    document = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
+    body = {**BODY, "messages": [{"role": "user", "content": [document]}]}
+    refusal = await asyncio.create_task(guard.admit(request, body))
+    assert refusal is not None and refusal.status_code == 429
+    assert b"cannot bound the tokens of a document" in refusal.body
