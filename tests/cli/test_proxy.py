@@ -154,6 +154,8 @@ def test_an_unknown_reuse_store_is_a_usage_error_naming_the_option_and_the_kinds
     assert "--reuse-store" in result.output
     assert "'mysql'" in result.output and "redis://" in result.output
     assert "u:pw@" not in result.output
+
+
 def _worker_pids(base: str, want: int, deadline: float = 60) -> set[int]:
     """The pids answering ``/healthz`` (a new connection each time) once ``want`` of them answered."""
     seen: set[int] = set()
