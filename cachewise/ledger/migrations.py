@@ -272,6 +272,16 @@ def _0008_calls_replay(conn: Connection) -> None:
     conn.execute(text(f"ALTER TABLE calls ADD COLUMN replay {kind}"))
 
 
+_PREFIX_TIME = "0009_prefix_hash_started_at_index"
+
+
+def _0009_prefix_hash_started_at_index(conn: Connection) -> None:
+    """``ix_calls_prefix_hash_started_at`` replaces ``ix_calls_prefix_hash``: a family's calls in
+    time order, so a report finds the first read after each cache write with one seek."""
+    conn.execute(text("DROP INDEX ix_calls_prefix_hash"))
+    conn.execute(text("CREATE INDEX ix_calls_prefix_hash_started_at ON calls (prefix_hash, started_at, id)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
@@ -281,6 +291,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, _0006_NAME, _0006_calls_provider),
     Migration(7, _MISS_REASONS, _0007_miss_reasons),
     Migration(8, _REPLAY, _0008_calls_replay),
+    Migration(9, _PREFIX_TIME, _0009_prefix_hash_started_at_index),
 )
 
 
