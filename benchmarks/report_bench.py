@@ -182,6 +182,11 @@ RAW = "SELECT model, count(*), sum(input_tokens), sum(cost_total_units) FROM cal
 
 
 def _rss() -> float:
+    """This process's own peak RSS: ``VmHWM`` (``ru_maxrss`` would keep the parent's peak across
+    ``fork`` and ``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
