@@ -1,12 +1,13 @@
 """``cachewise export --format parquet`` of a populated ledger, read back with pyarrow and checked
 equal to the ledger row by row (both databases).
 
-    .venv/bin/python benchmarks/export_bench.py [--rows 1000000] [--pg URL] [--skip-pg]
+    .venv/bin/python benchmarks/export_bench.py [--rows 1000000] [--pg URL] [--skip-pg] [--skip-sqlite]
 
 The ledger is filled through ``Store.insert`` with ``--rows`` priced rows of every model,
 modifier and TTL mix (5,000 distinct rows under fresh request ids; not timed). The export
-is timed next to one raw ``SELECT`` of the same columns streamed over the same database
-(the baseline). The check reads the parquet file back in batches and compares every row's
+runs in a fresh process (its peak RSS is the export's own; the RSS after its imports is printed
+beside it) and is timed next to one raw ``SELECT`` of the same columns streamed over the same
+database (the baseline). The check reads the parquet file back in batches and compares every row's
 request id, time, token counts, every money column (as ``Decimal``, digit for digit against
 the stored decimal text or ``NUMERIC``) and tags with a second raw read of the database in
 the export's order (``started_at``, ``id``): the export is not checked against itself.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,23 +110,47 @@ def bench(url: str, rows: int, label: str, tmp: Path) -> None:
     scanned = sum(1 for _ in _rows(url))
     scan = time.perf_counter() - start
     out = tmp / f"{label}.parquet"
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with Ledger(url, spool_dir=tmp / f"spool-{label}", flush_on_signal=False) as led:
-        start = time.perf_counter()
-        with out.open("wb") as handle:
-            written = export(led, "parquet", handle)
-        seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure", url, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    written, seconds = measured["rows"], measured["seconds"]
+    rss, rss_before = measured["peak_rss_mb"], measured["opened_rss_mb"]
     start = time.perf_counter()
     compared, differ = check(url, out)
     check_s = time.perf_counter() - start
     print(
         f"{label:9} parquet export: {written} rows in {seconds:.1f} s ({written / seconds:.0f} rows/s, "
         f"{out.stat().st_size / 2**20:.0f} MiB) | one raw SELECT of the same rows {scan:.1f} s "
-        f"({scanned} rows) | ratio {seconds / scan:.1f}x | max RSS {rss:.0f} MiB (was {rss_before:.0f}) | "
+        f"({scanned} rows) | ratio {seconds / scan:.1f}x | exporting process peak RSS {rss:.0f} MiB "
+        f"(after its imports {rss_before:.0f}) | "
         f"read back with pyarrow: {compared} rows compared in {check_s:.0f} s, {differ} differ -> "
         f"{'EQUAL' if differ == 0 and compared == written == rows else 'NOT EQUAL'}"
     )
+
+
+def peak_mb() -> float:
+    """This process's own peak RSS: ``VmHWM`` (``ru_maxrss`` would keep the parent's peak across
+    ``fork`` and ``exec``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(url: str, out: Path) -> dict[str, float]:
+    """In a fresh process: the export alone, its time and its peak RSS."""
+    opened = peak_mb()
+    with tempfile.TemporaryDirectory() as spool, Ledger(url, spool_dir=spool, flush_on_signal=False) as led:
+        start = time.perf_counter()
+        with out.open("wb") as handle:
+            written = export(led, "parquet", handle)
+        seconds = time.perf_counter() - start
+    peak = peak_mb()
+    return {"rows": written, "seconds": seconds, "peak_rss_mb": peak, "opened_rss_mb": opened}
 
 
 def main() -> None:
@@ -132,10 +158,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, Path(args.out))))
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        bench(str(tmp / "x.db"), args.rows, "sqlite", tmp)
+        if not args.skip_sqlite:
+            bench(str(tmp / "x.db"), args.rows, "sqlite", tmp)
         if args.skip_pg:
             return
         schema = f"cw_export_{uuid.uuid4().hex[:8]}"

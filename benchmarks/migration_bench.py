@@ -1,8 +1,10 @@
 """Schema upgrades of a populated ledger: time and peak memory, from step 4 (the units
-conversion, step 0005) and from the current step (what opening a ledger already up to date
-costs; a later step, when there is one, is timed here too).
+conversion, step 0005), from the step before the newest (the newest step alone: step 0010 builds
+``ix_calls_prefix_hash_started_at``) and from the current step (what opening a ledger already up
+to date costs).
 
-    .venv/bin/python benchmarks/migration_bench.py [--rows 1000000] [--from 4 current] [--pg URL] [--skip-pg]
+    .venv/bin/python benchmarks/migration_bench.py [--rows 1000000] [--from 4 previous current]
+        [--pg URL] [--skip-pg]
 
 For each starting step, builds a SQLite (and PostgreSQL) ledger at that step with ``--rows``
 priced rows of every model and modifier (one raw executemany, not timed), then times the
@@ -107,7 +109,7 @@ def migrate(url: str, label: str, step: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--from", dest="steps", nargs="*", default=["4", "current"])
+    parser.add_argument("--from", dest="steps", nargs="*", default=["4", "previous", "current"])
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -116,7 +118,8 @@ def main() -> None:
         child(args.child)
         return
     # RUSAGE_CHILDREN keeps the largest child: run the cheaper cases first so each figure is its own.
-    steps = sorted(latest_version() if s == "current" else int(s) for s in args.steps)[::-1]
+    named = {"current": latest_version(), "previous": latest_version() - 1}
+    steps = sorted({named[s] if s in named else int(s) for s in args.steps})[::-1]
     for step in steps:
         with tempfile.TemporaryDirectory() as tmp:
             url = str(Path(tmp) / "m.db")

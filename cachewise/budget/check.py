@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import BudgetConfigError, UnknownModelError
 from ..pricing import PriceBook
-from ..reports.frames import annotate, spend, totals
+from ..reports.frames import annotate
 from ..reports.source import FrameSource, LedgerSource, Source
 from .base import RUN_TAG, ZERO, window_start
 from .config import BudgetSpec, read_config_text
@@ -183,20 +183,23 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
 
 
 def build_baseline(
-    frame: pd.DataFrame, *, test_tag: str = "test", now: datetime | None = None
+    frame: pd.DataFrame | Source, *, test_tag: str = "test", now: datetime | None = None
 ) -> dict[str, Any]:
-    """A baseline from the rows of a reference run (e.g. the main branch): cost per test and
-    per model, hit ratio and write-waste ratio. Refuses rows it cannot price."""
-    rows = annotate(frame)
-    summary = totals(rows)
+    """A baseline from the calls of a reference run (e.g. the main branch): cost per test and
+    per model, hit ratio and write-waste ratio. Refuses calls it cannot price.
+
+    ``frame``: the run's ledger frame, or a :class:`~cachewise.reports.source.LedgerSource` over
+    the run (summed in SQL: memory follows the tests and models, not the calls)."""
+    rows = FrameSource(frame) if isinstance(frame, pd.DataFrame) else frame
+    summary = rows.totals()
     if summary["unpriced_calls"]:
         raise BudgetConfigError(
             "<ledger>",
             "rows",
             f"{summary['unpriced_calls']} call(s) have no price; a baseline must be complete",
         )
-    by_test = spend(rows, by=[f"tag:{test_tag}"]) if len(rows) else None
-    by_model = spend(rows, by=["model"]) if len(rows) else None
+    by_test = rows.spend([f"tag:{test_tag}"]) if summary["calls"] else None
+    by_model = rows.spend(["model"]) if summary["calls"] else None
     return {
         "cachewise_baseline": BASELINE_FORMAT,
         "created_at": (now or datetime.now(UTC)).isoformat(),

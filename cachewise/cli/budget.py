@@ -18,6 +18,7 @@ from ..budget.check import build_baseline, check_budgets
 from ..budget.config import BudgetSpec, find_config, load_budgets
 from ..budget.output import github_annotations, junit_xml, results_json, step_summary, text
 from ..errors import BudgetConfigError, LedgerError
+from ..reports.source import LedgerSource
 from .errors import CliError, finding
 from .options import (
     OutputPath,
@@ -194,9 +195,19 @@ def baseline(
     if start is None and run_id is None:
         _usage_error("baseline: give --since or --run-id to mark the reference run")
     book = price_book(overlays) if overlays else None
-    frame = ledger_frame(db, since=start, until=end, tags={RUN_TAG: run_id} if run_id else None, book=book)
+    scope = {RUN_TAG: run_id} if run_id else None
     try:
-        data = build_baseline(frame, test_tag=test_tag, now=now)
+        if book is not None:  # every call repriced under the overlay: a frame (the ledger is unchanged)
+            data = build_baseline(
+                ledger_frame(db, since=start, until=end, tags=scope, book=book), test_tag=test_tag, now=now
+            )
+        else:  # summed in SQL: memory follows the tests and models, not the calls
+            try:
+                url = ledger_url(db, must_exist=True)
+                with LedgerSource.open(url, since=start, until=end, tags=scope) as rows:
+                    data = build_baseline(rows, test_tag=test_tag, now=now)
+            except LedgerError as exc:
+                raise CliError(f"--db {db!r}: {exc}" if db is not None else str(exc)) from exc
     except BudgetConfigError as exc:  # a finding: the reference run has calls that cannot be priced
         click.echo(f"Error: {exc}", err=True)
         finding()

@@ -27,7 +27,7 @@ __all__ = ["export"]
 )
 @click.option("--until", default=None, help="End, exclusive: same forms as --since (default: now).")
 @output_option("File (default stdout).")
-@count_option("--chunk-rows", default=100_000, minimum=1, help="Rows read and written per chunk.")
+@count_option("--chunk-rows", default=20_000, minimum=1, help="Rows read and written per chunk.")
 def export(
     db: str | None, fmt: str, since: str | None, until: str | None, output: Path | None, chunk_rows: int
 ) -> None:

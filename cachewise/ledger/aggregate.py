@@ -43,9 +43,11 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql import type_coerce
+from sqlalchemy.sql.util import ClauseAdapter
 
 from .query import Filter, _chunk_frame, _frame_select, empty_frame
 from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls
@@ -115,7 +117,12 @@ def rollup(groups: Iterable[GroupSums], positions: Sequence[int]) -> list[GroupS
     return list(out.values())
 
 
-# -- the rows a group query reads -----------------------------------------------------------------
+# -- one scan: each call's keys, whether it is priced and which of its writes were wasted --------
+
+#: Bits of a call's waste class: its 5-minute write was wasted, its 1-hour write was, or it wrote
+#: the cache without a prefix hash (unattributed). Most calls are class 0.
+_W5, _W1, _UNATTRIBUTED = 1, 2, 4
+_LONGEST_TTL = 3600  # seconds: a read later than this after a write saves no write
 
 
 def _key_columns(keys: Sequence[str], dialect: str) -> tuple[FromClause, list[ColumnElement[Any]]]:
@@ -145,6 +152,11 @@ def _key_columns(keys: Sequence[str], dialect: str) -> tuple[FromClause, list[Co
     return source, columns
 
 
+def _moment(table: Any, dialect: str) -> ColumnElement[Any]:
+    """``table.started_at`` as the database holds it (fixed-width UTC text on SQLite)."""
+    return type_coerce(table.c.started_at, DateTime(timezone=True) if dialect == "postgresql" else Text())
+
+
 def _later(dialect: str, moment: ColumnElement[Any], seconds: int) -> ColumnElement[Any]:
     """``moment`` + ``seconds`` in the stored form (fixed-width UTC text on SQLite)."""
     if dialect == "postgresql":
@@ -153,74 +165,55 @@ def _later(dialect: str, moment: ColumnElement[Any], seconds: int) -> ColumnElem
     return whole.op("||")(func.substr(moment, 20))  # the microseconds are unchanged
 
 
-def _next_reads(flt: Filter, dialect: str, extra: Sequence[ColumnElement[bool]]) -> Any:
-    """For each matching call of a family that wrote or read the cache: the start of the first
-    later call of its family that read it (a window over those calls only)."""
-    moment = type_coerce(calls.c.started_at, DateTime(timezone=True) if dialect == "postgresql" else Text())
-    read = case((calls.c.cache_read_input_tokens > 0, moment))
-    next_read = func.min(read).over(
-        partition_by=calls.c.prefix_hash, order_by=(calls.c.started_at, calls.c.id), rows=(1, None)
+def _number(value: int) -> ColumnElement[Any]:
+    """An integer constant written into the SQL (not a parameter: the same text on every call)."""
+    return literal_column(str(int(value)))
+
+
+def _priced() -> ColumnElement[bool]:
+    return and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None))
+
+
+def _waste_class(scope: Sequence[ColumnElement[bool]], dialect: str) -> ColumnElement[Any]:
+    """Each call's waste class (bits :data:`_W5`, :data:`_W1`, :data:`_UNATTRIBUTED`).
+
+    For a call that wrote the cache under a prefix hash, one seek in
+    ``ix_calls_prefix_hash_started_at`` finds the first later call of its family among the calls
+    in ``scope`` that read the cache, looking no further than the longest lifetime (a read after
+    that saves neither write, as no read at all). ``CASE`` is lazy: a call that wrote nothing
+    costs two comparisons.
+    """
+    n = calls.alias("n")
+    adapt = ClauseAdapter(n).traverse
+    at, then = _moment(calls, dialect), _moment(n, dialect)
+    e5, e1 = calls.c.ephemeral_5m_input_tokens, calls.c.ephemeral_1h_input_tokens
+
+    def missed(seconds: int) -> ColumnElement[bool]:
+        return or_(then <= at, then > _later(dialect, at, seconds))
+
+    w5, w1, none = _number(_W5), _number(_W1), _number(0)
+    bits = case((and_(e5 > 0, missed(300)), w5), else_=none) + case(
+        (and_(e1 > 0, missed(3600)), w1), else_=none
     )
-    cached = or_(
-        calls.c.cache_read_input_tokens > 0,
-        calls.c.ephemeral_5m_input_tokens > 0,
-        calls.c.ephemeral_1h_input_tokens > 0,
+    first_read = (
+        select(bits)
+        .where(
+            n.c.prefix_hash == calls.c.prefix_hash,
+            tuple_(n.c.started_at, n.c.id) > tuple_(calls.c.started_at, calls.c.id),
+            then <= _later(dialect, at, _LONGEST_TTL),
+            n.c.cache_read_input_tokens > 0,
+            *(adapt(clause) for clause in scope),
+        )
+        .order_by(n.c.started_at, n.c.id)
+        .limit(1)
+        .correlate(calls)
+        .scalar_subquery()
     )
-    stmt = select(calls.c.id, next_read.label("next_read")).where(calls.c.prefix_hash.is_not(None), cached)
-    return flt.apply(stmt).where(*extra).subquery("w")
-
-
-def _rows(flt: Filter, keys: Sequence[str], dialect: str, extra: Sequence[ColumnElement[bool]] = ()) -> Any:
-    """One row per matching call: its keys, priced flag, tokens, units and next cache read."""
-    source, key_columns = _key_columns(keys, dialect)
-    moment = type_coerce(calls.c.started_at, DateTime(timezone=True) if dialect == "postgresql" else Text())
-    reads = _next_reads(flt, dialect, extra)
-    source = source.outerjoin(reads, reads.c.id == calls.c.id)
-    priced = and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None))
-    stmt = select(
-        *key_columns,
-        calls.c.id,
-        case((priced, 1), else_=0).label("priced"),
-        case((calls.c.code_execution_hours_units.is_(None), 0), else_=1).label("exact"),
-        calls.c.prefix_hash,
-        moment.label("at"),
-        reads.c.next_read,
-        *(calls.c[name] for name in TOKEN_COLUMNS),
-        *(calls.c[f"{name}_units"] for name in COST_COLUMNS),
-    ).select_from(source)
-    return flt.apply(stmt).where(*extra).subquery("r")
-
-
-def _wasted(r: Any, tokens: str, seconds: int, dialect: str) -> ColumnElement[Any]:
-    """``tokens`` written by the row and not read back in time (the lifetime end is computed
-    only for rows that wrote: CASE is lazy)."""
-    until = _later(dialect, r.c.at, seconds)
-    missed = or_(r.c.next_read.is_(None), r.c.next_read <= r.c.at, r.c.next_read > until)
-    return case((and_(r.c[tokens] > 0, r.c.prefix_hash.is_not(None), missed), r.c[tokens]), else_=0)
-
-
-def _measures(r: Any, dialect: str) -> dict[str, ColumnElement[Any]]:
-    """Per-row expressions over ``r`` summed by a group query: tokens, then money in units."""
-    unpriced = r.c.priced == 0
-    w5 = _wasted(r, "ephemeral_5m_input_tokens", 300, dialect)
-    w1 = _wasted(r, "ephemeral_1h_input_tokens", 3600, dialect)
-    writes = r.c.ephemeral_5m_input_tokens + r.c.ephemeral_1h_input_tokens
-    prompt = r.c.input_tokens + r.c.cache_creation_input_tokens + r.c.cache_read_input_tokens
-    out: dict[str, ColumnElement[Any]] = {name: r.c[name] for name in TOKEN_COLUMNS}
-    out |= {
-        "wasted_5m_tokens": w5,
-        "wasted_1h_tokens": w1,
-        "unattributed_write_tokens": case((r.c.prefix_hash.is_(None), writes), else_=0),
-        "unpriced_prompt_tokens": case((unpriced, prompt), else_=0),
-        "unpriced_output_tokens": case((unpriced, r.c.output_tokens), else_=0),
-    }
-    priced = r.c.priced == 1
-    for name in COST_COLUMNS:
-        out[f"${name}"] = case((priced, r.c[f"{name}_units"]), else_=0)
-    out["$wasted_write_cost"] = case((and_(priced, w5 > 0), r.c.cost_cache_write_5m_units), else_=0) + case(
-        (and_(priced, w1 > 0), r.c.cost_cache_write_1h_units), else_=0
-    )
-    return out
+    never_read = case((e5 > 0, w5), else_=none) + case((e1 > 0, w1), else_=none)
+    attributed = func.coalesce(first_read, never_read)
+    wrote = or_(e5 > 0, e1 > 0)
+    unattributed = _number(_UNATTRIBUTED)
+    return case((wrote, case((calls.c.prefix_hash.is_(None), unattributed), else_=attributed)), else_=none)
 
 
 def _group_select(
@@ -230,27 +223,31 @@ def _group_select(
     *,
     split: bool,
     prefixed: bool,
-    top: int | None,
     extra: Sequence[ColumnElement[bool]] = (),
 ) -> Select[Any]:
-    r = _rows(flt, keys, dialect, extra)
-    key_columns = [r.c[f"k{i}"] for i in range(len(keys))]
-    sums: list[ColumnElement[Any]] = [
-        func.count().label("calls"),
-        func.coalesce(func.sum(1 - r.c.priced), 0).label("unpriced_calls"),
+    """One pass over the matching calls: sums by the keys, the priced flag and the waste class
+    (plain column sums, no per-row arithmetic; :func:`group_sums` combines the classes)."""
+    source, key_columns = _key_columns(keys, dialect)
+    scope = [*flt.where(), *extra]
+    flags = [
+        case((_priced(), _number(1)), else_=_number(0)).label("priced"),
+        _waste_class(scope, dialect).label("waste"),
     ]
-    for name, expr in _measures(r, dialect).items():
-        if split and name.startswith("$"):
-            sums.append(func.sum(expr.op("/")(literal_column(str(_SPLIT)))).label(f"{name}_hi"))
-            sums.append(func.sum(expr.op("%")(literal_column(str(_SPLIT)))).label(f"{name}_lo"))
+    sums: list[ColumnElement[Any]] = [func.count().label("calls")]
+    sums += [func.sum(calls.c[name]).label(name) for name in TOKEN_COLUMNS]
+    for name in COST_COLUMNS:
+        units = calls.c[f"{name}_units"]
+        if split:
+            sums.append(func.sum(units.op("/")(literal_column(str(_SPLIT)))).label(f"${name}_hi"))
+            sums.append(func.sum(units.op("%")(literal_column(str(_SPLIT)))).label(f"${name}_lo"))
         else:
-            sums.append(func.coalesce(func.sum(expr), 0).label(name))
-    stmt = select(*key_columns, *sums).group_by(*key_columns)
+            sums.append(func.sum(units).label(f"${name}"))
+    stmt = select(*key_columns, *flags, *sums).select_from(source).where(*scope)
     if prefixed:
-        stmt = stmt.where(r.c.prefix_hash.is_not(None))
-    if top is not None:
-        stmt = stmt.order_by(*_ranking(r.c.priced, r.c.cost_total_units, key_columns, dialect)).limit(top)
-    return stmt
+        stmt = stmt.where(calls.c.prefix_hash.is_not(None))
+    # by position: the waste class is computed once per call, not again for the grouping
+    positions = range(1, len(key_columns) + len(flags) + 1)
+    return stmt.group_by(*(literal_column(str(i)) for i in positions))
 
 
 def _ranking(
@@ -264,7 +261,7 @@ def _ranking(
 def _top_keys(conn: Connection, flt: Filter, column: ColumnElement[Any], top: int) -> list[Any]:
     """The ``top`` costliest values of ``column`` (not NULL), ranked without write waste (it
     does not change the cost), so that waste is then computed for those groups only."""
-    priced = case((and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None)), 1), else_=0)
+    priced = case((_priced(), 1), else_=0)
     stmt = flt.apply(select(column).where(column.is_not(None))).group_by(column)
     stmt = stmt.order_by(*_ranking(priced, calls.c.cost_total_units, [column], conn.dialect.name))
     return [row[0] for row in conn.execute(stmt.limit(top))]
@@ -275,18 +272,26 @@ def _inexact(conn: Connection, flt: Filter) -> bool:
     return conn.execute(stmt).first() is not None
 
 
-def _inexact_rows(conn: Connection, flt: Filter, keys: Sequence[str], dialect: str) -> list[Any]:
-    """The rows without units, with their keys, waste flags and exact decimal money."""
-    r = _rows(flt, keys, dialect)
-    inner = select(r).where(r.c.exact == 0).subquery("e")
+def _inexact_rows(
+    conn: Connection,
+    flt: Filter,
+    keys: Sequence[str],
+    dialect: str,
+    prefixed: bool,
+    extra: Sequence[ColumnElement[bool]],
+) -> list[Any]:
+    """The priced rows without units (partial index), with their keys, waste class and exact
+    decimal money."""
+    source, key_columns = _key_columns(keys, dialect)
+    scope = [*flt.where(), *extra]
     money = [cast(calls.c[name], Text).label(f"${name}") for name in COST_COLUMNS]
-    stmt = select(
-        *(inner.c[f"k{i}"] for i in range(len(keys))),
-        inner.c.priced,
-        (_wasted(inner, "ephemeral_5m_input_tokens", 300, dialect) > 0).label("w5"),
-        (_wasted(inner, "ephemeral_1h_input_tokens", 3600, dialect) > 0).label("w1"),
-        *money,
-    ).join_from(inner, calls, calls.c.id == inner.c.id)
+    stmt = (
+        select(*key_columns, _waste_class(scope, dialect).label("waste"), *money)
+        .select_from(source)
+        .where(*scope, calls.c.code_execution_hours_units.is_(None), _priced())
+    )
+    if prefixed:
+        stmt = stmt.where(calls.c.prefix_hash.is_not(None))
     return list(conn.execute(stmt))
 
 
@@ -305,6 +310,89 @@ def _key_value(value: Any, key: str) -> Any:
     return value
 
 
+_TOKEN_NAMES = (*TOKEN_COLUMNS, *DERIVED_TOKENS)
+_MONEY_NAMES = (*COST_COLUMNS, "wasted_write_cost")
+
+
+@dataclass(slots=True)
+class _Adder:
+    """One group's counts and sums while the classes of :func:`_group_select` are added up."""
+
+    calls: int = 0
+    unpriced_calls: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TOKEN_NAMES, 0))
+    units: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_MONEY_NAMES, 0))
+    extra: dict[str, Decimal] = field(default_factory=dict)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        count, waste = int(row["calls"]), int(row["waste"])
+        got = {name: int(row[name] or 0) for name in TOKEN_COLUMNS}
+        self.calls += count
+        tokens = self.tokens
+        for name, value in got.items():
+            tokens[name] += value
+        e5, e1 = got["ephemeral_5m_input_tokens"], got["ephemeral_1h_input_tokens"]
+        tokens["wasted_5m_tokens"] += e5 if waste & _W5 else 0
+        tokens["wasted_1h_tokens"] += e1 if waste & _W1 else 0
+        tokens["unattributed_write_tokens"] += e5 + e1 if waste & _UNATTRIBUTED else 0
+        if not row["priced"]:
+            self.unpriced_calls += count
+            prompt = got["input_tokens"] + got["cache_creation_input_tokens"] + got["cache_read_input_tokens"]
+            tokens["unpriced_prompt_tokens"] += prompt
+            tokens["unpriced_output_tokens"] += got["output_tokens"]
+            return
+        units = self.units
+        for name in COST_COLUMNS:
+            if f"${name}_hi" in row:
+                value = int(row[f"${name}_hi"] or 0) * _SPLIT + int(row[f"${name}_lo"] or 0)
+            else:
+                value = int(row[f"${name}"] or 0)
+            units[name] += value
+        units["wasted_write_cost"] += units_of_waste(waste, row)
+
+    def add_exact(self, waste: int, values: Mapping[str, Decimal]) -> None:
+        """A priced row without units, from its exact decimal columns."""
+        wasted = dict(values)
+        wasted["wasted_write_cost"] = (values["cost_cache_write_5m"] if waste & _W5 else _ZERO) + (
+            values["cost_cache_write_1h"] if waste & _W1 else _ZERO
+        )
+        for name, value in wasted.items():
+            self.extra[name] = self.extra.get(name, _ZERO) + value
+
+    def sums(self, key: tuple[Any, ...]) -> GroupSums:
+        money = {name: _money(self.units[name]) for name in _MONEY_NAMES}
+        for name, value in self.extra.items():
+            money[name] += value
+        return GroupSums(key, self.calls, self.unpriced_calls, self.tokens, money)
+
+
+def units_of_waste(waste: int, row: Mapping[str, Any]) -> int:
+    """The write cost (units) of a priced class row whose writes were wasted."""
+    total = 0
+    for bit, name in ((_W5, "cost_cache_write_5m"), (_W1, "cost_cache_write_1h")):
+        if waste & bit:
+            if f"${name}_hi" in row:
+                total += int(row[f"${name}_hi"] or 0) * _SPLIT + int(row[f"${name}_lo"] or 0)
+            else:
+                total += int(row[f"${name}"] or 0)
+    return total
+
+
+def _order(groups: Sequence[GroupSums]) -> list[GroupSums]:
+    """Costliest first (nothing priced last), ties by key in code point order."""
+    return sorted(
+        groups,
+        key=lambda g: (
+            g.calls == g.unpriced_calls,
+            -g.money["cost_total"],
+            tuple(NONE_KEY if v is None else v for v in g.key),
+        ),
+    )
+
+
+NONE_KEY = "(none)"
+
+
 def group_sums(
     conn: Connection,
     flt: Filter,
@@ -315,27 +403,35 @@ def group_sums(
 ) -> list[GroupSums]:
     """The matching calls grouped by ``keys`` (no keys: one group, none if no call matched).
 
-    ``prefixed``: only calls with a ``prefix_hash`` (write waste is still decided among all
-    matching calls of the family). ``top``: only the ``top`` groups of highest priced cost
-    (groups with nothing priced last, ties by key), costliest first; otherwise in no set order.
+    One scan of the matching calls (:func:`_group_select`). ``prefixed``: only calls with a
+    ``prefix_hash`` (write waste is still decided among all matching calls of the family).
+    ``top``: only the ``top`` groups of highest priced cost (groups with nothing priced last,
+    ties by key), costliest first; otherwise in no set order.
     """
     dialect = conn.dialect.name
-    if dialect == "postgresql":  # compiling the ~40 sum expressions costs more than it saves
+    if dialect == "postgresql":  # compiling the sum expressions costs more than it saves
         conn.exec_driver_sql("SET LOCAL jit = off")
     inexact = _inexact(conn, flt)
-    limit = None if inexact else top  # rows without units change the ranking: rank in Python
     extra: list[ColumnElement[bool]] = []
     plain = len(keys) == 1 and keys[0] in calls.c and keys[0] not in _NOT_KEYS
-    if limit is not None and prefixed and plain:
+    if top is not None and prefixed and plain and not inexact:  # rows without units change the ranking
         column = calls.c[keys[0]]
-        chosen = _top_keys(conn, flt, column, limit)
+        chosen = _top_keys(conn, flt, column, top)
         if not chosen:
             return []
         extra.append(column.in_(chosen))
 
     def run(split: bool) -> list[Any]:
-        stmt = _group_select(flt, keys, dialect, split=split, prefixed=prefixed, top=limit, extra=extra)
-        return list(conn.execute(stmt).mappings())
+        stmt = _group_select(flt, keys, dialect, split=split, prefixed=prefixed, extra=extra)
+        if dialect != "postgresql":
+            return list(conn.execute(stmt).mappings())
+        # PostgreSQL cannot estimate the groups of the flag expressions and would sort every
+        # call for them; the groups are few, so hash them (sorting stays possible where needed)
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        try:
+            return list(conn.execute(stmt).mappings())
+        finally:
+            conn.exec_driver_sql("SET LOCAL enable_sort = on")
 
     try:
         rows = run(split=False)
@@ -343,56 +439,17 @@ def group_sums(
         if "overflow" not in str(exc):
             raise
         rows = run(split=True)
-    derived = (*TOKEN_COLUMNS, *DERIVED_TOKENS)
-    money_names = (*COST_COLUMNS, "wasted_write_cost")
-    groups: dict[tuple[Any, ...], GroupSums] = {}
+    adders: dict[tuple[Any, ...], _Adder] = {}
     for row in rows:
         key = tuple(_key_value(row[f"k{i}"], k) for i, k in enumerate(keys))
-        money: dict[str, Decimal] = {}
-        for name in money_names:
-            if f"${name}_hi" in row:
-                hi, lo = row[f"${name}_hi"], row[f"${name}_lo"]
-                units = int(hi or 0) * _SPLIT + int(lo or 0)
-            else:
-                units = int(row[f"${name}"])
-            money[name] = _money(units)
-        groups[key] = GroupSums(
-            key,
-            int(row["calls"]),
-            int(row["unpriced_calls"]),
-            {name: int(row[name]) for name in derived},
-            money,
-        )
+        adders.setdefault(key, _Adder()).add(row)
     if inexact:
-        _add_inexact(conn, flt, keys, dialect, groups)
-    out = list(groups.values())
-    if top is not None and inexact:
-        out.sort(key=lambda g: (g.calls == g.unpriced_calls, -g.money["cost_total"], g.key))
-        out = out[:top]
-    return out
-
-
-def _add_inexact(
-    conn: Connection,
-    flt: Filter,
-    keys: Sequence[str],
-    dialect: str,
-    groups: dict[tuple[Any, ...], GroupSums],
-) -> None:
-    for row in _inexact_rows(conn, flt, keys, dialect):
-        key = tuple(_key_value(row[i], k) for i, k in enumerate(keys))
-        if key not in groups or not row.priced:
-            continue
-        group = groups[key]
-        money = dict(group.money)
-        values = {name: Decimal(str(getattr(row, f"${name}"))) for name in COST_COLUMNS}
-        for name, value in values.items():
-            money[name] += value
-        if row.w5:
-            money["wasted_write_cost"] += values["cost_cache_write_5m"]
-        if row.w1:
-            money["wasted_write_cost"] += values["cost_cache_write_1h"]
-        groups[key] = GroupSums(key, group.calls, group.unpriced_calls, group.tokens, money)
+        for found in _inexact_rows(conn, flt, keys, dialect, prefixed, extra):
+            key = tuple(_key_value(found[i], k) for i, k in enumerate(keys))
+            values = {name: Decimal(str(getattr(found, f"${name}"))) for name in COST_COLUMNS}
+            adders[key].add_exact(int(found.waste), values)
+    out = [adder.sums(key) for key, adder in adders.items()]
+    return out if top is None else _order(out)[:top]
 
 
 # -- what a report shows of a few prefix families and a few calls ---------------------------------

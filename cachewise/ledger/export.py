@@ -24,10 +24,21 @@ if TYPE_CHECKING:  # imported where a file is written: `import cachewise` loads 
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["FORMATS", "ExportFormat", "InexactMoneyError", "decimal_text", "export", "frame_table"]
+__all__ = [
+    "CHUNK_ROWS",
+    "FORMATS",
+    "ExportFormat",
+    "InexactMoneyError",
+    "decimal_text",
+    "export",
+    "frame_table",
+]
 
 ExportFormat = Literal["parquet", "csv", "jsonl"]
 FORMATS: tuple[str, ...] = ("parquet", "csv", "jsonl")
+#: Rows per chunk: a chunk is held as Python rows, a frame and an arrow table at once (a few KB a
+#: row), so 20,000 keep an export near 100 MB above the interpreter's, whatever the ledger's size.
+CHUNK_ROWS = 20_000
 
 
 def decimal_text(value: Decimal | None) -> str | None:
@@ -89,7 +100,7 @@ def export(
     until: datetime | None = None,
     model: str | Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = CHUNK_ROWS,
     advance: Callable[[int], None] = lambda _n: None,
 ) -> int:
     """Write the matching calls to ``out`` in ``fmt``; returns the number of rows written.

@@ -133,7 +133,7 @@ calls = Table(
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),
-    Index("ix_calls_prefix_hash", "prefix_hash"),
+    Index("ix_calls_prefix_hash_started_at", "prefix_hash", "started_at", "id"),
     Index("ix_calls_batch_id_custom_id", "batch_id", "custom_id"),
     Index(
         "ix_calls_inexact_money",

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from ..ledger import Ledger
     from ..ledger.quarantine import QuarantinedRecord
-    from ..ledger.query import Filter
+    from ..ledger.query import Filter, MoneyForm
 
 __all__ = [
     "FrameSource",
@@ -213,18 +213,23 @@ def load_frame(
     model: str | Sequence[str] | None = None,
     tags: Mapping[str, str] | None = None,
     must_exist: bool = True,
+    money: MoneyForm = "decimal",
 ) -> pd.DataFrame:
     """``Ledger(db).to_frame(...)``; ``db`` defaults to ``$CACHEWISE_DB`` or the default ledger file.
 
     With ``must_exist`` a SQLite file that is not there is a :class:`LedgerError` rather than a new,
-    empty ledger: a mistyped path must not read as "nothing spent".
+    empty ledger: a mistyped path must not read as "nothing spent". ``money="arrow"``: exact
+    numeric ``decimal128(38, 12)`` money columns instead of ``Decimal`` objects (a fraction of the
+    memory). For sums over a large window use :class:`LedgerSource` (grouped in SQL); for the rows
+    themselves in chunks, ``Ledger.iter_frames``.
     """
     from ..ledger import Ledger
     from ..ledger.store import resolve_url
 
     url = _existing(db) if must_exist else resolve_url(db)
     with Ledger(url) as ledger:
-        return ledger.to_frame(since=since, until=until, model=model, tags=dict(tags) if tags else None)
+        scope = dict(tags) if tags else None
+        return ledger.to_frame(since=since, until=until, model=model, tags=scope, money=money)
 
 
 #: Columns of :func:`quarantine_frame`: enough to place a refused record in a report's or a budget's

@@ -42,3 +42,38 @@ def test_budgets_over_a_ledger_equal_budgets_over_its_frame(ledger: Ledger, tmp_
     assert any(r.unpriced_calls for r in from_sql) and any(r.calls > 100 for r in from_sql)
     assert any("baseline" in failure for failure in from_sql[-1].failures)
     assert from_sql[4].notes and from_sql[4].calls == 0
+
+
+def test_a_baseline_summed_in_sql_equals_the_baseline_of_the_frame(ledger: Ledger) -> None:  # noqa: F811
+    from cachewise.errors import BudgetConfigError
+    from cachewise.ledger import Filter
+    from cachewise.reports.source import LedgerSource
+
+    records = [r for r in random_ledger(400, seed=9) if r.cost is not None]
+    for record in records:
+        ledger.record(record)
+    ledger.flush()
+    frame = ledger.to_frame()
+    moment = T0 + timedelta(days=1)
+    from_rows = build_baseline(frame, test_tag="feature", now=moment)
+    from_sql = build_baseline(LedgerSource(ledger, Filter()), test_tag="feature", now=moment)
+
+    def exact(base: dict[str, object]) -> dict[str, object]:  # amounts as Decimal: "1.50" == "1.5"
+        out = dict(base)
+        for name in ("by_test", "by_model"):
+            out[name] = {k: Decimal(v) for k, v in base[name].items()}  # type: ignore[attr-defined]
+        out["total"] = Decimal(str(base["total"]))
+        return out
+
+    assert exact(from_sql) == exact(from_rows)
+    assert len(from_sql["by_test"]) >= 2 and len(from_sql["by_model"]) >= 2
+    assert Decimal(from_sql["total"]) == sum((r.cost.cost_total for r in records if r.cost), Decimal(0))
+    unpriced = next(r for r in random_ledger(400, seed=9) if r.cost is None)
+    ledger.record(unpriced)
+    ledger.flush()
+    try:
+        build_baseline(LedgerSource(ledger, Filter()), test_tag="feature")
+    except BudgetConfigError as exc:
+        assert "1 call(s) have no price" in str(exc)
+    else:
+        raise AssertionError("a baseline over an unpriced call must be refused")

@@ -168,6 +168,29 @@ def test_totals_equal_the_per_row_decimal_sum_on_100k_random_rows(backend: Backe
             ).scalar_one()
         assert inexact == 0  # every shipped price is whole units: the SQL sums do all the work
         _check_totals(led, records)
+        _check_group_sums(led, records)
+
+
+def _check_group_sums(led: Ledger, records: list[CallRecord]) -> None:
+    """What a report reads (one grouped scan by model and tag): every money sum of every group
+    equals the per-row Decimal sum of its calls, digit for digit."""
+    from cachewise.ledger import Filter
+    from cachewise.ledger.aggregate import group_sums
+
+    with led.read() as conn:
+        groups = group_sums(conn, Filter(), ["model", "tag:feature", "cost_error"])
+    want: dict[tuple[object, ...], list[CallRecord]] = {}
+    for r in records:
+        want.setdefault((r.model, r.tags.get("feature"), r.cost_error), []).append(r)
+    assert {g.key for g in groups} == set(want)
+    for group in groups:
+        rows = want[group.key]
+        assert group.calls == len(rows)
+        assert group.unpriced_calls == sum(r.cost is None for r in rows)
+        for name in COST_COLUMNS:
+            assert group.money[name] == _sum(rows, name), (group.key, name)
+        for name in TOKEN_COLUMNS:
+            assert group.tokens[name] == sum(getattr(r.usage, name) for r in rows), (group.key, name)
 
 
 def test_totals_on_both_backends_mix_exact_and_inexact_rows(ledger: Ledger) -> None:

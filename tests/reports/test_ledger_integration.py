@@ -50,3 +50,15 @@ def test_hand_frame_follows_the_contract(hand_db: str, hand_frame: pd.DataFrame)
         stored = ledger.to_frame()
     assert list(hand_frame.columns) == list(stored.columns)
     assert hand_frame.dtypes.astype(str).to_dict() == stored.dtypes.astype(str).to_dict()
+
+
+def test_load_frame_reads_numeric_exact_money(hand_db: str) -> None:
+    from cachewise.ledger.query import money_dtype
+
+    decimal = load_frame(hand_db)
+    arrow = load_frame(hand_db, money="arrow")
+    assert arrow["cost_total"].dtype == money_dtype()
+    priced = decimal["cost_total"].notna()
+    exact = [Decimal(str(v)) for v in arrow.loc[priced, "cost_total"]]
+    assert exact == list(decimal.loc[priced, "cost_total"])
+    assert arrow["cost_total"].isna().sum() == (~priced).sum()
