@@ -283,6 +283,8 @@ def _0009_gateway_leases(conn: Connection) -> None:
             "PRIMARY KEY (budget, holder))"
         )
     )
+
+
 _PREFIX_TIME = "0010_prefix_hash_started_at_index"
 
 
