@@ -2,7 +2,8 @@
 
 For 10, 100 and 1,000 content blocks (an agent conversation: text, tool_use, tool_result),
 prints the median planning time and its ratio to ``json.dumps`` of the same body measured
-in the same run; then count_tokens calls per request on each workload of
+in the same run (both as CPU time of this thread, ``time.thread_time``, so other processes on a
+shared machine inflate neither); then count_tokens calls per request on each workload of
 ``cachewise.workloads.SUITE`` (in-process emulator). Run::
 
     .venv/bin/python benchmarks/planner_bench.py
@@ -29,9 +30,10 @@ def fake_count(body: dict[str, Any]) -> int:
 def timed(fn: Any, repeat: int) -> float:
     samples = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
+        start = time.thread_time()
+        for _ in range(5):
+            fn()
+        samples.append((time.thread_time() - start) / 5)
     return statistics.median(samples)
 
 

@@ -4,15 +4,17 @@
 
 Three processes: the emulator (``cachewise emulate``, the upstream), the proxy (``cachewise proxy``
 with planning on, recording to a SQLite ledger in a temporary directory) and this client. Each
-request carries a ~10k-token system prompt marked for caching and a short user turn; half of the
-requests stream. At each concurrency level the same requests go first straight to the emulator
-(the direct path), then through the proxy. CPU time of each server process is read from
-``/proc/<pid>/stat`` (user + system, children included for ``--workers`` > 1) before and after each
-phase, so the proxy's CPU per request is compared with the emulator's in the same run.
+request carries a ~10k-token system prompt marked for caching and a short user turn. At each
+concurrency level two rounds run, one of JSON replies and one of SSE streams; in each the same
+requests go first straight to the emulator (the direct path), then through the proxy. CPU time of
+each server process is read from ``/proc/<pid>/stat`` (user + system, children included for
+``--workers`` > 1) before and after each phase, so the proxy's CPU per request is compared with the
+emulator's in the same run.
 
-JSON lines on stdout: one per level, with requests per second both ways, p50/p99 latency both ways
-and their difference (what the proxy adds), and CPU ms per request of the proxy and of the upstream,
-with their ratio. All servers run on this machine, so the client competes with them for CPU.
+JSON lines on stdout: one per level and mode (``json``, ``sse``), with requests per second both
+ways, p50/p99 latency both ways and their difference (what the proxy adds), and CPU ms per request
+of the proxy and of the upstream, with their ratio. All servers run on this machine, so the client
+competes with them for CPU.
 """
 
 from __future__ import annotations
@@ -96,21 +98,26 @@ def _body(system: str, i: int, stream: bool) -> dict[str, Any]:
     }
 
 
-async def _one(client: httpx2.AsyncClient, body: bytes, stream: bool) -> float:
+async def _one(client: httpx2.AsyncClient, body: bytes, stream: bool) -> tuple[float, int]:
+    """The latency of one call and its status (a failed call is counted, not raised)."""
     started = time.perf_counter()
     headers = {"x-api-key": "bench", "anthropic-version": "2023-06-01", "content-type": "application/json"}
     if stream:
         async with client.stream("POST", "/v1/messages", content=body, headers=headers) as reply:
             async for _ in reply.aiter_raw():
                 pass
-            reply.raise_for_status()
     else:
         reply = await client.post("/v1/messages", content=body, headers=headers)
-        reply.raise_for_status()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, reply.status_code
 
 
-async def _phase(base: str, bodies: list[tuple[bytes, bool]], concurrency: int) -> tuple[float, list[float]]:
+async def _phase(
+    base: str, bodies: list[tuple[bytes, bool]], concurrency: int, failed: list[int] | None = None
+) -> tuple[float, list[float]]:
+    """Send ``bodies`` over ``concurrency`` connections; the time taken and each call's latency.
+
+    The status of each call that did not succeed goes to ``failed``.
+    """
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     queue: asyncio.Queue[tuple[bytes, bool]] = asyncio.Queue()
     for item in bodies:
@@ -123,7 +130,10 @@ async def _phase(base: str, bodies: list[tuple[bytes, bool]], concurrency: int) 
                 body, stream = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            latencies.append(await _one(client, body, stream))
+            latency, status = await _one(client, body, stream)
+            latencies.append(latency)
+            if status >= 400 and failed is not None:
+                failed.append(status)
 
     async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         started = time.perf_counter()
@@ -135,6 +145,47 @@ async def _phase(base: str, bodies: list[tuple[bytes, bool]], concurrency: int) 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _level(
+    system: str, level: int, mode: str, requests: int, emulator: int, proxy: int, upstream: str, via: str
+) -> dict[str, Any]:
+    """One concurrency level, all JSON or all SSE: the direct path, then through the proxy."""
+    stream = mode == "sse"
+    bodies = [(json.dumps(_body(system, i, stream=stream)).encode(), stream) for i in range(requests)]
+    # warm: the cache entry, the planner's token memo, the connections
+    asyncio.run(_phase(via, bodies[: min(level, 16) * 2], min(level, 16)))
+    asyncio.run(_phase(upstream, bodies[: min(level, 16) * 2], min(level, 16)))
+    direct_failed: list[int] = []
+    proxy_failed: list[int] = []
+    up0 = _cpu_seconds(emulator)
+    direct_s, direct = asyncio.run(_phase(upstream, bodies, level, direct_failed))
+    up1, px1 = _cpu_seconds(emulator), _cpu_seconds(proxy)
+    proxied_s, proxied = asyncio.run(_phase(via, bodies, level, proxy_failed))
+    up2, px2 = _cpu_seconds(emulator), _cpu_seconds(proxy)
+    proxy_ms = (px2 - px1) / requests * 1000
+    upstream_ms = (up2 - up1) / requests * 1000
+    return {
+        "concurrency": level,
+        "mode": mode,
+        "requests": requests,
+        "direct_rps": round(requests / direct_s, 1),
+        "proxy_rps": round(requests / proxied_s, 1),
+        "throughput_ratio": round(direct_s / proxied_s, 2),
+        "direct_p50_ms": round(_pct(direct, 0.5), 2),
+        "proxy_p50_ms": round(_pct(proxied, 0.5), 2),
+        "added_p50_ms": round(_pct(proxied, 0.5) - _pct(direct, 0.5), 2),
+        "direct_p99_ms": round(_pct(direct, 0.99), 2),
+        "proxy_p99_ms": round(_pct(proxied, 0.99), 2),
+        "added_p99_ms": round(_pct(proxied, 0.99) - _pct(direct, 0.99), 2),
+        "proxy_cpu_ms_per_request": round(proxy_ms, 3),
+        "upstream_cpu_ms_per_request": round(upstream_ms, 3),
+        "upstream_cpu_ms_direct": round((up1 - up0) / requests * 1000, 3),
+        "proxy_over_upstream_cpu": round(proxy_ms / upstream_ms, 2) if upstream_ms else None,
+        "mean_latency_ms_direct": round(statistics.fmean(direct) * 1000, 2),
+        "direct_failed": sorted(direct_failed),
+        "proxy_failed": sorted(proxy_failed),
+    }
 
 
 def run(
@@ -151,44 +202,10 @@ def run(
         proxy, via = _start(proxy_args, r"proxy on (http://\S+)")
         try:
             for level in levels:
-                bodies = [
-                    (json.dumps(_body(system, i, stream=i % 2 == 1)).encode(), i % 2 == 1)
-                    for i in range(requests)
-                ]
-                # warm: the cache entry, the planner's token memo, the connections
-                asyncio.run(_phase(via, bodies[: min(level, 16) * 2], min(level, 16)))
-                asyncio.run(_phase(upstream, bodies[: min(level, 16) * 2], min(level, 16)))
-                up0 = _cpu_seconds(emulator.pid)
-                direct_s, direct = asyncio.run(_phase(upstream, bodies, level))
-                up1, px1 = _cpu_seconds(emulator.pid), _cpu_seconds(proxy.pid)
-                proxied_s, proxied = asyncio.run(_phase(via, bodies, level))
-                up2, px2 = _cpu_seconds(emulator.pid), _cpu_seconds(proxy.pid)
-                proxy_ms = (px2 - px1) / requests * 1000
-                upstream_ms = (up2 - up1) / requests * 1000
-                out.append(
-                    {
-                        "concurrency": level,
-                        "requests": requests,
-                        "workers": workers,
-                        "plan": plan,
-                        "system_tokens": tokens,
-                        "direct_rps": round(requests / direct_s, 1),
-                        "proxy_rps": round(requests / proxied_s, 1),
-                        "throughput_ratio": round(direct_s / proxied_s, 2),
-                        "direct_p50_ms": round(_pct(direct, 0.5), 2),
-                        "proxy_p50_ms": round(_pct(proxied, 0.5), 2),
-                        "added_p50_ms": round(_pct(proxied, 0.5) - _pct(direct, 0.5), 2),
-                        "direct_p99_ms": round(_pct(direct, 0.99), 2),
-                        "proxy_p99_ms": round(_pct(proxied, 0.99), 2),
-                        "added_p99_ms": round(_pct(proxied, 0.99) - _pct(direct, 0.99), 2),
-                        "proxy_cpu_ms_per_request": round(proxy_ms, 3),
-                        "upstream_cpu_ms_per_request": round(upstream_ms, 3),
-                        "upstream_cpu_ms_direct": round((up1 - up0) / requests * 1000, 3),
-                        "proxy_over_upstream_cpu": round(proxy_ms / upstream_ms, 2) if upstream_ms else None,
-                        "mean_latency_ms_direct": round(statistics.fmean(direct) * 1000, 2),
-                    }
-                )
-                print(json.dumps(out[-1]), flush=True)
+                for mode in ("json", "sse"):
+                    out.append(_level(system, level, mode, requests, emulator.pid, proxy.pid, upstream, via))
+                    out[-1].update(workers=workers, plan=plan, system_tokens=tokens)
+                    print(json.dumps(out[-1]), flush=True)
         finally:
             for proc in (proxy, emulator):
                 proc.terminate()

@@ -31,11 +31,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 from .api_rules import COUNT_TOKENS_REFUSED_TOOL_PREFIXES, RUN_BLOCK_TYPES, Ttl
+
+_orjson: Any
+try:  # the ``fast`` extra: the same canonical bytes, written faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _orjson = None
 
 __all__ = ["Level", "Marker", "Position", "Prompt", "Ttl", "canonical_json", "strip_cache_control"]
 
@@ -72,11 +79,132 @@ def _canon(value: Any, ordered: bool) -> Any:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _HEADS = {
     role: json.dumps({"message": True, "role": role}, separators=(",", ":")).encode()
     for role in ("user", "assistant", "system")
 }
+#: Keys whose presence anywhere below a sorted level needs the general canonical path.
+_SPECIAL_SORTED = frozenset({"cache_control", *_ORDERED_KEYS})
+_SPECIAL_ORDERED = frozenset({"cache_control"})
+
+
+def _not_serialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_encoder(sort_keys: bool) -> Callable[[Any], str]:
+    """The C encoder of :mod:`json` (``_ENCODER``'s settings), called without per-call set-up."""
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        slow = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
+        return slow.encode
+    # markers=None: no circular check (a body parsed from JSON has no cycles; a cyclic dict
+    # recurses until RecursionError, which the planner treats like any internal failure).
+    encode = c_make_encoder(
+        None, _not_serialisable, encode_basestring, None, ":", ",", sort_keys, False, True
+    )
+
+    def run(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return run
+
+
+_encode_sorted = _make_encoder(True)
+_encode_plain = _make_encoder(False)
+
+
+_NO_KEYS: frozenset[str] = frozenset()
+_I64_MIN = -(2**63)
+_U64_END = 2**64
+_ORJSON_SORT = 0 if _orjson is None else _orjson.OPT_SORT_KEYS
+
+
+def _plain(value: Any, special: frozenset[str]) -> int:
+    """How ``value`` can be written: 2 by orjson (the same bytes as :mod:`json`), 1 by the C encoder
+    of :mod:`json`, 0 only by the general path (a key in ``special`` or not a string, another type).
+
+    orjson writes what :mod:`json` writes for strings, booleans, ``None``, 64-bit integers and
+    finite floats written without an exponent by both (0 and 1e-4 <= |x| < 1e16); other numbers
+    go to the C encoder.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return 2
+    if kind is int:
+        return 2 if _I64_MIN <= value < _U64_END else 1
+    if kind is float:
+        return 2 if value == 0 or 1e-4 <= abs(value) < 1e16 else 1
+    best = 2
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str or k in special:
+                return 0
+            if type(v) is str:
+                continue
+            found = _plain(v, special)
+            if found < best:
+                if found == 0:
+                    return 0
+                best = found
+        return best
+    if kind is list or kind is tuple:
+        for v in value:
+            if type(v) is str:
+                continue
+            found = _plain(v, special)
+            if found < best:
+                if found == 0:
+                    return 0
+                best = found
+        return best
+    return 0
+
+
+def _dump(value: Any, sort: bool) -> bytes:
+    """``value`` (a :func:`_plain` one) in compact JSON, by orjson where it writes the same bytes."""
+    if _orjson is not None and _plain(value, _NO_KEYS) == 2:
+        data: bytes = _orjson.dumps(value, option=_ORJSON_SORT) if sort else _orjson.dumps(value)
+        return data
+    return (_encode_sorted(value) if sort else _encode_plain(value)).encode()
+
+
+def _fast_canonical(value: dict[str, Any]) -> bytes | None:
+    """``canonical_json`` of a plain ``dict`` by orjson or the C encoder, or ``None``: the general path.
+
+    Same bytes as the general path: envelope keys sorted, every ``cache_control`` dropped, the
+    values of ``input`` / ``input_schema`` in their own key order.
+    """
+    nested = False
+    for k, v in value.items():
+        if type(v) not in _SCALAR_TYPES:
+            if k == "input" or k == "cache_control":
+                continue
+            nested = True
+            break
+    if not nested:
+        if "cache_control" not in value and "input" not in value:
+            return _dump(value, True)
+        # text, tool_use, thinking, string tool_result: the input in its own order, as given.
+        return _dump({k: value[k] for k in sorted(value) if k != "cache_control"}, False)
+    if not all(type(k) is str for k in value):
+        return None  # a key that is not a string: the general path says how it is written
+    parts: list[bytes] = []
+    for k in sorted(value):
+        if k == "cache_control":
+            continue
+        v = value[k]
+        ordered = k in _ORDERED_KEYS
+        how = _plain(v, _SPECIAL_ORDERED if ordered else _SPECIAL_SORTED)
+        if how == 0:
+            return None
+        if how == 2 and _orjson is not None:
+            data = _orjson.dumps(v) if ordered else _orjson.dumps(v, option=_ORJSON_SORT)
+        else:
+            data = (_encode_plain(v) if ordered else _encode_sorted(v)).encode()
+        parts.append(encode_basestring(k).encode() + b":" + data)
+    return b"{" + b",".join(parts) + b"}"
 
 
 def canonical_json(value: Any, *, sort_all: bool = False) -> bytes:
@@ -84,14 +212,10 @@ def canonical_json(value: Any, *, sort_all: bool = False) -> bytes:
 
     ``sort_all`` sorts user JSON too (the lint compares both to find key-order churn).
     """
-    if (
-        not sort_all
-        and type(value) is dict
-        and all(type(v) in _SCALARS for k, v in value.items() if k != "input" and k != "cache_control")
-    ):
-        # Fast path (text, tool_use, thinking, string tool_result): same bytes as the general path.
-        flat = {k: value[k] for k in sorted(value) if k != "cache_control"}
-        return _ENCODER.encode(flat).encode()
+    if not sort_all and type(value) is dict:
+        fast = _fast_canonical(value)
+        if fast is not None:
+            return fast
     data = _canon(value, False) if not sort_all else _sorted(value)
     return _ENCODER.encode(data).encode()
 
@@ -104,12 +228,22 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+#: What ``str.split()`` takes for whitespace among ASCII characters.
+_ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _squeezed_bytes(text: str) -> int:
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _ASCII_SPACE))
+    squeezed = "".join(text.split())
+    return len(squeezed.encode())
+
+
 def _str_mass(text: str) -> int:
     """Non-whitespace bytes of ``text``; long texts (a system prompt sent on every call) are memoised."""
     if len(text) >= _MASS_MEMO_MIN_CHARS:
         return _long_str_mass(text)
-    squeezed = "".join(text.split())
-    return len(squeezed) if squeezed.isascii() else len(squeezed.encode())
+    return _squeezed_bytes(text)
 
 
 _MASS_MEMO_MIN_CHARS = 2048
@@ -117,27 +251,35 @@ _MASS_MEMO_MIN_CHARS = 2048
 
 @functools.lru_cache(maxsize=512)
 def _long_str_mass(text: str) -> int:
-    squeezed = "".join(text.split())
-    return len(squeezed) if squeezed.isascii() else len(squeezed.encode())
+    return _squeezed_bytes(text)
 
 
 def _text_mass(value: Any, key: str | None = None) -> int:
     """Non-whitespace bytes of the text in ``value``, skipping binary payloads (``source.data``)."""
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         if key in _BINARY_KEYS:
             return 0
         return _str_mass(value)
-    if isinstance(value, dict | Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         kind = value.get("type")
         if kind == "base64" or kind == "url" or kind == "file":
             return 0
         total = 0
+        short: list[str] = []  # whitespace is per character: one squeeze of them all adds up the same
         for k, v in value.items():
-            if type(v) is str:
+            kind_v = type(v)
+            if kind_v is str:
                 if k not in _BINARY_KEYS:
-                    total += _str_mass(v)
-            elif k != "cache_control" and v is not None and type(v) is not bool:
+                    if len(v) >= _MASS_MEMO_MIN_CHARS:
+                        total += _long_str_mass(v)
+                    else:
+                        short.append(v)
+            elif kind_v is int or kind_v is float or kind_v is bool or v is None or k == "cache_control":
+                continue
+            else:
                 total += _text_mass(v, k)
+        if short:
+            total += _squeezed_bytes("".join(short))
         return total
     if isinstance(value, list | tuple):
         return sum(_text_mass(v, key) for v in value)
@@ -189,16 +331,43 @@ class Position:
         return self.markable and not self.inside_run
 
 
-def _salt_system(body: Mapping[str, Any]) -> bytes:
-    tools = body.get("tools") or []
-    web = any(isinstance(t, Mapping) and str(t.get("type", "")).startswith("web_search") for t in tools)
+def _scan_messages(messages: Any) -> tuple[bool, int]:
+    """Whether any document turns citations on, and how many images the messages hold (one pass)."""
     citations = False
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, Mapping) else None
-        for block in content if isinstance(content, list) else []:
-            if isinstance(block, Mapping) and block.get("type") == "document":
+    images = 0
+    for message in messages:
+        if type(message) is not dict and not isinstance(message, Mapping):
+            continue
+        content = message.get("content")
+        if type(content) is not list:
+            if content is not None and type(content) is not str:
+                images += _images(content)
+            continue
+        for block in content:
+            if type(block) is not dict and not isinstance(block, Mapping):
+                images += _images(block)
+                continue
+            kind = block.get("type")
+            if kind == "image":
+                images += 1
+                continue
+            if kind == "document":
                 cit = block.get("citations")
                 citations = citations or bool(isinstance(cit, Mapping) and cit.get("enabled"))
+            if "content" in block:
+                inner = block["content"]
+                if type(inner) is not str and inner is not None:
+                    images += _images(inner)
+            if "source" in block:
+                inner = block["source"]
+                if type(inner) is not str and inner is not None:
+                    images += _images(inner)
+    return citations, images
+
+
+def _salt_system(body: Mapping[str, Any], citations: bool) -> bytes:
+    tools = body.get("tools") or []
+    web = any(isinstance(t, Mapping) and str(t.get("type", "")).startswith("web_search") for t in tools)
     return canonical_json(
         {"speed": body.get("speed") or "standard", "web_search": web, "citations": citations}
     )
@@ -214,7 +383,7 @@ def _images(value: Any) -> int:
     return 0
 
 
-def _salt_messages(body: Mapping[str, Any]) -> bytes:
+def _salt_messages(body: Mapping[str, Any], count: int) -> bytes:
     choice = body.get("tool_choice")
     choice_map = dict(choice) if isinstance(choice, Mapping) else {"type": "auto"}
     parallel_off = bool(choice_map.pop("disable_parallel_tool_use", False))
@@ -227,7 +396,6 @@ def _salt_messages(body: Mapping[str, Any]) -> bytes:
     effort = output.get("effort") if isinstance(output, Mapping) else None
     # "Adding/removing images anywhere in the prompt" invalidates messages, a second image too:
     # the salt holds the count (encoded as before for 0 and 1 image, so those hashes are unchanged).
-    count = sum(_images(m.get("content")) for m in body.get("messages") or [] if isinstance(m, Mapping))
     images: bool | int = count if count > 1 else bool(count)
     return canonical_json(
         {
@@ -238,6 +406,10 @@ def _salt_messages(body: Mapping[str, Any]) -> bytes:
             "effort": effort or "high",
         }
     )
+
+
+def _is_map(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _block_markable(block: Mapping[str, Any]) -> str | None:
@@ -259,19 +431,43 @@ def _system_markable(block: Any) -> str | None:
     return _block_markable(block)
 
 
+def _text_block_bytes(text: str) -> bytes:
+    """``canonical_json({"type": "text", "text": text})`` (a string system or content)."""
+    return b'{"text":' + encode_basestring(text).encode() + b',"type":"text"}'
+
+
+#: One position before it is a :class:`Position`: level, kind, message, block, role, why_not,
+#: message_end, inside_run, and whether its path is a string content or system (no block index).
+_Row = tuple[Level, str, int | None, int | None, str | None, str | None, bool, bool, bool]
+
+_sha256 = hashlib.sha256
+
+
 class Prompt:
-    """A request read as cache positions. Never mutates the body it reads."""
+    """A request read as cache positions. Never mutates the body it reads.
+
+    One pass over the body hashes every prefix; :class:`Position` objects are made when asked
+    for (:meth:`position`, :attr:`positions`). The per-position sequences :attr:`hashes`,
+    :attr:`kinds`, :attr:`levels` and :attr:`markable` serve the loops over every position.
+    """
 
     __slots__ = (
+        "_all",
         "_cum_bytes",
         "_cum_text",
+        "_last_markable",
+        "_made",
+        "_plannable",
+        "_rows",
         "auto",
         "body",
         "family",
+        "hashes",
+        "kinds",
         "level_ends",
+        "markable",
         "markers",
         "model",
-        "positions",
     )
 
     def __init__(self, body: Mapping[str, Any], *, collapse_runs: bool = True) -> None:
@@ -281,53 +477,33 @@ class Prompt:
         self.model = str(body.get("model") or "")
         auto = body.get("cache_control")
         self.auto: Ttl | None = _ttl_of(auto) if isinstance(auto, Mapping) else None
-        positions: list[Position] = []
+        rows: list[_Row] = []
+        hashes: list[str] = []
+        kinds: list[str] = []
+        markable: list[bool] = []
         markers: list[Marker] = []
-        state = hashlib.sha256(_HASH_VERSION + self.model.encode()).digest()
+        state = _sha256(_HASH_VERSION + self.model.encode()).digest()
         cum_b: list[int] = []
         cum_t: list[int] = []
         total_b = total_t = 0
+        sha = _sha256
 
-        def add(
-            level: Level,
-            path: str,
-            kind: str,
-            data: bytes,
-            mass: int,
-            *,
-            message: int | None = None,
-            block: int | None = None,
-            role: str | None = None,
-            why_not: str | None = None,
-            inside_run: bool = False,
-        ) -> None:
+        def add(level: Level, kind: str, data: bytes, mass: int, why_not: str | None, string: bool) -> None:
+            """A tools or system position (messages add theirs inline, the same way)."""
             nonlocal state, total_b, total_t
-            state = hashlib.sha256(state + data).digest()
+            state = sha(state + data).digest()
             total_b += len(data)
             total_t += mass
             cum_b.append(total_b)
             cum_t.append(total_t)
-            positions.append(
-                Position(
-                    index=len(positions),
-                    level=level,
-                    path=path,
-                    kind=kind,
-                    message=message,
-                    block=block,
-                    role=role,
-                    markable=why_not is None,
-                    why_not=why_not,
-                    nbytes=len(data),
-                    text_bytes=mass,
-                    prefix_hash=state.hex(),
-                    inside_run=inside_run,
-                )
-            )
+            hashes.append(state.hex())
+            kinds.append(kind)
+            markable.append(why_not is None)
+            rows.append((level, kind, None, None, None, why_not, False, False, string))
 
         def mark(path: str, value: Any, nested: bool = False) -> None:
             if isinstance(value, Mapping):
-                markers.append(Marker(path, len(positions), _ttl_of(value), nested))
+                markers.append(Marker(path, len(hashes), _ttl_of(value), nested))
 
         def mark_inner(path: str, inner: Any) -> None:
             """Markers inside ``tool_result.content`` / ``document.source.content`` (nested)."""
@@ -339,23 +515,25 @@ class Prompt:
         for i, tool in enumerate(body.get("tools") or []):
             if isinstance(tool, Mapping):
                 mark(f"tools.{i}", tool.get("cache_control"))
-            add("tools", f"tools.{i}", "tool", canonical_json(tool), _text_mass(tool))
-        if positions:
-            level_ends["tools"] = len(positions) - 1
+            add("tools", "tool", canonical_json(tool), _text_mass(tool), None, False)
+        if hashes:
+            level_ends["tools"] = len(hashes) - 1
 
-        state = hashlib.sha256(state + b"\x00system\x00" + _salt_system(body)).digest()
+        messages = body.get("messages") or []
+        citations, images = _scan_messages(messages)
+        state = sha(state + b"\x00system\x00" + _salt_system(body, citations)).digest()
         system = body.get("system")
-        start = len(positions)
+        start = len(hashes)
         if isinstance(system, str):
             if system:
                 block = {"type": "text", "text": system}
                 add(
                     "system",
-                    "system",
                     "text",
-                    canonical_json(block),
-                    _text_mass(system),
-                    why_not=_block_markable(block),
+                    _text_block_bytes(system),
+                    _str_mass(system),
+                    _block_markable(block),
+                    True,
                 )
         elif isinstance(system, list):
             for j, raw in enumerate(system):
@@ -363,101 +541,169 @@ class Prompt:
                 mark(f"system.{j}", sblock.get("cache_control"))
                 add(
                     "system",
-                    f"system.{j}",
                     str(sblock.get("type")),
                     canonical_json(sblock),
                     _text_mass(sblock),
-                    why_not=_system_markable(raw),
+                    _system_markable(raw),
+                    False,
                 )
-        if len(positions) > start:
-            level_ends["system"] = len(positions) - 1
-        family_index = len(positions) - 1
-        self.family = positions[family_index].prefix_hash if positions else state.hex()
+        if len(hashes) > start:
+            level_ends["system"] = len(hashes) - 1
+        self.family = hashes[-1] if hashes else state.hex()
 
-        state = hashlib.sha256(state + b"\x00messages\x00" + _salt_messages(body)).digest()
-        for m, message in enumerate(body.get("messages") or []):
-            if not isinstance(message, Mapping):
+        state = sha(state + b"\x00messages\x00" + _salt_messages(body, images)).digest()
+        heads = _HEADS
+        run_types = _RUN_TYPES
+        for m, message in enumerate(messages):
+            if type(message) is not dict and not isinstance(message, Mapping):
                 continue
             role = str(message.get("role"))
-            head = _HEADS.get(role) or canonical_json({"role": role, "message": True})
+            head = heads.get(role) or canonical_json({"role": role, "message": True})
             content = message.get("content")
-            first_in_message = len(positions)
-            if isinstance(content, str):
-                block = {"type": "text", "text": content}
-                add(
-                    "messages",
-                    f"messages.{m}.content",
-                    "text",
-                    head + canonical_json(block),
-                    _text_mass(content),
-                    message=m,
-                    role=role,
-                    why_not=_block_markable(block),
-                )
+            if type(content) is str or isinstance(content, str):
+                data = head + _text_block_bytes(content)
+                why: str | None = None if content.strip() else "empty text blocks cannot carry cache_control"
+                state = sha(state + data).digest()
+                total_b += len(data)
+                total_t += _str_mass(content)
+                cum_b.append(total_b)
+                cum_t.append(total_t)
+                hashes.append(state.hex())
+                kinds.append("text")
+                markable.append(why is None)
+                rows.append(("messages", "text", m, None, role, why, True, False, True))
             elif isinstance(content, list):
+                n = len(content)
                 j = 0
-                while j < len(content):
+                while j < n:
                     raw = content[j]
-                    first = raw if isinstance(raw, Mapping) else {"type": "?", "value": raw}
-                    kind = str(first.get("type"))
+                    is_map = type(raw) is dict or isinstance(raw, Mapping)
+                    kind = str(raw.get("type")) if is_map else "?"
                     end = j + 1
-                    if collapse_runs and kind in _RUN_TYPES:
-                        while (
-                            end < len(content)
-                            and isinstance(content[end], Mapping)
-                            and content[end].get("type") == kind
-                        ):
+                    if collapse_runs and kind in run_types:
+                        while end < n and _is_map(content[end]) and content[end].get("type") == kind:
                             end += 1
                     data = head if j == 0 else b""
                     mass = 0
                     for k in range(j, end):
-                        sub = content[k] if isinstance(content[k], Mapping) else {"type": "?"}
-                        data += canonical_json(sub)
+                        sub = content[k] if k != j or is_map else {"type": "?"}
+                        if type(sub) is dict:
+                            data += _fast_canonical(sub) or canonical_json(sub)
+                        else:
+                            if not isinstance(sub, Mapping):
+                                sub = {"type": "?"}
+                            data += canonical_json(sub)
                         mass += _text_mass(sub)
-                        mark(f"messages.{m}.content.{k}", sub.get("cache_control"))
-                        if sub.get("type") == "tool_result":
+                        if "cache_control" in sub:
+                            mark(f"messages.{m}.content.{k}", sub["cache_control"])
+                        sub_kind = sub.get("type")
+                        if sub_kind == "tool_result":
                             mark_inner(f"messages.{m}.content.{k}.content", sub.get("content"))
-                        source = sub.get("source")
-                        if sub.get("type") == "document" and isinstance(source, Mapping):
-                            mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
+                        elif sub_kind == "document":
+                            source = sub.get("source")
+                            if isinstance(source, Mapping):
+                                mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
                     last = content[end - 1]
-                    why = _block_markable(last) if isinstance(last, Mapping) else "block is not an object"
+                    why = _block_markable(last) if end - 1 != j or is_map else "block is not an object"
                     inside = (
                         not collapse_runs
-                        and kind in _RUN_TYPES
-                        and end < len(content)
-                        and isinstance(content[end], Mapping)
+                        and kind in run_types
+                        and end < n
+                        and _is_map(content[end])
                         and content[end].get("type") == kind
                     )
-                    add(
-                        "messages",
-                        f"messages.{m}.content.{end - 1}",
-                        kind,
-                        data,
-                        mass,
-                        message=m,
-                        block=end - 1,
-                        role=role,
-                        why_not=why,
-                        inside_run=inside,
-                    )
+                    state = sha(state + data).digest()
+                    total_b += len(data)
+                    total_t += mass
+                    cum_b.append(total_b)
+                    cum_t.append(total_t)
+                    hashes.append(state.hex())
+                    kinds.append(kind)
+                    markable.append(why is None)
+                    rows.append(("messages", kind, m, end - 1, role, why, end == n, inside, False))
                     j = end
-            if len(positions) > first_in_message:
-                end_pos = positions[-1]
-                positions[-1] = _with_message_end(end_pos)
-        if positions and positions[-1].level == "messages":
-            level_ends["messages"] = len(positions) - 1
+        if rows and rows[-1][0] == "messages":
+            level_ends["messages"] = len(rows) - 1
         # Each marker was recorded just before its owning position was added, so its index is right.
         self.markers = tuple(markers)
-        self.positions: tuple[Position, ...] = tuple(positions)
+        self.hashes: tuple[str, ...] = tuple(hashes)
+        self.kinds: tuple[str, ...] = tuple(kinds)
+        self.markable: tuple[bool, ...] = tuple(markable)
+        self._rows = rows
+        self._plannable = [ok and not row[7] for ok, row in zip(markable, rows, strict=True)]
+        self._made: list[Position | None] = [None] * len(rows)
+        self._all: tuple[Position, ...] | None = None
         self._cum_bytes = cum_b
         self._cum_text = cum_t
+        self._last_markable: int | None = next(
+            (i for i in range(len(markable) - 1, -1, -1) if markable[i]), None
+        )
         self.level_ends = level_ends
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def position(self, index: int) -> Position:
+        """The position at ``index`` (made on first use)."""
+        made = self._made[index]
+        if made is None:
+            level, kind, message, block, role, why_not, end, inside, string = self._rows[index]
+            if level == "messages":
+                path = f"messages.{message}.content" + ("" if string else f".{block}")
+            elif level == "system":
+                path = "system" if string else f"system.{index - self.level_ends.get('tools', -1) - 1}"
+            else:
+                path = f"tools.{index}"
+            made = Position(
+                index=index,
+                level=level,
+                path=path,
+                kind=kind,
+                message=message,
+                block=block,
+                role=role,
+                markable=why_not is None,
+                why_not=why_not,
+                nbytes=self.nbytes(index),
+                text_bytes=self._cum_text[index] - (self._cum_text[index - 1] if index else 0),
+                prefix_hash=self.hashes[index],
+                message_end=end,
+                inside_run=inside,
+            )
+            self._made[index] = made
+        return made
+
+    @property
+    def positions(self) -> tuple[Position, ...]:
+        """Every position, in prefix order."""
+        every = self._all
+        if every is None:
+            every = self._all = tuple(self.position(i) for i in range(len(self._rows)))
+        return every
+
+    def plannable(self, index: int) -> bool:
+        """:attr:`Position.plannable` of the position at ``index``, without making it."""
+        return self._plannable[index]
+
+    def level(self, index: int) -> Level:
+        """The level (tools, system, messages) of the position at ``index``."""
+        return self._rows[index][0]
+
+    @property
+    def levels(self) -> tuple[Level, ...]:
+        return tuple(row[0] for row in self._rows)
+
+    def markable_hashes(self) -> list[str]:
+        """The prefix hashes of the markable positions, in prefix order."""
+        return [h for h, ok in zip(self.hashes, self.markable, strict=True) if ok]
 
     # -- sizes -------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.positions)
+        return len(self._rows)
+
+    def nbytes(self, index: int) -> int:
+        """Canonical bytes of the position at ``index`` alone."""
+        return self._cum_bytes[index] - (self._cum_bytes[index - 1] if index else 0)
 
     def cum_bytes(self, index: int) -> int:
         """Canonical bytes of the prefix ending at ``index`` (inclusive)."""
@@ -468,13 +714,10 @@ class Prompt:
         return self._cum_text[index] if index >= 0 else 0
 
     def prefix_hash(self, index: int) -> str:
-        return self.positions[index].prefix_hash
+        return self.hashes[index]
 
     def last_markable(self) -> int | None:
-        for pos in reversed(self.positions):
-            if pos.markable:
-                return pos.index
-        return None
+        return self._last_markable
 
     # -- the truncated request count_tokens sees ----------------------------------------------
 
@@ -487,7 +730,7 @@ class Prompt:
         server tools (rejected by count_tokens, docs/api-notes.md §4.1) are left out, and a forced
         ``tool_choice`` (rejected on some models) is dropped: both only lower the count.
         """
-        pos = self.positions[index]
+        pos = self.position(index)
         body = self.body
         out: dict[str, Any] = {"model": self.model}
         tools = body.get("tools") or []
@@ -557,7 +800,3 @@ _SERVER_TOOL_PREFIXES = COUNT_TOKENS_REFUSED_TOOL_PREFIXES
 def _countable_tool(tool: Mapping[str, Any]) -> bool:
     kind = str(tool.get("type") or "custom")
     return not kind.startswith(_SERVER_TOOL_PREFIXES)
-
-
-def _with_message_end(pos: Position) -> Position:
-    return replace(pos, message_end=True)

@@ -420,10 +420,11 @@ class _CounterBase:
         if not table:
             return {}
         found: dict[int, int] = {}
-        for pos in prompt.positions:
-            value = table.get(pos.prefix_hash)
+        get = table.get
+        for index, prefix_hash in enumerate(prompt.hashes):
+            value = get(prefix_hash)
             if value is not None:
-                found[pos.index] = value
+                found[index] = value
         return found
 
     def cached(self, prompt: Prompt, index: int) -> int | None:

@@ -123,7 +123,12 @@ class PrefixHistory:
         if not earlier:
             return None
         best, best_n = earlier[-1], 0
+        mine = current.hashes
         for seen in reversed(earlier):
+            # Only one sharing more than ``best_n`` positions can win: test that first, in C.
+            theirs, k = seen.hashes, best_n + 1
+            if len(theirs) < k or len(mine) < k or theirs[best_n] != mine[best_n] or theirs[:k] != mine[:k]:
+                continue
             n = seen.common(current)
             if n > best_n:
                 best, best_n = seen, n

@@ -47,6 +47,12 @@ from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
 
+_orjson: Any
+try:  # the ``fast`` extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised where orjson is not installed
+    _orjson = None
+
 __all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "create_proxy_app"]
 
 #: ``create_proxy_app(admit=...)``: the request and its planned attempt → a refusal, or ``None``.
@@ -121,9 +127,20 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 
 
 def _parsed(content: bytes) -> Any:
-    """The JSON in ``content``, or ``None`` (not JSON, or nested too deep to parse)."""
+    """The JSON in ``content``, or ``None`` (not JSON, or nested too deep to parse).
+
+    orjson (the ``fast`` extra) reads it when it can; what it refuses and :mod:`json` takes
+    (``NaN``, integers beyond 64 bits, lone surrogates) is read by :mod:`json`, as before.
+    """
+    if not content:
+        return None
+    if _orjson is not None:
+        try:
+            return _orjson.loads(content)
+        except (ValueError, RecursionError):
+            pass
     try:
-        return json.loads(content) if content else None
+        return json.loads(content)
     except (ValueError, RecursionError):
         return None
 

@@ -36,22 +36,28 @@ class SSETap:
         return (self.first_token_at - self._started) * 1000
 
     def feed(self, chunk: bytes) -> None:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
         while True:
-            cut = _event_end(self._buffer)
+            cut = _event_end(buffer)
             if cut is None:
+                self._buffer = buffer
                 return
             end, sep = cut
-            raw, self._buffer = self._buffer[:end], self._buffer[end + sep :]
+            raw, buffer = buffer[:end], buffer[end + sep :]
             self._event(raw)
 
     def _event(self, raw: bytes) -> None:
-        data_lines = [
-            line[5:].lstrip()
-            for line in raw.replace(b"\r\n", b"\n").split(b"\n")
-            if line.startswith(b"data:")
-        ]
+        if b"\r" in raw:
+            raw = raw.replace(b"\r\n", b"\n")
+        data_lines = [line[5:].lstrip() for line in raw.split(b"\n") if line.startswith(b"data:")]
         if not data_lines:
+            return
+        if len(data_lines) == 1 and _passing(data_lines[0]):
+            # A content block or ping event, recognised by its opening bytes: nothing of it is
+            # kept but the time of the first delta, so it is not parsed.
+            self.events += 1
+            if self.first_token_at is None and data_lines[0].startswith(_DELTA):
+                self.first_token_at = time.perf_counter()
             return
         try:
             event: Any = json.loads(b"\n".join(data_lines))
@@ -69,7 +75,19 @@ class SSETap:
         self.stream.feed(event)
 
 
+_DELTA = b'{"type":"content_block_delta"'
+_PASSING = (_DELTA, b'{"type":"content_block_start"', b'{"type":"content_block_stop"', b'{"type":"ping"')
+
+
+def _passing(data: bytes) -> bool:
+    """An event that carries no usage and no error (its type comes first, as the API writes it)."""
+    return data.startswith(_PASSING) and data.rstrip().endswith(b"}")
+
+
 def _event_end(buffer: bytes) -> tuple[int, int] | None:
+    if b"\r" not in buffer:
+        at = buffer.find(b"\n\n")
+        return None if at == -1 else (at, 2)
     best: tuple[int, int] | None = None
     for sep in (b"\n\n", b"\r\n\r\n", b"\r\r"):
         at = buffer.find(sep)

@@ -1,4 +1,4 @@
-"""The planned body: the planner's own deep copy of the request, and the markers put on it."""
+"""The planned body: the planner's own deep copy of the request (made once), and the markers put on it."""
 
 from __future__ import annotations
 
@@ -10,11 +10,35 @@ from ..prompt import Position, Ttl
 __all__ = ["copy_body", "set_marker"]
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_FAST_DEPTH = 64  # deeper than this, the iterative copy takes over (no depth makes it fail)
+
+
 def copy_body(value: Any) -> Any:
     """A deep copy of a JSON-like body: every mapping a new dict, every list or tuple a new list.
 
-    Iterative, so no nesting depth makes it fail; leaves (str, numbers, other objects) are shared.
+    No nesting depth makes it fail; leaves (str, numbers, other objects) are shared. Plain
+    dicts and lists (a parsed JSON body) are copied by a recursive fast path down to a depth
+    of 64, below which (and for other mappings and sequences) an iterative copy takes over.
     """
+    kind = type(value)
+    if kind is dict or kind is list or kind is tuple:
+        return _fast_copy(value, _FAST_DEPTH)
+    return _iterative_copy(value)
+
+
+def _fast_copy(value: Any, depth: int) -> Any:
+    if depth <= 0:
+        return _iterative_copy(value)
+    leaves = _LEAVES
+    if type(value) is dict:
+        return {k: v if type(v) in leaves else _fast_copy(v, depth - 1) for k, v in value.items()}
+    if type(value) is list or type(value) is tuple:
+        return [v if type(v) in leaves else _fast_copy(v, depth - 1) for v in value]
+    return _iterative_copy(value)
+
+
+def _iterative_copy(value: Any) -> Any:
     if not isinstance(value, Mapping | list | tuple):
         return value
     root: dict[Any, Any] | list[Any] = {} if isinstance(value, Mapping) else []

@@ -100,32 +100,35 @@ class Candidate:
 
 def collect(prompt: Prompt, stats: ReuseStats, now: datetime, notes: list[str]) -> dict[int, Candidate]:
     """The candidates of ``prompt`` by position index, the fixed ones (caller, automatic) included."""
-    positions = prompt.positions
+    position = prompt.position
+    plannable = prompt.plannable
     cands: dict[int, Candidate] = {}
 
     def add(index: int | None, kind: Kind) -> None:
         if index is None or index < 0:
             return
-        pos = positions[index]
+        pos = position(index)
         while pos.inside_run:  # a run is one position: its marker goes on the run's last block
-            pos = positions[pos.index + 1]
-        while not pos.plannable and pos.index > 0 and positions[pos.index - 1].level == pos.level:
-            pos = positions[pos.index - 1]
+            pos = position(pos.index + 1)
+        while not pos.plannable and pos.index > 0 and prompt.level(pos.index - 1) == pos.level:
+            pos = position(pos.index - 1)
         if not pos.plannable:
             return
-        cand = cands.setdefault(pos.index, Candidate(pos))
+        cand = cands.get(pos.index)
+        if cand is None:
+            cand = cands[pos.index] = Candidate(pos)
         if kind not in cand.kinds:
             cand.kinds.append(kind)
 
     for marker in prompt.markers:
-        cand = cands.setdefault(marker.position, Candidate(positions[marker.position]))
+        cand = cands.setdefault(marker.position, Candidate(position(marker.position)))
         cand.fixed = "caller"
         cand.fixed_ttl = "1h" if marker.ttl == "1h" or cand.fixed_ttl == "1h" else "5m"
         cand.marker_ttls.append(marker.ttl)
         cand.slots += 1
     last = prompt.last_markable()
     if prompt.auto is not None and last is not None:
-        cand = cands.setdefault(last, Candidate(positions[last]))
+        cand = cands.setdefault(last, Candidate(position(last)))
         if cand.fixed is None:
             cand.fixed, cand.fixed_ttl = "automatic", prompt.auto
         cand.slots += 1
@@ -134,25 +137,27 @@ def collect(prompt: Prompt, stats: ReuseStats, now: datetime, notes: list[str]) 
         notes.append(f"the request already has {used} breakpoints (limit 4); nothing added")
     add(prompt.level_ends.get("tools"), "end of tools")
     add(prompt.level_ends.get("system"), "end of system")
-    for pos in positions:
-        if pos.nbytes >= LARGE_BLOCK_BYTES and pos.kind in ("document", "tool_result"):
-            add(pos.index, "large document" if pos.kind == "document" else "large tool result")
+    for index, kind in enumerate(prompt.kinds):
+        if (kind == "document" or kind == "tool_result") and prompt.nbytes(index) >= LARGE_BLOCK_BYTES:
+            add(index, "large document" if kind == "document" else "large tool result")
     if last is not None and prompt.auto is None:
         add(last, "conversation tail")
     anchor = max(prompt.level_ends.get("system", -1), prompt.level_ends.get("tools", -1))
     live_found = 0
     deepest_seen: int | None = None
-    for pos in reversed(positions):
-        if not pos.plannable:
+    hashes = prompt.hashes
+    for index in range(len(hashes) - 1, -1, -1):
+        if not plannable(index):
             continue
-        if live_found < MAX_LIVE and stats.live(pos.prefix_hash, now) is not None:
-            add(pos.index, "cached now")
+        prefix_hash = hashes[index]
+        if live_found < MAX_LIVE and stats.live(prefix_hash, now) is not None:
+            add(index, "cached now")
             live_found += 1
-            anchor = max(anchor, pos.index)
-        rec = stats.prefix(pos.prefix_hash)
+            anchor = max(anchor, index)
+        rec = stats.prefix(prefix_hash)
         if deepest_seen is None and rec is not None and rec.arrivals:
-            deepest_seen = pos.index
-        if deepest_seen is not None and (live_found >= MAX_LIVE or pos.index < anchor):
+            deepest_seen = index
+        if deepest_seen is not None and (live_found >= MAX_LIVE or index < anchor):
             break
     if deepest_seen is not None:
         add(deepest_seen, "seen before")
@@ -162,7 +167,7 @@ def collect(prompt: Prompt, stats: ReuseStats, now: datetime, notes: list[str]) 
         point, bridges = last, 0
         while point - anchor >= LOOKBACK and bridges < MAX_BRIDGES:
             target = point - (LOOKBACK - 1)
-            while target > anchor and not positions[target].plannable:
+            while target > anchor and not plannable(target):
                 target -= 1
             if target <= anchor:
                 break

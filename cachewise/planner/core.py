@@ -215,7 +215,8 @@ class CachePlanner:
     ) -> Generator[_Ask, int | TokenCountError, Plan]:
         """The planning core: yields each count it needs, receives the count or its failure; no I/O."""
         now = self._now()
-        # The planner's own deep copy: nothing it reads or writes is shared with the caller's dict.
+        # The planner's own deep copy, made once: it is read here and marked by ``build`` (the
+        # plan's body); nothing it reads or writes is shared with the caller's dict.
         request = copy_body(request) if isinstance(request, Mapping) else request
         prompt = self._read(request)
         model = prompt.model
@@ -316,7 +317,7 @@ class CachePlanner:
         if record:
             tail = prompt.last_markable()
             self.stats.record(
-                (p.prefix_hash for p in prompt.positions if p.markable),
+                prompt.markable_hashes(),
                 prompt.family,
                 prompt.prefix_hash(tail) if tail is not None else None,
                 now,

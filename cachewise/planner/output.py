@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from ..pricing import AppliedRates
 from ..prompt import Prompt, Ttl
-from .body import copy_body, set_marker
+from .body import set_marker
 from .candidates import Candidate, Status
 from .plan import Breakpoint, Plan, Rejected
 
@@ -29,7 +29,7 @@ class Minimum:
 class Outcome:
     """What the planning steps decided for one request: everything :func:`build` needs."""
 
-    request: Mapping[str, Any]
+    request: Mapping[str, Any]  # the planner's own copy: build() marks it and returns it as the plan's body
     prompt: Prompt
     planned_at: datetime
     candidates: Mapping[int, Candidate]
@@ -107,8 +107,12 @@ def _rejected(outcome: Outcome) -> tuple[Rejected, ...]:
 
 
 def build(outcome: Outcome) -> Plan:
-    """The :class:`Plan`: a new body with the planner's markers, every breakpoint and rejection, why."""
-    body: dict[str, Any] = copy_body(outcome.request)
+    """The :class:`Plan`: the planner's markers, every breakpoint and rejection, why.
+
+    ``outcome.request`` is the planner's own deep copy of the caller's request; the markers go
+    on it, and it becomes the plan's body (no second copy).
+    """
+    body = cast(dict[str, Any], outcome.request)
     prompt = outcome.prompt
     rates = outcome.rates
     tail = prompt.last_markable()
