@@ -88,7 +88,18 @@ class RecordedPrompt(Prompt):
                     prefix_hash=str(p[0]),
                 )
             )
-        self.positions = tuple(positions)
+        # The fields Prompt's own reading fills (cachewise/prompt.py), here from the recorded points.
+        self._all = tuple(positions)
+        self._made = list(positions)
+        self._rows = [
+            (pos.level, pos.kind, pos.message, pos.block, pos.role, pos.why_not, False, False, False)
+            for pos in positions
+        ]
+        self.hashes = tuple(pos.prefix_hash for pos in positions)
+        self.kinds = tuple(pos.kind for pos in positions)
+        self.markable = tuple(pos.markable for pos in positions)
+        self._plannable = list(self.markable)
+        self._last_markable = next((i for i in range(len(positions) - 1, -1, -1) if self.markable[i]), None)
         self._cum_bytes = cum_b
         self._cum_text = cum_t
         ends: dict[Level, int] = {}
