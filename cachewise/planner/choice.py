@@ -46,6 +46,19 @@ def _options(c: Candidate) -> list[Ttl]:
     return [t for t in TTLS if t in c.values]
 
 
+def _ends(c: Candidate, ttl: Ttl) -> tuple[Ttl, Ttl]:
+    """The TTLs ``c`` shows to what precedes it and to what follows it.
+
+    A planner-placed candidate has one marker. The caller's markers in one run or inside one block
+    (a tool result's content and the block itself) may mix TTLs: then a 1h among them needs no 5m
+    before ``c``, and a 5m among them allows no 1h after it.
+    """
+    if c.fixed is None or not c.marker_ttls:
+        return ttl, ttl
+    ttls = c.marker_ttls
+    return ("1h" if "1h" in ttls else "5m"), ("5m" if "5m" in ttls else "1h")
+
+
 def choose(cands: Mapping[int, Candidate], budget: int, notes: list[str]) -> list[Candidate]:
     """The chosen candidates in prefix order; a planner-placed one gets its TTL in ``fixed_ttl``.
 
@@ -82,17 +95,18 @@ def choose(cands: Mapping[int, Candidate], budget: int, notes: list[str]) -> lis
     for i, c in enumerate(pool):
         need = max(c.slots, 1)
         first_ok = not any(f < i for f in fixed_idx)
-        for ttl in _options(c):
+        for option in _options(c):
+            head, ttl = _ends(c, option)  # states carry the TTL of their last marker
             if first_ok and need <= budget:
-                best[i][(need, ttl)] = (gain(i, ttl, 0), None)
+                best[i][(need, ttl)] = (gain(i, option, 0), None)
             for j in range(i - 1, -1, -1):
                 for (n, tj), (val, _) in best[j].items():
-                    if tj == "5m" and ttl == "1h":
+                    if tj == "5m" and head == "1h":
                         continue
                     total_n = n + need
                     if total_n > budget:
                         continue
-                    cand_val = val + gain(i, ttl, tokens[j])
+                    cand_val = val + gain(i, option, tokens[j])
                     if cand_val > best[i].get((total_n, ttl), (neg, None))[0]:
                         best[i][(total_n, ttl)] = (cand_val, (j, n, tj))
                 if pool[j].fixed is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
@@ -55,12 +55,61 @@ def _normalise(body: dict[str, Any]) -> dict[str, Any]:
     return dict(out)
 
 
+#: Found by hypothesis: a tool result marked 1h with a 5m marker inside its content; a 1h on a later
+#: block would follow that 5m (the choice must see the 5m as the candidate's last TTL).
+_NESTED_5M = {
+    "model": "claude-test",
+    "max_tokens": 10,
+    "tools": [
+        {
+            "name": f"tool{i}",
+            "description": "alpha0 kappa1 delta2 omega3 theta4",
+            "input_schema": {"type": "object"},
+        }
+        | ({"cache_control": {"type": "ephemeral", "ttl": "1h"}} if i == 0 else {})
+        for i in range(3)
+    ],
+    "messages": [
+        {"role": "user", "content": "alpha0 kappa1"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "alpha0 kappa1 delta2"},
+                {"type": "tool_use", "id": "toolu_0_0", "name": "f", "input": {"k": "toolu_0_0"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_0_0",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": "alpha0 kappa1 delta2 omega3 theta4",
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
+                    "cache_control": {"type": "ephemeral", "ttl": "1h"},
+                },
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo" * 60},
+                },
+            ],
+        },
+    ],
+}
+
+
 @settings(
     max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(body=request_bodies(["claude-test", "claude-unsure"]), past=history())
+@example(body=_NESTED_5M, past=[(90.0, True)])
 def test_every_plan_is_valid(
     body: dict[str, Any], past: list[tuple[float, bool]], table_book: PriceBook
 ) -> None:
