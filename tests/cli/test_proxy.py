@@ -9,20 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
-import psycopg
 import pytest
 from click.testing import CliRunner
 
 from cachewise.cli import cli
 from cachewise.emulator import EmulatorServer
 from cachewise.ledger import Ledger
-from tests.ledger.conftest import pg_admin_url
+from tests.ledger.conftest import pg_schema
 
 API_KEY = "sk-ant-gateway-test"
 SYSTEM = " ".join(f"rule{i % 97} applies to item {i}" for i in range(900))
@@ -42,15 +40,8 @@ def test_workers_must_be_positive() -> None:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    admin = pg_admin_url()
-    schema = f"cw_gw_core_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{admin}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("cw_gw_core") as (url, _):
+        yield url
 
 
 def _start_proxy(upstream: str, db: str, workers: int) -> tuple[subprocess.Popen[str], str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +13,6 @@ from typing import Any
 
 import anthropic
 import httpx2
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -27,7 +25,7 @@ from cachewise.ledger.query import Filter
 from cachewise.pricing import PriceBook
 from cachewise.reports.misses import ledger_miss_causes, miss_causes, miss_of
 from cachewise.usage import Usage
-from tests.ledger.conftest import pg_admin_url
+from tests.ledger.conftest import pg_schema
 
 LONG = "Each answer cites the handbook section it relies on, by its number and title. " * 150
 BOOK = PriceBook.default()
@@ -196,15 +194,8 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield str(tmp_path / "ledger.db")
         return
-    admin = pg_admin_url()
-    schema = f"cw_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{admin}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("cw_test") as (url, _):
+        yield url
 
 
 def test_a_cause_straddling_a_long_context_tier_is_priced_call_by_call(

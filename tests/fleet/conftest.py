@@ -11,28 +11,12 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 import redis
 
+from tests.ledger.conftest import pg_schema
+
 REDIS_URL = os.environ.get("CACHEWISE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_CANDIDATES = (
-    os.environ.get("CACHEWISE_TEST_PG_URL", ""),
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://root@127.0.0.1:5432/test",
-)
-
-
-def _pg_admin() -> str:
-    errors = []
-    for candidate in filter(None, PG_CANDIDATES):
-        try:
-            with psycopg.connect(candidate, connect_timeout=3) as conn:
-                conn.execute("select 1")
-            return candidate
-        except psycopg.Error as exc:
-            errors.append(f"{candidate}: {str(exc).strip().splitlines()[0]}")
-    pytest.fail(f"PostgreSQL is required by the fleet tests and is unreachable ({'; '.join(errors)})")
 
 
 @pytest.fixture
@@ -56,12 +40,5 @@ def redis_store_url() -> Iterator[str]:
 @pytest.fixture
 def pg_store_url() -> Iterator[str]:
     """A ``postgresql://`` URL whose search path is a schema of this test's own."""
-    admin = _pg_admin()
-    schema = f"cw_fleet_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{admin}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("cw_fleet") as (url, _):
+        yield url

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
 from starlette.requests import Request
 
@@ -22,7 +20,7 @@ from cachewise.emulator import EmulatorServer
 from cachewise.gateway import GatewayBudgets
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.usage import Usage
-from tests.ledger.conftest import pg_admin_url
+from tests.ledger.conftest import pg_schema
 
 from .conftest import BODY
 from .test_budgets import KEY_A, budget, estimate
@@ -33,15 +31,8 @@ REQUEST = Request({**SCOPE, "headers": [(b"x-api-key", KEY_A.encode())]})
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    admin = pg_admin_url()
-    schema = f"cw_gw_lease_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{admin}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("cw_gw_lease") as (url, _):
+        yield url
 
 
 async def admitted(guard: GatewayBudgets) -> bool:

@@ -15,6 +15,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -115,6 +116,21 @@ def pg_admin_url() -> str:
     return _pg_url
 
 
+@contextmanager
+def pg_schema(prefix: str) -> Iterator[tuple[str, str]]:
+    """A schema of this test's own on the test PostgreSQL: ``(url, schema)``, the URL's search path
+    set to it; dropped afterwards."""
+    admin = pg_admin_url()
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{admin}?options=-csearch_path%3D{schema}", schema
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @dataclass
 class Backend:
     name: str
@@ -136,15 +152,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if request.param == "sqlite":
         yield Backend("sqlite", str(tmp_path / "ledger.db"), spool, tmp_path)
         return
-    admin = pg_admin_url()
-    schema = f"cw_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield Backend("postgres", f"{admin}?options=-csearch_path%3D{schema}", spool, tmp_path, schema)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    with pg_schema("cw_test") as (url, schema):
+        yield Backend("postgres", url, spool, tmp_path, schema)
 
 
 @pytest.fixture
