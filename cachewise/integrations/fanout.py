@@ -31,7 +31,7 @@ import copy
 import hashlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -350,9 +350,35 @@ class FanOut:
             if flight is not None:
                 flight.done()
 
-    def counted_prewarm(self) -> None:
+    def settle(self, admission: Admission, *, ok: bool, clock: Callable[[], datetime]) -> None:
+        """:meth:`release` at ``clock()``, failing open (a failure is logged, the call goes on);
+        nothing to do, nothing is asked of ``clock``."""
+        if admission.released or not admission.leads:
+            return
+        with fail_open("fanout"):
+            self.release(admission, ok=ok, now=clock())
+
+    def prewarm_call(self, prepared: Prepared, now: datetime) -> Prepared | None:
+        """The pre-warm of ``prepared``: its body with ``max_tokens: 0``, a call of its own tagged
+        ``cachewise_fanout=prewarm`` and counted; ``None`` where the body cannot be pre-warmed."""
+        from .tracker import Prepared
+
+        body: dict[str, Any] | None = None
+        with fail_open("fanout prewarm"):
+            source = prepared.body or prepared.original
+            body = prewarm_body(source) if source is not None else None
+        if body is None:
+            return None
         with self._lock:
             self.counts["prewarms"] += 1
+        return Prepared(
+            original=body,
+            body=body,
+            started_at=now,
+            started=time.perf_counter(),
+            plan=prepared.plan,
+            tags={**prepared.tags, "cachewise_fanout": "prewarm"},
+        )
 
     def in_flight(self) -> int:
         """How many prefixes have a lead whose response has not begun (for tests and reports)."""

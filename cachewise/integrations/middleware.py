@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from anthropic._response import APIResponse, AsyncAPIResponse
 
 from ..failopen import fail_open, record_failure
 from .batches import BatchTimes, ResultLines
-from .fanout import Admission, FanOut, Hold, prewarm_body
+from .fanout import Admission, FanOut, Hold
 from .steps import Read, Send, Tapped, adrive, drive
 from .streams import AsyncFrames2, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify
@@ -130,31 +129,17 @@ class CachewiseMiddleware(Middleware):
         return Admission()
 
     def _release(self, admission: Admission, *, ok: bool) -> None:
-        if admission.leads and not admission.released:
-            with fail_open("fanout"):
-                self.fanout.release(admission, ok=ok, now=self.tracker.clock())
+        self.fanout.settle(admission, ok=ok, clock=self.tracker.clock)
 
     def _prewarm(self, request: Any, prepared: Prepared) -> Generator[Ask, Any, bool]:
         """Send ``prepared``'s body with ``max_tokens: 0``; recorded as a call of its own.
 
         Returns whether the pre-warm's response began (a failure is logged, never raised).
         """
-        body: dict[str, Any] | None = None
-        with fail_open("fanout prewarm"):
-            source = prepared.body or prepared.original
-            body = prewarm_body(source) if source is not None else None
-        if body is None:
+        warm = self.fanout.prewarm_call(prepared, self.tracker.clock())
+        if warm is None:
             return False
-        self.fanout.counted_prewarm()
-        warm = Prepared(
-            original=body,
-            body=body,
-            started_at=self.tracker.clock(),
-            started=time.perf_counter(),
-            plan=prepared.plan,
-            tags={**prepared.tags, "cachewise_fanout": "prewarm"},
-        )
-        outgoing = request.copy(body=body)
+        outgoing = request.copy(body=warm.body)
         outgoing.stream, outgoing.stream_cls = False, None
         try:
             response = yield Send(outgoing)

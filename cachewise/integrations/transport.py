@@ -17,7 +17,6 @@ as the SDK middleware does (:mod:`.fanout`).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
@@ -26,7 +25,7 @@ import httpx2
 
 from ..failopen import fail_open, record_failure
 from ..httpstreams import AsyncFrames1, Frames1
-from .fanout import Admission, FanOut, Hold, prewarm_body
+from .fanout import Admission, FanOut, Hold
 from .steps import Read, Send, Tapped, adrive, drive
 from .streams import AsyncFrames, AsyncFrames2, Frames, Frames2, tap_async, tap_sync
 from .tracker import CallKind, CallTracker, PlanAsk, Prepared, classify, serialised
@@ -105,29 +104,14 @@ class _Core:
             self._release(admission, ok=False)
 
     def _release(self, admission: Admission, *, ok: bool) -> None:
-        if admission.leads and not admission.released:
-            with fail_open("fanout"):
-                self.fanout.release(admission, ok=ok, now=self.tracker.clock())
+        self.fanout.settle(admission, ok=ok, clock=self.tracker.clock)
 
     def _prewarm(self, request: Any, prepared: Prepared) -> Generator[Ask, Any, bool]:
         """Send the planned body with ``max_tokens: 0``, recorded as a call of its own."""
-        warm: dict[str, Any] | None = None
-        with fail_open("fanout prewarm"):
-            source = prepared.body or prepared.original
-            warm = prewarm_body(source) if source is not None else None
-        if warm is None:
+        record = self.fanout.prewarm_call(prepared, self.tracker.clock())
+        if record is None or record.body is None:
             return False
-        self.fanout.counted_prewarm()
-        payload = serialised(warm)
-        record = Prepared(
-            original=warm,
-            body=warm,
-            started_at=self.tracker.clock(),
-            started=time.perf_counter(),
-            plan=prepared.plan,
-            tags={**prepared.tags, "cachewise_fanout": "prewarm"},
-            payload=payload,
-        )
+        payload = record.payload = serialised(record.body)
         try:
             response = yield Send(_rebuild(self._module, request, record, payload))
         except Exception as exc:
