@@ -136,30 +136,25 @@ def _plain(value: Any, special: frozenset[str]) -> int:
         return 2 if _I64_MIN <= value < _U64_END else 1
     if kind is float:
         return 2 if value == 0 or 1e-4 <= abs(value) < 1e16 else 1
-    best = 2
     if kind is dict:
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str or k in special:
                 return 0
-            if type(v) is str:
-                continue
-            found = _plain(v, special)
-            if found < best:
-                if found == 0:
-                    return 0
-                best = found
-        return best
-    if kind is list or kind is tuple:
-        for v in value:
-            if type(v) is str:
-                continue
-            found = _plain(v, special)
-            if found < best:
-                if found == 0:
-                    return 0
-                best = found
-        return best
-    return 0
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return 0
+    best = 2
+    for v in items:
+        if type(v) is str:
+            continue
+        found = _plain(v, special)
+        if found < best:
+            if found == 0:
+                return 0
+            best = found
+    return best
 
 
 def _dump(value: Any, sort: bool) -> bytes:
