@@ -141,7 +141,11 @@ def run_demo(
             for run, planner in RUNS:
                 with anthropic.Anthropic() as base:
                     client = wrap(
-                        base, ledger=ledger, planner=planner, tags={"demo_run": run, "demo_session": session}
+                        base,
+                        ledger=ledger,
+                        planner=planner,
+                        tags={"demo_run": run, "demo_session": session},
+                        warm_start=False,  # each run starts cold, as a new process would on a new ledger
                     )
                     with tags(workload=workloads[0].name, feature=feature(workloads[0])):
                         play(workloads[0], send_with(client))
@@ -163,6 +167,9 @@ def run_demo(
                             planner=planner,
                             clock=emulator.now,
                             tags={"demo_run": run, "demo_session": session},
+                            # Not seeded from the ledger: it holds the other run (and earlier demos) on
+                            # the same afternoon, whose entries the reset emulator no longer has.
+                            warm_start=False,
                         )
                         for workload in workloads:
                             with tags(workload=workload.name, feature=feature(workload)):

@@ -33,3 +33,14 @@ def test_live_needs_a_key(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "ANTHROPIC_API_KEY" in result.output
+
+
+def test_a_second_demo_on_the_same_ledger_bills_what_the_first_did(tmp_path: Path) -> None:
+    """Each run starts cold: the ledger's earlier runs (the same afternoon, on a reset emulator) must
+    not seed the planner, or the figures would depend on what the ledger already held."""
+    from cachewise.demo import run_demo
+
+    db = tmp_path / "demo.db"
+    first, second = run_demo(db), run_demo(db)
+    assert second.emulator_bills == first.emulator_bills
+    assert list(second.summary["saved"]) == list(first.summary["saved"])
