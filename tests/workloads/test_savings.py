@@ -2,7 +2,8 @@
 
 The planner must never cost more than no caching on any workload (the issue-13 shapes
 included), and must beat Anthropic's automatic caching where it misses structurally. The
-oracle, which knows the calls to come, must never cost more than no caching either. Costs compared are the
+oracle, which knows the calls to come, must never cost more than no caching either (nor the learnable bound,
+the oracle blind on each family's first call). Costs compared are the
 emulator's bill without output (the emulator's reply length depends on the request
 bytes, so output differs slightly between strategies; caching cannot change it).
 """
@@ -44,6 +45,7 @@ def test_planner_never_costs_more_than_no_caching(make: Callable[[int], Workload
     planner, none, auto = results["planner"], results["none"], results["automatic"]
     assert planner.input_cost <= none.input_cost, markdown([list(results.values())])
     assert results["oracle"].input_cost <= none.input_cost, markdown([list(results.values())])
+    assert results["learnable"].input_cost <= none.input_cost, markdown([list(results.values())])
     if workload.name in STRUCTURAL_MISSES:
         assert planner.input_cost < auto.input_cost, markdown([list(results.values())])
     assert planner.count_calls <= 3 * planner.requests
