@@ -1,8 +1,8 @@
-"""Workloads in virtual time, billed by the cachewise emulator under five strategies, one an oracle.
+"""Workloads in virtual time, billed by the cachewise emulator under six strategies, two of them oracles.
 
 The workloads (``cachewise.workloads.SUITE``) and the replay (``cachewise.workloads.run``) live in
 the package, where the planner tests use them too; this script prints the two tables (the first is
-the README's "What the planner buys you" table) for five strategies:
+the README's "What the planner buys you" table) for six strategies:
 
 * ``planner``   — cachewise's CachePlanner (counts through the emulator's count_tokens,
   learns from each response with ``observe``);
@@ -10,7 +10,9 @@ the README's "What the planner buys you" table) for five strategies:
 * ``automatic`` — Anthropic's automatic caching (top-level ``cache_control``);
 * ``static``    — a marker on the last system block and on the last message block;
 * ``oracle``    — an offline plan that knows the calls to come (``cachewise.workloads.Oracle``), the
-  bound each row's "share of the bound" is measured against: (none − planner) / (none − oracle).
+  bound each row's "share of the bound" is measured against: (none − planner) / (none − oracle);
+* ``learnable`` — the same oracle, planning each family's first call without the hour (it cannot know
+  then that the context returns after more than five minutes): "share of the learnable".
 
 Each (workload, strategy) runs on a fresh emulator; the virtual clock is advanced to
 each call's time, and the planner reads the same clock. The billed total comes from

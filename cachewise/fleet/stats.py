@@ -100,6 +100,11 @@ class FleetStats(ReuseStats):
             self._catch_up()
         return super().p_tail(family[:KEY_DIGITS], ttl, now)
 
+    def p_pause(self, family: str, now: datetime | None = None) -> float:
+        if self._inbox:
+            self._catch_up()
+        return super().p_pause(family[:KEY_DIGITS], now)
+
     def p_branch(self, family: str, branch: int, ttl: Ttl, now: datetime | None = None) -> float:
         if self._inbox:
             self._catch_up()

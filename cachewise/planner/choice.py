@@ -12,14 +12,15 @@ import math
 from collections.abc import Mapping
 
 from ..prompt import Ttl
-from .candidates import MAX_BREAKPOINTS, Candidate, Status
+from .candidates import LOOKBACK, MAX_BREAKPOINTS, Candidate, Status
 from .valuation import TTLS
 
 __all__ = ["choose", "ttl_order_ok"]
 
+_FAMILY = frozenset({"end of tools", "end of system"})
 _TIE = 1e-9  # prefers a breakpoint at a shareable point when it costs nothing
 
-_State = tuple[int, int, Ttl]  # (pool index, slots used, ttl)
+_State = tuple[int, int, Ttl, bool]  # (pool index, slots used, ttl, a pass)
 
 
 def ttl_order_ok(cands: Mapping[int, Candidate]) -> bool:
@@ -59,11 +60,20 @@ def _ends(c: Candidate, ttl: Ttl) -> tuple[Ttl, Ttl]:
     return ("1h" if "1h" in ttls else "5m"), ("5m" if "5m" in ttls else "1h")
 
 
-def choose(cands: Mapping[int, Candidate], budget: int, notes: list[str]) -> list[Candidate]:
+def choose(
+    cands: Mapping[int, Candidate],
+    budget: int,
+    notes: list[str],
+    *,
+    pause: float = 0.0,
+) -> list[Candidate]:
     """The chosen candidates in prefix order; a planner-placed one gets its TTL in ``fixed_ttl``.
 
     ``budget`` is the number of slots (at most 4); when the fixed candidates alone break the
-    limit or the TTL order, only they are returned (and a note says why).
+    limit or the TTL order, only they are returned (and a note says why). ``pause`` is the value
+    per token of prefix newly covered by a 1h entry at the end of the chain, beyond the deepest
+    live 1h entry (:func:`.valuation.pause_value`): what it saves if the next turn comes after a
+    pause.
     """
     fixed_slots = sum(c.slots for c in cands.values())
     if fixed_slots > MAX_BREAKPOINTS or not ttl_order_ok(cands):
@@ -92,35 +102,57 @@ def choose(cands: Mapping[int, Candidate], budget: int, notes: list[str]) -> lis
             value += _TIE
         return value
 
+    # A live 5m entry may also be read with no marker of its own (a pass): the next marker finds
+    # it within the server's lookback, so it uses no slot and does not bind the TTL order (a 1h
+    # tail may follow it). An unmarked entry is refreshed only while it is the deepest hit, so the
+    # end of tools or system, which other conversations of the family read, is never passed. Only
+    # a family whose conversations were seen to resume after a pause passes (``pause`` > 0): it is
+    # for a 1h tail. Passes are states of their own; a pass is never the end of a chain.
+    passes: list[dict[tuple[int, Ttl], tuple[float, _State | None]]] = [{} for _ in range(m)]
     for i, c in enumerate(pool):
         need = max(c.slots, 1)
         first_ok = not any(f < i for f in fixed_idx)
+        can_pass = pause > 0 and c.fixed is None and c.live == "5m" and not _FAMILY.intersection(c.kinds)
+        if can_pass and first_ok:
+            passes[i][(0, "1h")] = (gain(i, "5m", 0), None)
         for option in _options(c):
             head, ttl = _ends(c, option)  # states carry the TTL of their last marker
             if first_ok and need <= budget:
                 best[i][(need, ttl)] = (gain(i, option, 0), None)
             for j in range(i - 1, -1, -1):
-                for (n, tj), (val, _) in best[j].items():
-                    if tj == "5m" and head == "1h":
-                        continue
-                    total_n = n + need
-                    if total_n > budget:
-                        continue
-                    cand_val = val + gain(i, option, tokens[j])
-                    if cand_val > best[i].get((total_n, ttl), (neg, None))[0]:
-                        best[i][(total_n, ttl)] = (cand_val, (j, n, tj))
+                near = c.index - pool[j].index < LOOKBACK
+                for via, table in ((False, best[j]), (True, passes[j] if near else {})):
+                    for (n, tj), (val, _) in table.items():
+                        if tj == "5m" and head == "1h":
+                            continue
+                        total_n = n + need
+                        if total_n > budget:
+                            continue
+                        cand_val = val + gain(i, option, tokens[j])
+                        if cand_val > best[i].get((total_n, ttl), (neg, None))[0]:
+                            best[i][(total_n, ttl)] = (cand_val, (j, n, tj, via))
+                        if can_pass and not via and option == "5m":
+                            pass_val = val + gain(i, "5m", tokens[j])
+                            if pass_val > passes[i].get((n, tj), (neg, None))[0]:
+                                passes[i][(n, tj)] = (pass_val, (j, n, tj, False))
                 if pool[j].fixed is not None:
                     break  # a fixed breakpoint cannot be skipped
     end_value, end_state = (0.0, None) if not fixed_idx else (neg, None)
     last_fixed = fixed_idx[-1] if fixed_idx else -1
+    covered = max((tokens[i] for i, c in enumerate(pool) if c.live == "1h"), default=0)
     for i in range(max(last_fixed, 0), m):
         for (n, ttl), (val, _) in best[i].items():
+            if ttl == "1h" and pause > 0 and pool[i].fixed is None:
+                val += pause * max(0, tokens[i] - covered)
             if val > end_value:
-                end_value, end_state = val, (i, n, ttl)
+                end_value, end_state = val, (i, n, ttl, False)
     chosen: list[Candidate] = []
     state: _State | None = end_state
     while state is not None:
-        i, n, ttl = state
+        i, n, ttl, via = state
+        if via:
+            state = passes[i][(n, ttl)][1]
+            continue
         c = pool[i]
         if c.fixed is None:
             c.fixed_ttl = ttl

@@ -44,7 +44,7 @@ from .output import Minimum, Outcome, build
 from .plan import Plan
 from .protocol import Planner
 from .reuse import ReuseStats
-from .valuation import Prices, effective_minimum, value
+from .valuation import Prices, effective_minimum, pause_value, value
 
 __all__ = ["DEFAULT_COUNT_BUDGET", "LOOKBACK", "MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
 
@@ -277,7 +277,12 @@ class CachePlanner:
         for cand in cands.values():
             if cand.fixed is not None:
                 cand.bounds = prefix_bounds(prompt, cand.index, known, order)
-        chosen = choose(cands, self.max_breakpoints, notes)
+        chosen = choose(
+            cands,
+            self.max_breakpoints,
+            notes,
+            pause=pause_value(prompt, self.stats, now, prices),
+        )
         # Uncertain minimum: count the longest placed breakpoint so observe() can learn from it,
         # unless a write at or below its size already proved it cacheable.
         top = max((c for c in chosen if c.fixed is None), key=lambda c: c.index, default=None)

@@ -353,6 +353,22 @@ class ReuseStats:
         seen, reused = fam.tails.evidence(ttl, now)
         return (reused + PRIOR_WEIGHT * prior) / (seen + PRIOR_WEIGHT)
 
+    def p_pause(self, family: str, now: datetime | None = None) -> float:
+        """Chance a tail of ``family`` is continued after a pause: beyond 5 minutes, within the hour.
+
+        The chance of a continuation within the hour times the share of continuations that came
+        after the 5-minute window had closed (per family, backed by the global share; with no
+        continuations seen, no pauses are assumed).
+        """
+        glob = self.tails
+        glob_share = (glob.reused_1h - glob.reused_5m) / (glob.reused_1h + 1)
+        fam = self.families.get(family)
+        if fam is None:
+            return self.tails.rate("1h", now) * glob_share
+        paused = fam.tails.reused_1h - fam.tails.reused_5m
+        share = (paused + PRIOR_WEIGHT * glob_share) / (fam.tails.reused_1h + PRIOR_WEIGHT)
+        return self.p_tail(family, "1h", now) * share
+
     def p_branch(self, family: str, branch: int, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance that a boundary never seen before, at this depth, is seen again within ``ttl``."""
         branch = min(max(branch, 0), BRANCHES - 1)

@@ -23,7 +23,7 @@ from ..tokens import LearnedMinimum
 from .candidates import LARGE_BLOCK_BYTES, Candidate
 from .reuse import BRANCHES, ReuseStats, expected_reads
 
-__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "value"]
+__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "pause_value", "value"]
 
 STANDARD_MINIMUMS = (512, 1024, 2048, 4096)
 TTLS: tuple[Ttl, Ttl] = ("1h", "5m")
@@ -110,7 +110,8 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     branch = _branch(cand, prompt, stats)
     if branch is not None:
         stats.expect(h, prompt.family, branch)
-    for ttl in TTLS:
+    reads_5m = 0.0
+    for ttl in ("5m", "1h"):
         tail_p = stats.p_tail(prompt.family, ttl, now)
         if branch is not None:
             prior, source = stats.p_branch(prompt.family, branch, ttl, now), "new boundary"
@@ -120,8 +121,12 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
         # An hour's write on a boundary never seen before is paid for by its first read alone: whether
-        # reuse goes on for hours is learned from the prefix's own gaps once it is seen again.
-        reads = f if branch is not None and ttl == "1h" else expected_reads(f)
+        # reuse goes on for hours is learned from the prefix's own gaps once it is seen again. Every
+        # read within 5 minutes is within the hour too, so it expects at least the 5m chain.
+        if ttl == "5m":
+            reads = reads_5m = expected_reads(f)
+        else:
+            reads = max(f, reads_5m) if branch is not None else expected_reads(f)
         basis = (
             f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
             if gaps
@@ -139,3 +144,15 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     if cand.fixed is not None and cand.fixed_ttl not in cand.values:
         cand.values[cand.fixed_ttl or "5m"] = 0.0
         cand.why[cand.fixed_ttl or "5m"] = "kept"
+
+
+def pause_value(prompt: Prompt, stats: ReuseStats, now: datetime, prices: Prices) -> float:
+    """Per token of prefix that a 1h entry at the end of the chain newly protects: the chance the
+    conversation's next turn comes after a pause (beyond 5 minutes, within the hour) times what a
+    read then saves.
+
+    A 1h marker at the deepest breakpoint costs the hour's premium on its own segment only, but the
+    entry it writes covers the whole prefix: after a pause, every token between the deepest live 1h
+    entry and the tail is read instead of written again (:meth:`ReuseStats.p_pause` is the chance).
+    """
+    return stats.p_pause(prompt.family, now) * (prices.input - prices.read)

@@ -17,6 +17,12 @@ entries (what is cached right now), and for each call it chooses at most four br
   writes, every 1h before every 5m (docs/api-notes.md §1.4), the caller's own markers kept
   (they take their slots, like cachewise keeps them).
 
+With ``blind_first=True`` the oracle plans the first call of each *family* (calls sharing their
+prefix up to the end of ``tools`` or ``system``) without the hour: it may write 5m there or
+nothing, but not 1h. That is the **learnable bound**: no planner that learns from the past can
+know, the first time it sees a context, that it returns after more than five minutes; everything
+after that first call it may learn. It is a second reference, not the goal.
+
 The plan is then sent to the emulator, which bills it by its own rules: the oracle's cost is
 a real, achievable bill, not an estimate. It is a bound only in the sense of the best plan this
 search finds: the value model ignores that a later call may read a deeper entry and leave a
@@ -87,7 +93,7 @@ class Oracle:
     once per call, in that order, with the emulator the calls go to.
     """
 
-    def __init__(self, calls: Sequence[Call], emulator: Emulator) -> None:
+    def __init__(self, calls: Sequence[Call], emulator: Emulator, *, blind_first: bool = False) -> None:
         self.emulator = emulator
         self.times = [c.at for c in calls]
         self.requests = [c.request for c in calls]
@@ -99,6 +105,16 @@ class Oracle:
                 uses = self.uses.setdefault(cut.digest, [])
                 if not uses or uses[-1] != i:
                     uses.append(i)
+        # The first call of each family (its prefix to the end of tools or system, else the model).
+        self.blind: set[int] = set()
+        if blind_first:
+            seen: set[tuple[str, bytes]] = set()
+            for i, lay in enumerate(self.layouts):
+                heads = [c.digest for c in lay.cuts if c.path.split(".")[0] in ("tools", "system")]
+                family = (lay.model, heads[-1] if heads else b"")
+                if family not in seen:
+                    seen.add(family)
+                    self.blind.add(i)
         self.index = 0
 
     def _chain(self, digest: bytes, i: int, ttl: Ttl) -> int:
@@ -112,13 +128,21 @@ class Oracle:
         return reads
 
     def _values(
-        self, digest: bytes, i: int, live_ttl: Ttl | None, saving: float, premium: Mapping[Ttl, float]
+        self,
+        digest: bytes,
+        i: int,
+        live_ttl: Ttl | None,
+        saving: float,
+        premium: Mapping[Ttl, float],
+        *,
+        caller: bool = False,
     ) -> dict[Ttl, float]:
         """Value per token (units of the input price) of a breakpoint on ``digest`` at call ``i``, per TTL."""
         if live_ttl is not None:
             # A read now, then the chain; the marker's own TTL writes nothing (it is the hit).
             return dict.fromkeys(_TTLS, saving * (1 + self._chain(digest, i, live_ttl)))
-        return {t: saving * self._chain(digest, i, t) - premium[t] for t in _TTLS}
+        ttls: tuple[Ttl, ...] = ("5m",) if i in self.blind and not caller else _TTLS  # callers' markers kept
+        return {t: saving * self._chain(digest, i, t) - premium[t] for t in ttls}
 
     def _options(self, i: int, now: datetime) -> tuple[list[_Option], int]:
         lay = self.layouts[i]
@@ -142,7 +166,8 @@ class Oracle:
             if cut.markers:
                 ttl = cut.ttl or "5m"
                 live_ttl = live.get(cut.digest) if big else None
-                value = self._values(cut.digest, i, live_ttl, saving, premium)[ttl] if big else 0.0
+                values = self._values(cut.digest, i, live_ttl, saving, premium, caller=True) if big else {}
+                value = values.get(ttl, 0.0)
                 fixed.append(_Option(cut.seq, cut.end, cut.path, {ttl: value}, live_ttl is not None, True, 0))
             elif big:
                 uses = self.uses.get(cut.digest, [])

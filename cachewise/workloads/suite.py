@@ -7,7 +7,7 @@ own markers).
 Each factory takes a ``scale`` (a size multiplier) and a ``seed`` and returns the same
 :class:`~cachewise.workloads.Workload` for the same arguments. The requests never depend on the
 replies, so a suite workload is a fixed list of timed calls. ``benchmarks/planner_workloads.py``
-replays them under five strategies, the oracle among them (the README's "What the planner buys you"
+replays them under six strategies, two oracles among them (the README's "What the planner buys you"
 table is its output at scale 3), and the planner tests replay small versions;
 :func:`agent_conversation` is the single large request ``benchmarks/planner_bench.py`` times the
 planner on.

@@ -91,3 +91,17 @@ def test_a_busy_ledger_is_read_for_its_most_recent_calls_only(tmp_path: Path) ->
         assert {c.request_id for c in recent_calls(ledger, now, max_calls=3)} == {"req_0", "req_1", "req_2"}
         assert len(recent_calls(ledger, now, max_calls=4)) == 4  # 15 minutes: four calls
         assert len(recent_calls(ledger, now, horizon=timedelta(hours=4))) == len(ages)
+
+
+def test_fleet_stats_read_a_familys_pauses_on_their_short_keys() -> None:
+    from cachewise.planner.reuse import ReuseStats
+
+    t0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    fam, tails = "f" * 64, [c * 64 for c in "abc"]
+    plain, fleet = ReuseStats(), FleetStats()
+    for stats in (plain, fleet):
+        stats.record(["s" * 64], fam, tails[0], t0)
+        stats.record(["s" * 64, tails[0]], fam, tails[1], t0 + timedelta(minutes=1))
+        stats.record(["s" * 64, tails[0], tails[1]], fam, tails[2], t0 + timedelta(minutes=12))
+    assert plain.p_pause(fam) > plain.p_pause("another family")
+    assert fleet.p_pause(fam) == pytest.approx(plain.p_pause(fam))

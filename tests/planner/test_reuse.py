@@ -67,3 +67,19 @@ def test_an_open_outcome_counts_as_the_share_of_its_window_it_has_waited() -> No
     assert stats.tails.counts("5m") == (1, 1)
     assert stats.tails.rate("5m", now) == pytest.approx(2 / 3)
     assert (stats.tails.open_5m, stats.tails.open_1h) == (0, 0)
+
+
+def test_pause_chance_is_the_share_of_continuations_after_the_5m_window() -> None:
+    stats = ReuseStats()
+    assert stats.p_pause("fam") == 0.0  # no continuation seen: no pause assumed
+    stats.record(["a"], "fam", "t1", T0)
+    stats.record(["a", "t1"], "fam", "t2", T0 + timedelta(minutes=1))  # continued within 5m
+    stats.record(["a", "t1", "t2"], "fam", "t3", T0 + timedelta(minutes=12))  # after a pause
+    tails = stats.families["fam"].tails
+    assert (tails.reused_5m, tails.reused_1h) == (1, 2)
+    # Global share of pauses 1 / (2 + 1); the family's 1 of 2 shrunk toward it with weight 0.5,
+    # times the family's chance of a continuation within the hour.
+    glob = 1 / 3
+    share = (1 + 0.5 * glob) / (2 + 0.5)
+    assert stats.p_pause("fam") == pytest.approx(stats.p_tail("fam", "1h") * share)
+    assert stats.p_pause("other") == pytest.approx(stats.tails.rate("1h") * glob)

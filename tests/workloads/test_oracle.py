@@ -26,7 +26,7 @@ def _ask(n: int, system: str = SYSTEM) -> dict[str, Any]:
     }
 
 
-def _replay(calls: list[Call]) -> list[tuple[dict[str, Any], Any]]:
+def _replay(calls: list[Call], *, blind_first: bool = False) -> list[tuple[dict[str, Any], Any]]:
     """(body as sent, usage) per call, on a fresh emulator under the oracle."""
     emulator = Emulator()
     client = anthropic.Anthropic(
@@ -35,7 +35,7 @@ def _replay(calls: list[Call]) -> list[tuple[dict[str, Any], Any]]:
         http_client=httpx2.Client(transport=EmulatorTransport(emulator)),
         max_retries=0,
     )
-    oracle = Oracle(calls, emulator)
+    oracle = Oracle(calls, emulator, blind_first=blind_first)
     sent: list[tuple[dict[str, Any], Any]] = []
 
     def send(body: dict[str, Any]) -> Any:
@@ -71,6 +71,25 @@ def test_a_prefix_read_twice_ten_minutes_apart_is_written_for_an_hour() -> None:
         == u1.cache_creation.ephemeral_1h_input_tokens
     )
     assert u2.cache_creation_input_tokens == 0
+
+
+def test_the_learnable_bound_plans_a_familys_first_call_without_the_hour() -> None:
+    # Blind on the first call, it cannot write the 1h entry the oracle writes there: a 5m write is
+    # worth nothing (the next call is ten minutes on), so nothing is written; the second call writes
+    # 1h for the two after it.
+    other = words(random.Random(2), 3000)
+    calls = [Call(600 * n, _ask(n)) for n in range(4)]
+    calls = sorted([*calls, Call(1300, _ask(9, other))], key=lambda c: c.at)
+    (first, u1), (second, u2), (_, u3), (fourth, u4), (_, u5) = _replay(calls, blind_first=True)
+    assert _markers(first) == [] and u1.cache_creation_input_tokens == 0
+    assert _markers(second) == ["1h"] and u2.cache_creation.ephemeral_1h_input_tokens > 5000
+    assert (
+        u3.cache_read_input_tokens
+        == u5.cache_read_input_tokens
+        == u2.cache_creation.ephemeral_1h_input_tokens
+    )
+    # Another family's first call (its only one) is blind too, and not worth a write.
+    assert _markers(fourth) == [] and u4.cache_creation_input_tokens == 0
 
 
 def test_one_read_an_hour_write_would_not_pay_for_is_not_written() -> None:
