@@ -48,15 +48,22 @@ def _billed(rows: list[CallRecord]) -> Decimal:
     )
 
 
-def _workload_rows(make: Any, path: Path) -> list[CallRecord]:
-    """A suite workload (scale 1) sent through cachewise.wrap with the planner; the ledger's rows."""
+def _workload_rows(
+    make: Any, path: Path, strategy: str = "recorded", *, planner: bool = True
+) -> list[CallRecord]:
+    """A suite workload (scale 1) sent through cachewise.wrap (with the planner, or ``strategy``'s
+    markers without it); the ledger's rows."""
     emulator = Emulator()
     http = httpx2.Client(transport=EmulatorTransport(emulator), base_url="http://emulator")
     raw = anthropic.Anthropic(api_key="sk-ant-w", base_url="http://emulator", max_retries=0, http_client=http)
-    planner = CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
+    planned = (
+        CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
+        if planner
+        else False
+    )
     with Ledger(path) as led:
-        client = cachewise.wrap(raw, ledger=led, planner=planner, clock=emulator.now)
-        play(make(1), lambda body: client.messages.create(**body), emulator)
+        client = cachewise.wrap(raw, ledger=led, planner=planned, clock=emulator.now)
+        play(make(1), lambda body: client.messages.create(**apply_strategy(strategy, body)), emulator)
         led.flush()
         rows = led.calls()
     http.close()
@@ -76,6 +83,19 @@ def test_each_workload_planned_from_the_ledger_bills_what_the_planner_billed_liv
     planned = replay_recorded(calls, "planner", BOOK)
     assert planned.cost == billed
     assert planned.cache_read_tokens == sum(r.usage.cache_read_input_tokens for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", SUITE, ids=[m.__name__ for m in SUITE])
+def test_each_workload_recorded_with_the_planner_replays_the_fixed_strategies_as_live(
+    make: Any, tmp_path: Path
+) -> None:
+    """No markers, automatic caching, a static system marker: replayed from the planner's ledger, each
+    bills what running it live against the emulator bills (the system end counted for the ledger)."""
+    calls = recorded_calls(_workload_rows(make, tmp_path / "w.db")).calls
+    for strategy in ("none", "auto", "static"):
+        live = _workload_rows(make, tmp_path / f"{strategy}.db", strategy, planner=False)
+        assert replay_recorded(calls, strategy, BOOK).cost == _billed(live), strategy
 
 
 @pytest.mark.parametrize("traffic", ["recorded", "none", "auto", "static"])
