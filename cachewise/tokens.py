@@ -77,6 +77,7 @@ LOW_BYTES_PER_TOKEN = 8
 FRAMING_SLACK = 64
 TOOLS_SLACK = 1024
 NEIGHBOUR_SLACK = 16
+_APART = ":apart"  # the memo namespace suffix of counts kept out of the planner's knowledge
 _BASELINE_KEY = "baseline:filler-v1"
 
 
@@ -438,9 +439,20 @@ class _CounterBase:
     ) -> LearnedMinimum:
         return self.memo.learn_minimum(self.namespace, model, above=above, at_most=at_most)
 
-    def _steps(self, prompt: Prompt, index: int) -> Generator[dict[str, Any], int, int]:
-        """The counting core: yields each body to count (the prefix, then its baseline if needed)."""
-        hit = self.cached(prompt, index)
+    def _steps(self, prompt: Prompt, index: int, apart: bool = False) -> Generator[dict[str, Any], int, int]:
+        """The counting core: yields each body to count (the prefix, then its baseline if needed).
+
+        ``apart``: memoise the count in a namespace of its own (``namespace`` + ``":apart"``) that
+        :meth:`known` does not read: a count made for the ledger, not for planning. A count that
+        is not apart takes it from there before asking (the same prefix has the same count).
+        """
+        key = prompt.prefix_hash(index)
+        spare = self.namespace + _APART
+        hit = self.memo.get(spare, prompt.model, key) if apart else self.cached(prompt, index)
+        if hit is None and not apart:
+            hit = self.memo.get(spare, prompt.model, key)
+            if hit is not None:
+                self.memo.put(self.namespace, prompt.model, key, hit)
         if hit is not None:
             return hit
         body, filler = prompt.truncated(index)
@@ -453,7 +465,7 @@ class _CounterBase:
                 self.memo.put(self.namespace, prompt.model, _BASELINE_KEY, memoised)
             baseline = memoised
         tokens = max(0, raw - baseline)
-        self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
+        self.memo.put(spare if apart else self.namespace, prompt.model, key, tokens)
         return tokens
 
     def _remaining(self, deadline: float | None) -> float | None:
@@ -521,13 +533,14 @@ class TokenCounter(_CounterBase):
         with self._failures(timeout):
             return self.client.parse(self.client.send(body, timeout))
 
-    def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
+    def count(self, prompt: Prompt, index: int, *, deadline: float | None = None, apart: bool = False) -> int:
         """Tokens of the prefix ending at position ``index`` (memo first, then one call).
 
         ``deadline`` (a ``time.monotonic()`` value) bounds the time spent: past it, no call
-        is made and :class:`TokenCountError` is raised.
+        is made and :class:`TokenCountError` is raised. ``apart``: a count for the ledger, kept
+        out of :meth:`known` (see :meth:`_steps`).
         """
-        steps = self._steps(prompt, index)
+        steps = self._steps(prompt, index, apart)
         try:
             body = next(steps)
             while True:
@@ -552,9 +565,11 @@ class AsyncTokenCounter(_CounterBase):
             reply = self.client.send(body, timeout)
             return self.client.parse(await reply if inspect.isawaitable(reply) else reply)
 
-    async def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
+    async def count(
+        self, prompt: Prompt, index: int, *, deadline: float | None = None, apart: bool = False
+    ) -> int:
         """The async twin of :meth:`TokenCounter.count`."""
-        steps = self._steps(prompt, index)
+        steps = self._steps(prompt, index, apart)
         try:
             body = next(steps)
             while True:

@@ -147,16 +147,21 @@ def points(
     counts: Mapping[int, int] | None = None,
     added: Collection[int] = (),
     minimum: int = 0,
+    memoised: Collection[int] = (),
 ) -> Replay:
     """The replay of the call ``seen`` billed as ``usage``; learns its exact sizes.
 
-    ``counts``: prefix sizes counted before sending (the planner's count_tokens), by position;
-    ``added``: the positions the planner marked (not the caller's markers); ``minimum``: the model's
-    minimum cacheable prompt (the watch keeps which entries its calls wrote, to find where a later
-    call read).
+    ``counts``: prefix sizes counted before sending (the planner's count_tokens answers and memo
+    hits), by position, ``None`` when the call was not planned; ``memoised``: those of ``counts``
+    the planner's memo knew before it planned; ``added``: the positions the planner marked (not the
+    caller's markers); ``minimum``: the model's minimum cacheable prompt (the watch keeps which
+    entries its calls wrote, to find where a later call read).
     """
     n = len(seen.hashes)
     shape: Replay = {"caller": _caller(seen, frozenset(added)), "auto": seen.auto_ttl}
+    if counts is not None:
+        held = frozenset(memoised)
+        shape["counts"] = [[i, counts[i], int(i in held)] for i in sorted(counts) if 0 <= i < n]
     if n == 0:
         return {"tokens": usage.prompt_tokens, "points": [], **shape}
     total = usage.prompt_tokens

@@ -52,10 +52,13 @@ class MissWatch:
         usage: Usage,
         counted: Mapping[int, int] | None = None,
         added: Collection[int] = (),
+        memoised: Collection[int] = (),
     ) -> Replay:
         """What ``cachewise whatif --since`` replays for this call (:mod:`.replay`); ``counted``:
-        prefix sizes counted before sending, by position; ``added``: the positions the planner marked."""
-        return points(look.seen, usage, self.sizes, counted, added, self._minimum(look.seen))
+        prefix sizes the planner counted before sending, by position (``None``: not planned);
+        ``added``: the positions the planner marked; ``memoised``: the counted positions its
+        memo knew before it planned."""
+        return points(look.seen, usage, self.sizes, counted, added, self._minimum(look.seen), memoised)
 
     def _minimum(self, seen: Seen) -> int:
         try:

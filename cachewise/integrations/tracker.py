@@ -150,13 +150,15 @@ def _breakpoints_of(plan: Plan | None) -> tuple[Breakpoint, ...]:
     )
 
 
-def _counted(plan: Plan | None) -> dict[int, int]:
-    """The prefix sizes the planner counted with count_tokens, by position (its marks and rejects)."""
+def _counted(plan: Plan | None) -> tuple[dict[int, int], frozenset[int]] | None:
+    """The prefix sizes the planner knew exactly, by position (count_tokens answers and memo hits),
+    and those its memo knew before it planned; ``None`` when the call was not planned."""
     if plan is None:
-        return {}
+        return None
     out = {r.position: r.tokens for r in plan.rejected if r.counted and r.tokens is not None}
     out.update({b.position: b.tokens for b in plan.breakpoints if b.counted and b.tokens is not None})
-    return out
+    out.update(plan.counts)
+    return out, plan.memoised
 
 
 def _takes_plan(check: Callable[..., Any]) -> bool:
@@ -465,7 +467,9 @@ class CallTracker:
             if api is not None:
                 out["api_miss_reason"], out["api_missed_tokens"] = api.reason, api.missed_tokens
             added = [b.position for b in prepared.plan.added] if prepared.plan is not None else []
-            out["replay"] = self.misses.replay(prepared.look, reading.usage, _counted(prepared.plan), added)
+            counted = _counted(prepared.plan)
+            counts, memoised = counted if counted is not None else (None, frozenset[int]())
+            out["replay"] = self.misses.replay(prepared.look, reading.usage, counts, added, memoised)
             return out
         return {}
 

@@ -57,6 +57,7 @@ DEFAULT_COUNT_BUDGET = 2.0  # seconds of count_tokens per planned request
 class _Ask:
     prompt: Prompt
     index: int
+    apart: bool = False  # a count for the ledger, memoised apart from what the planner plans with
 
 
 class CachePlanner:
@@ -72,6 +73,12 @@ class CachePlanner:
     (default 2; ``None``: no limit). Counts never retry; a count not answered within the
     budget means no breakpoint that needs it, and once the budget is spent the request is
     planned with what is already known.
+
+    ``count_system_end`` (default on): after choosing, also count the end of the system prompt
+    (else of the tools) when planning did not, once per prefix (memoised apart from the counts
+    the planner plans with, so no choice changes); the plan's :attr:`~Plan.counts` carry it to
+    the ledger, so what-if replay of a static marker there is exact (docs/why.md). It is not
+    counted when its bounds say it is below the minimum.
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class CachePlanner:
         collapse_runs: bool = True,
         max_breakpoints: int = MAX_BREAKPOINTS,
         count_budget: float | None = DEFAULT_COUNT_BUDGET,
+        count_system_end: bool = True,
     ) -> None:
         if count_budget is not None and not (isinstance(count_budget, int | float) and count_budget > 0):
             raise ValueError(f"count_budget: a positive number of seconds or None, got {count_budget!r}")
@@ -94,6 +102,7 @@ class CachePlanner:
         self.stats = stats if stats is not None else ReuseStats()
         self.collapse_runs = collapse_runs
         self.max_breakpoints = min(max_breakpoints, MAX_BREAKPOINTS)
+        self.count_system_end = count_system_end
 
     # -- public API --------------------------------------------------------------------------
 
@@ -163,7 +172,7 @@ class CachePlanner:
         counter = self.counter
         try:
             if isinstance(counter, TokenCounter):
-                return counter.count(ask.prompt, ask.index, deadline=deadline)
+                return counter.count(ask.prompt, ask.index, deadline=deadline, apart=ask.apart)
             return TokenCountError("no synchronous counter")
         except TokenCountError as exc:
             return exc
@@ -173,7 +182,7 @@ class CachePlanner:
         counter = self.counter
         try:
             if isinstance(counter, AsyncTokenCounter):
-                return await counter.count(ask.prompt, ask.index, deadline=deadline)
+                return await counter.count(ask.prompt, ask.index, deadline=deadline, apart=ask.apart)
             return self._ask_sync(ask, deadline) if counter is not None else TokenCountError("no counter")
         except TokenCountError as exc:
             return exc
@@ -236,6 +245,7 @@ class CachePlanner:
         cands = self._candidates(prompt, now, notes)
         calls_before = self.counter.calls if self.counter is not None else 0
         known = self.counter.known(prompt) if self.counter is not None else {}
+        memoised = frozenset(known)
         order = sorted(known)
         for cand in cands.values():
             value(cand, prompt, self.stats, now, prices)
@@ -304,6 +314,23 @@ class CachePlanner:
                 if result < minimum:
                     top.status = Status.BELOW
                     chosen = [c for c in chosen if c is not top]
+        # Where a static strategy marks (the end of the system prompt, else of the tools): counted
+        # for the ledger, once per prefix, unless too short to cache, so what-if replay of that
+        # strategy bills what it would live (docs/why.md). The count is memoised apart: it goes to
+        # this plan's counts, not into what later plans know, so no choice depends on it.
+        edge = prompt.level_ends.get("system", prompt.level_ends.get("tools"))
+        if (
+            self.count_system_end
+            and edge is not None
+            and edge not in known
+            and self.counter is not None
+            and failure is None
+            and prefix_bounds(prompt, edge, known, order).high >= minimum
+        ):
+            result = yield _Ask(prompt, edge, apart=True)
+            if not isinstance(result, TokenCountError):
+                known[edge] = result
+                bisect.insort(order, edge)
         calls = (self.counter.calls if self.counter is not None else 0) - calls_before
         plan = build(
             Outcome(
@@ -317,6 +344,8 @@ class CachePlanner:
                 notes=notes,
                 count_calls=calls,
                 limit=self.max_breakpoints,
+                counts=known,
+                memoised=memoised,
             )
         )
         if record:

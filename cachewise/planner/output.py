@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -39,6 +39,8 @@ class Outcome:
     notes: Sequence[str] = ()
     count_calls: int = 0
     limit: int = 4
+    counts: Mapping[int, int] = field(default_factory=dict)
+    memoised: frozenset[int] = frozenset()
 
 
 def _money(value: float) -> Decimal:
@@ -126,6 +128,8 @@ def build(outcome: Outcome) -> Plan:
         minimum=outcome.minimum.tokens,
         minimum_source=outcome.minimum.source,
         count_calls=outcome.count_calls,
+        counts=dict(outcome.counts),
+        memoised=outcome.memoised,
         family=prompt.family,
         tail_hash=prompt.prefix_hash(tail) if tail is not None else None,
         positions=len(prompt),

@@ -47,6 +47,10 @@ class Plan:
     tail_hash: str | None = None
     positions: int = 0
     prices: dict[str, Decimal] = field(default_factory=dict)
+    #: every prefix size the planner knew exactly, by position: count_tokens answers and memo hits
+    counts: dict[int, int] = field(default_factory=dict)
+    #: the positions of :attr:`counts` its memo knew before this plan counted anything
+    memoised: frozenset[int] = frozenset()
     #: the request as the planner read it (before its markers): the miss watch reuses its hashes
     prompt: Prompt | None = field(default=None, repr=False, compare=False)
 

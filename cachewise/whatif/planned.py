@@ -48,7 +48,7 @@ class RecordedPrompt(Prompt):
     markers can be put on it; its breakpoints name the positions.
     """
 
-    __slots__ = ("counted", "sizes")
+    __slots__ = ("counted", "counts", "memoised", "sizes")
 
     def __init__(self, model: str, replay: Mapping[str, Any]) -> None:
         points: Sequence[Sequence[Any]] = replay.get("points") or ()
@@ -56,6 +56,14 @@ class RecordedPrompt(Prompt):
         self.model = model
         self.sizes: tuple[int, ...] = tuple(int(p[1]) for p in points)
         self.counted: tuple[bool, ...] = tuple(bool(p[4]) for p in points)
+        # What the live planner knew exactly (count_tokens answers and memo hits) and which of it its
+        # memo held before planning; None: the call was not planned (or recorded before this was kept).
+        counts = replay.get("counts")
+        self.counts: dict[int, int] | None = None
+        self.memoised: frozenset[int] = frozenset()
+        if counts is not None:
+            self.counts = {int(at): int(tokens) for at, tokens, _ in counts}
+            self.memoised = frozenset(int(at) for at, _, held in counts if held)
         levels: list[Level] = []
         for i, p in enumerate(points):
             level = p[2]
@@ -130,24 +138,39 @@ class RecordedPrompt(Prompt):
 
 
 class RecordedCounter(TokenCounter):
-    """Answers the planner's counts from the recorded sizes, with the counter's own memo (in memory).
+    """Answers the planner's counts from the recording, with the counter's own memo (in memory).
 
-    ``estimated``: how many of its answers were recorded estimates, not counts.
+    A call the planner planned live is answered as live: what its memo knew before planning
+    (:meth:`known`), and each count with the count_tokens answer the live planner got (a count
+    that failed live fails here). Other calls are answered with the recorded sizes; ``estimated``:
+    how many of those answers were recorded estimates, not counts.
     """
 
     def __init__(self) -> None:
         super().__init__(lambda body: 0, memo=TokenMemo(None), namespace="whatif")
         self.estimated = 0
 
-    def count(self, prompt: Prompt, index: int, *, deadline: float | None = None) -> int:
-        hit = self.cached(prompt, index)
-        if hit is not None:
-            return hit
-        if not isinstance(prompt, RecordedPrompt) or not 0 <= index < len(prompt.sizes):
-            raise TokenCountError(f"position {index} has no recorded size")
+    def known(self, prompt: Prompt) -> dict[int, int]:
+        if isinstance(prompt, RecordedPrompt) and prompt.counts is not None:
+            return {at: prompt.counts[at] for at in prompt.memoised}
+        return super().known(prompt)
+
+    def count(self, prompt: Prompt, index: int, *, deadline: float | None = None, apart: bool = False) -> int:
+        if apart:  # a count for the ledger only (the replay's ledger is its bill): nothing to learn
+            raise TokenCountError("the replay keeps no ledger")
+        if isinstance(prompt, RecordedPrompt) and prompt.counts is not None:
+            tokens = prompt.counts.get(index)
+            if tokens is None:
+                raise TokenCountError(f"position {index} was not counted when the call was planned")
+        else:
+            hit = self.cached(prompt, index)
+            if hit is not None:
+                return hit
+            if not isinstance(prompt, RecordedPrompt) or not 0 <= index < len(prompt.sizes):
+                raise TokenCountError(f"position {index} has no recorded size")
+            self.estimated += not prompt.counted[index]
+            tokens = prompt.sizes[index]
         self.calls += 1
-        self.estimated += not prompt.counted[index]
-        tokens = prompt.sizes[index]
         self.memo.put(self.namespace, prompt.model, prompt.prefix_hash(index), tokens)
         return tokens
 

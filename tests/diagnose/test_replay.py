@@ -142,3 +142,16 @@ def _long_turn() -> dict[str, Any]:
             {"type": "text", "text": "A longer question. " * 80, "cache_control": {"type": "ephemeral"}}
         ],
     }
+
+
+def test_the_planners_counts_are_kept_with_what_its_memo_knew() -> None:
+    """``counts``: every size the planner knew (the count_tokens answer, not the cached size) and which
+    its memo held before planning; an unplanned call has no such key."""
+    seen = _seen(_body())
+    usage = Usage(input_tokens=3, ephemeral_5m_input_tokens=1500)
+    out = points(seen, usage, Sizes(), {1: 1400, 3: 1503}, memoised={1})
+    assert out["counts"] == [[1, 1400, 1], [3, 1503, 0]]
+    assert out["points"][1][1:5] == [1400, "system", "5m", 1]  # a count is an exact size of the cache
+    assert out["points"][3][1] == 1500  # where the usage says what was cached, that is the size kept
+    assert "counts" not in points(seen, usage, Sizes())
+    assert points(seen, usage, Sizes(), {})["counts"] == []

@@ -205,6 +205,30 @@ def test_concurrent_writer_not_yet_readable(emulator: Emulator, ledger: Ledger) 
     assert "concurrent" in rows
 
 
+def test_not_written(emulator: Emulator, ledger: Ledger) -> None:
+    """The earlier request of the family carried no marker: it cached nothing to read."""
+    client = _client(emulator, ledger)
+    _ask(client, system=[{"type": "text", "text": LONG}])
+    emulator.advance(10)
+    second = _ask(client)
+    assert second.usage.cache_read_input_tokens == 0 and second.usage.cache_creation_input_tokens > 0
+    row = _last(ledger)
+    assert row.miss_reason == "not_written" and row.api_miss_reason is None
+
+
+def test_unexplained_when_the_entry_is_gone(emulator: Emulator, ledger: Ledger) -> None:
+    """Same prefix, marker, model and a short gap, but the server no longer holds the entry (here the
+    emulator's cache is emptied, as an eviction would): nothing local explains the miss."""
+    client = _client(emulator, ledger)
+    _ask(client)
+    emulator.engine.reset()
+    emulator.advance(10)
+    assert _ask(client).usage.cache_read_input_tokens == 0
+    row = _last(ledger)
+    assert row.miss_reason == "unexplained" and row.miss_detail is not None
+    assert row.miss_detail["tokens"] > 0
+
+
 def test_no_marker(emulator: Emulator, ledger: Ledger) -> None:
     client = _client(emulator, ledger)
     _ask(client)

@@ -72,15 +72,36 @@ def test_below_the_minimum_nothing_is_placed(make_planner: Callable[..., CachePl
 def test_far_above_the_minimum_no_count_is_needed(
     make_planner: Callable[..., CachePlanner], count: FakeCount
 ) -> None:
-    plan = make_planner().plan(
-        {
-            "model": "claude-test",
-            "max_tokens": 5,
-            "system": words(6000),
-            "messages": [{"role": "user", "content": words(3000)}],
-        }
-    )
-    assert len(plan.added) == 2 and not count.bodies
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": words(6000),
+        "messages": [{"role": "user", "content": words(3000)}],
+    }
+    plan = make_planner(count_system_end=False).plan(request)
+    assert len(plan.added) == 2 and not count.bodies and plan.counts == {}
+
+
+def test_the_system_end_is_counted_once_for_the_ledger(
+    make_planner: Callable[..., CachePlanner], count: FakeCount
+) -> None:
+    """By default the end of the system prompt is counted after choosing (for what-if replay), memoised
+    apart: the choice is the same as without it, later plans do not plan with it (it is not in what
+    their memo knew), and the memo answers the next request with that system without a call."""
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": words(6000),
+        "messages": [{"role": "user", "content": words(3000)}],
+    }
+    planner = make_planner()
+    plan = planner.plan(request)
+    without = make_planner(count_system_end=False, counter=TokenCounter(count, memo=TokenMemo(None)))
+    assert paths(plan) == paths(without.plan(request))
+    assert list(plan.counts) == [0] and plan.count_calls == 2  # the system + filler, then the filler alone
+    assert plan.memoised == frozenset()
+    again = planner.plan({**request, "messages": [{"role": "user", "content": words(2000)}]})
+    assert again.count_calls == 0 and again.memoised == frozenset() and again.counts == plan.counts
 
 
 def test_single_use_prefixes_stop_getting_breakpoints(

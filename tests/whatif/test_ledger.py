@@ -183,17 +183,8 @@ def test_as_recorded_under_another_price_table(
 
 @pytest.mark.parametrize("strategy", ["none", "auto", "static", "planner"])
 def test_a_strategy_matches_running_it_live(
-    strategy: str, recorded: tuple[Path, list[CallRecord]], tmp_path: Path, request: pytest.FixtureRequest
+    strategy: str, recorded: tuple[Path, list[CallRecord]], tmp_path: Path
 ) -> None:
-    if strategy == "static":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="no billed usage of the first five calls ends at their system boundary (each read "
-                "the previous turn, behind the system marker; no 1h/5m split) and nothing counted it "
-                "(the planner does not count the caller's markers): static's write there is interpolated",
-                strict=True,
-            )
-        )
     _, rows = recorded
     book = PriceBook.default()
     planned = strategy == "planner"

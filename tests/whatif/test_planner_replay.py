@@ -17,13 +17,22 @@ import cachewise
 from cachewise.cli import cli
 from cachewise.diagnose import Seen, Sizes, points
 from cachewise.emulator import Emulator, EmulatorTransport
+from cachewise.emulator.positions import TAIL_OVERHEAD
+from cachewise.errors import TokenCountError
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook, price
 from cachewise.prompt import Prompt
 from cachewise.tokens import TokenCounter, TokenMemo
 from cachewise.usage import Usage
-from cachewise.whatif import RecordedPlanner, RecordedPrompt, apply_strategy, recorded_calls, replay_recorded
+from cachewise.whatif import (
+    RecordedCounter,
+    RecordedPlanner,
+    RecordedPrompt,
+    apply_strategy,
+    recorded_calls,
+    replay_recorded,
+)
 from cachewise.workloads.script import play
 from cachewise.workloads.suite import SUITE
 
@@ -39,36 +48,29 @@ def _billed(rows: list[CallRecord]) -> Decimal:
     )
 
 
-def _workload_rows(make: Any, path: Path) -> list[CallRecord]:
-    """A suite workload (scale 1) sent through cachewise.wrap with the planner; the ledger's rows."""
+def _workload_rows(
+    make: Any, path: Path, strategy: str = "recorded", *, planner: bool = True
+) -> list[CallRecord]:
+    """A suite workload (scale 1) sent through cachewise.wrap (with the planner, or ``strategy``'s
+    markers without it); the ledger's rows."""
     emulator = Emulator()
     http = httpx2.Client(transport=EmulatorTransport(emulator), base_url="http://emulator")
     raw = anthropic.Anthropic(api_key="sk-ant-w", base_url="http://emulator", max_retries=0, http_client=http)
-    planner = CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
+    planned = (
+        CachePlanner(TokenCounter(raw, memo=TokenMemo(None)), clock=emulator.now, count_budget=None)
+        if planner
+        else False
+    )
     with Ledger(path) as led:
-        client = cachewise.wrap(raw, ledger=led, planner=planner, clock=emulator.now)
-        play(make(1), lambda body: client.messages.create(**body), emulator)
+        client = cachewise.wrap(raw, ledger=led, planner=planned, clock=emulator.now)
+        play(make(1), lambda body: client.messages.create(**apply_strategy(strategy, body)), emulator)
         led.flush()
         rows = led.calls()
     http.close()
     return rows
 
 
-_DIVERGES = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "long agent sessions: the planner's estimate of a prefix it never counted differs by a few tokens "
-        "between the live memo and the recorded sizes (3,336 against 3,333 at call 13), which flips a "
-        "near-tie between two tool-result boundaries; the replay then bills 2% more (docs/why.md)"
-    ),
-)
-
-
-@pytest.mark.parametrize(
-    "make",
-    [pytest.param(m, marks=_DIVERGES) if m.__name__ == "agent_sessions" else m for m in SUITE],
-    ids=[m.__name__ for m in SUITE],
-)
+@pytest.mark.parametrize("make", SUITE, ids=[m.__name__ for m in SUITE])
 def test_each_workload_planned_from_the_ledger_bills_what_the_planner_billed_live(
     make: Any, tmp_path: Path
 ) -> None:
@@ -81,6 +83,19 @@ def test_each_workload_planned_from_the_ledger_bills_what_the_planner_billed_liv
     planned = replay_recorded(calls, "planner", BOOK)
     assert planned.cost == billed
     assert planned.cache_read_tokens == sum(r.usage.cache_read_input_tokens for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", SUITE, ids=[m.__name__ for m in SUITE])
+def test_each_workload_recorded_with_the_planner_replays_the_fixed_strategies_as_live(
+    make: Any, tmp_path: Path
+) -> None:
+    """No markers, automatic caching, a static system marker: replayed from the planner's ledger, each
+    bills what running it live against the emulator bills (the system end counted for the ledger)."""
+    calls = recorded_calls(_workload_rows(make, tmp_path / "w.db")).calls
+    for strategy in ("none", "auto", "static"):
+        live = _workload_rows(make, tmp_path / f"{strategy}.db", strategy, planner=False)
+        assert replay_recorded(calls, strategy, BOOK).cost == _billed(live), strategy
 
 
 @pytest.mark.parametrize("traffic", ["recorded", "none", "auto", "static"])
@@ -188,3 +203,43 @@ def test_unreadable_replay_points_name_the_call(tmp_path: Path) -> None:
     argv = ["whatif", "--db", str(tmp_path / "stored.db"), "--since", since, "--strategy", "planner"]
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 2 and bad.request_id in result.output and "footer" in result.output
+
+
+def test_the_replay_counter_answers_a_planned_call_as_the_live_counter_did(tmp_path: Path) -> None:
+    """Long agent sessions: a prefix ending on a user turn is counted with the request's closing tokens
+    (the emulator's assistant header), so the live count and the cached size differ by those tokens.
+    The replay's counter answers with the live count, knows what the live memo knew before planning,
+    and fails a count the live planner did not get."""
+    rows = _workload_rows(SUITE[[m.__name__ for m in SUITE].index("agent_sessions")], tmp_path / "a.db")
+    apart = [
+        (r, at, tokens)
+        for r in rows
+        for at, tokens, _ in (r.replay or {})["counts"]
+        if tokens != (r.replay or {})["points"][at][1]
+    ]
+    assert apart and all(
+        tokens - (r.replay or {})["points"][at][1] == TAIL_OVERHEAD for r, at, tokens in apart
+    )
+    row, at, tokens = apart[0]
+    prompt = RecordedPrompt.of(row)
+    counter = RecordedCounter()
+    assert counter.count(prompt, at) == tokens
+    held = {i: n for i, n, memo in (row.replay or {})["counts"] if memo}
+    assert counter.known(prompt) == held
+    missing = next(i for i in range(len(prompt)) if i not in (prompt.counts or {}))
+    with pytest.raises(TokenCountError, match="not counted when the call was planned"):
+        counter.count(prompt, missing)
+    later = next(r for r in rows if any(memo for _, _, memo in (r.replay or {})["counts"]))
+    assert RecordedCounter().known(RecordedPrompt.of(later))  # the live memo's knowledge, from the row
+
+
+def test_the_system_end_is_counted_for_the_ledger_on_every_planned_call(
+    tmp_path: Path,
+) -> None:
+    """The planner counts the end of the system prompt for the ledger: every planned row knows its size
+    exactly, and the rows sent without the planner do not (nothing counted them)."""
+    rows = _live(_requests(), "recorded", tmp_path / "planned.db", planner=True)
+    system = [[p for p in (r.replay or {})["points"] if p[2] == "system"][-1] for r in rows]
+    assert all(p[4] == 1 for p in system)
+    plain = _live(_requests(), "recorded", tmp_path / "plain.db")
+    assert all("counts" not in (r.replay or {}) for r in plain)
