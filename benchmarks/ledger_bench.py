@@ -2,7 +2,7 @@
 and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
-        [--pg URL] [--skip inserts record frame end-to-end]
+        [--pg URL] [--skip inserts record frame end-to-end index-cost] [--e2e-steps 10]
 
 Every figure is printed next to a baseline measured in the same run.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from datetime import UTC, datetime
 
 from cachewise.ledger import CallRecord, Ledger
-from cachewise.ledger.store import _INSERT_COLUMNS, _INSERT_SQL_COLUMNS, Store, _driver_values, call_row
+from cachewise.ledger.store import (
+    _INSERT_COLUMNS,
+    _INSERT_SQL_COLUMNS,
+    Store,
+    _driver_values,
+    call_row,
+    record_values,
+)
 from tests.ledger.conftest import make_record
 from tests.ledger.test_units import random_records
 
@@ -189,12 +197,19 @@ def _raw_copy(pg_url: str, values: list[tuple[Any, ...]]) -> float:
         return time.perf_counter() - start
 
 
-def end_to_end(url: str, records: list[CallRecord], label: str) -> None:
+def end_to_end(url: str, records: list[CallRecord], label: str, step: int | None = None) -> None:
     """``Ledger.record`` x rows then ``flush()`` (durable), timed from the first record; the time
-    inside ``record()`` on the caller's thread; raw inserts of the same rows as the baseline."""
+    inside ``record()`` on the caller's thread; raw inserts of the same rows as the baseline.
+
+    ``step``: the ledger's schema stays at that migration step (an older ledger, same code)."""
     rows = len(records)
     sqlite = not url.startswith("postgresql")
-    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
+    if step is not None:
+        store = Store(url)
+        store.upgrade(target=step)
+        store.dispose()
+        label = f"{label}@{step}"
+    led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False, upgrade=step is None)
     caller: list[int] = []
     clock = time.perf_counter_ns
     cpu = time.process_time()
@@ -225,21 +240,99 @@ def end_to_end(url: str, records: list[CallRecord], label: str) -> None:
     )
 
 
+def _scratch_sqlite(directory: Path, step: int | None = None) -> str:
+    path = directory / f"scratch-{uuid.uuid4().hex[:8]}.db"
+    store = Store(str(path))
+    store.upgrade(target=step)
+    store.dispose()
+    return str(path)
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def _timed_insert(path: str, values: Rows, tags: Rows, ddl: list[str]) -> float:
+    """Thread CPU seconds of one ``executemany`` of ``values`` (ids given) and ``tags`` after ``ddl``."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = FULL")
+        con.execute("PRAGMA foreign_keys = ON")
+        for statement in ddl:
+            con.execute(statement)
+        marks = ", ".join(["?"] * (len(_INSERT_COLUMNS) + 1))
+        start = time.thread_time()
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES ({marks})", values)
+        con.executemany("INSERT INTO call_tags (call_id, key, value) VALUES (?, ?, ?)", tags)
+        con.execute("COMMIT")
+        return time.thread_time() - start
+    finally:
+        con.close()
+
+
+def index_cost(records: list[CallRecord], directory: Path, repeats: int = 3) -> None:
+    """SQLite: the CPU one raw ``executemany`` of the rows (and their tags) takes per row, with the
+    current schema, with each index dropped in a scratch database, and at step 10 (before 0012).
+    Thread CPU time, the least of ``repeats`` runs: less sensitive to other load than wall time."""
+    rows = len(records)
+    now = datetime.now(UTC)
+    built = [record_values(r, now, True) for r in records]
+    values = [(i, *v) for i, (v, _tags) in enumerate(built, 1)]
+    tags = [(i, k, v) for i, (_v, t) in enumerate(built, 1) for k, v in t.items()]
+    con = sqlite3.connect(_scratch_sqlite(directory))
+    indexes = [
+        name
+        for (name,) in con.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name IN ('calls', 'call_tags') ORDER BY name"
+        )
+    ]
+    con.close()
+
+    def best(step: int | None, ddl: list[str]) -> float:
+        return min(_timed_insert(_scratch_sqlite(directory, step), values, tags, ddl) for _ in range(repeats))
+
+    full = best(None, [])
+    print(f"index cost, sqlite, {rows} rows, raw executemany (+tags), thread CPU, least of {repeats}:")
+    print(f"  current schema             {full / rows * 1e6:6.1f} µs/row")
+    print(f"  at step 10 (before 0012)   {best(10, []) / rows * 1e6:6.1f} µs/row")
+    for name in indexes:
+        cost = full - best(None, [f"DROP INDEX {name}"])
+        print(f"  {name:32} {cost / rows * 1e6:6.1f} µs/row ({cost / full:4.0%})")
+    cost = full - best(None, [f"DROP INDEX {name}" for name in indexes])
+    print(f"  {'all of them':32} {cost / rows * 1e6:6.1f} µs/row ({cost / full:4.0%})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--frame-rows", type=int, default=1_000_000)
     parser.add_argument("--e2e-rows", type=int, default=100_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["inserts", "record", "frame", "end-to-end"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["inserts", "record", "frame", "end-to-end", "index-cost"]
+    )
+    parser.add_argument(
+        "--e2e-steps",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also run end to end on ledgers kept at these schema steps (e.g. 10: before 0012)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         pg_url, schema = _pg_schema(args.pg)
         try:
             if "end-to-end" not in args.skip:
                 records = random_records(args.e2e_rows, seed=7)  # built (and priced) before timing
-                end_to_end(str(Path(tmp) / "e.db"), records, "sqlite")
-                end_to_end(pg_url, records, "postgres")
+                for step in [*args.e2e_steps, None]:
+                    end_to_end(str(Path(tmp) / f"e{step}.db"), records, "sqlite", step)
+                    _drop(args.pg, schema)
+                    pg_url, schema = _pg_schema(args.pg)
+                    end_to_end(pg_url, records, "postgres", step)
+            if "index-cost" not in args.skip:
+                index_cost(random_records(min(args.e2e_rows, 20_000), seed=7), Path(tmp))
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
                 inserts(pg_url, args.rows, "postgres")

@@ -295,6 +295,29 @@ def _0010_prefix_hash_started_at_index(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_calls_prefix_hash_started_at ON calls (prefix_hash, started_at, id)"))
 
 
+_PARTIAL_INDEXES = "0012_partial_write_indexes"
+
+
+def _0012_partial_write_indexes(conn: Connection) -> None:
+    """The prefix-hash and batch indexes become partial (``... IS NOT NULL``): a call without a
+    prefix hash (unplanned traffic) or a batch id (most calls) writes no entry in them, and every
+    query that reads them compares the column with ``=`` or ``IN``, which implies the predicate."""
+    conn.execute(text("DROP INDEX ix_calls_prefix_hash_started_at"))
+    conn.execute(
+        text(
+            "CREATE INDEX ix_calls_prefix_hash_started_at ON calls (prefix_hash, started_at, id) "
+            "WHERE prefix_hash IS NOT NULL"
+        )
+    )
+    conn.execute(text("DROP INDEX ix_calls_batch_id_custom_id"))
+    conn.execute(
+        text(
+            "CREATE INDEX ix_calls_batch_id_custom_id ON calls (batch_id, custom_id) "
+            "WHERE batch_id IS NOT NULL"
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
@@ -306,6 +329,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, _REPLAY, _0008_calls_replay),
     Migration(9, "0009_gateway_leases", _0009_gateway_leases),
     Migration(10, _PREFIX_TIME, _0010_prefix_hash_started_at_index),
+    Migration(12, _PARTIAL_INDEXES, _0012_partial_write_indexes),
 )
 
 

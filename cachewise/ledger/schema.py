@@ -133,8 +133,22 @@ calls = Table(
     UniqueConstraint("request_id", name="uq_calls_request_id"),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),
-    Index("ix_calls_prefix_hash_started_at", "prefix_hash", "started_at", "id"),
-    Index("ix_calls_batch_id_custom_id", "batch_id", "custom_id"),
+    # Partial (step 0012): a call without a prefix hash or a batch id adds no entry to write.
+    Index(
+        "ix_calls_prefix_hash_started_at",
+        "prefix_hash",
+        "started_at",
+        "id",
+        sqlite_where=text("prefix_hash IS NOT NULL"),
+        postgresql_where=text("prefix_hash IS NOT NULL"),
+    ),
+    Index(
+        "ix_calls_batch_id_custom_id",
+        "batch_id",
+        "custom_id",
+        sqlite_where=text("batch_id IS NOT NULL"),
+        postgresql_where=text("batch_id IS NOT NULL"),
+    ),
     Index(
         "ix_calls_inexact_money",
         "started_at",

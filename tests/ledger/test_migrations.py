@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, MetaData, Table, insert, inspect, text
+from sqlalchemy import Column, Connection, MetaData, Table, insert, inspect, select, text
 
 from cachewise.errors import SchemaTooNew
 from cachewise.ledger import Ledger, migrations
-from cachewise.ledger.schema import metadata
+from cachewise.ledger.schema import calls, metadata
 from cachewise.ledger.store import Store
 from cachewise.usage import Usage
 
@@ -118,3 +119,57 @@ def test_newer_schema_is_refused(backend: Backend, open_ledger: Callable[..., Le
 def test_reopening_applies_nothing(backend: Backend, open_ledger: Callable[..., Ledger]) -> None:
     open_ledger().close()
     assert open_ledger().upgrade() == []
+
+
+def _index_sql(conn: Connection, backend: Backend, name: str) -> str:
+    if backend.name == "sqlite":
+        found = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": name})
+        return str(found.scalar_one())
+    found = conn.execute(
+        text("SELECT indexdef FROM pg_indexes WHERE indexname = :n AND schemaname = current_schema()"),
+        {"n": name},
+    )
+    return str(found.scalar_one())
+
+
+def test_step_12_makes_the_prefix_and_batch_indexes_partial_on_a_populated_ledger(
+    backend: Backend, open_ledger: Callable[..., Ledger]
+) -> None:
+    store = _store_at(backend, 10)
+    store.dispose()
+    before = open_ledger(upgrade=False)
+    before.record(make_record(0, prefix_hash="p1"))
+    before.record(make_record(1, batch_id="b1", custom_id="c1"))
+    before.record(make_record(2))
+    before.close()
+    led = open_ledger()
+    assert led.schema_version() == migrations.latest_version()
+    with led._store.read() as conn:
+        prefix = _index_sql(conn, backend, "ix_calls_prefix_hash_started_at")
+        batch = _index_sql(conn, backend, "ix_calls_batch_id_custom_id")
+        assert "prefix_hash IS NOT NULL" in prefix and "started_at" in prefix, prefix
+        assert "batch_id IS NOT NULL" in batch and "custom_id" in batch, batch
+    assert [r.request_id for r in led.calls()] == [make_record(i).request_id for i in range(3)]
+
+
+def test_the_report_seek_still_reads_the_partial_prefix_index(tmp_path: Path) -> None:
+    """``prefix_hash = <outer prefix_hash>`` implies the index's ``IS NOT NULL``: SQLite's planner uses it."""
+    led = Ledger(tmp_path / "l.db", spool_dir=tmp_path / "spool", flush_on_signal=False)
+    for i in range(40):
+        led.record(make_record(i, prefix_hash=f"p{i % 4}" if i % 3 else None))
+    led.flush()
+    n = calls.alias("n")
+    seek = (
+        select(n.c.id)
+        .where(n.c.prefix_hash == calls.c.prefix_hash, n.c.started_at > calls.c.started_at)
+        .order_by(n.c.started_at, n.c.id)
+        .limit(1)
+        .correlate(calls)
+        .scalar_subquery()
+    )
+    stmt = select(calls.c.id, seek).where(calls.c.prefix_hash.is_not(None))
+    with led._store.read() as conn:
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        plan = " | ".join(str(row[-1]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
+    led.close()
+    assert "ix_calls_prefix_hash_started_at" in plan, plan

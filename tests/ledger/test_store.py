@@ -14,7 +14,7 @@ from sqlalchemy import text
 from cachewise.ledger import Ledger
 from cachewise.ledger.record import CostBreakdown
 from cachewise.ledger.schema import COST_COLUMNS
-from cachewise.ledger.store import PIPELINE_CHUNK, Store
+from cachewise.ledger.store import PIPELINE_CHUNK, SQLITE_CACHE_KIB, Store
 
 from .conftest import Backend, make_record
 
@@ -92,3 +92,19 @@ def test_replay_points_round_trip(ledger: Ledger) -> None:
     ledger.flush()
     got = {r.request_id: r.replay for r in ledger.calls()}
     assert sorted(got.values(), key=lambda v: v is None) == [points, None]
+
+
+def test_sqlite_writes_with_a_large_page_cache_and_reads_with_the_default(tmp_path: Path) -> None:
+    """The write path keeps a batch's index pages in memory; a read on the same pooled connection
+    gives them back, so reports do not hold the writer's cache."""
+    store = Store(tmp_path / "l.db")
+    store.upgrade()
+    try:
+        for _ in range(2):  # the same pooled connection, write then read then write
+            with store.write() as conn:
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+            with store.read() as conn:
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+        assert store.insert([make_record(1)]).inserted == 1
+    finally:
+        store.dispose()
