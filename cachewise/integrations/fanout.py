@@ -267,7 +267,8 @@ class FanOut:
     # -- before sending ---------------------------------------------------------------------------
 
     def admit(self, prepared: Prepared, now: datetime, *, scope: str = "") -> Admission:
-        """Decide, without blocking, what ``prepared`` waits for and which prefixes it leads.
+        """Decide, without waiting, what ``prepared`` waits for and which prefixes it leads (with
+        ``leases``: one store round trip per prefix it would lead, see the module docstring).
 
         ``scope``: whose cache (see :func:`scope_of`); requests of different scopes never wait
         for each other. A wrapped client or transport has one scope.
