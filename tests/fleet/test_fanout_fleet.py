@@ -20,6 +20,7 @@ import pytest
 
 import cachewise
 from cachewise.emulator import Emulator, EmulatorServer
+from cachewise.fleet import PostgresLeases, RedisLeases
 from cachewise.ledger import Ledger
 
 pytestmark = pytest.mark.slow
@@ -49,20 +50,22 @@ def _worker(conn: Connection, base_url: str, store: str, leases: bool, first: in
         reuse_store=store,
         warm_start=False,
     )
+    fanout = next(m for m in client._middleware if hasattr(m, "fanout")).fanout  # type: ignore[attr-defined]
+    assert isinstance(fanout.leases, RedisLeases | PostgresLeases)  # wrap() took the store's leases
     if not leases:
-        middleware = next(m for m in client._middleware if hasattr(m, "fanout"))  # type: ignore[attr-defined]
-        middleware.fanout.leases = None
+        fanout.leases = None
     now[:] = [conn.recv()]
     conn.send(None)
     conn.recv()  # go
     with ThreadPoolExecutor(JOBS) as pool:
         list(pool.map(lambda job: client.messages.create(**_body(job)), range(first, first + JOBS)))
-    conn.send(None)
+    conn.send(fanout.counts["fleet_held"])  # prefixes this process waited on another for
     raw.close()
 
 
-def _writes(store: str, leases: bool) -> tuple[int, int]:
-    """How many calls wrote the shared prefix, and how many calls there were."""
+def _writes(store: str, leases: bool) -> tuple[int, int, int]:
+    """How many calls wrote the shared prefix, how many calls there were, and how many times a
+    process waited on the other's lead through the store."""
     emulator = Emulator()
     context = multiprocessing.get_context("spawn")
     with EmulatorServer(emulator) as server:
@@ -82,13 +85,14 @@ def _writes(store: str, leases: bool) -> tuple[int, int]:
             pipe.recv()
         for pipe in pipes:
             pipe.send("go")
+        watched = 0
         for pipe in pipes:
             assert pipe.poll(60), "a worker did not finish"
-            pipe.recv()
+            watched += int(pipe.recv())
         for worker in workers:
             worker.join(30)
     rows = emulator.billing.rows()
-    return sum(1 for r in rows if r.usage["cache_creation_input_tokens"] > 0), len(rows)
+    return sum(1 for r in rows if r.usage["cache_creation_input_tokens"] > 0), len(rows), watched
 
 
 @pytest.mark.parametrize("backend", ["redis", "postgres"])
@@ -97,12 +101,13 @@ def test_a_new_prefix_fanned_out_by_two_processes_is_written_once(
 ) -> None:
     store = request.getfixturevalue("redis_store_url" if backend == "redis" else "pg_store_url")
     started = time.monotonic()
-    writes, calls = _writes(store, leases=True)
+    writes, calls, watched = _writes(store, leases=True)
     assert calls == 2 * JOBS
     assert writes == 1, f"{writes} writes in {time.monotonic() - started:.1f} s"
+    assert watched == 1  # the other process waited on the lead through the store, once
 
 
 def test_without_the_leases_each_process_writes_the_prefix(redis_store_url: str) -> None:
-    writes, calls = _writes(redis_store_url, leases=False)
-    assert calls == 2 * JOBS
+    writes, calls, watched = _writes(redis_store_url, leases=False)
+    assert calls == 2 * JOBS and watched == 0
     assert writes == 2  # each process held its own followers, but not the other's
