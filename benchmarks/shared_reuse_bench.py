@@ -39,7 +39,7 @@ from cachewise.fleet import Fleet, attach
 from cachewise.planner import CachePlanner
 from cachewise.tokens import TokenCounter, TokenMemo
 from cachewise.workloads import SUITE, Workload, run
-from cachewise.workloads.fleet import run_fleet
+from cachewise.workloads.fleet import FleetReplay
 
 CLOCK = time.perf_counter  # --cpu: time.thread_time, the planner thread's own CPU
 
@@ -81,21 +81,23 @@ def _bills(names: list[str], redis_base: str, pg_base: str) -> None:
     print("## The bill: input side (emulator bill minus output), two processes round-robin\n")
     print("| workload | calls | one process | two isolated | PG sync | Redis sync | PG async | Redis async |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name in names:
-        one = run(_workload(name), "planner")
-        cells: list[Decimal] = [run_fleet(_workload(name), 2).input_cost]
-        for sync in (True, False):
-            with _pg_url(pg_base) as pg:
-                cells.append(run_fleet(_workload(name), 2, store=pg, sync=sync).input_cost)
-            with _redis_url(redis_base) as rd:
-                cells.append(run_fleet(_workload(name), 2, store=rd, sync=sync).input_cost)
-        isolated, pg_sync, rd_sync, pg_async, rd_async = cells
+    with FleetReplay(2) as replay:  # two worker processes for the whole table, fresh state each run
+        for name in names:
+            one = run(_workload(name), "planner")
+            cells: list[Decimal] = [replay.run(_workload(name)).input_cost]
+            for sync in (True, False):
+                with _pg_url(pg_base) as pg:
+                    cells.append(replay.run(_workload(name), store=pg, sync=sync).input_cost)
+                with _redis_url(redis_base) as rd:
+                    cells.append(replay.run(_workload(name), store=rd, sync=sync).input_cost)
+            isolated, pg_sync, rd_sync, pg_async, rd_async = cells
 
-        def vs(x: Decimal, one: Decimal = one.input_cost) -> str:
-            return f"${x:.5f} ({(x - one) / one:+.1%})" if one else f"${x:.5f}"
+            def vs(x: Decimal, one: Decimal = one.input_cost) -> str:
+                return f"${x:.5f} ({(x - one) / one:+.1%})" if one else f"${x:.5f}"
 
-        row = [vs(c) for c in (isolated, pg_sync, rd_sync, pg_async, rd_async)]
-        print(f"| {name} | {one.requests} | ${one.input_cost:.5f} | " + " | ".join(row) + " |")
+            row = [vs(c) for c in (isolated, pg_sync, rd_sync, pg_async, rd_async)]
+            head = f"| {name} | {one.requests} | ${one.input_cost:.5f} | "
+            print(head + " | ".join(row) + " |", flush=True)
     print()
 
 
@@ -255,11 +257,14 @@ def _warm_start_cost(name: str, repeat: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--workloads", default="few-shot,agent loop,model mix", help="comma-separated names")
+    parser.add_argument(
+        "--workloads", default="few-shot,agent loop,model mix", help="comma-separated names, or 'all'"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per hot-path figure (default 5)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-bills", action="store_true", help="only the overhead figures")
+    parser.add_argument("--bills-only", action="store_true", help="only the bill table")
     parser.add_argument(
         "--cpu", action="store_true", help="time the planner thread's CPU (thread_time), not the wall clock"
     )
@@ -267,9 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     global CLOCK
     CLOCK = time.thread_time if args.cpu else time.perf_counter
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    if args.workloads == "all":
+        names = [make(1).name for make in SUITE]
     started = time.perf_counter()
     if not args.skip_bills:
         _bills(names, args.redis, args.postgres)
+    if args.bills_only:
+        print(f"({time.perf_counter() - started:.0f} s)")
+        return 0
     _overhead(names, args.redis, args.postgres, args.repeat)
     _warm_start_cost("many tenants", args.repeat)
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -18,7 +18,7 @@ import anthropic
 
 from .errors import CachewiseError, PriceTableError
 from .failopen import record_failure
-from .integrations.fanout import DEFAULT_HOLD_TIMEOUT, FanOut, FanoutMode
+from .integrations.fanout import DEFAULT_HOLD_TIMEOUT, FanOut, FanoutMode, Leases
 from .integrations.middleware import CachewiseMiddleware
 from .integrations.tracker import BudgetLike, CallTracker, Clock, PlannerLike
 from .pricing.platforms import Platform
@@ -94,6 +94,22 @@ def _share(
         attach(planner, store=store, ledger=ledger if warm_start else None)
 
 
+def _leases(store: str | ReuseStore) -> Leases | None:
+    """Fan-out leases on the fleet's store (docs/planner.md, "Fan-out across processes"); fail open."""
+    from .fleet import open_leases
+    from .fleet.stores import check_url
+
+    if isinstance(store, str):
+        check_url(store)  # a misspelt URL is the caller's to fix: raised, not logged
+    try:
+        return open_leases(store)
+    except ImportError:
+        raise
+    except Exception as exc:
+        record_failure("fanout leases (fan-out is held within this process only)", exc)
+        return None
+
+
 def _is_async(client: Any) -> bool:
     return type(client).__name__.startswith("Async")
 
@@ -136,9 +152,12 @@ def wrap(
     hours, so a restarted process plans as if it had not stopped (docs/planner.md, "Fleet").
     ``reuse_store``: share reuse observations, token counts and learned minimums with the other
     processes using the same store, a ``redis://`` or ``postgresql://`` URL or a
-    :class:`cachewise.fleet.ReuseStore` (then the store, not the ledger, is the warm start).
+    :class:`cachewise.fleet.ReuseStore` (then the store, not the ledger, is the warm start). On a
+    URL, ``fanout`` holds across those processes too: one leads a cold prefix, the others wait.
     """
     fanout_control = FanOut(fanout, timeout=fanout_timeout)  # a bad value is the caller's error
+    if reuse_store is not None and fanout_control.active:
+        fanout_control.leases = _leases(reuse_store)
     if not isinstance(client, anthropic.Anthropic | anthropic.AsyncAnthropic):
         known = type(client).__name__ in _PLATFORM_CLIENTS
         if not (known and hasattr(client, "with_middleware")):

@@ -212,6 +212,17 @@ def _build_app(options: _Options, announce: bool = False) -> _ClosingApp:
     )
     tracker = CallTracker(ledger=ledger, planner=planner, sinks=parts.sinks)
     from ..integrations.batch_planner import BatchPlanner
+    from ..integrations.fanout import FanOut
+
+    fanout = FanOut("hold")
+    if options.reuse_store:
+        from ..failopen import record_failure
+        from ..fleet import open_leases
+
+        try:  # the workers hold a cold prefix for each other too (docs/planner.md, "Fan-out")
+            fanout.leases = open_leases(options.reuse_store)
+        except Exception as exc:
+            record_failure("fanout leases (fan-out is held within this worker only)", exc)
 
     app = parts.wrap(
         create_proxy_app(
@@ -221,6 +232,7 @@ def _build_app(options: _Options, announce: bool = False) -> _ClosingApp:
             max_body_bytes=options.max_body_bytes,
             admit=parts.admit,
             batch_planner=BatchPlanner() if options.plan else None,
+            fanout=fanout,
         )
     )
     if announce:

@@ -184,6 +184,8 @@ class Fleet:
             try:
                 cursor, batches = self.store.read(self._cursor, self._read_wait)
             except Exception as exc:
+                if self._stop.is_set():
+                    return  # closed under a blocking read (at exit): not a store failure
                 self._failed(exc)
                 self._stop.wait(RETRY_SECONDS)
                 continue

@@ -34,7 +34,7 @@ class FleetStats(ReuseStats):
     # -- others' observations --------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Apply one observation made elsewhere (an ``r``, ``t`` or ``f`` event), not republished."""
+        """Apply one observation made elsewhere (an ``r``, ``t``, ``f`` or ``e`` event), not republished."""
         kind = event[0]
         if kind == "r":
             ReuseStats.record(self, event[4], event[2], event[3], from_micros(event[1]))
@@ -43,6 +43,8 @@ class FleetStats(ReuseStats):
             ReuseStats.touch(self, event[2], ttl, from_micros(event[1]), event[4], read=bool(event[5]))
         elif kind == "f":
             ReuseStats.forget(self, event[1])
+        elif kind == "e":
+            ReuseStats.expect(self, event[1], event[2], int(event[3]))
         else:
             raise ValueError(f"not a reuse observation: {event[:3]!r}")
         self.applied += 1
@@ -111,8 +113,12 @@ class FleetStats(ReuseStats):
         return super().p_branch(family[:KEY_DIGITS], branch, ttl, now)
 
     def expect(self, prefix_hash: str, family: str, branch: int) -> None:
-        # The new-boundary statistics stay in this process (docs/planner.md, "Known gaps").
-        super().expect(prefix_hash[:KEY_DIGITS], family[:KEY_DIGITS], branch)
+        if self._inbox:
+            self._catch_up()
+        short, fam = prefix_hash[:KEY_DIGITS], family[:KEY_DIGITS]
+        super().expect(short, fam, branch)
+        if self.fleet is not None:
+            self.fleet.publish(["e", short, fam, branch])
 
     def settle(self, now: datetime) -> None:
         if self._inbox:

@@ -21,7 +21,15 @@ was planned (``planner=False``), the caller's own markers; a prefix whose
 lead has begun is *warm* until its TTL runs out on the tracker's clock, and a request on
 warm prefixes never waits. Waiting is bounded and never raises: sync callers wait on a
 :class:`threading.Event`, async callers on a future of their own event loop, so the loop
-is never blocked. Everything here is per process; fleets share nothing through it.
+is never blocked.
+
+Across processes (``leases``, a :class:`Leases` such as :func:`cachewise.fleet.open_leases` on
+the fleet's Redis or PostgreSQL): a request that would lead a cold prefix first claims it in the
+store (Redis ``SET NX PX``, PostgreSQL ``INSERT ... ON CONFLICT`` on a lease row) for at most
+``timeout`` seconds. Claimed, it leads as above and, once its response begins, marks the prefix
+warm in the store; claimed by another process, it (and every request of this process on that
+prefix) waits for that lead as for a local one, polling the store, within the same bounded hold.
+A store that fails is logged and the request leads as if alone (fail open).
 """
 
 from __future__ import annotations
@@ -31,13 +39,14 @@ import copy
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
 from ..api_rules import TTL_SECONDS, Ttl
-from ..failopen import fail_open
+from ..failopen import fail_open, record_failure
 
 if TYPE_CHECKING:
     from .tracker import Prepared
@@ -48,6 +57,7 @@ __all__ = [
     "FanOut",
     "FanoutMode",
     "Hold",
+    "Leases",
     "prewarm_body",
     "scope_of",
 ]
@@ -60,6 +70,38 @@ MODES: tuple[str, ...] = get_args(FanoutMode)
 DEFAULT_HOLD_TIMEOUT = 2.0
 
 _Key = tuple[str, str, str]  # (scope: whose cache, model, prefix hash)
+
+LeaseState = Literal["lead", "held", "warm", "free"]
+
+#: Seconds between two looks at the store while another process leads a prefix.
+LEASE_POLL = 0.005
+
+
+class Leases(Protocol):
+    """Fan-out leases in a store several processes share (implemented in :mod:`cachewise.fleet.leases`).
+
+    ``key`` names one prefix of one cache (a digest, no prompt text); ``holder`` is the claiming
+    process; times are the caller's clock (aware UTC), so a replay in virtual time holds as live.
+    Every method may raise the store's errors: :class:`FanOut` logs them and fails open.
+    """
+
+    def claim(self, key: str, holder: str, hold: float, now: datetime) -> LeaseState:
+        """Lead ``key`` for at most ``hold`` seconds: ``"lead"`` if this claim won, ``"held"``
+        if another holder leads it now, ``"warm"`` if its entry is known live at ``now``."""
+
+    def state(self, key: str, now: datetime) -> LeaseState:
+        """``"held"`` (a lead in flight), ``"warm"`` (live at ``now``) or ``"free"``."""
+
+    def warm(self, key: str, holder: str, until: datetime, ttl: float) -> None:
+        """The lead's response began: the entry is live until ``until`` (``ttl`` seconds from now)."""
+
+    def drop(self, key: str, holder: str) -> None:
+        """The lead failed: release ``key`` if ``holder`` still holds it."""
+
+
+def lease_key(key: _Key) -> str:
+    """The store's name for a prefix of a cache: a digest of (scope, model, prefix hash)."""
+    return hashlib.sha256("\x1f".join(key).encode()).hexdigest()[:32]
 
 
 def scope_of(headers: Mapping[str, str]) -> str:
@@ -118,6 +160,7 @@ class Admission:
     held: float = 0.0  # seconds spent waiting
     timed_out: bool = False
     released: bool = False
+    claimed: tuple[_Key, ...] = ()  # leads also claimed in the fleet's store (released there too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +239,13 @@ def _marked(prepared: Prepared) -> list[tuple[str, str, Ttl]]:
 class FanOut:
     """Holds or pre-warms concurrent requests on a cold prefix (see the module docstring)."""
 
-    def __init__(self, mode: FanoutMode | str = "hold", *, timeout: float = DEFAULT_HOLD_TIMEOUT) -> None:
+    def __init__(
+        self,
+        mode: FanoutMode | str = "hold",
+        *,
+        timeout: float = DEFAULT_HOLD_TIMEOUT,
+        leases: Leases | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"fanout: expected one of {', '.join(map(repr, MODES))}, got {mode!r}")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0:
@@ -206,7 +255,10 @@ class FanOut:
         self._flights: dict[_Key, _Flight] = {}
         self._warm: dict[_Key, datetime] = {}
         self._lock = threading.Lock()
-        self.counts = {"led": 0, "held": 0, "timeouts": 0, "prewarms": 0}
+        self.counts = {"led": 0, "held": 0, "timeouts": 0, "prewarms": 0, "fleet_held": 0}
+        #: shared with other processes (see the module docstring); ``None``: this process alone
+        self.leases = leases
+        self.holder = uuid.uuid4().hex
 
     @property
     def active(self) -> bool:
@@ -215,7 +267,8 @@ class FanOut:
     # -- before sending ---------------------------------------------------------------------------
 
     def admit(self, prepared: Prepared, now: datetime, *, scope: str = "") -> Admission:
-        """Decide, without blocking, what ``prepared`` waits for and which prefixes it leads.
+        """Decide, without waiting, what ``prepared`` waits for and which prefixes it leads (with
+        ``leases``: one store round trip per prefix it would lead, see the module docstring).
 
         ``scope``: whose cache (see :func:`scope_of`); requests of different scopes never wait
         for each other. A wrapped client or transport has one scope.
@@ -243,13 +296,79 @@ class FanOut:
                 cold.append(key)
             for key in cold:
                 self._flights[key] = _Flight()
+        claimed: list[_Key] = []
+        if cold and self.leases is not None:
+            # Outside the lock: a store round trip. The local flights already make this process's
+            # own requests wait; the store decides which process leads.
+            for key in list(cold):
+                state = self._claim(key, now)
+                if state in ("lead", "free"):  # free: the lease ended as we looked; go as if alone
+                    if state == "lead":
+                        claimed.append(key)
+                    continue
+                cold.remove(key)
+                flight = self._flights[key]
+                if state == "held":
+                    wanted.append(key)
+                    waits.append(flight)
+                    self._watch(key, flight, now, ttls[key])
+                else:  # warm in the fleet: nobody waits
+                    with self._lock:
+                        self._flights.pop(key, None)
+                        self._warm[key] = now + timedelta(seconds=ttls[key])
+                    flight.done()
+        with self._lock:
             if cold:
                 self.counts["led"] += 1
             if waits:
                 self.counts["held"] += 1
         # A leader with nobody ahead of it pre-warms; one that also waits lets that lead warm first.
         prewarm = self.mode == "prewarm" and bool(cold) and not waits
-        return Admission(tuple(waits), tuple(cold), ttls, prewarm, tuple(wanted), now)
+        return Admission(tuple(waits), tuple(cold), ttls, prewarm, tuple(wanted), now, claimed=tuple(claimed))
+
+    # -- across processes ---------------------------------------------------------------------
+
+    def _claim(self, key: _Key, now: datetime) -> LeaseState:
+        """Claim ``key`` in the fleet's store; ``"free"`` (go as if alone, nothing claimed) when
+        there is no hold to share or the store fails (fail open)."""
+        leases = self.leases
+        if leases is None or self.timeout <= 0:
+            return "free"
+        try:
+            return leases.claim(lease_key(key), self.holder, self.timeout, now)
+        except Exception as exc:
+            record_failure("fanout lease (the request goes as if alone)", exc)
+            return "free"
+
+    def _watch(self, key: _Key, flight: _Flight, now: datetime, ttl: float) -> None:
+        """Until another process's lead on ``key`` ends (or the hold runs out): then wake ``flight``."""
+        leases = self.leases
+        assert leases is not None
+        with self._lock:
+            self.counts["fleet_held"] += 1
+        # Past the waiters' own deadlines (each bounded by ``timeout`` from when it began waiting),
+        # so a waiter times out, and says so, before the watch gives up on a lead still held.
+        name, deadline = lease_key(key), time.monotonic() + 2 * self.timeout + 0.05
+        warm_until = now + timedelta(seconds=ttl)
+
+        def poll() -> None:
+            state: LeaseState = "free"
+            try:
+                while time.monotonic() < deadline:
+                    state = leases.state(name, now)
+                    if state != "held":
+                        break
+                    time.sleep(LEASE_POLL)
+            except Exception as exc:
+                record_failure("fanout lease (the request goes as if alone)", exc)
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+                if state == "warm":
+                    self._warm[key] = warm_until
+            flight.done()
+
+        threading.Thread(target=poll, name="cachewise-fanout-lease", daemon=True).start()
 
     def _again(self, admission: Admission) -> bool:
         """After the awaited leads are done: lead what none of them warmed, wait for any new lead.
@@ -276,6 +395,10 @@ class FanOut:
             admission.leads = (*admission.leads, *taken)
             admission.wanted = tuple(still)
             admission.waits = tuple(waits)
+        if taken and self.leases is not None and admission.at is not None:
+            # The lead we waited for failed or ran out: lead, and tell the fleet (no second wait).
+            won = [key for key in taken if self._claim(key, admission.at) == "lead"]
+            admission.claimed = (*admission.claimed, *won)
         return bool(waits)
 
     async def ahold(self, prepared: Prepared, now: datetime, *, scope: str = "") -> Admission:
@@ -349,6 +472,23 @@ class FanOut:
         for flight in flights:
             if flight is not None:
                 flight.done()
+        if admission.claimed and self.leases is not None:
+            self._release_claims(admission, ok=ok, now=now)
+
+    def _release_claims(self, admission: Admission, *, ok: bool, now: datetime) -> None:
+        """Tell the fleet the lead began (warm for its TTL) or failed (the lease dropped); fail open."""
+        leases = self.leases
+        assert leases is not None
+        for key in admission.claimed:
+            try:
+                if ok:
+                    ttl = admission.ttls[key]
+                    leases.warm(lease_key(key), self.holder, now + timedelta(seconds=ttl), ttl)
+                else:
+                    leases.drop(lease_key(key), self.holder)
+            except Exception as exc:
+                record_failure("fanout lease (the request goes as if alone)", exc)
+                return
 
     def settle(self, admission: Admission, *, ok: bool, clock: Callable[[], datetime]) -> None:
         """:meth:`release` at ``clock()``, failing open (a failure is logged, the call goes on);
