@@ -2,8 +2,8 @@
 
 How a plan is made (docs/planner.md has the long form), and where each step lives:
 
-1. Read the request as cache positions (:class:`cachewise.prompt.Prompt`), on the
-   planner's own deep copy (:mod:`.body`).
+1. Read the request as cache positions (:class:`cachewise.prompt.Prompt`); the request is
+   never changed (the plan's body is a copy made on write, :mod:`.body`).
 2. Collect candidates (:mod:`.candidates`): ends of tools and system, large documents and
    tool results, the conversation tail, live and seen prefixes, lookback bridges; the
    caller's markers and the automatic one are fixed and use their slots.
@@ -215,9 +215,8 @@ class CachePlanner:
     ) -> Generator[_Ask, int | TokenCountError, Plan]:
         """The planning core: yields each count it needs, receives the count or its failure; no I/O."""
         now = self._now()
-        # The planner's own deep copy, made once: it is read here and marked by ``build`` (the
-        # plan's body); nothing it reads or writes is shared with the caller's dict.
-        request = copy_body(request) if isinstance(request, Mapping) else request
+        # The caller's dict is read as it is and never changed: ``build`` copies what it marks
+        # (the plan's body shares the unmarked blocks with it).
         prompt = self._read(request)
         model = prompt.model
         if not model:
