@@ -403,9 +403,22 @@ def _long_string_bytes(text: str) -> bytes:
     return _text_block_bytes(text)
 
 
+_STRING_MEMO_MIN_CHARS = 256
+
+
 def _string_bytes(text: str) -> bytes:
-    """:func:`_text_block_bytes`; a long text (a system prompt sent on every call) is memoised."""
-    return _long_string_bytes(text) if len(text) >= _MASS_MEMO_MIN_CHARS else _text_block_bytes(text)
+    """:func:`_text_block_bytes`; a longer text (a system prompt sent on every call) is memoised."""
+    return _long_string_bytes(text) if len(text) >= _STRING_MEMO_MIN_CHARS else _text_block_bytes(text)
+
+
+def _string_mass(text: str) -> int:
+    """:func:`_str_mass`, memoised from :data:`_STRING_MEMO_MIN_CHARS` (a string system or content)."""
+    return _long_str_mass(text) if len(text) >= _STRING_MEMO_MIN_CHARS else _squeezed_bytes(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _long_step(state: bytes, data: bytes) -> bytes:
+    return _sha256(state + data).digest()
 
 
 #: What one block contributes: canonical bytes, text mass, why it cannot carry a marker (or
@@ -555,7 +568,7 @@ class _Messages:
             if type(content) is str or isinstance(content, str):
                 why: str | None = None if content.strip() else "empty text blocks cannot carry cache_control"
                 add_data(head + _string_bytes(content))
-                add_mass(_str_mass(content))
+                add_mass(_string_mass(content))
                 add_kind("text")
                 add_row(("messages", "text", m, None, role, why, True, False, True))
             elif isinstance(content, list | tuple):
@@ -663,7 +676,8 @@ class Prompt:
         def add(level: Level, kind: str, data: bytes, mass: int, why_not: str | None, string: bool) -> None:
             """A tools or system position (messages are hashed in one loop after the system)."""
             nonlocal state
-            state = sha(state + data).digest()
+            # a long memoised system text is the same bytes object on every call: its hash is kept
+            state = _long_step(state, data) if string and len(data) >= 2048 else sha(state + data).digest()
             sizes.append(len(data))
             masses.append(mass)
             hashes.append(state.hex())
@@ -704,7 +718,7 @@ class Prompt:
                     "system",
                     "text",
                     _string_bytes(system),
-                    _str_mass(system),
+                    _string_mass(system),
                     _block_markable(block),
                     True,
                 )

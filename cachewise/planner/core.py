@@ -28,12 +28,12 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import PricingError, TokenCountError
 from ..failopen import swallow
-from ..pricing import PriceBook
+from ..pricing import AppliedRates, MinCache, PriceBook
 from ..prompt import Prompt
 from ..tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, prefix_bounds
 from ..usage import Usage
@@ -94,6 +94,7 @@ class CachePlanner:
         self.stats = stats if stats is not None else ReuseStats()
         self.collapse_runs = collapse_runs
         self.max_breakpoints = min(max_breakpoints, MAX_BREAKPOINTS)
+        self._prices: dict[tuple[str, date, int], tuple[PriceBook, AppliedRates, MinCache, Prices]] = {}
 
     # -- public API --------------------------------------------------------------------------
 
@@ -201,6 +202,19 @@ class CachePlanner:
             raise ValueError("the planner clock must return an aware UTC datetime")
         return now.astimezone(UTC)
 
+    def _priced(self, model: str, now: datetime) -> tuple[AppliedRates, MinCache, Prices]:
+        """The book's rates and minimum for ``model`` on the UTC day of ``now`` (both go by the day),
+        looked up once per model and day and book."""
+        key = (model, now.date(), id(self.book))
+        found = self._prices.get(key)
+        if found is None or found[0] is not self.book:
+            rates = self.book.rates(model, now)
+            found = (self.book, rates, self.book.min_cache_tokens(model, now), Prices.per_token(rates))
+            if len(self._prices) >= 64:
+                self._prices.clear()
+            self._prices[key] = found
+        return found[1], found[2], found[3]
+
     def _learned(self, model: str) -> LearnedMinimum:
         counter = self.counter
         return counter.learned_minimum(model) if counter is not None else LearnedMinimum()
@@ -222,15 +236,13 @@ class CachePlanner:
         if not model:
             return self._unplanned(request, now, "the request has no model; nothing planned")
         try:
-            rates = self.book.rates(model, now)
-            table_min = self.book.min_cache_tokens(model, now)
+            rates, table_min, prices = self._priced(model, now)
         except PricingError as exc:
             return self._unplanned(request, now, f"{exc}; no breakpoints placed")
         learned = self._learned(model)
         minimum, min_source = effective_minimum(table_min.tokens, learned)
         if table_min.uncertain:
             min_source += f"; table marks it uncertain: {table_min.uncertain}"
-        prices = Prices.per_token(rates)
         notes: list[str] = []
         cands = self._candidates(prompt, now, notes)
         calls_before = self.counter.calls if self.counter is not None else 0
