@@ -3,7 +3,10 @@
 For 10, 100 and 1,000 content blocks (an agent conversation: text, tool_use, tool_result),
 prints the median planning time and its ratio to ``json.dumps`` of the same body measured
 in the same run (both as CPU time of this thread, ``time.thread_time``, so other processes on a
-shared machine inflate neither); then count_tokens calls per request on each workload of
+shared machine inflate neither). The plan column re-plans the same body, as an agent's next
+request repeats every earlier block: the planner's block memo (``cachewise.prompt``) holds them.
+The last column empties that memo before each plan: every block read as if never seen. Then
+count_tokens calls per request on each workload of
 ``cachewise.workloads.SUITE`` (in-process emulator). Run::
 
     .venv/bin/python benchmarks/planner_bench.py
@@ -17,6 +20,7 @@ import sys
 import time
 from typing import Any
 
+from cachewise import prompt as prompt_module
 from cachewise.planner import CachePlanner
 from cachewise.pricing import PriceBook
 from cachewise.tokens import TokenCounter, TokenMemo
@@ -39,7 +43,10 @@ def timed(fn: Any, repeat: int) -> float:
 
 def planning_table() -> str:
     book = PriceBook.default()
-    lines = ["| blocks | positions | json.dumps | plan (warm memo) | ratio |", "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| blocks | positions | json.dumps | plan (warm memo) | ratio | blocks unseen | ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for blocks in (10, 100, 1000):
         body = agent_conversation(blocks)
         planner = CachePlanner(TokenCounter(fake_count, memo=TokenMemo(None)), book=book)
@@ -47,9 +54,15 @@ def planning_table() -> str:
         repeat = 200 if blocks < 1000 else 30
         dumps = timed(lambda body=body: json.dumps(body), repeat)  # type: ignore[misc]
         plan = timed(lambda body=body, planner=planner: planner.plan(body, record=False), repeat)  # type: ignore[misc]
+
+        def unseen(body: dict[str, Any] = body, planner: CachePlanner = planner) -> None:
+            prompt_module._BLOCKS.clear()
+            planner.plan(body, record=False)
+
+        cold = timed(unseen, repeat)
         lines.append(
             f"| {blocks:,} | {first.positions:,} | {dumps * 1e3:.3f} ms | {plan * 1e3:.3f} ms "
-            f"| {plan / dumps:.1f}× |"
+            f"| {plan / dumps:.1f}× | {cold * 1e3:.3f} ms | {cold / dumps:.1f}× |"
         )
     return "\n".join(lines)
 

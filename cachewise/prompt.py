@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def strip_cache_control(value: Any) -> Any:
     """A copy of ``value`` without any ``cache_control`` key, at any depth."""
     if isinstance(value, Mapping):
         return {k: strip_cache_control(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [strip_cache_control(v) for v in value]
     return value
 
@@ -326,40 +327,6 @@ class Position:
         return self.markable and not self.inside_run
 
 
-def _scan_messages(messages: Any) -> tuple[bool, int]:
-    """Whether any document turns citations on, and how many images the messages hold (one pass)."""
-    citations = False
-    images = 0
-    for message in messages:
-        if type(message) is not dict and not isinstance(message, Mapping):
-            continue
-        content = message.get("content")
-        if type(content) is not list:
-            if content is not None and type(content) is not str:
-                images += _images(content)
-            continue
-        for block in content:
-            if type(block) is not dict and not isinstance(block, Mapping):
-                images += _images(block)
-                continue
-            kind = block.get("type")
-            if kind == "image":
-                images += 1
-                continue
-            if kind == "document":
-                cit = block.get("citations")
-                citations = citations or bool(isinstance(cit, Mapping) and cit.get("enabled"))
-            if "content" in block:
-                inner = block["content"]
-                if type(inner) is not str and inner is not None:
-                    images += _images(inner)
-            if "source" in block:
-                inner = block["source"]
-                if type(inner) is not str and inner is not None:
-                    images += _images(inner)
-    return citations, images
-
-
 def _salt_system(body: Mapping[str, Any], citations: bool) -> bytes:
     tools = body.get("tools") or []
     web = any(isinstance(t, Mapping) and str(t.get("type", "")).startswith("web_search") for t in tools)
@@ -373,7 +340,7 @@ def _images(value: Any) -> int:
         if value.get("type") == "image":
             return 1
         return sum(_images(v) for k, v in value.items() if k in ("content", "source"))
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return sum(_images(v) for v in value)
     return 0
 
@@ -431,6 +398,230 @@ def _text_block_bytes(text: str) -> bytes:
     return b'{"text":' + encode_basestring(text).encode() + b',"type":"text"}'
 
 
+@functools.lru_cache(maxsize=256)
+def _long_string_bytes(text: str) -> bytes:
+    return _text_block_bytes(text)
+
+
+_STRING_MEMO_MIN_CHARS = 256
+
+
+def _string_bytes(text: str) -> bytes:
+    """:func:`_text_block_bytes`; a longer text (a system prompt sent on every call) is memoised."""
+    return _long_string_bytes(text) if len(text) >= _STRING_MEMO_MIN_CHARS else _text_block_bytes(text)
+
+
+def _string_mass(text: str) -> int:
+    """:func:`_str_mass`, memoised from :data:`_STRING_MEMO_MIN_CHARS` (a string system or content)."""
+    return _long_str_mass(text) if len(text) >= _STRING_MEMO_MIN_CHARS else _squeezed_bytes(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _long_step(state: bytes, data: bytes) -> bytes:
+    return _sha256(state + data).digest()
+
+
+#: What one block contributes: canonical bytes, text mass, why it cannot carry a marker (or
+#: ``None``), its kind (``str`` of its type), its image count and citations flag (the salts),
+#: whether it may hold a marker, and whether any of the last three is set.
+_Entry = tuple[bytes, int, str | None, str, int, bool, bool, bool]
+
+
+def _entry(block: Mapping[str, Any], may_mark: bool = True) -> _Entry:
+    kind = block.get("type")
+    images = 0
+    citations = False
+    if kind == "image":
+        images = 1
+    else:
+        if kind == "document":
+            cit = block.get("citations")
+            citations = bool(isinstance(cit, Mapping) and cit.get("enabled"))
+        if "content" in block:
+            inner = block["content"]
+            if type(inner) is not str and inner is not None:
+                images += _images(inner)
+        if "source" in block:
+            inner = block["source"]
+            if type(inner) is not str and inner is not None:
+                images += _images(inner)
+    return (
+        canonical_json(block),
+        _text_mass(block),
+        _block_markable(block),
+        str(kind),
+        images,
+        citations,
+        may_mark,
+        bool(images or citations or may_mark),
+    )
+
+
+def _not_a_block(value: Any) -> _Entry:
+    """The entry of a content item that is not an object: written as a block of unknown type."""
+    data, mass, *_ = _UNKNOWN_ENTRY
+    images = _images(value)
+    return data, mass, "block is not an object", "?", images, False, False, bool(images)
+
+
+#: Entries of the blocks seen lately, keyed by the block's JSON as orjson writes it (keys in the
+#: order given): an agent's request repeats every earlier turn, so most blocks were read before.
+#: Those bytes name the block's value exactly (orjson refuses what it cannot write: integers
+#: past 64 bits, keys that are not strings, lone surrogates, mappings that are not dicts), except
+#: ``null``, which NaN and infinities are written as too: a block whose JSON holds it is never
+#: kept, nor a large one (hashing its key would cost what reading it does).
+_BLOCKS: dict[bytes, _Entry] = {}
+_BLOCKS_MAX = 16384
+_BLOCK_MAX_BYTES = 4096
+_MARKER_KEY = b'"cache_control":'
+
+
+def _keep(key: bytes, block: dict[str, Any]) -> _Entry:
+    """The entry of ``block`` (orjson wrote it as ``key``), kept in :data:`_BLOCKS` where that is exact."""
+    if len(key) > _BLOCK_MAX_BYTES or b"null" in key:
+        return _entry(block)
+    if len(_BLOCKS) >= _BLOCKS_MAX:
+        _BLOCKS.clear()
+    entry = _BLOCKS[key] = _entry(block, _MARKER_KEY in key)
+    return entry
+
+
+def _read_block(block: dict[str, Any]) -> _Entry:
+    """The :data:`_Entry` of a ``dict`` block."""
+    if _orjson is None:
+        return _entry(block)
+    try:
+        key: bytes = _orjson.dumps(block)
+    except Exception:  # not writable by orjson: the general path says how it is written
+        return _entry(block)
+    return _BLOCKS.get(key) or _keep(key, block)
+
+
+def _read_content(content: list[Any] | tuple[Any, ...]) -> list[_Entry]:
+    """The entries of a message's content blocks (one orjson call and one lookup per block)."""
+    if _orjson is not None:
+        try:
+            keys = list(map(_orjson.dumps, content))
+        except Exception:  # a block orjson cannot write: block by block
+            pass
+        else:
+            entries: list[_Entry | None] = list(map(_BLOCKS.get, keys))
+            if None in entries:
+                for i, entry in enumerate(entries):
+                    if entry is None:
+                        block = content[i]
+                        entries[i] = _keep(keys[i], block) if type(block) is dict else _other_block(block)
+            return entries  # type: ignore[return-value]  # no None is left
+    return [_read_block(b) if type(b) is dict else _other_block(b) for b in content]
+
+
+class _Messages:
+    """The messages read once: each position's bytes, mass, kind, row and the caller's markers,
+    and what the salts need (citations turned on, the image count). Hashed by :class:`Prompt`."""
+
+    __slots__ = ("citations", "data", "images", "kinds", "markable", "marks", "masses", "rows")
+
+    def __init__(self, messages: Any, collapse_runs: bool) -> None:
+        data: list[bytes] = []
+        masses: list[int] = []
+        kinds: list[str] = []
+        rows: list[_Row] = []
+        marks: list[tuple[str, int, Any, bool]] = []  # path, index among these positions, marker, nested
+        citations = False
+        images = 0
+        heads = _HEADS
+        run_types = _RUN_TYPES
+        add_data, add_mass, add_kind, add_row = data.append, masses.append, kinds.append, rows.append
+
+        def mark(path: str, value: Any, nested: bool = False) -> None:
+            if isinstance(value, Mapping):
+                marks.append((path, len(data), value, nested))
+
+        def mark_inner(path: str, inner: Any) -> None:
+            """Markers inside ``tool_result.content`` / ``document.source.content`` (nested)."""
+            for n, item in enumerate(inner if isinstance(inner, list | tuple) else []):
+                if isinstance(item, Mapping):
+                    mark(f"{path}.{n}", item.get("cache_control"), True)
+
+        def special(m: int, k: int, entry: _Entry, sub: Any) -> None:
+            """The salts' counts of one block, and the caller's markers in it."""
+            nonlocal images, citations
+            images += entry[4]
+            citations = citations or entry[5]
+            if entry[6]:
+                if "cache_control" in sub:
+                    mark(f"messages.{m}.content.{k}", sub["cache_control"])
+                sub_kind = sub.get("type")
+                if sub_kind == "tool_result":
+                    mark_inner(f"messages.{m}.content.{k}.content", sub.get("content"))
+                elif sub_kind == "document":
+                    source = sub.get("source")
+                    if isinstance(source, Mapping):
+                        mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
+
+        for m, message in enumerate(messages):
+            if type(message) is not dict and not isinstance(message, Mapping):
+                continue
+            role = str(message.get("role"))
+            head = heads.get(role) or canonical_json({"role": role, "message": True})
+            content = message.get("content")
+            if type(content) is str or isinstance(content, str):
+                why: str | None = None if content.strip() else "empty text blocks cannot carry cache_control"
+                add_data(head + _string_bytes(content))
+                add_mass(_string_mass(content))
+                add_kind("text")
+                add_row(("messages", "text", m, None, role, why, True, False, True))
+            elif isinstance(content, list | tuple):
+                entries = _read_content(content)
+                n = len(entries)
+                j = 0
+                while j < n:
+                    entry = entries[j]
+                    kind = entry[3]
+                    if kind in run_types and ((collapse_runs and j + 1 < n) or not collapse_runs):
+                        end = j + 1
+                        if collapse_runs:
+                            while end < n and entries[end][3] == kind:
+                                end += 1
+                        for k in range(j, end):  # markers first: they name the position about to be added
+                            if entries[k][7]:
+                                special(m, k, entries[k], content[k])
+                        chunk = b"".join([e[0] for e in entries[j:end]])
+                        add_data(head + chunk if j == 0 else chunk)
+                        add_mass(sum([e[1] for e in entries[j:end]]))
+                        entry = entries[end - 1]  # the run's last block carries its marker
+                        inside = not collapse_runs and end < n and entries[end][3] == kind
+                        add_row(("messages", kind, m, end - 1, role, entry[2], end == n, inside, False))
+                        add_kind(kind)
+                        j = end
+                        continue
+                    if entry[7]:
+                        special(m, j, entry, content[j])
+                    add_data(head + entry[0] if j == 0 else entry[0])
+                    add_mass(entry[1])
+                    j += 1
+                    add_row(("messages", kind, m, j - 1, role, entry[2], j == n, False, False))
+                    add_kind(kind)
+            elif content is not None:
+                images += _images(content)
+        self.data = data
+        self.masses = masses
+        self.kinds = kinds
+        self.markable = [row[5] is None for row in rows]
+        self.rows = rows
+        self.marks = marks
+        self.citations = citations
+        self.images = images
+
+
+def _other_block(value: Any) -> _Entry:
+    """The entry of a content item that is not a ``dict``: another mapping, or not an object."""
+    return _entry(value) if isinstance(value, Mapping) else _not_a_block(value)
+
+
+_UNKNOWN_ENTRY = _entry({"type": "?"}, False)
+
+
 #: One position before it is a :class:`Position`: level, kind, message, block, role, why_not,
 #: message_end, inside_run, and whether its path is a string content or system (no block index).
 _Row = tuple[Level, str, int | None, int | None, str | None, str | None, bool, bool, bool]
@@ -478,19 +669,17 @@ class Prompt:
         markable: list[bool] = []
         markers: list[Marker] = []
         state = _sha256(_HASH_VERSION + self.model.encode()).digest()
-        cum_b: list[int] = []
-        cum_t: list[int] = []
-        total_b = total_t = 0
+        sizes: list[int] = []
+        masses: list[int] = []
         sha = _sha256
 
         def add(level: Level, kind: str, data: bytes, mass: int, why_not: str | None, string: bool) -> None:
-            """A tools or system position (messages add theirs inline, the same way)."""
-            nonlocal state, total_b, total_t
-            state = sha(state + data).digest()
-            total_b += len(data)
-            total_t += mass
-            cum_b.append(total_b)
-            cum_t.append(total_t)
+            """A tools or system position (messages are hashed in one loop after the system)."""
+            nonlocal state
+            # a long memoised system text is the same bytes object on every call: its hash is kept
+            state = _long_step(state, data) if string and len(data) >= 2048 else sha(state + data).digest()
+            sizes.append(len(data))
+            masses.append(mass)
             hashes.append(state.hex())
             kinds.append(kind)
             markable.append(why_not is None)
@@ -500,23 +689,26 @@ class Prompt:
             if isinstance(value, Mapping):
                 markers.append(Marker(path, len(hashes), _ttl_of(value), nested))
 
-        def mark_inner(path: str, inner: Any) -> None:
-            """Markers inside ``tool_result.content`` / ``document.source.content`` (nested)."""
-            for n, item in enumerate(inner if isinstance(inner, list) else []):
-                if isinstance(item, Mapping):
-                    mark(f"{path}.{n}", item.get("cache_control"), True)
-
         level_ends: dict[Level, int] = {}
         for i, tool in enumerate(body.get("tools") or []):
-            if isinstance(tool, Mapping):
-                mark(f"tools.{i}", tool.get("cache_control"))
-            add("tools", "tool", canonical_json(tool), _text_mass(tool), None, False)
+            if type(tool) is dict:
+                entry = _read_block(tool)
+                data, mass = entry[0], entry[1]
+                if entry[6]:  # it may hold a marker
+                    mark(f"tools.{i}", tool.get("cache_control"))
+            else:
+                if isinstance(tool, Mapping):
+                    mark(f"tools.{i}", tool.get("cache_control"))
+                data, mass = canonical_json(tool), _text_mass(tool)
+            add("tools", "tool", data, mass, None, False)
         if hashes:
             level_ends["tools"] = len(hashes) - 1
 
+        # The messages are read first (the system's salt needs their citations): their bytes,
+        # sizes and markers here, their hashes after the system's.
         messages = body.get("messages") or []
-        citations, images = _scan_messages(messages)
-        state = sha(state + b"\x00system\x00" + _salt_system(body, citations)).digest()
+        read = _Messages(messages, collapse_runs)
+        state = sha(state + b"\x00system\x00" + _salt_system(body, read.citations)).digest()
         system = body.get("system")
         start = len(hashes)
         if isinstance(system, str):
@@ -525,98 +717,41 @@ class Prompt:
                 add(
                     "system",
                     "text",
-                    _text_block_bytes(system),
-                    _str_mass(system),
+                    _string_bytes(system),
+                    _string_mass(system),
                     _block_markable(block),
                     True,
                 )
-        elif isinstance(system, list):
+        elif isinstance(system, list | tuple):
             for j, raw in enumerate(system):
                 sblock: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {"type": "?", "value": raw}
                 mark(f"system.{j}", sblock.get("cache_control"))
-                add(
-                    "system",
-                    str(sblock.get("type")),
-                    canonical_json(sblock),
-                    _text_mass(sblock),
-                    _system_markable(raw),
-                    False,
-                )
+                if type(raw) is dict:
+                    data, mass, why_sys, *_ = _read_block(raw)
+                    if raw.get("type") != "text":
+                        why_sys = "system blocks must be text blocks"
+                else:
+                    data, mass, why_sys = canonical_json(sblock), _text_mass(sblock), _system_markable(raw)
+                add("system", str(sblock.get("type")), data, mass, why_sys, False)
         if len(hashes) > start:
             level_ends["system"] = len(hashes) - 1
         self.family = hashes[-1] if hashes else state.hex()
 
-        state = sha(state + b"\x00messages\x00" + _salt_messages(body, images)).digest()
-        heads = _HEADS
-        run_types = _RUN_TYPES
-        for m, message in enumerate(messages):
-            if type(message) is not dict and not isinstance(message, Mapping):
-                continue
-            role = str(message.get("role"))
-            head = heads.get(role) or canonical_json({"role": role, "message": True})
-            content = message.get("content")
-            if type(content) is str or isinstance(content, str):
-                data = head + _text_block_bytes(content)
-                why: str | None = None if content.strip() else "empty text blocks cannot carry cache_control"
-                state = sha(state + data).digest()
-                total_b += len(data)
-                total_t += _str_mass(content)
-                cum_b.append(total_b)
-                cum_t.append(total_t)
-                hashes.append(state.hex())
-                kinds.append("text")
-                markable.append(why is None)
-                rows.append(("messages", "text", m, None, role, why, True, False, True))
-            elif isinstance(content, list):
-                n = len(content)
-                j = 0
-                while j < n:
-                    raw = content[j]
-                    is_map = type(raw) is dict or isinstance(raw, Mapping)
-                    kind = str(raw.get("type")) if is_map else "?"
-                    end = j + 1
-                    if collapse_runs and kind in run_types:
-                        while end < n and _is_map(content[end]) and content[end].get("type") == kind:
-                            end += 1
-                    data = head if j == 0 else b""
-                    mass = 0
-                    for k in range(j, end):
-                        sub = content[k] if k != j or is_map else {"type": "?"}
-                        if type(sub) is dict:
-                            data += _fast_canonical(sub) or canonical_json(sub)
-                        else:
-                            if not isinstance(sub, Mapping):
-                                sub = {"type": "?"}
-                            data += canonical_json(sub)
-                        mass += _text_mass(sub)
-                        if "cache_control" in sub:
-                            mark(f"messages.{m}.content.{k}", sub["cache_control"])
-                        sub_kind = sub.get("type")
-                        if sub_kind == "tool_result":
-                            mark_inner(f"messages.{m}.content.{k}.content", sub.get("content"))
-                        elif sub_kind == "document":
-                            source = sub.get("source")
-                            if isinstance(source, Mapping):
-                                mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
-                    last = content[end - 1]
-                    why = _block_markable(last) if end - 1 != j or is_map else "block is not an object"
-                    inside = (
-                        not collapse_runs
-                        and kind in run_types
-                        and end < n
-                        and _is_map(content[end])
-                        and content[end].get("type") == kind
-                    )
-                    state = sha(state + data).digest()
-                    total_b += len(data)
-                    total_t += mass
-                    cum_b.append(total_b)
-                    cum_t.append(total_t)
-                    hashes.append(state.hex())
-                    kinds.append(kind)
-                    markable.append(why is None)
-                    rows.append(("messages", kind, m, end - 1, role, why, end == n, inside, False))
-                    j = end
+        base = len(hashes)
+        for path, local, value, nested in read.marks:
+            markers.append(Marker(path, base + local, _ttl_of(value), nested))
+        kinds += read.kinds
+        markable += read.markable
+        rows += read.rows
+        masses += read.masses
+        state = sha(state + b"\x00messages\x00" + _salt_messages(body, read.images)).digest()
+        append = hashes.append
+        for data in read.data:
+            state = sha(state + data).digest()
+            append(state.hex())
+        sizes += map(len, read.data)
+        cum_b = list(itertools.accumulate(sizes))
+        cum_t = list(itertools.accumulate(masses))
         if rows and rows[-1][0] == "messages":
             level_ends["messages"] = len(rows) - 1
         # Each marker was recorded just before its owning position was added, so its index is right.
@@ -736,7 +871,7 @@ class Prompt:
             out["tools"] = kept
         if pos.level != "tools":
             system = body.get("system")
-            if pos.level == "system" and isinstance(system, list):
+            if pos.level == "system" and isinstance(system, list | tuple):
                 offset = self.level_ends.get("tools", -1) + 1
                 system = system[: index - offset + 1]
             if system:
@@ -762,7 +897,7 @@ class Prompt:
             else:
                 dangling = [
                     b.get("id")
-                    for b in (cut if isinstance(cut, list) else [])
+                    for b in (cut if isinstance(cut, list | tuple) else [])
                     if isinstance(b, Mapping) and b.get("type") == "tool_use"
                 ]
                 if dangling:

@@ -239,8 +239,8 @@ class CallTracker:
     ) -> Generator[PlanAsk, Any, Prepared]:
         """The core of :meth:`prepare` / :meth:`aprepare`: yields a :class:`PlanAsk`, returns the attempt.
 
-        The planner works on its own deep copy, so nothing it does reaches the user's body
-        (:class:`~cachewise.CachePlanner` makes it itself, a user's planner is handed one by
+        Nothing the planner does reaches the user's body (:class:`~cachewise.CachePlanner` only
+        reads it and copies what it marks; a user's planner is handed a deep copy by
         :class:`~cachewise.integrations._planner.UserPlanner`). ``retry``:
         the SDK is retrying the same call; it is planned the same way, but not counted again as an
         arrival in the planner's reuse statistics.

@@ -150,11 +150,17 @@ def collect(prompt: Prompt, stats: ReuseStats, now: datetime, notes: list[str]) 
         if not plannable(index):
             continue
         prefix_hash = hashes[index]
-        if live_found < MAX_LIVE and stats.live(prefix_hash, now) is not None:
+        rec = stats.prefix(prefix_hash)
+        # live() needs a record with an entry (most prefixes have neither: no call for them)
+        if (
+            live_found < MAX_LIVE
+            and rec is not None
+            and rec.live_until is not None
+            and stats.live(prefix_hash, now) is not None
+        ):
             add(index, "cached now")
             live_found += 1
             anchor = max(anchor, index)
-        rec = stats.prefix(prefix_hash)
         if deepest_seen is None and rec is not None and rec.arrivals:
             deepest_seen = index
         if deepest_seen is not None and (live_found >= MAX_LIVE or index < anchor):

@@ -2,8 +2,8 @@
 
 How a plan is made (docs/planner.md has the long form), and where each step lives:
 
-1. Read the request as cache positions (:class:`cachewise.prompt.Prompt`), on the
-   planner's own deep copy (:mod:`.body`).
+1. Read the request as cache positions (:class:`cachewise.prompt.Prompt`); the request is
+   never changed (the plan's body is a copy made on write, :mod:`.body`).
 2. Collect candidates (:mod:`.candidates`): ends of tools and system, large documents and
    tool results, the conversation tail, live and seen prefixes, lookback bridges; the
    caller's markers and the automatic one are fixed and use their slots.
@@ -28,12 +28,12 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import PricingError, TokenCountError
 from ..failopen import swallow
-from ..pricing import PriceBook
+from ..pricing import AppliedRates, MinCache, PriceBook
 from ..prompt import Prompt
 from ..tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, prefix_bounds
 from ..usage import Usage
@@ -103,6 +103,7 @@ class CachePlanner:
         self.collapse_runs = collapse_runs
         self.max_breakpoints = min(max_breakpoints, MAX_BREAKPOINTS)
         self.count_system_end = count_system_end
+        self._prices: dict[tuple[str, date, int], tuple[PriceBook, AppliedRates, MinCache, Prices]] = {}
 
     # -- public API --------------------------------------------------------------------------
 
@@ -210,6 +211,19 @@ class CachePlanner:
             raise ValueError("the planner clock must return an aware UTC datetime")
         return now.astimezone(UTC)
 
+    def _priced(self, model: str, now: datetime) -> tuple[AppliedRates, MinCache, Prices]:
+        """The book's rates and minimum for ``model`` on the UTC day of ``now`` (both go by the day),
+        looked up once per model and day and book."""
+        key = (model, now.date(), id(self.book))
+        found = self._prices.get(key)
+        if found is None or found[0] is not self.book:
+            rates = self.book.rates(model, now)
+            found = (self.book, rates, self.book.min_cache_tokens(model, now), Prices.per_token(rates))
+            if len(self._prices) >= 64:
+                self._prices.clear()
+            self._prices[key] = found
+        return found[1], found[2], found[3]
+
     def _learned(self, model: str) -> LearnedMinimum:
         counter = self.counter
         return counter.learned_minimum(model) if counter is not None else LearnedMinimum()
@@ -224,23 +238,20 @@ class CachePlanner:
     ) -> Generator[_Ask, int | TokenCountError, Plan]:
         """The planning core: yields each count it needs, receives the count or its failure; no I/O."""
         now = self._now()
-        # The planner's own deep copy, made once: it is read here and marked by ``build`` (the
-        # plan's body); nothing it reads or writes is shared with the caller's dict.
-        request = copy_body(request) if isinstance(request, Mapping) else request
+        # The caller's dict is read as it is and never changed: ``build`` copies what it marks
+        # (the plan's body shares the unmarked blocks with it).
         prompt = self._read(request)
         model = prompt.model
         if not model:
             return self._unplanned(request, now, "the request has no model; nothing planned")
         try:
-            rates = self.book.rates(model, now)
-            table_min = self.book.min_cache_tokens(model, now)
+            rates, table_min, prices = self._priced(model, now)
         except PricingError as exc:
             return self._unplanned(request, now, f"{exc}; no breakpoints placed")
         learned = self._learned(model)
         minimum, min_source = effective_minimum(table_min.tokens, learned)
         if table_min.uncertain:
             min_source += f"; table marks it uncertain: {table_min.uncertain}"
-        prices = Prices.per_token(rates)
         notes: list[str] = []
         cands = self._candidates(prompt, now, notes)
         calls_before = self.counter.calls if self.counter is not None else 0

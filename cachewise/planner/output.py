@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from ..pricing import AppliedRates
 from ..prompt import Prompt, Ttl
-from .body import set_marker
+from .body import planned_body
 from .candidates import Candidate, Status
 from .plan import Breakpoint, Plan, Rejected
 
@@ -29,7 +29,7 @@ class Minimum:
 class Outcome:
     """What the planning steps decided for one request: everything :func:`build` needs."""
 
-    request: Mapping[str, Any]  # the planner's own copy: build() marks it and returns it as the plan's body
+    request: Mapping[str, Any]  # the caller's request (read, never changed): build() marks a copy of it
     prompt: Prompt
     planned_at: datetime
     candidates: Mapping[int, Candidate]
@@ -47,8 +47,12 @@ def _money(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(Decimal("0.000001"))
 
 
-def _breakpoints(outcome: Outcome, body: dict[str, Any]) -> tuple[Breakpoint, ...]:
-    """One :class:`Breakpoint` per chosen candidate; the planner's markers are put on ``body``."""
+def _breakpoints(outcome: Outcome) -> tuple[dict[str, Any], tuple[Breakpoint, ...]]:
+    """The plan's body (the planner's markers on a copy of the request) and one :class:`Breakpoint`
+    per chosen candidate."""
+    placed = [(c.position, c.fixed_ttl or "5m") for c in outcome.chosen if c.fixed is None]
+    body, paths = planned_body(outcome.request, placed)
+    marked = iter(paths)
     out: list[Breakpoint] = []
     previous = 0
     for c in outcome.chosen:
@@ -58,7 +62,7 @@ def _breakpoints(outcome: Outcome, body: dict[str, Any]) -> tuple[Breakpoint, ..
         previous = tokens
         path = c.position.path
         if c.fixed is None:
-            path = set_marker(body, c.position, ttl)
+            path = next(marked)
             reason = f"{', '.join(c.kinds)}; {c.why.get(ttl, '')}"
         else:
             reason = "kept as given" if c.fixed == "caller" else "top-level cache_control (kept)"
@@ -77,7 +81,7 @@ def _breakpoints(outcome: Outcome, body: dict[str, Any]) -> tuple[Breakpoint, ..
                 expected_value=_money(value) if c.fixed is None else Decimal(0),
             )
         )
-    return tuple(out)
+    return body, tuple(out)
 
 
 def _why_not(c: Candidate, minimum: int, full: bool) -> str:
@@ -111,10 +115,10 @@ def _rejected(outcome: Outcome) -> tuple[Rejected, ...]:
 def build(outcome: Outcome) -> Plan:
     """The :class:`Plan`: the planner's markers, every breakpoint and rejection, why.
 
-    ``outcome.request`` is the planner's own deep copy of the caller's request; the markers go
-    on it, and it becomes the plan's body (no second copy).
+    The plan's body is a copy of ``outcome.request`` made on write (:func:`.body.planned_body`):
+    the containers on the path to each new marker are copied, the rest is shared, unchanged.
     """
-    body = cast(dict[str, Any], outcome.request)
+    body, breakpoints = _breakpoints(outcome)
     prompt = outcome.prompt
     rates = outcome.rates
     tail = prompt.last_markable()
@@ -122,7 +126,7 @@ def build(outcome: Outcome) -> Plan:
         request=body,
         model=prompt.model,
         planned_at=outcome.planned_at,
-        breakpoints=_breakpoints(outcome, body),
+        breakpoints=breakpoints,
         rejected=_rejected(outcome),
         notes=tuple(outcome.notes),
         minimum=outcome.minimum.tokens,

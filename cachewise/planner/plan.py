@@ -32,7 +32,12 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The planned request (a deep copy; the caller's dict is untouched) and the reasons."""
+    """The planned request and the reasons.
+
+    ``request`` is a new dict; the containers on the path to each marker the planner added are
+    copies, the other blocks are the caller's own objects (shared, never changed by cachewise;
+    the caller's dict is untouched).
+    """
 
     request: dict[str, Any]
     model: str

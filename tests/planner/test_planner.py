@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cachewise.errors import TokenCountError
 from cachewise.planner import CachePlanner, Plan, effective_minimum
+from cachewise.planner.body import copy_body
 from cachewise.pricing import PriceBook
+from cachewise.prompt import Prompt, strip_cache_control
 from cachewise.tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, TokenMemo
 from tests.fixtures.planning import FakeCount, VirtualClock, fake_tokens
 from tests.strategies import words
@@ -410,8 +412,30 @@ def _containers(value: Any) -> set[int]:
     return found
 
 
-def test_the_planner_works_on_its_own_deep_copy(make_planner: Callable[..., CachePlanner]) -> None:
-    """Tuples are valid request containers (the SDK takes iterables): their blocks must not be shared."""
+def _marked_paths_are_copies(request: Mapping[str, Any], plan: Plan) -> None:
+    """The caller's request is unchanged, the plan's body is it plus the planner's markers, and no
+    container of the caller's lies on the path to a marker the planner added."""
+    # the same content (a string system or content turned into one text block hashes the same)
+    assert Prompt(plan.request).hashes == Prompt(request).hashes
+    assert strip_cache_control(plan.request).keys() == request.keys()
+    callers = _containers(request)
+    assert id(plan.request) not in callers
+    for key in ("tools", "system", "messages"):
+        if isinstance(plan.request.get(key), list):
+            assert id(plan.request[key]) not in callers  # appending to the caller's list changes no plan
+    for b in plan.added:
+        node: Any = plan.request
+        for part in b.path.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+            assert id(node) not in callers, b.path
+        assert node["cache_control"] == {"type": "ephemeral", "ttl": b.ttl}
+
+
+def test_the_planner_never_changes_the_request_and_copies_what_it_marks(
+    make_planner: Callable[..., CachePlanner],
+) -> None:
+    """Tuples are valid request containers (the SDK takes iterables): they are read as lists, and
+    a marked block's containers are copies (new lists, dicts), never the caller's."""
     system = ({"type": "text", "text": LONG},)
     messages = (
         {"role": "user", "content": ({"type": "text", "text": "question " + words(30)},)},
@@ -422,11 +446,15 @@ def test_the_planner_works_on_its_own_deep_copy(make_planner: Callable[..., Cach
     original = copy.deepcopy(request)
     plan = make_planner().plan(request)
     assert plan.added  # markers were placed ...
-    assert request == original  # ... on the planner's copy only
-    assert not _containers(request) & _containers(plan.request)
+    assert request == original  # ... on copies only
+    _marked_paths_are_copies(request, plan)
+    as_lists = copy_body(request)  # the same request with lists: the same positions and hashes
+    assert plan.prompt is not None and plan.prompt.hashes == Prompt(as_lists).hashes
+    plan.request["messages"][-1]["content"][-1]["text"] = "changed after planning"
+    assert request == original  # the plan's marked blocks are its own
 
 
-async def test_aplan_works_on_its_own_deep_copy(
+async def test_aplan_never_changes_the_request_and_copies_what_it_marks(
     book: PriceBook, clock: VirtualClock, memo: TokenMemo
 ) -> None:
     async def count(body: dict[str, Any]) -> int:
@@ -438,4 +466,4 @@ async def test_aplan_works_on_its_own_deep_copy(
     original = copy.deepcopy(request)
     plan = await planner.aplan(request)
     assert plan.added and request == original
-    assert not _containers(request) & _containers(plan.request)
+    _marked_paths_are_copies(request, plan)

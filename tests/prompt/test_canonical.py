@@ -112,3 +112,55 @@ def test_positions_made_on_demand_match_the_sequences() -> None:
         assert [prompt.nbytes(i) for i in range(len(prompt))] == [p.nbytes for p in positions]
         assert prompt.position(3) is positions[3]
         assert dataclasses.replace(positions[-1]) == positions[-1]
+
+
+def reading(prompt: Prompt) -> tuple[Any, ...]:
+    n = len(prompt)
+    return (
+        prompt.hashes,
+        prompt.kinds,
+        prompt.markable,
+        prompt.markers,
+        prompt.family,
+        prompt.level_ends,
+        [prompt.nbytes(i) for i in range(n)],
+        [prompt.cum_text(i) for i in range(n)],
+        prompt.positions,
+    )
+
+
+EXTRA_BLOCKS = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "image", "document", "tool_result", "tool_use", "thinking"])},
+        optional={
+            "text": st.text(max_size=5),
+            "content": VALUES,
+            "source": VALUES,
+            "input": VALUES,
+            "cache_control": st.sampled_from([{"type": "ephemeral"}, {"type": "ephemeral", "ttl": "1h"}]),
+            "citations": st.sampled_from([{"enabled": True}, {"enabled": False}]),
+        },
+    ),
+    VALUES,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(EXTRA_BLOCKS, max_size=4), min_size=1, max_size=4), st.booleans())
+def test_the_block_memo_changes_no_reading(turns: list[list[Any]], collapse: bool) -> None:
+    """A request read with every block memoised reads as it does with none (hashes, sizes, markers)."""
+    request = body()
+    request["messages"] += [{"role": "user", "content": blocks} for blocks in turns]
+    prompt_module._BLOCKS.clear()
+    cold = reading(Prompt(request, collapse_runs=collapse))
+    assert reading(Prompt(request, collapse_runs=collapse)) == cold  # warm: the blocks seen just now
+
+
+def test_blocks_whose_json_orjson_writes_alike_are_told_apart() -> None:
+    """NaN and None both come out of orjson as null; the memo keeps neither, so each reads its own."""
+    plain = {"type": "tool_use", "id": "t", "name": "f", "input": {"x": None}}
+    nan = {"type": "tool_use", "id": "t", "name": "f", "input": {"x": float("nan")}}
+    first = Prompt(body(messages=[{"role": "assistant", "content": [plain]}])).hashes
+    second = Prompt(body(messages=[{"role": "assistant", "content": [nan]}])).hashes
+    assert first[-1] != second[-1]
+    assert canonical_json(nan) == b'{"id":"t","input":{"x":NaN},"name":"f","type":"tool_use"}'
