@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
 
 from .schema import TOKEN_COLUMNS, call_rollups, call_tags, calls
+from .types import format_utc
 from .units import UNITS_COLUMNS
 
 __all__ = [
@@ -57,7 +56,7 @@ HOUR = timedelta(hours=1)
 #: The summed columns of ``call_rollups``, in this order in every :data:`Sums` list.
 MEASURES: tuple[str, ...] = ("calls", "costed", *TOKEN_COLUMNS, *UNITS_COLUMNS)
 #: (bucket, model, tags, error, priced, waste)
-Key = tuple[datetime, str, str, str, int, int]
+Key = tuple[Any, str, str, str, int, int]  # the bucket: a datetime, or its driver value on write
 Sums = dict[Key, list[int]]
 
 _W5, _W1, _UNATTRIBUTED = 1, 2, 4  # the bits of aggregate._waste_class
@@ -91,6 +90,15 @@ def tags_key(tags: Mapping[str, Any]) -> str:
 def error_key(cost_error: str | None) -> str:
     """``cost_error`` as a non-NULL key: ``''`` for none, else ``'!'`` and the text."""
     return "" if cost_error is None else "!" + cost_error
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
+    """The start of ``moment``'s hour as the driver takes it (SQLite: its fixed-width UTC text)."""
+    hour = floor_hour(moment)
+    return format_utc(hour) if sqlite else hour
 
 
 def _moment(value: Any) -> datetime:
@@ -191,23 +199,32 @@ def record_inserted(
             before.update(_family_classes(earlier, until))
     deltas: Sums = {}
     tag_keys: dict[int, str] = {}
+    hours: dict[Any, Any] = {}
+    e5_at, e1_at = _AT["ephemeral_5m_input_tokens"], _AT["ephemeral_1h_input_tokens"]
+    started_at, model_at, error_at, total_at = (
+        _AT["started_at"],
+        _AT["model"],
+        _AT["cost_error"],
+        _AT["cost_total"],
+    )
     for call_id, values, tags in new:
-        at = _moment(values[_AT["started_at"]])
-        if call_id in after:
-            waste = after[call_id]
-        else:
-            prefixed = values[_AT["prefix_hash"]] is not None
-            e5, e1 = values[_AT["ephemeral_5m_input_tokens"]], values[_AT["ephemeral_1h_input_tokens"]]
-            waste = _class(e5, e1, prefixed, at, None)
+        waste = after.get(call_id)
+        if waste is None:  # not a writer under a prefix hash: its class is its own
+            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
         tags_text = tag_keys.get(id(tags))
         if tags_text is None:
             tags_text = tag_keys[id(tags)] = tags_key(tags)
-        error = values[_AT["cost_error"]]
-        costed = values[_AT["cost_total"]] is not None
-        priced = int(error is None and costed)
-        key = (floor_hour(at), values[_AT["model"]], tags_text, error_key(error), priced, waste)
-        measures = [1, int(costed), *(values[i] or 0 for i in _MEASURE_AT)]
-        _add(deltas, key, measures)
+        started = values[started_at]
+        hour_of = (
+            started[:13] if isinstance(started, str) else started.replace(minute=0, second=0, microsecond=0)
+        )
+        bucket = hours.get(hour_of)
+        if bucket is None:
+            bucket = hours[hour_of] = _driver_bucket(_moment(started), isinstance(started, str))
+        error = values[error_at]
+        costed = values[total_at] is not None
+        key = (bucket, values[model_at], tags_text, error_key(error), int(error is None and costed), waste)
+        _add(deltas, key, [1, int(costed), *(values[i] or 0 for i in _MEASURE_AT)])
     moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
     if moved:
         for key_of, measures in _stored_calls(conn, list(moved)):
@@ -240,6 +257,11 @@ def _family_members(
             calls.c.prefix_hash.in_(chunk),
             calls.c.started_at >= low,
             calls.c.started_at <= high + _1H,
+            or_(  # only writes and reads decide a class
+                calls.c.cache_read_input_tokens > 0,
+                calls.c.ephemeral_5m_input_tokens > 0,
+                calls.c.ephemeral_1h_input_tokens > 0,
+            ),
         )
         found: dict[str, list[_Member]] = {}
         for prefix, call_id, at, e5, e1, read in conn.execute(stmt):
@@ -267,40 +289,54 @@ def _stored_calls(
         for row in conn.execute(stmt.where(calls.c.id.in_(chunk))):
             call_id, at, model, error, total, *measures = row
             costed = total is not None
-            base = (floor_hour(_moment(at)), model, tags_key(tags.get(call_id, {})), error_key(error))
+            bucket = _driver_bucket(_moment(at), conn.dialect.name == "sqlite")
+            base = (bucket, model, tags_key(tags.get(call_id, {})), error_key(error))
             yield (
                 (call_id, (*base, int(error is None and costed))),
                 [1, int(costed), *(v or 0 for v in measures)],
             )
 
 
-def _stored_row(key: Key, sums: Sequence[int]) -> dict[str, Any]:
-    """A ``call_rollups`` row: the key, the plain sums, each units sum split in two parts."""
-    row: dict[str, Any] = dict(zip(_KEYS, key, strict=True))
-    row.update(zip(_PLAIN, sums, strict=False))
-    for i, name in enumerate(UNITS_COLUMNS):
-        row[f"{name}_hi"], row[f"{name}_lo"] = divmod(sums[len(_PLAIN) + i], _SPLIT)
-    return row
+def _driver_row(key: tuple[Any, ...], sums: Sequence[int]) -> tuple[Any, ...]:
+    """A ``call_rollups`` row's driver values: the key, the plain sums, each units sum in two parts."""
+    parts: list[int] = []
+    for value in sums[len(_PLAIN) :]:
+        parts.extend(divmod(value, _SPLIT))
+    return (*key, *sums[: len(_PLAIN)], *parts)
 
 
-def _apply(conn: Connection, deltas: Sums, *, prune: bool) -> None:
-    """Add ``deltas`` onto the stored rollups (upsert); drop rows left with no calls."""
+_COLUMNS_SQL = ", ".join((*_KEYS, *_PLAIN, *_PARTS))
+_ADD_SQL = ", ".join(f"{name} = call_rollups.{name} + excluded.{name}" for name in (*_PLAIN, *_PARTS))
+
+
+def _upsert_sql(mark: str) -> str:
+    marks = ", ".join([mark] * (len(_KEYS) + len(_PLAIN) + len(_PARTS)))
+    return (
+        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
+    )
+
+
+_UPSERT = {"sqlite": _upsert_sql("?"), "postgresql": _upsert_sql("%s")}
+
+
+def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *, prune: bool) -> None:
+    """Add ``deltas`` (keys with driver-form buckets) onto the stored rollups in one driver
+    ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x``; then drop
+    the rows left with no calls."""
     if not deltas:
         return
-    params = [_stored_row(key, sums) for key, sums in deltas.items()]
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(call_rollups)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_KEYS),
-        set_={name: call_rollups.c[name] + stmt.excluded[name] for name in (*_PLAIN, *_PARTS)},
-    )
-    conn.execute(stmt, params)
+    dialect = conn.dialect.name
+    conn.exec_driver_sql(_UPSERT[dialect], [_driver_row(key, sums) for key, sums in deltas.items()])
     if prune:
         buckets = sorted({key[0] for key in deltas})
+        mark = "?" if dialect == "sqlite" else "%s"
         for start in range(0, len(buckets), _IN_CHUNK):
             chunk = buckets[start : start + _IN_CHUNK]
-            stale = delete(call_rollups).where(call_rollups.c.calls == 0, call_rollups.c.bucket.in_(chunk))
-            conn.execute(stale)
+            marks = ", ".join([mark] * len(chunk))
+            conn.exec_driver_sql(
+                f"DELETE FROM call_rollups WHERE calls = 0 AND bucket IN ({marks})", tuple(chunk)
+            )
 
 
 # -- from the rows: compute, check, rebuild ---------------------------------------------------------
@@ -412,8 +448,7 @@ def rebuild(conn: Connection) -> int:
     _lock(conn)
     sums = compute(conn)
     conn.execute(delete(call_rollups))
-    rows = list(sums.items())
-    for start in range(0, len(rows), 10_000):
-        part = rows[start : start + 10_000]
-        conn.execute(call_rollups.insert(), [_stored_row(key, m) for key, m in part])
+    sqlite = conn.dialect.name == "sqlite"
+    rows = {(_driver_bucket(key[0], sqlite), *key[1:]): sums for key, sums in sums.items()}
+    _apply(conn, rows, prune=False)
     return len(rows)
