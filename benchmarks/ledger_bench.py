@@ -2,7 +2,13 @@
 and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
-        [--pg URL] [--skip inserts record frame end-to-end index-cost] [--e2e-steps 10]
+        [--pg URL] [--skip inserts record frame end-to-end index-cost rollups] [--e2e-steps 10]
+
+``rollups``: the cost of keeping the rollups on write (ledger/rollups.py), ``Ledger.record`` end to
+end with their upkeep and without it (the upkeep replaced by a no-op in this process), interleaved,
+on two shapes of traffic: the random records of the other figures (times spread over 500 days, so
+nearly every call is a rollup row of its own: the worst case) and live traffic (calls 5 ms apart
+in prefix families of 8, a cache write then reads, 3 models, 4 features x 50 users).
 
 Every figure is printed next to a baseline measured in the same run.
 """
@@ -26,7 +32,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.ledger.store import (
@@ -304,6 +310,84 @@ def index_cost(records: list[CallRecord], directory: Path, repeats: int = 3) -> 
     print(f"  {'all of them':32} {cost / rows * 1e6:6.1f} µs/row ({cost / full:4.0%})")
 
 
+def live_records(count: int) -> list[CallRecord]:
+    """Live traffic: calls 5 ms apart, families of 8 (a 5-minute write, then reads), tagged."""
+    from cachewise.pricing import PriceBook
+    from cachewise.usage import Usage
+
+    book = PriceBook.default()
+    models = [e.id for e in book.models() if e.prices][:3]
+    start = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    out = []
+    for i in range(count):
+        family, position = divmod(i, 8)
+        usage = Usage(
+            input_tokens=100 + i % 900,
+            ephemeral_5m_input_tokens=4000 if position == 0 else 0,
+            cache_read_input_tokens=0 if position == 0 else 4000,
+            output_tokens=50 + i % 700,
+        )
+        out.append(
+            CallRecord.priced(
+                usage=usage,
+                model=models[family % len(models)],
+                book=book,
+                started_at=start + timedelta(milliseconds=5 * i),
+                request_id=f"live_{i:08d}",
+                prefix_hash=f"p{family % 5000:06d}",
+                tags={
+                    "feature": ("search", "chat", "summarize", "agent")[family % 4],
+                    "user": f"u{family % 50}",
+                },
+            )
+        )
+    return out
+
+
+def _timed_e2e(url: str, records: list[CallRecord], *, upkeep: bool) -> float:
+    """Rows per second of ``Ledger.record`` x rows + ``flush()``, with or without the rollups' upkeep."""
+    from cachewise.ledger import rollups, store
+
+    kept = rollups.record_inserted
+    if not upkeep:
+        store.rollups.record_inserted = lambda *_args: None  # type: ignore[assignment]
+    try:
+        led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
+        start = time.perf_counter()
+        for rec in records:
+            led.record(rec)
+        led.flush()
+        seconds = time.perf_counter() - start
+        led.close()
+    finally:
+        store.rollups.record_inserted = kept  # type: ignore[assignment]
+    return len(records) / seconds
+
+
+def rollup_upkeep(tmp: Path, pg_admin: str, rows: int, runs: int = 2) -> None:
+    """End-to-end rows/s with and without the rollups' upkeep, same records, interleaved."""
+    shapes = {"random": random_records(rows, seed=7), "live": live_records(rows)}
+    for name, records in shapes.items():
+        for label in ("sqlite", "postgres"):
+            best: dict[bool, float] = {}
+            for run in range(runs):
+                for upkeep in (False, True):
+                    if label == "sqlite":
+                        url = str(tmp / f"roll-{name}-{run}-{upkeep}.db")
+                    else:
+                        url, schema = _pg_schema(pg_admin)
+                    try:
+                        found = _timed_e2e(url, records, upkeep=upkeep)
+                    finally:
+                        if label == "postgres":
+                            _drop(pg_admin, schema)
+                    best[upkeep] = max(best.get(upkeep, 0.0), found)
+            print(
+                f"rollups  {label:9} {name:6} {rows} rows: record+flush without upkeep "
+                f"{best[False]:7.0f} rows/s, with {best[True]:7.0f} rows/s (x{best[True] / best[False]:.2f})"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
@@ -311,7 +395,10 @@ def main() -> None:
     parser.add_argument("--e2e-rows", type=int, default=100_000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["inserts", "record", "frame", "end-to-end", "index-cost"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["inserts", "record", "frame", "end-to-end", "index-cost", "rollups"],
     )
     parser.add_argument(
         "--e2e-steps",
@@ -333,6 +420,8 @@ def main() -> None:
                     end_to_end(pg_url, records, "postgres", step)
             if "index-cost" not in args.skip:
                 index_cost(random_records(min(args.e2e_rows, 20_000), seed=7), Path(tmp))
+            if "rollups" not in args.skip:
+                rollup_upkeep(Path(tmp), args.pg, args.e2e_rows)
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
                 inserts(pg_url, args.rows, "postgres")

@@ -260,6 +260,46 @@ def info(ctx: click.Context) -> None:
     _echo_json(data)
 
 
+@ledger.group()
+def rollups() -> None:
+    """The sums kept on write that reports read for full hours: check them, rebuild them."""
+
+
+@rollups.command("check")
+@click.pass_context
+def rollups_check(ctx: click.Context) -> None:
+    """Compare the rollups with the rows they sum; exit 1 when any differs, is missing or extra."""
+    led = open_ledger(ctx, must_exist=True)
+    try:
+        found = led.check_rollups()
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if found.ok:
+        click.echo(f"rollups match the rows ({found.rows} rollup rows)")
+        return
+    click.echo(
+        f"rollups differ from the rows: {len(found.differ)} differ, {len(found.missing)} missing, "
+        f"{len(found.extra)} extra; run `cachewise ledger rollups rebuild`",
+        err=True,
+    )
+    for key in (*found.differ, *found.missing, *found.extra)[:10]:
+        bucket, model, tags, error, _priced, waste = key
+        click.echo(f"  {bucket.isoformat()} {model} {tags} error={error[1:] or '-'} waste={waste}", err=True)
+    ctx.exit(1)
+
+
+@rollups.command("rebuild")
+@click.pass_context
+def rollups_rebuild(ctx: click.Context) -> None:
+    """Recompute the rollups from the rows (one transaction; writers wait until it commits)."""
+    led = open_ledger(ctx, must_exist=True)
+    try:
+        count = led.rebuild_rollups()
+    except CachewiseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"rebuilt {count} rollup rows from the calls")
+
+
 @ledger.command()
 @click.pass_context
 def path(ctx: click.Context) -> None:

@@ -22,9 +22,10 @@ the number of groups, never the number of calls.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    inspect,
     literal,
     literal_column,
     or_,
@@ -50,7 +52,8 @@ from sqlalchemy.sql import type_coerce
 from sqlalchemy.sql.util import ClauseAdapter
 
 from .query import Filter, _chunk_frame, _frame_select, empty_frame
-from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls
+from .rollups import floor_hour
+from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_rollups, call_tags, calls
 from .units import from_units
 
 if TYPE_CHECKING:
@@ -174,7 +177,15 @@ def _priced() -> ColumnElement[bool]:
     return and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None))
 
 
-def _waste_class(scope: Sequence[ColumnElement[bool]], dialect: str) -> ColumnElement[Any]:
+def hour_text(moment: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """The UTC hour of ``moment`` as ``YYYY-MM-DD HH`` text."""
+    if dialect == "postgresql":
+        utc = func.timezone("UTC", type_coerce(moment, DateTime(timezone=True)))
+        return func.to_char(utc, "YYYY-MM-DD HH24")
+    return func.substr(type_coerce(moment, Text()), 1, 13)
+
+
+def waste_class(scope: Sequence[ColumnElement[bool]], dialect: str) -> ColumnElement[Any]:
     """Each call's waste class (bits :data:`_W5`, :data:`_W1`, :data:`_UNATTRIBUTED`).
 
     For a call that wrote the cache under a prefix hash, one seek in
@@ -224,14 +235,19 @@ def _group_select(
     split: bool,
     prefixed: bool,
     extra: Sequence[ColumnElement[bool]] = (),
+    only: Sequence[ColumnElement[bool]] = (),
 ) -> Select[Any]:
     """One pass over the matching calls: sums by the keys, the priced flag and the waste class
-    (plain column sums, no per-row arithmetic; :func:`group_sums` combines the classes)."""
+    (plain column sums, no per-row arithmetic; :func:`group_sums` combines the classes).
+
+    ``only``: read only these of the matching calls (the edges of a window the rollups cover),
+    their write waste still decided among all matching calls.
+    """
     source, key_columns = _key_columns(keys, dialect)
     scope = [*flt.where(), *extra]
     flags = [
         case((_priced(), _number(1)), else_=_number(0)).label("priced"),
-        _waste_class(scope, dialect).label("waste"),
+        waste_class(scope, dialect).label("waste"),
     ]
     sums: list[ColumnElement[Any]] = [func.count().label("calls")]
     sums += [func.sum(calls.c[name]).label(name) for name in TOKEN_COLUMNS]
@@ -242,7 +258,7 @@ def _group_select(
             sums.append(func.sum(units.op("%")(literal_column(str(_SPLIT)))).label(f"${name}_lo"))
         else:
             sums.append(func.sum(units).label(f"${name}"))
-    stmt = select(*key_columns, *flags, *sums).select_from(source).where(*scope)
+    stmt = select(*key_columns, *flags, *sums).select_from(source).where(*scope, *only)
     if prefixed:
         stmt = stmt.where(calls.c.prefix_hash.is_not(None))
     # by position: the waste class is computed once per call, not again for the grouping
@@ -286,7 +302,7 @@ def _inexact_rows(
     scope = [*flt.where(), *extra]
     money = [cast(calls.c[name], Text).label(f"${name}") for name in COST_COLUMNS]
     stmt = (
-        select(*key_columns, _waste_class(scope, dialect).label("waste"), *money)
+        select(*key_columns, waste_class(scope, dialect).label("waste"), *money)
         .select_from(source)
         .where(*scope, calls.c.code_execution_hours_units.is_(None), _priced())
     )
@@ -400,13 +416,16 @@ def group_sums(
     *,
     prefixed: bool = False,
     top: int | None = None,
+    use_rollups: bool = True,
 ) -> list[GroupSums]:
     """The matching calls grouped by ``keys`` (no keys: one group, none if no call matched).
 
     One scan of the matching calls (:func:`_group_select`). ``prefixed``: only calls with a
     ``prefix_hash`` (write waste is still decided among all matching calls of the family).
     ``top``: only the ``top`` groups of highest priced cost (groups with nothing priced last,
-    ties by key), costliest first; otherwise in no set order.
+    ties by key), costliest first; otherwise in no set order. The full hours of the window
+    come from the rollups when they hold the keys and scope (:func:`_rollup_span`; the same
+    sums as the rows, which ``use_rollups=False`` reads instead).
     """
     dialect = conn.dialect.name
     if dialect == "postgresql":  # compiling the sum expressions costs more than it saves
@@ -421,8 +440,7 @@ def group_sums(
             return []
         extra.append(column.in_(chosen))
 
-    def run(split: bool) -> list[Any]:
-        stmt = _group_select(flt, keys, dialect, split=split, prefixed=prefixed, extra=extra)
+    def execute(stmt: Select[Any]) -> list[Any]:
         if dialect != "postgresql":
             return list(conn.execute(stmt).mappings())
         # PostgreSQL cannot estimate the groups of the flag expressions and would sort every
@@ -432,6 +450,18 @@ def group_sums(
             return list(conn.execute(stmt).mappings())
         finally:
             conn.exec_driver_sql("SET LOCAL enable_sort = on")
+
+    span = _rollup_span(conn, flt, keys) if use_rollups and top is None and not prefixed else None
+
+    def run(split: bool) -> list[Any]:
+        if span is None:
+            return execute(_group_select(flt, keys, dialect, split=split, prefixed=prefixed, extra=extra))
+        rows = _rollup_rows(conn, keys, span)
+        edges = _edges(span)
+        if edges is not None:
+            stmt = _group_select(flt, keys, dialect, split=split, prefixed=prefixed, only=[edges])
+            rows += execute(stmt)
+        return rows
 
     try:
         rows = run(split=False)
@@ -447,9 +477,115 @@ def group_sums(
         for found in _inexact_rows(conn, flt, keys, dialect, prefixed, extra):
             key = tuple(_key_value(found[i], k) for i, k in enumerate(keys))
             values = {name: Decimal(str(getattr(found, f"${name}"))) for name in COST_COLUMNS}
-            adders[key].add_exact(int(found.waste), values)
+            adders.setdefault(key, _Adder()).add_exact(int(found.waste), values)
     out = [adder.sums(key) for key, adder in adders.items()]
     return out if top is None else _order(out)[:top]
+
+
+# -- the full hours of a window, from the rollups kept on write (:mod:`.rollups`) ---------------------
+
+#: Keys the rollups hold (``tag:NAME`` too); any other key reads the rows.
+_ROLLUP_KEYS = frozenset(("model", "day", "month", "cost_error"))
+_HOUR = timedelta(hours=1)
+
+
+def _rollup_span(
+    conn: Connection, flt: Filter, keys: Sequence[str]
+) -> tuple[datetime | None, datetime | None] | None:
+    """The full hours ``[low, high)`` of ``flt``'s window that the rollups answer (``None``: an
+    open end), or ``None`` when the rows must be read: a model or tag scope (write waste is then
+    decided among the scope's calls only), a key the rollups do not hold, or no full hour.
+
+    ``high`` stops an hour before ``until``: a call's write waste looks up to an hour ahead, and
+    a report's window cuts that look at ``until``, which the rollups (kept over the whole
+    ledger) do not.
+    """
+    if flt.model is not None or flt.tags:
+        return None
+    if not all(key in _ROLLUP_KEYS or (key.startswith("tag:") and len(key) > 4) for key in keys):
+        return None
+    low = None if flt.since is None else _ceil_hour(flt.since)
+    high = None if flt.until is None else floor_hour(flt.until - _HOUR)
+    if low is not None and high is not None and low >= high:
+        return None
+    if not inspect(conn).has_table(call_rollups.name):
+        return None
+    return low, high
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + _HOUR
+
+
+def _edges(span: tuple[datetime | None, datetime | None]) -> ColumnElement[bool] | None:
+    """The calls outside the rollups' hours (within the window's own bounds)."""
+    low, high = span
+    parts = []
+    if low is not None:
+        parts.append(calls.c.started_at < low)
+    if high is not None:
+        parts.append(calls.c.started_at >= high)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else or_(*parts)
+
+
+def _bucket_key(key: str, dialect: str) -> ColumnElement[Any]:
+    width = 10 if key == "day" else 7
+    bucket = call_rollups.c.bucket
+    if dialect == "postgresql":
+        utc = func.timezone("UTC", type_coerce(bucket, DateTime(timezone=True)))
+        return func.to_char(utc, "YYYY-MM-DD" if key == "day" else "YYYY-MM")
+    return func.substr(type_coerce(bucket, Text()), 1, width)
+
+
+def _rollup_rows(
+    conn: Connection, keys: Sequence[str], span: tuple[datetime | None, datetime | None]
+) -> list[dict[str, Any]]:
+    """The rollups of the hours in ``span`` grouped by ``keys``, as rows of :func:`_group_select`."""
+    dialect = conn.dialect.name
+    r = call_rollups.c
+    group: list[ColumnElement[Any]] = []
+    named: dict[str, int] = {}
+    for key in dict.fromkeys(k if not k.startswith("tag:") else "tags" for k in keys):
+        named[key] = len(group)
+        if key in ("day", "month"):
+            group.append(_bucket_key(key, dialect))
+        else:
+            group.append({"model": r.model, "cost_error": r.error, "tags": r.tags}[key])
+    group += [r.priced, r.waste]
+    sums: list[ColumnElement[Any]] = [func.sum(r.calls).label("calls")]
+    sums += [func.sum(r[name]).label(name) for name in TOKEN_COLUMNS]
+    for name in COST_COLUMNS:  # kept in two parts (units // 10^9, units % 10^9): no 64-bit sum
+        sums.append(func.sum(r[f"{name}_units_hi"]).label(f"${name}_hi"))
+        sums.append(func.sum(r[f"{name}_units_lo"]).label(f"${name}_lo"))
+    stmt = select(*(c.label(f"g{i}") for i, c in enumerate(group)), *sums)
+    low, high = span
+    if low is not None:
+        stmt = stmt.where(r.bucket >= low)
+    if high is not None:
+        stmt = stmt.where(r.bucket < high)
+    stmt = stmt.group_by(*(literal_column(str(i)) for i in range(1, len(group) + 1)))
+    out: list[dict[str, Any]] = []
+    parsed: dict[str, dict[str, str]] = {}
+    for row in conn.execute(stmt).mappings():
+        found = dict(row)
+        found["priced"], found["waste"] = row[f"g{len(group) - 2}"], row[f"g{len(group) - 1}"]
+        tags: dict[str, str] = {}
+        if "tags" in named:
+            text = row[f"g{named['tags']}"]
+            tags = parsed[text] if text in parsed else parsed.setdefault(text, json.loads(text))
+        for i, key in enumerate(keys):
+            if key.startswith("tag:"):
+                found[f"k{i}"] = tags.get(key.removeprefix("tag:"))
+            elif key == "cost_error":
+                error = row[f"g{named[key]}"]
+                found[f"k{i}"] = error[1:] if error else None
+            else:
+                found[f"k{i}"] = row[f"g{named[key]}"]
+        out.append(found)
+    return out
 
 
 # -- what a report shows of a few prefix families and a few calls ---------------------------------

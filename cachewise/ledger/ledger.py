@@ -41,6 +41,7 @@ from ..errors import LedgerError, LedgerUnavailable, SchemaTooNew
 from ..pricing import PriceBook
 from . import migrations, signals
 from . import reprice as _reprice
+from . import rollups as _rollups
 from .leases import Lease, take_lease
 from .quarantine import QuarantinedRecord
 from .query import (
@@ -55,6 +56,7 @@ from .query import (
     read_totals,
 )
 from .record import CallRecord
+from .rollups import RollupCheck
 from .spool import ReplayResult, Spool
 from .store import Store
 from .writer import Writer, WriterStats
@@ -320,6 +322,17 @@ class Ledger:
         """Summed tokens and exact Decimal costs of the matching calls, aggregated in SQL."""
         with self._store.read() as conn:
             return read_totals(conn, Filter(since, until, model, tags))
+
+    def check_rollups(self) -> RollupCheck:
+        """Compare the rollups kept on write with the rows (:mod:`.rollups`); reads only."""
+        with self._store.read() as conn:
+            return _rollups.check(conn)
+
+    def rebuild_rollups(self) -> int:
+        """Recompute the rollups from the rows in one write transaction; returns their row count."""
+        self.flush()
+        with self._store.write() as conn:
+            return _rollups.rebuild(conn)
 
     def lease(
         self,

@@ -295,6 +295,38 @@ def _0010_prefix_hash_started_at_index(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_calls_prefix_hash_started_at ON calls (prefix_hash, started_at, id)"))
 
 
+_ROLLUPS = "0011_rollups"
+
+
+def _0011_rollups(conn: Connection) -> None:
+    """``call_rollups``: the calls summed per UTC hour × model × tag set × error × waste class,
+    kept on write (ledger/rollups.py); built here from the rows already stored."""
+    from .rollups import rebuild
+
+    moment = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TEXT"
+    money = [f"{name}_units_{part}" for name in ("code_execution_hours", *_V1_COSTS) for part in ("hi", "lo")]
+    columns = ", ".join(f"{name} BIGINT NOT NULL" for name in (*_0011_TOKENS, *money))
+    conn.execute(
+        text(
+            f"CREATE TABLE call_rollups (bucket {moment} NOT NULL, model TEXT NOT NULL, "
+            "tags TEXT NOT NULL, error TEXT NOT NULL, priced INTEGER NOT NULL, waste INTEGER NOT NULL, "
+            f"calls BIGINT NOT NULL, costed BIGINT NOT NULL, {columns}, "
+            "CONSTRAINT pk_call_rollups PRIMARY KEY (bucket, model, tags, error, priced, waste))"
+        )
+    )
+    rebuild(conn)
+
+
+_0011_TOKENS = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+    "ephemeral_5m_input_tokens",
+    "ephemeral_1h_input_tokens",
+    "output_tokens",
+    "web_search_requests",
+    "web_fetch_requests",
+)
 _PARTIAL_INDEXES = "0012_partial_write_indexes"
 
 
@@ -329,6 +361,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, _REPLAY, _0008_calls_replay),
     Migration(9, "0009_gateway_leases", _0009_gateway_leases),
     Migration(10, _PREFIX_TIME, _0010_prefix_hash_started_at_index),
+    Migration(11, _ROLLUPS, _0011_rollups),
     Migration(12, _PARTIAL_INDEXES, _0012_partial_write_indexes),
 )
 

@@ -17,7 +17,7 @@ import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Context, Decimal
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,7 +42,8 @@ from sqlalchemy.sql import type_coerce
 from ..errors import LedgerError
 from .quarantine import QuarantinedRecord
 from .record import CallRecord
-from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_tags, calls, quarantine
+from .rollups import floor_hour
+from .schema import COST_COLUMNS, TOKEN_COLUMNS, call_rollups, call_tags, calls, quarantine
 from .types import Money
 from .units import EXPONENT, MONEY_COLUMNS, UNITS_COLUMNS, from_units
 
@@ -434,14 +435,85 @@ def _inexact_sums(conn: Connection, flt: Filter) -> dict[str, Decimal]:
     return {name: Decimal(str(row[name])) for name in MONEY_COLUMNS if row[name] is not None}
 
 
-def read_totals(conn: Connection, flt: Filter) -> Totals:
-    """Sums in SQL: integer units (exact on both dialects) plus the rows without units."""
+_HOUR = timedelta(hours=1)
+
+
+def _totals_span(conn: Connection, flt: Filter) -> tuple[datetime | None, datetime | None] | None:
+    """The full hours ``[low, high)`` of ``flt``'s window the rollups answer (``None``: open),
+    or ``None`` when there is none (or no rollups table)."""
+    low = None if flt.since is None else floor_hour(flt.since)
+    if low is not None and low != flt.since:
+        low += _HOUR
+    high = None if flt.until is None else floor_hour(flt.until)
+    if low is not None and high is not None and low >= high:
+        return None
+    if not inspect(conn).has_table(call_rollups.name):
+        return None
+    return low, high
+
+
+def _rollup_sums(
+    conn: Connection, flt: Filter, span: tuple[datetime | None, datetime | None]
+) -> dict[str, Any]:
+    """:func:`_units_sums` of the hours in ``span`` from the rollups (tag scope matched in Python
+    on each rollup's tag set; money kept as two parts, ``units // 10^9`` and ``units % 10^9``)."""
+    r = call_rollups.c
+    plain = ("calls", "costed", *TOKEN_COLUMNS)
+    parts = [f"{name}_{part}" for name in UNITS_COLUMNS for part in ("hi", "lo")]
+    stmt = select(r.tags, *(func.sum(r[name]).label(name) for name in (*plain, *parts)))
+    stmt = stmt.where(*Filter(model=flt.model).window(r.bucket, r.model))
+    low, high = span
+    if low is not None:
+        stmt = stmt.where(r.bucket >= low)
+    if high is not None:
+        stmt = stmt.where(r.bucket < high)
+    out: dict[str, Any] = dict.fromkeys((*plain, *UNITS_COLUMNS), 0)
+    wanted = {k: str(v) for k, v in (flt.tags or {}).items()}
+    for row in conn.execute(stmt.group_by(r.tags)).mappings():
+        if wanted:
+            tags = json.loads(row["tags"])
+            if any(tags.get(k) != v for k, v in wanted.items()):
+                continue
+        for name in plain:
+            out[name] += int(row[name] or 0)
+        for name in UNITS_COLUMNS:
+            out[name] += int(row[f"{name}_hi"] or 0) * _SPLIT + int(row[f"{name}_lo"] or 0)
+    out["priced_calls"] = out.pop("costed")
+    return out
+
+
+def _sums(conn: Connection, flt: Filter) -> dict[str, Any]:
     try:
-        row = _units_sums(conn, flt, split=False)
+        return _units_sums(conn, flt, split=False)
     except OperationalError as exc:
         if "overflow" not in str(exc):
             raise
-        row = _units_sums(conn, flt, split=True)
+        return _units_sums(conn, flt, split=True)
+
+
+def _window_sums(conn: Connection, flt: Filter, use_rollups: bool) -> dict[str, Any]:
+    """:func:`_units_sums` over ``flt``: the full hours from the rollups, the edges from the rows."""
+    span = _totals_span(conn, flt) if use_rollups else None
+    if span is None:
+        return _sums(conn, flt)
+    parts = [_rollup_sums(conn, flt, span)]
+    low, high = span
+    if low is not None:
+        parts.append(_sums(conn, Filter(flt.since, low, flt.model, flt.tags)))
+    if high is not None:
+        parts.append(_sums(conn, Filter(high, flt.until, flt.model, flt.tags)))
+    out = parts[0]
+    for part in parts[1:]:
+        for name, value in part.items():
+            if value is not None:
+                out[name] = value if out[name] is None else int(out[name]) + int(value)
+    return out
+
+
+def read_totals(conn: Connection, flt: Filter, *, use_rollups: bool = True) -> Totals:
+    """Sums in SQL: integer units (exact on both dialects) plus the rows without units; the full
+    hours of the window read from the rollups kept on write (:mod:`.rollups`)."""
+    row = _window_sums(conn, flt, use_rollups)
     values: dict[str, Any] = {"calls": int(row["calls"]), "priced_calls": int(row["priced_calls"])}
     values["unpriced_calls"] = values["calls"] - values["priced_calls"]
     for name in TOKEN_COLUMNS:

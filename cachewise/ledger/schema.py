@@ -44,6 +44,7 @@ __all__ = [
     "MIGRATIONS_TABLE",
     "TOKEN_COLUMNS",
     "UNITS_COLUMNS",
+    "call_rollups",
     "call_tags",
     "calls",
     "metadata",
@@ -194,6 +195,31 @@ quarantine = Table(
     UniqueConstraint("raw_hash", name="uq_quarantine_raw_hash"),
     Index("ix_quarantine_started_at", "started_at"),
     Index("ix_quarantine_quarantined_at", "quarantined_at"),
+)
+
+
+#: Rollups kept on write (step 0011, :mod:`.rollups`): the calls of one UTC hour, model, tag set,
+#: error, priced flag and write-waste class, summed; equal to the rows (``cachewise ledger rollups
+#: check``) and rebuilt from them by ``cachewise ledger rollups rebuild``. Each money sum is two
+#: BIGINTs, the sums of ``units // 10^9`` and ``units % 10^9``: exact far past 64 bits.
+call_rollups = Table(
+    "call_rollups",
+    metadata,
+    Column("bucket", UTCDateTime, nullable=False, comment="start of the UTC hour of started_at"),
+    Column("model", Text, nullable=False),
+    Column("tags", Text, nullable=False, comment="the call's call_tags as sorted JSON, {} for none"),
+    Column("error", Text, nullable=False, comment="'' when cost_error is NULL, else '!' || cost_error"),
+    Column("priced", Integer, nullable=False, comment="1: no cost_error and a cost_total"),
+    Column("waste", Integer, nullable=False, comment="write-waste class bits (ledger/aggregate.py)"),
+    Column("calls", BigInteger, nullable=False),
+    Column("costed", BigInteger, nullable=False, comment="calls with a cost_total"),
+    *(Column(name, BigInteger, nullable=False) for name in TOKEN_COLUMNS),
+    *(
+        Column(f"{name}_{part}", BigInteger, nullable=False, comment=f"sum of units {how} 10^9")
+        for name in UNITS_COLUMNS
+        for part, how in (("hi", "div"), ("lo", "mod"))
+    ),
+    PrimaryKeyConstraint("bucket", "model", "tags", "error", "priced", "waste", name="pk_call_rollups"),
 )
 
 

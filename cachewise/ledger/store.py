@@ -38,7 +38,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import StaticPool
 
 from ..errors import LedgerError, LedgerUnavailable
-from . import migrations
+from . import migrations, rollups
 from .privacy import redact
 from .quarantine import QuarantinedRecord, first_line, is_refusal
 from .record import CallRecord
@@ -719,6 +719,7 @@ class Store:
     def _write_rows(self, conn: Connection, rows: list[Prepared], *, bulk: bool) -> dict[str, int]:
         """Insert ``rows`` (:func:`record_values`) and their tags; returns {request_id: id} inserted."""
         inserted = self._insert_rows(conn, rows, bulk=bulk)
+        rollups.record_inserted(conn, rows, inserted)  # the same transaction (or savepoint)
         tags_of = {values[0]: tags for values, tags in rows if tags}
         tag_rows = [
             (call_id, key, value)

@@ -134,6 +134,8 @@ BAD_INPUTS: list[tuple[tuple[str, ...], list[str], list[str]]] = [
     (("budget", "check"), ["--db", "{ledger}", "--limit", "1", "--price-table", "{folder}"], ["{folder}"]),
     (("ledger", "info"), ["--db", "{missing}"], ["--db", "{missing}"]),
     (("ledger", "info"), ["--db", "mysql://h/db"], ["--db", "mysql://h/db"]),
+    (("ledger", "rollups", "check"), ["--db", "{missing}"], ["--db", "{missing}"]),
+    (("ledger", "rollups", "rebuild"), ["--db", "mysql://h/db"], ["--db", "mysql://h/db"]),
     (("ledger", "upgrade"), ["--db", "{not_a_db}"], ["--db", "{not_a_db}"]),
     (("ledger", "replay"), ["--db", "{folder}"], ["--db", "{folder}"]),
     (("ledger", "path"), ["--db", "{folder}"], ["--db", "{folder}"]),

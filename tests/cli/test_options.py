@@ -61,6 +61,7 @@ def test_one_db_option_with_one_help_text() -> None:
         "ledger reprice",
         "ledger path",
         "ledger ingest-batch",
+        "ledger rollups",
         "budget check",
         "budget baseline",
         "demo",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,10 @@ def test_upgrade_a_populated_ledger_from_every_earlier_step(
     provider = "anthropic" if step >= 6 else None
     assert back == [replace(make_record(i, tags={"feature": "search"}), provider=provider) for i in range(3)]
     assert all(r.raw_usage is None for r in back)
+    # step 0011 built the rollups of the rows already there
+    built = led.check_rollups()
+    assert built.ok and built.rows > 0
+    assert led.totals() == led.totals(since=T0 - timedelta(days=1))
     led.record(make_record(9, custom_id="row-9", batch_id="b1", raw_usage='{"input_tokens": null}'))
     led.record(make_record(10, usage=Usage(input_tokens=2**64)))  # refused: above BIGINT
     led.flush()
@@ -77,6 +82,7 @@ def test_upgrade_a_populated_ledger_from_every_earlier_step(
     assert led.calls()[-1].raw_usage == '{"input_tokens": null}'
     assert led.quarantine_count() == 1
     assert led.quarantined()[0].request_id == "req_00000010"
+    assert led.check_rollups().ok
     with led._store.read() as conn:
         names = [r[0] for r in conn.execute(text("SELECT name FROM cachewise_migrations ORDER BY id"))]
     assert names == [m.name for m in migrations.MIGRATIONS]

@@ -1,0 +1,454 @@
+"""Rollups kept on write: the calls summed per UTC hour × model × tag set × error × waste class.
+
+What reports, ``totals()`` and budget checks read instead of the rows for every *full* hour of
+their window (:mod:`.aggregate`, :mod:`.query`); the partial hours at the window's edges are
+read from the rows. The guarantees:
+
+* **Equal to the rows, exactly.** ``call_rollups`` holds integer sums only (counts, tokens,
+  money as 10⁻¹² units, NULL units added as 0 exactly as SQL ``SUM`` skips them), keyed by
+  the hour of ``started_at``, ``model``, the call's ``call_tags`` as sorted JSON, its
+  ``cost_error``, whether it is priced, and its write-waste class (:mod:`.aggregate`).
+* **Kept in the write's transaction.** :func:`record_inserted` runs inside the transaction
+  (or savepoint) that inserted the rows: it adds the new rows and moves the earlier calls of
+  their prefix families whose waste class the new rows changed (a write read back by a new
+  call is no longer wasted). Inserts are the only writer of ``calls``; nothing updates or
+  deletes a call (reprices go to ``reprices``, refused rows to ``quarantine``).
+* **One writer at a time.** SQLite's write lock serialises writers; on PostgreSQL a
+  transaction-level advisory lock does, so each writer sees every committed row of the
+  families it touches.
+* **Checked and rebuilt from the rows.** :func:`compute` sums the rows in SQL with the same
+  waste class the reports use; :func:`check` compares, :func:`rebuild` replaces
+  (``cachewise ledger rollups check|rebuild``, schema step 0011 builds them).
+
+Each money sum is kept as two BIGINT sums, of ``units // 10⁹`` and of ``units % 10⁹`` (a call's
+units are at most 2⁶³ − 1): a rollup row stays exact up to about 10⁹ calls of the largest cost,
+and readers add the parts in Python, so no sum of money meets SQLite's 64-bit bound.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
+
+from .schema import TOKEN_COLUMNS, call_rollups, call_tags, calls
+from .types import format_utc
+from .units import UNITS_COLUMNS
+
+__all__ = [
+    "MEASURES",
+    "RollupCheck",
+    "Sums",
+    "check",
+    "compute",
+    "error_key",
+    "floor_hour",
+    "rebuild",
+    "record_inserted",
+    "tags_key",
+]
+
+HOUR = timedelta(hours=1)
+#: The summed columns of ``call_rollups``, in this order in every :data:`Sums` list.
+MEASURES: tuple[str, ...] = ("calls", "costed", *TOKEN_COLUMNS, *UNITS_COLUMNS)
+#: (bucket, model, tags, error, priced, waste)
+Key = tuple[Any, str, str, str, int, int]  # the bucket: a datetime, or its driver value on write
+Sums = dict[Key, list[int]]
+
+_W5, _W1, _UNATTRIBUTED = 1, 2, 4  # the bits of aggregate._waste_class
+_5M, _1H = timedelta(minutes=5), timedelta(hours=1)
+_LOCK_KEY = 0x63772D726F6C6C75  # "cw-rollu": serialises rollup upkeep on PostgreSQL
+_IN_CHUNK = 500
+_SPLIT = 10**9
+_KEYS = ("bucket", "model", "tags", "error", "priced", "waste")
+_PLAIN = ("calls", "costed", *TOKEN_COLUMNS)
+_PARTS = tuple(f"{name}_{part}" for name in UNITS_COLUMNS for part in ("hi", "lo"))
+
+# Positions in the driver values :func:`cachewise.ledger.store.record_values` builds (the
+# columns of ``calls`` without ``id``, in table order).
+_COLUMNS = tuple(c.name for c in calls.columns if c.name != "id")
+_AT = {name: i for i, name in enumerate(_COLUMNS)}
+_MEASURE_AT = tuple(_AT[name] for name in (*TOKEN_COLUMNS, *UNITS_COLUMNS))
+
+
+def floor_hour(moment: datetime) -> datetime:
+    """The start of ``moment``'s UTC hour (aware UTC)."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def tags_key(tags: Mapping[str, Any]) -> str:
+    """A tag set as the rollups key it: sorted JSON, ``{}`` for none."""
+    if not tags:
+        return "{}"
+    return json.dumps({k: str(tags[k]) for k in sorted(tags)}, separators=(",", ":"), ensure_ascii=False)
+
+
+def error_key(cost_error: str | None) -> str:
+    """``cost_error`` as a non-NULL key: ``''`` for none, else ``'!'`` and the text."""
+    return "" if cost_error is None else "!" + cost_error
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
+    """The start of ``moment``'s hour as the driver takes it (SQLite: its fixed-width UTC text)."""
+    hour = floor_hour(moment)
+    return format_utc(hour) if sqlite else hour
+
+
+def _moment(value: Any) -> datetime:
+    """A ``started_at`` driver value (SQLite's fixed-width UTC text, or a datetime) as aware UTC."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def _class(e5: int, e1: int, prefixed: bool, at: datetime, first_read: datetime | None) -> int:
+    """The waste class of one call (docs/reports.md, "Write waste"); ``first_read``: the start of
+    the first later call of its family that read the cache, at most an hour after ``at``."""
+    if e5 <= 0 and e1 <= 0:
+        return 0
+    if not prefixed:
+        return _UNATTRIBUTED
+    bits = 0
+    if e5 > 0 and (first_read is None or not at < first_read <= at + _5M):
+        bits |= _W5
+    if e1 > 0 and (first_read is None or not at < first_read <= at + _1H):
+        bits |= _W1
+    return bits
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    id: int
+    at: datetime
+    e5: int
+    e1: int
+    reads: bool
+
+
+def _family_classes(members: Sequence[_Member], until: datetime) -> dict[int, int]:
+    """Waste classes of the family's writers started up to ``until`` (their next hour is in
+    ``members``)."""
+    ordered = sorted(members, key=lambda m: (m.at, m.id))
+    out: dict[int, int] = {}
+    for i, member in enumerate(ordered):
+        if (member.e5 <= 0 and member.e1 <= 0) or member.at > until:
+            continue
+        first: datetime | None = None
+        for later in ordered[i + 1 :]:
+            if later.at > member.at + _1H:
+                break
+            if later.reads:
+                first = later.at
+                break
+        out[member.id] = _class(member.e5, member.e1, True, member.at, first)
+    return out
+
+
+def _add(sums: Sums, key: Key, measures: Sequence[int], sign: int = 1) -> None:
+    found = sums.get(key)
+    if found is None:
+        sums[key] = [sign * v for v in measures]
+    else:
+        for i, value in enumerate(measures):
+            found[i] += sign * value
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+
+
+def record_inserted(
+    conn: Connection, rows: Sequence[tuple[Sequence[Any], Mapping[str, Any]]], inserted: Mapping[str, int]
+) -> None:
+    """Keep the rollups right for rows just inserted in this transaction.
+
+    ``rows``: the driver values and tags of the rows written (``Store`` prepared rows);
+    ``inserted``: request id → id of those actually inserted (the others were already there).
+    """
+    if not inserted:
+        return
+    _lock(conn)
+    new: list[tuple[int, Sequence[Any], Mapping[str, Any]]] = []
+    for values, tags in rows:
+        call_id = inserted.get(values[0])
+        if call_id is not None:
+            new.append((call_id, values, tags))
+    if not new:
+        return
+    families: dict[str, list[datetime]] = {}
+    for _id, values, _tags in new:
+        prefix = values[_AT["prefix_hash"]]
+        if prefix is not None:
+            families.setdefault(prefix, []).append(_moment(values[_AT["started_at"]]))
+    before: dict[int, int] = {}
+    after: dict[int, int] = {}
+    if families:
+        new_ids = {call_id for call_id, _v, _t in new}
+        for members, until in _family_members(conn, families):
+            after.update(_family_classes(members, until))
+            earlier = [m for m in members if m.id not in new_ids]
+            before.update(_family_classes(earlier, until))
+    deltas: Sums = {}
+    tag_keys: dict[int, str] = {}
+    hours: dict[Any, Any] = {}
+    e5_at, e1_at = _AT["ephemeral_5m_input_tokens"], _AT["ephemeral_1h_input_tokens"]
+    started_at, model_at, error_at, total_at = (
+        _AT["started_at"],
+        _AT["model"],
+        _AT["cost_error"],
+        _AT["cost_total"],
+    )
+    for call_id, values, tags in new:
+        waste = after.get(call_id)
+        if waste is None:  # not a writer under a prefix hash: its class is its own
+            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
+        tags_text = tag_keys.get(id(tags))
+        if tags_text is None:
+            tags_text = tag_keys[id(tags)] = tags_key(tags)
+        started = values[started_at]
+        hour_of = (
+            started[:13] if isinstance(started, str) else started.replace(minute=0, second=0, microsecond=0)
+        )
+        bucket = hours.get(hour_of)
+        if bucket is None:
+            bucket = hours[hour_of] = _driver_bucket(_moment(started), isinstance(started, str))
+        error = values[error_at]
+        costed = values[total_at] is not None
+        key = (bucket, values[model_at], tags_text, error_key(error), int(error is None and costed), waste)
+        _add(deltas, key, [1, int(costed), *(values[i] or 0 for i in _MEASURE_AT)])
+    moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
+    if moved:
+        for key_of, measures in _stored_calls(conn, list(moved)):
+            was, now = moved[key_of[0]]
+            base = key_of[1]
+            _add(deltas, (*base, was), measures, -1)
+            _add(deltas, (*base, now), measures)
+    _apply(conn, deltas, prune=bool(moved))
+
+
+def _family_members(
+    conn: Connection, families: Mapping[str, Sequence[datetime]]
+) -> Iterable[tuple[list[_Member], datetime]]:
+    """Each family's calls from an hour before its first new call to an hour after its last (the
+    calls whose waste class a new call can change, and what decides it)."""
+    names = sorted(families)
+    reads = case((calls.c.cache_read_input_tokens > 0, 1), else_=0)
+    for start in range(0, len(names), _IN_CHUNK):
+        chunk = names[start : start + _IN_CHUNK]
+        low = min(min(families[p]) for p in chunk) - _1H
+        high = max(max(families[p]) for p in chunk)
+        stmt = select(
+            calls.c.prefix_hash,
+            calls.c.id,
+            calls.c.started_at,
+            calls.c.ephemeral_5m_input_tokens,
+            calls.c.ephemeral_1h_input_tokens,
+            reads,
+        ).where(
+            calls.c.prefix_hash.in_(chunk),
+            calls.c.started_at >= low,
+            calls.c.started_at <= high + _1H,
+            or_(  # only writes and reads decide a class
+                calls.c.cache_read_input_tokens > 0,
+                calls.c.ephemeral_5m_input_tokens > 0,
+                calls.c.ephemeral_1h_input_tokens > 0,
+            ),
+        )
+        found: dict[str, list[_Member]] = {}
+        for prefix, call_id, at, e5, e1, read in conn.execute(stmt):
+            found.setdefault(prefix, []).append(_Member(call_id, _moment(at), e5, e1, bool(read)))
+        for prefix, members in found.items():
+            yield members, max(families[prefix])
+
+
+def _stored_calls(
+    conn: Connection, ids: Sequence[int]
+) -> Iterable[tuple[tuple[int, tuple[Any, ...]], list[int]]]:
+    """``((id, (bucket, model, tags, error, priced)), measures)`` of stored calls."""
+    columns = [calls.c[name] for name in (*TOKEN_COLUMNS, *UNITS_COLUMNS)]
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = list(ids[start : start + _IN_CHUNK])
+        tags: dict[int, dict[str, str]] = {}
+        tag_stmt = select(call_tags.c.call_id, call_tags.c.key, call_tags.c.value).where(
+            call_tags.c.call_id.in_(chunk)
+        )
+        for call_id, key, value in conn.execute(tag_stmt):
+            tags.setdefault(call_id, {})[key] = value
+        stmt = select(
+            calls.c.id, calls.c.started_at, calls.c.model, calls.c.cost_error, calls.c.cost_total, *columns
+        )
+        for row in conn.execute(stmt.where(calls.c.id.in_(chunk))):
+            call_id, at, model, error, total, *measures = row
+            costed = total is not None
+            bucket = _driver_bucket(_moment(at), conn.dialect.name == "sqlite")
+            base = (bucket, model, tags_key(tags.get(call_id, {})), error_key(error))
+            yield (
+                (call_id, (*base, int(error is None and costed))),
+                [1, int(costed), *(v or 0 for v in measures)],
+            )
+
+
+def _driver_row(key: tuple[Any, ...], sums: Sequence[int]) -> tuple[Any, ...]:
+    """A ``call_rollups`` row's driver values: the key, the plain sums, each units sum in two parts."""
+    parts: list[int] = []
+    for value in sums[len(_PLAIN) :]:
+        parts.extend(divmod(value, _SPLIT))
+    return (*key, *sums[: len(_PLAIN)], *parts)
+
+
+_COLUMNS_SQL = ", ".join((*_KEYS, *_PLAIN, *_PARTS))
+_ADD_SQL = ", ".join(f"{name} = call_rollups.{name} + excluded.{name}" for name in (*_PLAIN, *_PARTS))
+
+
+def _upsert_sql(mark: str) -> str:
+    marks = ", ".join([mark] * (len(_KEYS) + len(_PLAIN) + len(_PARTS)))
+    return (
+        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
+    )
+
+
+_UPSERT = {"sqlite": _upsert_sql("?"), "postgresql": _upsert_sql("%s")}
+
+
+def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *, prune: bool) -> None:
+    """Add ``deltas`` (keys with driver-form buckets) onto the stored rollups in one driver
+    ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x``; then drop
+    the rows left with no calls."""
+    if not deltas:
+        return
+    dialect = conn.dialect.name
+    conn.exec_driver_sql(_UPSERT[dialect], [_driver_row(key, sums) for key, sums in deltas.items()])
+    if prune:
+        buckets = sorted({key[0] for key in deltas})
+        mark = "?" if dialect == "sqlite" else "%s"
+        for start in range(0, len(buckets), _IN_CHUNK):
+            chunk = buckets[start : start + _IN_CHUNK]
+            marks = ", ".join([mark] * len(chunk))
+            conn.exec_driver_sql(
+                f"DELETE FROM call_rollups WHERE calls = 0 AND bucket IN ({marks})", tuple(chunk)
+            )
+
+
+# -- from the rows: compute, check, rebuild ---------------------------------------------------------
+
+
+def _tag_json(dialect: str) -> Any:
+    """Each call's ``call_tags`` as one JSON object text (``NULL`` without tags)."""
+    if dialect == "postgresql":
+        agg: Any = cast(func.jsonb_object_agg(call_tags.c.key, call_tags.c.value), Text)
+    else:
+        agg = func.json_group_object(call_tags.c.key, call_tags.c.value)
+    return select(agg).where(call_tags.c.call_id == calls.c.id)
+
+
+def compute(conn: Connection, since: datetime | None = None, until: datetime | None = None) -> Sums:
+    """The rollups of the stored calls (those started in ``[since, until)``), summed in SQL.
+
+    The waste class is the reports' own SQL (:func:`.aggregate.waste_class` over every call);
+    the hour is cut from ``started_at`` in SQL, and each call's tag set is aggregated from
+    ``call_tags`` and keyed in Python (several SQL groups may name one tag set).
+    """
+    from .aggregate import hour_text, waste_class
+
+    dialect = conn.dialect.name
+    tags = _tag_json(dialect).scalar_subquery().label("tags")
+    priced = case((and_(calls.c.cost_error.is_(None), calls.c.cost_total.is_not(None)), 1), else_=0)
+    keys = [
+        hour_text(calls.c.started_at, dialect).label("bucket"),
+        calls.c.model,
+        tags,
+        calls.c.cost_error,
+        priced.label("priced"),
+        waste_class([], dialect).label("waste"),
+    ]
+    sums = [func.count().label("calls"), func.count(calls.c.cost_total).label("costed")]
+    sums += [func.coalesce(func.sum(calls.c[name]), 0).label(name) for name in TOKEN_COLUMNS]
+    split: Any = literal_column(str(_SPLIT))
+    for name in UNITS_COLUMNS:  # SQLite's / truncates and its % keeps the sign: u = hi·10⁹ + lo
+        sums.append(func.coalesce(func.sum(calls.c[name].op("/")(split)), 0).label(f"{name}_hi"))
+        sums.append(func.coalesce(func.sum(calls.c[name].op("%")(split)), 0).label(f"{name}_lo"))
+    stmt = select(*keys, *sums)
+    if since is not None:
+        stmt = stmt.where(calls.c.started_at >= since)
+    if until is not None:
+        stmt = stmt.where(calls.c.started_at < until)
+    stmt = stmt.group_by(*(literal_column(str(i)) for i in range(1, len(keys) + 1)))
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET LOCAL jit = off")
+    out: Sums = {}
+    parsed: dict[str | None, str] = {}
+    hours: dict[str, datetime] = {}
+    for row in conn.execute(stmt):
+        bucket, model, tag_text, error, priced_flag, waste, *measures = row
+        tags_text = parsed.get(tag_text)
+        if tags_text is None:
+            tags_text = parsed[tag_text] = tags_key(json.loads(tag_text) if tag_text else {})
+        at = hours.get(bucket)
+        if at is None:
+            at = hours[bucket] = datetime.fromisoformat(str(bucket)[:13] + ":00:00").replace(tzinfo=UTC)
+        key = (at, model, tags_text, error_key(error), int(priced_flag), int(waste))
+        _add(out, key, _joined(measures))
+    return out
+
+
+def _joined(measures: Sequence[Any]) -> list[int]:
+    """Plain sums, then each units sum from its two parts."""
+    plain = [int(v) for v in measures[: len(_PLAIN)]]
+    parts = [int(v) for v in measures[len(_PLAIN) :]]
+    return plain + [parts[i] * _SPLIT + parts[i + 1] for i in range(0, len(parts), 2)]
+
+
+def stored(conn: Connection) -> Sums:
+    """The rollups as stored."""
+    out: Sums = {}
+    columns = [call_rollups.c[name] for name in (*_PLAIN, *_PARTS)]
+    keys = [call_rollups.c[name] for name in _KEYS]
+    for row in conn.execute(select(*keys, *columns).where(call_rollups.c.calls != 0)):
+        bucket, model, tags, error, priced, waste, *measures = row
+        out[(floor_hour(bucket), model, tags, error, int(priced), int(waste))] = _joined(measures)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RollupCheck:
+    """What :func:`check` found: rollup rows that differ from the rows, missing or extra."""
+
+    rows: int
+    differ: tuple[Key, ...]
+    missing: tuple[Key, ...]
+    extra: tuple[Key, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.differ or self.missing or self.extra)
+
+
+def check(conn: Connection) -> RollupCheck:
+    """Compare the stored rollups with the rollups of the rows."""
+    want, have = compute(conn), stored(conn)
+    differ = tuple(sorted(k for k in want.keys() & have.keys() if want[k] != have[k]))
+    missing = tuple(sorted(want.keys() - have.keys()))
+    extra = tuple(sorted(have.keys() - want.keys()))
+    return RollupCheck(len(have), differ, missing, extra)
+
+
+def rebuild(conn: Connection) -> int:
+    """Replace the rollups by those of the rows (in the caller's write transaction); returns
+    how many rollup rows there are."""
+    _lock(conn)
+    sums = compute(conn)
+    conn.execute(delete(call_rollups))
+    sqlite = conn.dialect.name == "sqlite"
+    rows = {(_driver_bucket(key[0], sqlite), *key[1:]): sums for key, sums in sums.items()}
+    _apply(conn, rows, prune=False)
+    return len(rows)

@@ -1,0 +1,246 @@
+"""Rollups kept on write equal the rows: reports, totals and budgets read them for full hours and
+get the row scan's figures digit for digit, on SQLite and PostgreSQL.
+
+Random ledgers (every priced model, modifiers, both TTLs, prefix families read back in and out of
+the lifetimes, tags, unpriced calls, rows without exact units) are recorded out of order in
+batches of random sizes, so a later batch changes the write waste of calls an earlier batch
+stored. Windows start and end off the hour. ``use_rollups=False`` is the row scan.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from cachewise.cli import cli
+from cachewise.ledger import CallRecord, Filter, Ledger
+from cachewise.ledger.aggregate import GroupSums, group_sums
+from cachewise.ledger.query import read_totals
+from cachewise.reports import build_report, render
+from cachewise.reports.source import LedgerSource
+from cachewise.usage import Usage
+from tests.ledger.conftest import Backend, pg_schema
+from tests.ledger.test_aggregate import T0, random_ledger
+
+KEY_SETS: tuple[tuple[str, ...], ...] = (
+    (),
+    ("model",),
+    ("model", "tag:feature"),
+    ("day", "tag:user", "cost_error"),
+    ("month", "model"),
+)
+
+
+def _record_shuffled(ledger: Ledger, records: Sequence[CallRecord], rng: random.Random) -> None:
+    """Record ``records`` in a random order, flushing after batches of random sizes."""
+    order = list(records)
+    rng.shuffle(order)
+    start = 0
+    while start < len(order):
+        size = rng.choice((1, 3, 17, 60))
+        for record in order[start : start + size]:
+            ledger.record(record)
+        ledger.flush()
+        start += size
+
+
+def _sorted(groups: list[GroupSums]) -> list[GroupSums]:
+    return sorted(groups, key=lambda g: repr(g.key))
+
+
+def _same_as_rows(ledger: Ledger, flt: Filter) -> None:
+    with ledger.read() as conn:
+        assert read_totals(conn, flt) == read_totals(conn, flt, use_rollups=False), flt
+        for keys in KEY_SETS:
+            fast = _sorted(group_sums(conn, flt, keys))
+            rows = _sorted(group_sums(conn, flt, keys, use_rollups=False))
+            assert fast == rows, (flt, keys)
+
+
+def _windows(records: Sequence[CallRecord], offsets: Sequence[int]) -> list[Filter]:
+    first = min(r.started_at for r in records)
+    since = first + timedelta(seconds=offsets[0])
+    until = since + timedelta(seconds=offsets[1])
+    model = records[0].model
+    return [
+        Filter(),
+        Filter(since),
+        Filter(None, until),
+        Filter(since, until),
+        Filter(since, until, model=model),
+        Filter(since, tags={"feature": "chat"}),
+        Filter(until=until, tags={"user": "u1", "feature": "search"}),
+    ]
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 10_000),
+    count=st.integers(1, 120),
+    offsets=st.tuples(st.integers(-600, 30_000), st.integers(1, 60_000)),
+)
+def test_rollups_equal_the_rows_on_random_ledgers_and_windows(
+    ledger: Ledger, seed: int, count: int, offsets: tuple[int, int]
+) -> None:
+    records = random_ledger(count, seed)
+    records = [replace(r, request_id=f"{r.request_id}_{seed}_{count}") for r in records]
+    _record_shuffled(ledger, records, random.Random(seed))
+    assert ledger.check_rollups().ok
+    for flt in _windows(records, offsets):
+        _same_as_rows(ledger, flt)
+
+
+def test_a_read_in_a_later_batch_moves_the_write_out_of_waste(ledger: Ledger) -> None:
+    from cachewise.pricing import PriceBook
+
+    book = PriceBook.default()
+    model = next(e.id for e in book.models() if e.prices and e.prices[0].from_ <= T0.date())
+    write = CallRecord.priced(
+        usage=Usage(input_tokens=10, ephemeral_5m_input_tokens=4000),
+        model=model,
+        book=book,
+        started_at=T0 + timedelta(minutes=50),
+        request_id="w",
+        prefix_hash="fam",
+    )
+    read = CallRecord.priced(
+        usage=Usage(input_tokens=10, cache_read_input_tokens=4000),
+        model=model,
+        book=book,
+        started_at=T0 + timedelta(minutes=53),  # 3 minutes on: it reads the write back
+        request_id="r",
+        prefix_hash="fam",
+    )
+    ledger.record(write)
+    ledger.flush()
+    with ledger.read() as conn:
+        (before,) = group_sums(conn, Filter(), ["model"])
+    assert before.tokens["wasted_5m_tokens"] == 4000
+    ledger.record(read)
+    ledger.flush()
+    with ledger.read() as conn:
+        (after,) = group_sums(conn, Filter(), ["model"])
+        assert conn.execute(text("SELECT sum(calls) FROM call_rollups")).scalar_one() == 2
+    assert after.tokens["wasted_5m_tokens"] == 0
+    assert ledger.check_rollups().ok
+
+
+def test_refused_rows_and_repeats_leave_the_rollups_equal(ledger: Ledger) -> None:
+    records = random_ledger(80, 11)
+    for record in records[:40]:
+        ledger.record(record)
+    ledger.record(replace(records[0], request_id="too-big", usage=Usage(input_tokens=2**64)))
+    for record in records:  # the first 40 again: duplicates, not doubled
+        ledger.record(record)
+    ledger.flush()
+    assert ledger.quarantine_count() == 1
+    assert ledger.check_rollups().ok
+    _same_as_rows(ledger, Filter(T0 + timedelta(minutes=17)))
+
+
+def test_reprices_change_no_rollup(ledger: Ledger, table_files: Any) -> None:
+    records = random_ledger(60, 4)
+    for record in records:
+        ledger.record(record)
+    ledger.flush()
+    table, overlay = table_files
+    from cachewise.pricing import PriceBook
+
+    ledger.reprice(PriceBook.load(overlay, base=table), store=True)
+    with ledger.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM reprices")).scalar_one() == 60
+    assert ledger.check_rollups().ok
+    _same_as_rows(ledger, Filter(T0 + timedelta(minutes=29)))
+
+
+def test_tampered_rollups_are_found_and_rebuilt(backend: Backend, ledger: Ledger) -> None:
+    records = random_ledger(120, 8)
+    for record in records:
+        ledger.record(record)
+    ledger.flush()
+    flt = Filter(T0 + timedelta(minutes=7))
+    with ledger.read() as conn:
+        good = _sorted(group_sums(conn, flt, ["model", "tag:feature"]))
+    with ledger._store.write() as conn:
+        conn.execute(text("UPDATE call_rollups SET cost_total_units_lo = cost_total_units_lo + 1"))
+        conn.execute(text("DELETE FROM call_rollups WHERE bucket = (SELECT max(bucket) FROM call_rollups)"))
+    found = ledger.check_rollups()
+    assert not found.ok and found.differ and found.missing
+    with ledger.read() as conn:
+        assert _sorted(group_sums(conn, flt, ["model", "tag:feature"])) != good
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["ledger", "--db", backend.url, "rollups", "check"])
+    assert checked.exit_code == 1, checked.output
+    assert "rollups differ from the rows" in checked.output
+    rebuilt = runner.invoke(cli, ["ledger", "--db", backend.url, "rollups", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt" in rebuilt.output
+    assert ledger.check_rollups().ok
+    with ledger.read() as conn:
+        assert _sorted(group_sums(conn, flt, ["model", "tag:feature"])) == good
+    again = runner.invoke(cli, ["ledger", "--db", backend.url, "rollups", "check"])
+    assert again.exit_code == 0 and "rollups match the rows" in again.output
+
+
+def test_the_report_is_the_same_from_rollups_and_from_rows(ledger: Ledger) -> None:
+    records = random_ledger(200, 21)
+    _record_shuffled(ledger, records, random.Random(2))
+    since, until = T0 + timedelta(minutes=41, seconds=9), T0 + timedelta(hours=40, minutes=3)
+    source = LedgerSource(ledger, Filter(since, until))
+    report = build_report(source, ["model", "tag:feature"], calls=5)
+
+    class RowSource(LedgerSource):
+        def _groups(self, by: Any) -> Any:
+            from cachewise.reports.frames import group_keys
+
+            keys = group_keys(by)
+            fine = list(dict.fromkeys([*keys, "model", "cost_error"]))
+            with self._read() as conn:
+                return fine, group_sums(conn, self.filter, fine, use_rollups=False)
+
+    rows = build_report(RowSource(ledger, Filter(since, until)), ["model", "tag:feature"], calls=5)
+    assert render(report, "json") == render(rows, "json")
+    assert report.totals == rows.totals
+
+
+@pytest.mark.postgres
+def test_two_writers_on_one_postgresql_ledger_keep_the_rollups_equal(tmp_path: Any) -> None:
+    records = random_ledger(300, 17)
+    with pg_schema("cw_rollups") as (url, _schema):
+        first = Ledger(url, spool_dir=tmp_path / "a", batch_size=7, flush_interval=0.01)
+        second = Ledger(url, spool_dir=tmp_path / "b", batch_size=11, flush_interval=0.01)
+
+        def write(ledger: Ledger, part: Sequence[CallRecord]) -> None:
+            for record in part:
+                ledger.record(record)
+            ledger.flush()
+
+        threads = [
+            threading.Thread(target=write, args=(first, records[0::2])),
+            threading.Thread(target=write, args=(second, records[1::2])),
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(first.calls()) == 300
+            assert first.check_rollups().ok
+            _same_as_rows(first, Filter(T0 + timedelta(minutes=3)))
+        finally:
+            first.close()
+            second.close()
