@@ -24,4 +24,4 @@ can move between folders without taking its fixtures along.
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.planning", "tests.fixtures.frames"]
+pytest_plugins = ["tests.fixtures.isolation", "tests.fixtures.planning", "tests.fixtures.frames"]
