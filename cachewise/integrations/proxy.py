@@ -46,6 +46,7 @@ from .fanout import FanOut, scope_of
 from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
+from .upstream import UpstreamReply, upstream_client
 
 _orjson: Any
 try:  # the ``fast`` extra
@@ -86,7 +87,7 @@ def _forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _reply_headers(headers: httpx2.Headers) -> dict[str, str]:
+def _reply_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _DROP_FROM_UPSTREAM}
 
 
@@ -171,11 +172,11 @@ def create_proxy_app(
     """
     fanout = fanout if fanout is not None else FanOut("hold")
     base = upstream.rstrip("/")
-    client = httpx2.AsyncClient(
-        base_url=base,
-        timeout=timeout if timeout is not None else httpx2.Timeout(600, connect=10),
-        transport=transport,
-    )
+    if timeout is None:
+        timeout = httpx2.Timeout(600, connect=10)
+    elif not isinstance(timeout, httpx2.Timeout):
+        timeout = httpx2.Timeout(timeout)
+    client = upstream_client(base, timeout=timeout, transport=transport)
     batches = BatchTimes()
 
     def limit_for(kind: CallKind) -> int:
@@ -224,9 +225,8 @@ def create_proxy_app(
         if kind == CallKind.BATCH_CREATE and batch_planner is not None:
             raw, planner = content, batch_planner
             content = guarded("batch planner", lambda: planned_batch(planner, raw), raw)
-        outgoing = client.build_request(request.method, target, headers=headers, content=content)
         try:
-            reply = await client.send(outgoing, stream=True)
+            reply = await client.send(request.method, target, headers, content)
         except httpx2.TransportError as exc:
             return _upstream_failed(exc, base, _local_id())
         if kind == CallKind.BATCH_RESULTS and batch_id is not None and reply.is_success:
@@ -254,10 +254,9 @@ def create_proxy_app(
         with caller_headers(request.headers):
             prepared = await tracker.aprepare(body if isinstance(body, Mapping) else None)
         payload = prepared.payload if prepared.payload is not None else content
-        outgoing = client.build_request(request.method, target, headers=headers, content=payload)
         held = await fanout.ahold(prepared, tracker.clock(), scope=scope_of(request.headers))
         try:
-            reply = await client.send(outgoing, stream=True)
+            reply: UpstreamReply = await client.send(request.method, target, headers, payload)
             fanout.release(held, ok=reply.is_success, now=tracker.clock())
         except httpx2.TransportError as exc:
             fanout.release(held, ok=False, now=tracker.clock())
