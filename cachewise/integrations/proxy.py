@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import httpx2
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from ..failopen import guarded
 from .batch_planner import BatchPlanner, planned_batch
@@ -54,7 +51,7 @@ try:  # the ``fast`` extra
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     _orjson = None
 
-__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "create_proxy_app"]
+__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "ProxyApp", "create_proxy_app"]
 
 #: ``create_proxy_app(admit=...)``: the request and its planned attempt → a refusal, or ``None``.
 #: The gateway's admission check: the request and its parsed body, before anything is planned or sent.
@@ -157,7 +154,7 @@ def create_proxy_app(
     admit: Admit | None = None,
     fanout: FanOut | None = None,
     batch_planner: BatchPlanner | None = None,
-) -> Starlette:
+) -> ProxyApp:
     """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
 
     ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
@@ -201,9 +198,9 @@ def create_proxy_app(
         return json.dumps(payload).encode() if changed else data
 
     async def forward(request: Request) -> Response:
-        path = request.url.path
-        query = request.url.query
-        target = f"{path}?{query}" if query else path
+        path: str = request.scope["path"]
+        query: bytes = request.scope["query_string"]
+        target = f"{path}?{query.decode('latin-1')}" if query else path
         kind, batch_id = classify(request.method, path)
         limit = limit_for(kind)
         content = await _read_body(request, limit)
@@ -291,13 +288,57 @@ def create_proxy_app(
                 )
         return Response(data, reply.status_code, headers=_reply_headers(reply.headers))
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+    async def close() -> None:
         await client.aclose()
-        close = getattr(tracker.planner, "aclose", None)
-        if close is not None:
-            await close()
+        close_planner = getattr(tracker.planner, "aclose", None)
+        if close_planner is not None:
+            await close_planner()
 
-    methods = ["GET", "POST", "DELETE", "PUT", "PATCH"]
-    return Starlette(routes=[Route("/{path:path}", forward, methods=methods)], lifespan=lifespan)
+    return ProxyApp(forward, close)
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: The methods forwarded (HEAD with GET, as a router does); others are answered 405.
+_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "PUT", "PATCH"})
+_ALLOW = ", ".join(sorted(_METHODS))
+
+
+class ProxyApp:
+    """An ASGI app that hands every HTTP request to ``handle`` and runs ``close`` at shutdown.
+
+    One request object and one response per call, no router or middleware stack: every path
+    goes to the same handler, so there is nothing to route.
+    """
+
+    def __init__(
+        self, handle: Callable[[Request], Awaitable[Response]], close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.handle = handle
+        self.close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["method"] in _METHODS:
+                response = await self.handle(Request(scope, receive))
+            else:
+                response = PlainTextResponse("Method Not Allowed", 405, headers={"allow": _ALLOW})
+            await response(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.close()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    raise
+                await send({"type": "lifespan.shutdown.complete"})
+                return
