@@ -64,7 +64,7 @@ def _start(args: list[str], pattern: str) -> tuple[subprocess.Popen[str], str]:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a busy shared host starts a server slowly
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         found = re.search(pattern, line)

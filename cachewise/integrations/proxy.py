@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import httpx2
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from ..failopen import guarded
 from .batch_planner import BatchPlanner, planned_batch
@@ -46,6 +43,7 @@ from .fanout import FanOut, scope_of
 from .proxy_planner import caller_headers
 from .streams import tap_async
 from .tracker import CallKind, CallTracker, classify, unwrap_envelope
+from .upstream import UpstreamReply, upstream_client
 
 _orjson: Any
 try:  # the ``fast`` extra
@@ -53,7 +51,7 @@ try:  # the ``fast`` extra
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     _orjson = None
 
-__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "create_proxy_app"]
+__all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "ProxyApp", "create_proxy_app"]
 
 #: ``create_proxy_app(admit=...)``: the request and its planned attempt → a refusal, or ``None``.
 #: The gateway's admission check: the request and its parsed body, before anything is planned or sent.
@@ -86,7 +84,7 @@ def _forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _reply_headers(headers: httpx2.Headers) -> dict[str, str]:
+def _reply_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _DROP_FROM_UPSTREAM}
 
 
@@ -156,7 +154,7 @@ def create_proxy_app(
     admit: Admit | None = None,
     fanout: FanOut | None = None,
     batch_planner: BatchPlanner | None = None,
-) -> Starlette:
+) -> ProxyApp:
     """The proxy as an ASGI app (``uvicorn`` serves it in ``cachewise proxy``).
 
     ``max_body_bytes``: refuse bodies above this size (default: the API's own limits).
@@ -171,11 +169,11 @@ def create_proxy_app(
     """
     fanout = fanout if fanout is not None else FanOut("hold")
     base = upstream.rstrip("/")
-    client = httpx2.AsyncClient(
-        base_url=base,
-        timeout=timeout if timeout is not None else httpx2.Timeout(600, connect=10),
-        transport=transport,
-    )
+    if timeout is None:
+        timeout = httpx2.Timeout(600, connect=10)
+    elif not isinstance(timeout, httpx2.Timeout):
+        timeout = httpx2.Timeout(timeout)
+    client = upstream_client(base, timeout=timeout, transport=transport)
     batches = BatchTimes()
 
     def limit_for(kind: CallKind) -> int:
@@ -200,9 +198,9 @@ def create_proxy_app(
         return json.dumps(payload).encode() if changed else data
 
     async def forward(request: Request) -> Response:
-        path = request.url.path
-        query = request.url.query
-        target = f"{path}?{query}" if query else path
+        path: str = request.scope["path"]
+        query: bytes = request.scope["query_string"]
+        target = f"{path}?{query.decode('latin-1')}" if query else path
         kind, batch_id = classify(request.method, path)
         limit = limit_for(kind)
         content = await _read_body(request, limit)
@@ -224,9 +222,8 @@ def create_proxy_app(
         if kind == CallKind.BATCH_CREATE and batch_planner is not None:
             raw, planner = content, batch_planner
             content = guarded("batch planner", lambda: planned_batch(planner, raw), raw)
-        outgoing = client.build_request(request.method, target, headers=headers, content=content)
         try:
-            reply = await client.send(outgoing, stream=True)
+            reply = await client.send(request.method, target, headers, content)
         except httpx2.TransportError as exc:
             return _upstream_failed(exc, base, _local_id())
         if kind == CallKind.BATCH_RESULTS and batch_id is not None and reply.is_success:
@@ -254,10 +251,9 @@ def create_proxy_app(
         with caller_headers(request.headers):
             prepared = await tracker.aprepare(body if isinstance(body, Mapping) else None)
         payload = prepared.payload if prepared.payload is not None else content
-        outgoing = client.build_request(request.method, target, headers=headers, content=payload)
         held = await fanout.ahold(prepared, tracker.clock(), scope=scope_of(request.headers))
         try:
-            reply = await client.send(outgoing, stream=True)
+            reply: UpstreamReply = await client.send(request.method, target, headers, payload)
             fanout.release(held, ok=reply.is_success, now=tracker.clock())
         except httpx2.TransportError as exc:
             fanout.release(held, ok=False, now=tracker.clock())
@@ -292,13 +288,57 @@ def create_proxy_app(
                 )
         return Response(data, reply.status_code, headers=_reply_headers(reply.headers))
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+    async def close() -> None:
         await client.aclose()
-        close = getattr(tracker.planner, "aclose", None)
-        if close is not None:
-            await close()
+        close_planner = getattr(tracker.planner, "aclose", None)
+        if close_planner is not None:
+            await close_planner()
 
-    methods = ["GET", "POST", "DELETE", "PUT", "PATCH"]
-    return Starlette(routes=[Route("/{path:path}", forward, methods=methods)], lifespan=lifespan)
+    return ProxyApp(forward, close)
+
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: The methods forwarded (HEAD with GET, as a router does); others are answered 405.
+_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "PUT", "PATCH"})
+_ALLOW = ", ".join(sorted(_METHODS))
+
+
+class ProxyApp:
+    """An ASGI app that hands every HTTP request to ``handle`` and runs ``close`` at shutdown.
+
+    One request object and one response per call, no router or middleware stack: every path
+    goes to the same handler, so there is nothing to route.
+    """
+
+    def __init__(
+        self, handle: Callable[[Request], Awaitable[Response]], close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.handle = handle
+        self.close = close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["method"] in _METHODS:
+                response = await self.handle(Request(scope, receive))
+            else:
+                response = PlainTextResponse("Method Not Allowed", 405, headers={"allow": _ALLOW})
+            await response(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.close()
+                except Exception as exc:
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    raise
+                await send({"type": "lifespan.shutdown.complete"})
+                return

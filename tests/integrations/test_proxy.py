@@ -131,3 +131,26 @@ def test_admit_refuses_before_sending_and_passes_the_rest(ledger: Ledger) -> Non
     assert seen == [("over", "claude-haiku-4-5"), ("ok", "claude-haiku-4-5")]
     ledger.flush()
     assert [r.request_id for r in ledger.calls()] == ["msg_a"]
+
+
+def test_every_path_and_method_is_forwarded_with_its_query_but_options_is_refused(ledger: Ledger) -> None:
+    sent: list[tuple[str, str]] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        sent.append((request.method, str(request.url)))
+        return httpx2.Response(200, json={"ok": True})
+
+    app = create_proxy_app(
+        CallTracker(ledger=ledger), upstream="http://api.invalid", transport=httpx2.MockTransport(upstream)
+    )
+    for base_url in serve(app):
+        for method in ("GET", "HEAD", "DELETE", "PUT", "PATCH"):
+            reply = httpx2.request(method, f"{base_url}/v1/files/f_1?limit=2&after=x%20y")
+            assert reply.status_code == 200
+        refused = httpx2.options(f"{base_url}/v1/messages")
+    assert refused.status_code == 405
+    assert "POST" in refused.headers["allow"]
+    assert sent == [
+        (method, "http://api.invalid/v1/files/f_1?limit=2&after=x%20y")
+        for method in ("GET", "HEAD", "DELETE", "PUT", "PATCH")
+    ]
