@@ -305,7 +305,7 @@ def _0011_rollups(conn: Connection) -> None:
 
     moment = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TEXT"
     money = [f"{name}_units_{part}" for name in ("code_execution_hours", *_V1_COSTS) for part in ("hi", "lo")]
-    columns = ", ".join(f"{name} BIGINT NOT NULL" for name in (*_0011_TOKENS, *money))
+    columns = ", ".join(f"{name} BIGINT NOT NULL" for name in (*_V1_TOKENS, *money))
     conn.execute(
         text(
             f"CREATE TABLE call_rollups (bucket {moment} NOT NULL, model TEXT NOT NULL, "
@@ -317,16 +317,6 @@ def _0011_rollups(conn: Connection) -> None:
     rebuild(conn)
 
 
-_0011_TOKENS = (
-    "input_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-    "ephemeral_5m_input_tokens",
-    "ephemeral_1h_input_tokens",
-    "output_tokens",
-    "web_search_requests",
-    "web_fetch_requests",
-)
 _PARTIAL_INDEXES = "0012_partial_write_indexes"
 
 
