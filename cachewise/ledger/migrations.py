@@ -296,6 +296,8 @@ def _0010_prefix_hash_started_at_index(conn: Connection) -> None:
 
 
 _ROLLUPS = "0011_rollups"
+#: The step from which the writer keeps ``call_rollups``.
+ROLLUPS_STEP = 11
 
 
 def _0011_rollups(conn: Connection) -> None:
@@ -351,7 +353,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, _REPLAY, _0008_calls_replay),
     Migration(9, "0009_gateway_leases", _0009_gateway_leases),
     Migration(10, _PREFIX_TIME, _0010_prefix_hash_started_at_index),
-    Migration(11, _ROLLUPS, _0011_rollups),
+    Migration(ROLLUPS_STEP, _ROLLUPS, _0011_rollups),
     Migration(12, _PARTIAL_INDEXES, _0012_partial_write_indexes),
 )
 

@@ -422,6 +422,7 @@ class Store:
         self._serial = threading.RLock() if self.memory else None
         self.engine = self._engine(busy_timeout)
         self.version = 0
+        self._keeps_rollups: bool | None = None  # the schema has call_rollups (step 0011); asked once
         self._memo = _Memo()  # used by the one writer thread
         self._io: ThreadPoolExecutor | None = None  # writes chunks while the next is built
         self._sequence: str | None = None  # PostgreSQL: the calls.id sequence, named on first use
@@ -532,6 +533,7 @@ class Store:
             with self.write() as conn:
                 applied = migrations.upgrade(conn, self.label, target)
                 self.version = migrations.current_version(conn)
+                self._keeps_rollups = None
         except SQLAlchemyError as exc:
             raise self.unavailable(exc) from exc
         if applied:
@@ -719,7 +721,11 @@ class Store:
     def _write_rows(self, conn: Connection, rows: list[Prepared], *, bulk: bool) -> dict[str, int]:
         """Insert ``rows`` (:func:`record_values`) and their tags; returns {request_id: id} inserted."""
         inserted = self._insert_rows(conn, rows, bulk=bulk)
-        rollups.record_inserted(conn, rows, inserted)  # the same transaction (or savepoint)
+        if self._keeps_rollups is None:
+            self._keeps_rollups = migrations.current_version(conn) >= migrations.ROLLUPS_STEP
+        if self._keeps_rollups:  # a ledger opened at an older step without upgrading has none yet:
+            # step 0011 builds them from every row there when it is applied
+            rollups.record_inserted(conn, rows, inserted)  # the same transaction (or savepoint)
         tags_of = {values[0]: tags for values, tags in rows if tags}
         tag_rows = [
             (call_id, key, value)
