@@ -1,6 +1,7 @@
 """The proxy under load: throughput, added latency and CPU per request, against the direct path.
 
     python benchmarks/proxy_load_bench.py [--levels 1,32,256] [--requests 400] [--workers 1]
+        [--baseline CHECKOUT]
 
 Three processes: the emulator (``cachewise emulate``, the upstream), the proxy (``cachewise proxy``
 with planning on, recording to a SQLite ledger in a temporary directory) and this client. Each
@@ -15,6 +16,11 @@ JSON lines on stdout: one per level and mode (``json``, ``sse``), with requests 
 ways, p50/p99 latency both ways and their difference (what the proxy adds), and CPU ms per request
 of the proxy and of the upstream, with their ratio. All servers run on this machine, so the client
 competes with them for CPU.
+
+``--baseline CHECKOUT``: also start the proxy of another checkout of cachewise (its own ``.venv``,
+e.g. the main branch's), on the same emulator, and send the same requests through it right after
+this one's at each level (the order alternates between levels); each line then also carries that
+proxy's latency and CPU per request and ``proxy_cpu_vs_baseline``, measured in the same run.
 """
 
 from __future__ import annotations
@@ -55,13 +61,16 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _start(args: list[str], pattern: str) -> tuple[subprocess.Popen[str], str]:
+def _start(args: list[str], pattern: str, checkout: Path | None = None) -> tuple[subprocess.Popen[str], str]:
+    """``python -m cachewise ARGS`` (of ``checkout``'s own venv, if given) and its base URL."""
+    python = str(checkout / ".venv" / "bin" / "python") if checkout is not None else sys.executable
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cachewise", *args],
+        [python, "-m", "cachewise", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=checkout,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 90  # a busy shared host starts a server slowly
@@ -147,24 +156,59 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def _through(
+    via: str, proxy: int, emulator: int, bodies: list[tuple[bytes, bool]], level: int
+) -> tuple[float, list[float], list[int], float, float]:
+    """The requests through one proxy: time, latencies, failures, its and the upstream's CPU (ms/request)."""
+    failed: list[int] = []
+    up1, px1 = _cpu_seconds(emulator), _cpu_seconds(proxy)
+    took, latencies = asyncio.run(_phase(via, bodies, level, failed))
+    up2, px2 = _cpu_seconds(emulator), _cpu_seconds(proxy)
+    n = len(bodies)
+    return took, latencies, failed, (px2 - px1) / n * 1000, (up2 - up1) / n * 1000
+
+
 def _level(
-    system: str, level: int, mode: str, requests: int, emulator: int, proxy: int, upstream: str, via: str
+    system: str,
+    level: int,
+    mode: str,
+    requests: int,
+    emulator: int,
+    proxy: int,
+    upstream: str,
+    via: str,
+    baseline: tuple[int, str] | None = None,
+    baseline_first: bool = False,
 ) -> dict[str, Any]:
-    """One concurrency level, all JSON or all SSE: the direct path, then through the proxy."""
+    """One concurrency level, all JSON or all SSE: the direct path, then through the proxy
+    (and through the ``baseline`` proxy, before or after it)."""
     stream = mode == "sse"
     bodies = [(json.dumps(_body(system, i, stream=stream)).encode(), stream) for i in range(requests)]
     # warm: the cache entry, the planner's token memo, the connections
-    asyncio.run(_phase(via, bodies[: min(level, 16) * 2], min(level, 16)))
-    asyncio.run(_phase(upstream, bodies[: min(level, 16) * 2], min(level, 16)))
+    for base in (via, *([baseline[1]] if baseline is not None else []), upstream):
+        asyncio.run(_phase(base, bodies[: min(level, 16) * 2], min(level, 16)))
     direct_failed: list[int] = []
-    proxy_failed: list[int] = []
     up0 = _cpu_seconds(emulator)
     direct_s, direct = asyncio.run(_phase(upstream, bodies, level, direct_failed))
-    up1, px1 = _cpu_seconds(emulator), _cpu_seconds(proxy)
-    proxied_s, proxied = asyncio.run(_phase(via, bodies, level, proxy_failed))
-    up2, px2 = _cpu_seconds(emulator), _cpu_seconds(proxy)
-    proxy_ms = (px2 - px1) / requests * 1000
-    upstream_ms = (up2 - up1) / requests * 1000
+    up1 = _cpu_seconds(emulator)
+    other: tuple[float, list[float], list[int], float, float] | None = None
+    if baseline is not None and baseline_first:
+        other = _through(baseline[1], baseline[0], emulator, bodies, level)
+    proxied_s, proxied, proxy_failed, proxy_ms, upstream_ms = _through(via, proxy, emulator, bodies, level)
+    if baseline is not None and not baseline_first:
+        other = _through(baseline[1], baseline[0], emulator, bodies, level)
+    extra: dict[str, Any] = {}
+    if other is not None:
+        other_s, other_lat, other_failed, other_ms, _ = other
+        extra = {
+            "baseline_rps": round(requests / other_s, 1),
+            "baseline_p50_ms": round(_pct(other_lat, 0.5), 2),
+            "baseline_p99_ms": round(_pct(other_lat, 0.99), 2),
+            "baseline_proxy_cpu_ms_per_request": round(other_ms, 3),
+            "proxy_cpu_vs_baseline": round(proxy_ms / other_ms, 2) if other_ms else None,
+            "baseline_first": baseline_first,
+            "baseline_failed": sorted(other_failed),
+        }
     return {
         "concurrency": level,
         "mode": mode,
@@ -185,11 +229,17 @@ def _level(
         "mean_latency_ms_direct": round(statistics.fmean(direct) * 1000, 2),
         "direct_failed": sorted(direct_failed),
         "proxy_failed": sorted(proxy_failed),
+        **extra,
     }
 
 
 def run(
-    levels: list[int], requests: int, workers: int, tokens: int, plan: bool = True
+    levels: list[int],
+    requests: int,
+    workers: int,
+    tokens: int,
+    plan: bool = True,
+    baseline: Path | None = None,
 ) -> list[dict[str, Any]]:
     system = _system_prompt(tokens)
     out: list[dict[str, Any]] = []
@@ -197,17 +247,39 @@ def run(
         emulator, upstream = _start(
             ["emulate", "--port", "0", "--log-level", "warning"], r"emulator on (http://\S+)"
         )
-        proxy_args = ["proxy", "--port", "0", "--upstream", upstream, "--db", f"{tmp}/bench.db"]
-        proxy_args += ["--workers", str(workers), "--plan" if plan else "--no-plan"]
-        proxy, via = _start(proxy_args, r"proxy on (http://\S+)")
+        procs = [emulator]
+
+        def proxy_args(db: str) -> list[str]:
+            args = ["proxy", "--port", "0", "--upstream", upstream, "--db", f"{tmp}/{db}"]
+            return [*args, "--workers", str(workers), "--plan" if plan else "--no-plan"]
+
         try:
-            for level in levels:
+            proxy, via = _start(proxy_args("bench.db"), r"proxy on (http://\S+)")
+            procs.insert(0, proxy)
+            other: tuple[int, str] | None = None
+            if baseline is not None:
+                old, old_via = _start(proxy_args("baseline.db"), r"proxy on (http://\S+)", baseline)
+                procs.insert(0, old)
+                other = (old.pid, old_via)
+            for n, level in enumerate(levels):
                 for mode in ("json", "sse"):
-                    out.append(_level(system, level, mode, requests, emulator.pid, proxy.pid, upstream, via))
+                    row = _level(
+                        system,
+                        level,
+                        mode,
+                        requests,
+                        emulator.pid,
+                        proxy.pid,
+                        upstream,
+                        via,
+                        other,
+                        n % 2 == 1,
+                    )
+                    out.append(row)
                     out[-1].update(workers=workers, plan=plan, system_tokens=tokens)
                     print(json.dumps(out[-1]), flush=True)
         finally:
-            for proc in (proxy, emulator):
+            for proc in procs:
                 proc.terminate()
                 try:
                     proc.wait(10)
@@ -223,8 +295,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="cachewise proxy --workers.")
     parser.add_argument("--tokens", type=int, default=10_000, help="System prompt size in tokens.")
     parser.add_argument("--no-plan", action="store_true", help="Run the proxy with --no-plan (record only).")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="Another cachewise checkout (with its .venv) whose proxy runs beside this one's, same run.",
+    )
     args = parser.parse_args()
-    run([int(x) for x in args.levels.split(",")], args.requests, args.workers, args.tokens, not args.no_plan)
+    levels = [int(x) for x in args.levels.split(",")]
+    run(levels, args.requests, args.workers, args.tokens, not args.no_plan, args.baseline)
 
 
 if __name__ == "__main__":

@@ -103,23 +103,61 @@ def _ttls(markers: Sequence[tuple[int, Ttl]], auto: Ttl | None, n: int) -> dict[
 
 
 class PrefixHistory:
-    """The last ``size`` requests; :meth:`previous` finds the one a new request continues."""
+    """The last ``size`` requests; :meth:`previous` finds the one a new request continues.
+
+    Prefix hashes are chained (each covers every position before it), so two requests share ``k``
+    leading positions exactly when their hashes at position ``k - 1`` are equal. An index from each
+    hash to the newest request holding it answers :meth:`previous` in one dict look-up per position
+    of the new request, instead of a pass over the whole history; an entry leaves the index with the
+    request it names, when that one leaves the history (every other request holding the hash is
+    older, so it left before).
+    """
 
     def __init__(self, size: int = 256) -> None:
-        self._seen: deque[Seen] = deque(maxlen=size)
+        self._seen: deque[tuple[int, Seen]] = deque(maxlen=size)  # (arrival number, request)
+        self._newest: dict[str, tuple[int, Seen]] = {}
+        self._added = 0
         self._lock = threading.Lock()
 
     def add(self, seen: Seen) -> None:
         with self._lock:
-            self._seen.append(seen)
+            kept, newest = self._seen, self._newest
+            if len(kept) == kept.maxlen:
+                number, leaving = kept[0]
+                for h in leaving.hashes:
+                    entry = newest.get(h)
+                    if entry is not None and entry[0] == number:
+                        del newest[h]
+            self._added += 1
+            entry = (self._added, seen)
+            kept.append(entry)
+            newest.update(dict.fromkeys(seen.hashes, entry))
 
     def previous(self, current: Seen, *, with_message_id: bool = False) -> Seen | None:
         """The earlier request sharing the longest prefix with ``current`` (the newest on a tie).
 
         When none shares even the first position (another model, other tools), the newest one.
         """
+        if not with_message_id:
+            with self._lock:
+                newest = self._newest
+                for h in reversed(current.hashes):
+                    entry = newest.get(h)
+                    if entry is not None:
+                        if entry[1] is not current:
+                            return entry[1]
+                        break  # ``current`` is in the history itself: the scan skips it
+                else:
+                    for _, seen in reversed(self._seen):
+                        if seen is not current:
+                            return seen
+                    return None
+        return self._scan(current, with_message_id)
+
+    def _scan(self, current: Seen, with_message_id: bool) -> Seen | None:
+        """:meth:`previous` by a pass over every request kept (the newest first)."""
         with self._lock:
-            earlier = [s for s in self._seen if s is not current and (s.message_id or not with_message_id)]
+            earlier = [s for _, s in self._seen if s is not current and (s.message_id or not with_message_id)]
         if not earlier:
             return None
         best, best_n = earlier[-1], 0

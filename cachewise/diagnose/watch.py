@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ..api_rules import Ttl
@@ -45,6 +45,7 @@ class MissWatch:
         self.history = PrefixHistory()
         self._book = book
         self.sizes = Sizes()
+        self._minimums: dict[tuple[str, date], int] = {}
 
     def replay(
         self,
@@ -61,11 +62,23 @@ class MissWatch:
         return points(look.seen, usage, self.sizes, counted, added, self._minimum(look.seen), memoised)
 
     def _minimum(self, seen: Seen) -> int:
-        try:
-            book = self._book if self._book is not None else PriceBook.default()
-            return book.min_cache_tokens(seen.model, seen.started_at).tokens
-        except Exception:  # an unknown model: no minimum to hold it to
+        """The model's minimum cacheable prompt on the request's UTC day (the price book's minimums
+        go by the day, as the planner reads them), looked up once per model and day."""
+        at = seen.started_at
+        if at.tzinfo is None:  # the book refuses it: no minimum, as before
             return 0
+        key = (seen.model, at.astimezone(UTC).date())
+        found = self._minimums.get(key)
+        if found is None:
+            try:
+                book = self._book if self._book is not None else PriceBook.default()
+                found = book.min_cache_tokens(seen.model, seen.started_at).tokens
+            except Exception:  # an unknown model: no minimum to hold it to
+                found = 0
+            if len(self._minimums) >= 256:
+                self._minimums.clear()
+            self._minimums[key] = found
+        return found
 
     def before(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
@@ -34,6 +34,9 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 #: The ``kind`` label of ``cachewise_tokens_total``, from the API's usage fields.
 TOKEN_KINDS = ("input", "cache_read", "cache_creation", "output")
 _INPUT_KINDS = ("input", "cache_read", "cache_creation")
+#: Labelled children kept for quick access (the metrics keep them all regardless).
+_MAX_CHILDREN = 4096
+_Labelled = Counter | Gauge | Histogram
 
 
 class _HitRatio(Collector):
@@ -123,29 +126,44 @@ class ProxyMetrics:
             registry=r,
             multiprocess_mode="max",
         )
+        self._children: dict[tuple[object, ...], Any] = {}
+        self._model_tokens: dict[str, tuple[Any, ...]] = {}
 
     # -- sinks and callbacks ---------------------------------------------------------------------
 
     def add(self, record: CallRecord) -> None:
         """Count one recorded call (a record sink)."""
         model = record.model
-        self.calls.labels(model, record.endpoint, record.status).inc()
+        self._labelled(self.calls, model, record.endpoint, record.status).inc()
         u = record.usage
-        for kind, value in zip(
-            TOKEN_KINDS,
-            (u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens, u.output_tokens),
-            strict=True,
-        ):
+        tokens = self._model_tokens.get(model)
+        if tokens is None:
+            if len(self._model_tokens) >= _MAX_CHILDREN:
+                self._model_tokens.clear()
+            tokens = self._model_tokens[model] = tuple(self.tokens.labels(model, k) for k in TOKEN_KINDS)
+        values = (u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens, u.output_tokens)
+        for child, value in zip(tokens, values, strict=True):
             if value:
-                self.tokens.labels(model, kind).inc(value)
+                child.inc(value)
         if record.cost is not None:
-            self.cost.labels(model).inc(float(record.cost.cost_total))
-            self.cost_no_cache.labels(model).inc(float(record.cost.cost_no_cache))
-            self.savings.labels(model).inc(float(record.cost.savings))
+            self._labelled(self.cost, model).inc(float(record.cost.cost_total))
+            self._labelled(self.cost_no_cache, model).inc(float(record.cost.cost_no_cache))
+            self._labelled(self.savings, model).inc(float(record.cost.savings))
         elif record.status != "error":
-            self.unpriced.labels(model).inc()
+            self._labelled(self.unpriced, model).inc()
         if record.latency_ms is not None:
-            self.latency.labels(model, record.endpoint).observe(record.latency_ms / 1000)
+            self._labelled(self.latency, model, record.endpoint).observe(record.latency_ms / 1000)
+
+    def _labelled(self, metric: _Labelled, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per metric and labels (prometheus-client takes
+        a lock and checks the labels on every call; a child, once made, stays in its metric)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) >= _MAX_CHILDREN:  # unbounded label values: do not keep them all
+                self._children.clear()
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def refused(self, refusal: Refusal) -> None:
         self.refusals.labels(refusal.budget, refusal.reason).inc()
@@ -155,7 +173,7 @@ class ProxyMetrics:
         self.budget_limit.labels(name).set(float(limit))
 
     def request(self, route: str, status: int) -> None:
-        self.requests.labels(route, str(status)).inc()
+        self._labelled(self.requests, route, str(status)).inc()
 
     # -- exposition ------------------------------------------------------------------------------
 

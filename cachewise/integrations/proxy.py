@@ -27,14 +27,15 @@ returns it unwrapped so that standard clients can parse it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import httpx2
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..failopen import guarded
 from .batch_planner import BatchPlanner, planned_batch
@@ -228,10 +229,10 @@ def create_proxy_app(
             return _upstream_failed(exc, base, _local_id())
         if kind == CallKind.BATCH_RESULTS and batch_id is not None and reply.is_success:
             started = batches.created(batch_id) or tracker.clock()
-            return StreamingResponse(
+            return PassThrough(
                 tap_async(ResultLines(tracker, batch_id, started), reply.aiter_raw(), reply.aclose),
                 reply.status_code,
-                headers=_reply_headers(reply.headers),
+                _reply_headers(reply.headers),
             )
         try:
             data = await reply.aread()
@@ -263,10 +264,10 @@ def create_proxy_app(
         streaming = isinstance(body, Mapping) and bool(body.get("stream")) and reply.is_success
         if streaming:
             recorder = tracker.tap(prepared, reply.status_code, reply.headers)
-            return StreamingResponse(
+            return PassThrough(
                 tap_async(recorder, reply.aiter_raw(), reply.aclose),
                 reply.status_code,
-                headers=_reply_headers(reply.headers),
+                _reply_headers(reply.headers),
             )
         try:
             data = await reply.aread()
@@ -300,6 +301,59 @@ def create_proxy_app(
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class PassThrough(Response):
+    """A response whose body is the upstream's, chunk by chunk as it arrives, not re-encoded.
+
+    Like starlette's ``StreamingResponse`` for a server of ASGI spec 2.3 (uvicorn): when the client
+    goes away the stream stops at once (the body's generator is closed, so a recorder watching it
+    records the call as incomplete and the upstream connection is let go). One watcher task waits
+    for the disconnect and cancels the sending task, in place of an anyio task group, a cancel scope
+    and two tasks per response; the body's generator is closed before the response returns.
+    """
+
+    def __init__(self, body: AsyncIterator[bytes], status_code: int, headers: Mapping[str, str]) -> None:
+        self.body_iterator = body
+        self.status_code = status_code
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left = True
+            if task is not None:
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        body = self.body_iterator
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not left or task is None:
+                raise
+            task.uncancel()  # the watcher's own cancel: the client left, nothing more to send
+        finally:
+            watcher.cancel()
+            await _aclose(body)
+
+
+async def _aclose(body: AsyncIterator[bytes]) -> None:
+    close = getattr(body, "aclose", None)
+    if close is not None:
+        await close()
+
 
 #: The methods forwarded (HEAD with GET, as a router does); others are answered 405.
 _METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "PUT", "PATCH"})
