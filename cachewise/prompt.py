@@ -45,7 +45,16 @@ try:  # the ``fast`` extra: the same canonical bytes, written faster
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
     _orjson = None
 
-__all__ = ["Level", "Marker", "Position", "Prompt", "Ttl", "canonical_json", "strip_cache_control"]
+__all__ = [
+    "Level",
+    "Marker",
+    "Position",
+    "Prompt",
+    "Ttl",
+    "canonical_json",
+    "orjson_bytes",
+    "strip_cache_control",
+]
 
 Level = Literal["tools", "system", "messages"]
 
@@ -158,10 +167,23 @@ def _plain(value: Any, special: frozenset[str]) -> int:
     return best
 
 
+def orjson_bytes(value: Any, *, sort: bool = False) -> bytes | None:
+    """``value`` in compact JSON written by orjson (the ``fast`` extra) when that is the same bytes
+    :mod:`json` writes, else ``None``: orjson missing, a value :func:`_plain` keeps from it, or a
+    lone surrogate (orjson writes UTF-8 only)."""
+    if _orjson is None or _plain(value, _NO_KEYS) != 2:
+        return None
+    try:
+        data: bytes = _orjson.dumps(value, option=_ORJSON_SORT) if sort else _orjson.dumps(value)
+    except TypeError:
+        return None
+    return data
+
+
 def _dump(value: Any, sort: bool) -> bytes:
     """``value`` (a :func:`_plain` one) in compact JSON, by orjson where it writes the same bytes."""
-    if _orjson is not None and _plain(value, _NO_KEYS) == 2:
-        data: bytes = _orjson.dumps(value, option=_ORJSON_SORT) if sort else _orjson.dumps(value)
+    data = orjson_bytes(value, sort=sort)
+    if data is not None:
         return data
     return (_encode_sorted(value) if sort else _encode_plain(value)).encode()
 
