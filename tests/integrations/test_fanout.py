@@ -83,6 +83,18 @@ def _shared_tokens(emu: Emulator) -> int:
     return 5000
 
 
+def _open_when_all_in_flight(emu: Emulator, n: int) -> threading.Thread:
+    """Hold the next ``n`` responses until all ``n`` requests are in flight (the started thread opens them).
+
+    No response can then begin before the last request is read, however slowly the callers start
+    (a 0.3 s ``delay`` lost that race on a loaded CI runner).
+    """
+    gate = emu.faults.hold(count=n)
+    opener = threading.Thread(target=lambda: (emu.wait_in_flight(n, timeout=30), gate.set()), daemon=True)
+    opener.start()
+    return opener
+
+
 def _writes_and_reads(emu: Emulator, shared: int) -> tuple[int, int]:
     """How many billed calls wrote the shared prefix, and how many read it."""
     rows = [r.usage for r in emu.billing.rows()]
@@ -95,8 +107,9 @@ def test_without_fanout_control_every_concurrent_call_writes(
     sync_client: anthropic.Anthropic, emu: Emulator, ledger: Ledger
 ) -> None:
     client = _wrapped(sync_client, emu, ledger, fanout="off")
-    emu.faults.add("delay", count=N, seconds=0.3)
+    opener = _open_when_all_in_flight(emu, N)
     _fan(client)
+    opener.join(30)
     assert _writes_and_reads(emu, _shared_tokens(emu)) == (N, 0)
 
 

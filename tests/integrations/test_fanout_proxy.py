@@ -26,7 +26,7 @@ from cachewise.workloads import batch_jobs
 from tests.fixtures.servers import serve
 
 from .conftest import API_KEY
-from .test_fanout import N, _body, _shared_tokens, _writes_and_reads
+from .test_fanout import N, _body, _open_when_all_in_flight, _shared_tokens, _writes_and_reads
 
 
 def _proxied(emulator: EmulatorServer, ledger: Ledger, fanout: FanOut) -> Iterator[str]:
@@ -59,8 +59,9 @@ def test_the_proxy_holds_a_fan_out(holding: str, emulator: EmulatorServer) -> No
 
 
 def test_without_hold_the_proxy_fan_out_writes_n_times(open_proxy: str, emulator: EmulatorServer) -> None:
-    emulator.emulator.faults.add("delay", count=N, seconds=0.3)
+    opener = _open_when_all_in_flight(emulator.emulator, N)
     asyncio.run(_gather(open_proxy))
+    opener.join(30)
     assert _writes_and_reads(emulator.emulator, _shared_tokens(emulator.emulator)) == (N, 0)
 
 
