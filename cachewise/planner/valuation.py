@@ -13,6 +13,7 @@ A segment between two breakpoints is worth its tokens times the later one's rate
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +24,7 @@ from ..tokens import LearnedMinimum
 from .candidates import LARGE_BLOCK_BYTES, Candidate
 from .reuse import BRANCHES, ReuseStats, expected_reads
 
-__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "pause_value", "value"]
+__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "nest", "pause_value", "value"]
 
 STANDARD_MINIMUMS = (512, 1024, 2048, 4096)
 TTLS: tuple[Ttl, Ttl] = ("1h", "5m")
@@ -144,6 +145,31 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     if cand.fixed is not None and cand.fixed_ttl not in cand.values:
         cand.values[cand.fixed_ttl or "5m"] = 0.0
         cand.why[cand.fixed_ttl or "5m"] = "kept"
+
+
+def nest(cands: Mapping[int, Candidate]) -> None:
+    """Raise each new write's value to at least that of the deepest new write that passes through it.
+
+    Prefixes nest: every later request that carries a deeper prefix carries each shallower one
+    too, so an entry written at a shallower boundary is read by everything an entry at the deeper
+    one would be, and more. Per TTL, a structural candidate (the end of tools or system, a document
+    or tool-result boundary) with no live entry, and not the caller's or the automatic marker, is
+    therefore worth at least the best value of the structural new writes deeper than it. A live
+    candidate is valued on its read and is left as it is; the conversation tail's prior (the next
+    turn) says nothing of the boundaries before it, so it neither gives nor takes.
+    """
+    deeper: dict[Ttl, tuple[float, int]] = {}
+    for index in sorted(cands, reverse=True):
+        cand = cands[index]
+        if cand.live is not None or cand.fixed is not None or not cand.structural:
+            continue
+        for ttl, own in list(cand.values.items()):
+            found = deeper.get(ttl)
+            if found is not None and found[0] > own:
+                cand.values[ttl] = found[0]
+                cand.why[ttl] += f"; at least the deeper new write at [{found[1]}]"
+            elif found is None or own > found[0]:
+                deeper[ttl] = (own, index)
 
 
 def pause_value(prompt: Prompt, stats: ReuseStats, now: datetime, prices: Prices) -> float:
