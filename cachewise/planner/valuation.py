@@ -75,13 +75,10 @@ def effective_minimum(table: int, learned: LearnedMinimum) -> tuple[int, str]:
     return value, source
 
 
-def _branch(cand: Candidate, prompt: Prompt, stats: ReuseStats) -> int | None:
-    """For a document or tool-result boundary never seen before (not the end of tools or system):
-    how deep it is, the number of such boundaries before it (0, 1, or 2 for two or more);
-    ``None`` for other candidates and for prefixes seen before."""
+def _depth(cand: Candidate, prompt: Prompt) -> int | None:
+    """For a document or tool-result boundary (not the end of tools or system): how deep it is, the
+    number of such boundaries before it (0, 1, or 2 for two or more); ``None`` for other candidates."""
     if not _BOUNDARY.intersection(cand.kinds) or _FAMILY.intersection(cand.kinds):
-        return None
-    if stats.prefix(cand.position.prefix_hash) is not None:
         return None
     depth = 0
     for pos in prompt.positions[: cand.index]:
@@ -101,14 +98,19 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     of tails continued, and a document or tool-result boundary the share of boundaries never
     seen before (in this family, at the same depth) that were seen again: so a new
     combination of documents that is rarely repeated gets no write. A new boundary's 1h write
-    must be paid for by its first read alone.
+    must be paid for by its first read alone, and so must that of a boundary after another one
+    (the second document of a pair, the rest of a combination) seen with one gap so far: one
+    recurrence of a combination says little about the next, while the first document after the
+    system prompt seen again after a pause is worth the hour's chain at once.
     """
     stats.settle(now)
     saving = prices.input - prices.read
     h = cand.position.prefix_hash
     cand.live = stats.live(h, now)
     structural = cand.structural
-    branch = _branch(cand, prompt, stats)
+    depth = _depth(cand, prompt)
+    seen = stats.prefix(h) is not None
+    branch = depth if not seen else None  # a boundary never seen before
     if branch is not None:
         stats.expect(h, prompt.family, branch)
     reads_5m = 0.0
@@ -121,13 +123,15 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
         else:
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
-        # An hour's write on a boundary never seen before is paid for by its first read alone: whether
-        # reuse goes on for hours is learned from the prefix's own gaps once it is seen again. Every
-        # read within 5 minutes is within the hour too, so it expects at least the 5m chain.
+        # An hour's write on a boundary never seen before (or on a deeper boundary seen with one gap)
+        # is paid for by its first read alone: whether reuse goes on for hours is learned from the
+        # prefix's own gaps once it is seen again. Every read within 5 minutes is within the hour
+        # too, so it expects at least the 5m chain.
         if ttl == "5m":
             reads = reads_5m = expected_reads(f)
         else:
-            reads = max(f, reads_5m) if branch is not None else expected_reads(f)
+            single = branch is not None or (depth is not None and depth > 0 and gaps < 2)
+            reads = max(f, reads_5m) if single else expected_reads(f)
         basis = (
             f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
             if gaps

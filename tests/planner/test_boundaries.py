@@ -9,6 +9,8 @@ from cachewise.planner import CachePlanner
 from cachewise.planner.candidates import Candidate, Kind
 from cachewise.planner.valuation import nest
 from cachewise.prompt import Prompt, Ttl
+from tests.fixtures.planning import VirtualClock
+from tests.planner.test_planner import usage_for
 from tests.strategies import words
 
 DOC = words(1500)
@@ -87,3 +89,23 @@ def test_nesting_leaves_live_entries_the_tail_and_fixed_markers_alone() -> None:
     # The tail's prior (the next turn) says nothing of the documents before it.
     assert shallow.values == {"5m": -0.1, "1h": -0.6}
     assert tail.values == {"5m": 0.9, "1h": 0.9}
+
+
+def test_a_pair_seen_once_before_is_not_written_for_an_hour_until_it_recurs_again(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    # Two documents asked about every 30 minutes: the first document (depth 0) seen again after
+    # a gap is written for an hour at once; the pair after it (depth 1) must recur twice first,
+    # since one recurrence of a combination says little about the next.
+    planner = make_planner()
+    first, second = text_document(words(1500, 1), "a"), text_document(words(1500, 2), "b")
+    ttls: list[dict[str, str]] = []
+    for q in range(3):
+        request = ask(first, second)
+        request["messages"][0]["content"][-1]["text"] = f"question {q}"
+        plan = planner.plan(request)
+        planner.observe(plan, usage_for(plan))
+        ttls.append({b.path: b.ttl for b in plan.breakpoints})
+        clock.advance(30 * 60)
+    assert ttls[1] == {"messages.0.content.0": "1h"}
+    assert ttls[2] == {"messages.0.content.0": "1h", "messages.0.content.1": "1h"}
