@@ -101,7 +101,10 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     must be paid for by its first read alone, and so must that of a boundary after another one
     (the second document of a pair, the rest of a combination) seen with one gap so far: one
     recurrence of a combination says little about the next, while the first document after the
-    system prompt seen again after a pause is worth the hour's chain at once.
+    system prompt seen again after a pause is worth the hour's chain at once. A new document
+    boundary's hour also counts the returns of its family's documents at that depth
+    (:meth:`ReuseStats.p_return`): a 5m entry lapses before such a return and is written again,
+    the hour's entry is read, which saves a read and the second write's premium.
     """
     stats.settle(now)
     saving = prices.input - prices.read
@@ -113,6 +116,11 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     branch = depth if not seen else None  # a boundary never seen before
     if branch is not None:
         stats.expect(h, prompt.family, branch)
+    back = 0.0
+    if depth is not None:
+        stats.follow(h, prompt.family, depth)
+        if branch is not None and "large document" in cand.kinds:
+            back = stats.p_return(prompt.family, depth)
     reads_5m = 0.0
     for ttl in ("5m", "1h"):
         tail_p = stats.p_tail(prompt.family, ttl, now)
@@ -131,7 +139,7 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
             reads = reads_5m = expected_reads(f)
         else:
             single = branch is not None or (depth is not None and depth > 0 and gaps < 2)
-            reads = max(f, reads_5m) if single else expected_reads(f)
+            reads = max(f, reads_5m + back) if single else expected_reads(f)
         basis = (
             f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
             if gaps
@@ -146,6 +154,11 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
             premium = prices.write(ttl) - prices.input
             cand.values[ttl] = -premium + reads * saving
             cand.why[ttl] = f"{basis}: expected {reads:.1f} read(s) vs write premium"
+            if ttl == "1h" and back > 0:
+                # A 5m entry would lapse before the return and be written again then; the hour's
+                # entry is read instead, so it also saves the premium of that second write.
+                cand.values[ttl] += back * premium
+                cand.why[ttl] += f"; {back:.0%} of such boundaries came back within the hour after 5 minutes"
     if cand.fixed is not None and cand.fixed_ttl not in cand.values:
         cand.values[cand.fixed_ttl or "5m"] = 0.0
         cand.why[cand.fixed_ttl or "5m"] = "kept"

@@ -109,3 +109,33 @@ def test_a_pair_seen_once_before_is_not_written_for_an_hour_until_it_recurs_agai
         clock.advance(30 * 60)
     assert ttls[1] == {"messages.0.content.0": "1h"}
     assert ttls[2] == {"messages.0.content.0": "1h", "messages.0.content.1": "1h"}
+
+
+def _first_sight_ttl(planner: CachePlanner, clock: VirtualClock, *, come_back: bool) -> str | None:
+    """Three documents, each asked about twice in a burst and (``come_back``) once more 20
+    minutes later; then the TTL of a fourth document's first breakpoint, at first sight."""
+    for k in range(3):
+        doc = text_document(words(1500, 10 + k), f"doc {k}")
+        for pause in (0, 30, 20 * 60 if come_back else None):
+            if pause is None:
+                continue
+            clock.advance(pause)
+            request = ask(doc)
+            request["messages"][0]["content"][-1]["text"] = f"question {k} {pause}"
+            plan = planner.plan(request)
+            planner.observe(plan, usage_for(plan))
+        clock.advance(2 * 3600)
+    plan = planner.plan(ask(text_document(words(1500, 99), "new")))
+    return {b.path: b.ttl for b in plan.breakpoints}.get("messages.0.content.0")
+
+
+def test_a_new_document_is_written_for_an_hour_where_documents_come_back_after_pauses(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    assert _first_sight_ttl(make_planner(), clock, come_back=True) == "1h"
+
+
+def test_a_new_document_is_written_for_five_minutes_where_none_came_back(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    assert _first_sight_ttl(make_planner(), clock, come_back=False) == "5m"
