@@ -350,14 +350,18 @@ class ReuseStats:
         while len(self._expected) > 4096:
             self._expected.popitem(last=False)
 
-    def follow(self, prefix_hash: str, family: str, depth: int) -> None:
-        """Follow the arrivals of a document or tool-result boundary at ``depth`` (see :meth:`p_return`)."""
-        if prefix_hash not in self._followed:
-            self._followed[prefix_hash] = (family, min(max(depth, 0), BRANCHES - 1))
-            while len(self._followed) > 4096:
-                self._followed.popitem(last=False)
-        else:
+    def follow(self, prefix_hash: str, family: str, depth: int) -> bool:
+        """Follow the arrivals of a document or tool-result boundary at ``depth`` (see :meth:`p_return`).
+
+        Returns whether it was not followed yet (the last 4,096 boundaries named are followed).
+        """
+        if prefix_hash in self._followed:
             self._followed.move_to_end(prefix_hash)
+            return False
+        self._followed[prefix_hash] = (family, min(max(depth, 0), BRANCHES - 1))
+        while len(self._followed) > 4096:
+            self._followed.popitem(last=False)
+        return True
 
     def settle(self, now: datetime) -> None:
         """Resolve every outcome whose window has closed by ``now`` (so estimates are current)."""
