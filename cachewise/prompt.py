@@ -273,7 +273,11 @@ def _long_str_mass(text: str) -> int:
 
 
 def _text_mass(value: Any, key: str | None = None) -> int:
-    """Non-whitespace bytes of the text in ``value``, skipping binary payloads (``source.data``)."""
+    """Non-whitespace bytes of the text in ``value``, skipping binary payloads (``source.data``).
+
+    The ``data`` of a text source (a plain-text document, ``{"type": "text", "data": ...}``) is
+    text the model reads, so it counts; any other ``data`` is a payload and does not.
+    """
     if type(value) is str or isinstance(value, str):
         if key in _BINARY_KEYS:
             return 0
@@ -282,12 +286,13 @@ def _text_mass(value: Any, key: str | None = None) -> int:
         kind = value.get("type")
         if kind == "base64" or kind == "url" or kind == "file":
             return 0
+        binary: frozenset[str] = _BINARY_KEYS if kind != "text" else frozenset()
         total = 0
         short: list[str] = []  # whitespace is per character: one squeeze of them all adds up the same
         for k, v in value.items():
             kind_v = type(v)
             if kind_v is str:
-                if k not in _BINARY_KEYS:
+                if k not in binary:
                     if len(v) >= _MASS_MEMO_MIN_CHARS:
                         total += _long_str_mass(v)
                     else:

@@ -10,13 +10,15 @@ kind        fields                                                          appl
 ``t``       time, prefix hash, TTL, tokens (or null), read (0/1)            ``ReuseStats.touch``
 ``f``       prefix hash                                                     ``ReuseStats.forget``
 ``e``       prefix hash, family, depth (a new boundary to follow)           ``ReuseStats.expect``
+``b``       prefix hash, family, depth (a boundary whose returns count)     ``ReuseStats.follow``
 ``c``       namespace, model, prefix hash (full), tokens                    ``TokenMemo.put``
 ``m``       namespace, model, above (or null), at most (or null)            ``TokenMemo.learn_minimum``
 ==========  ==============================================================  ==================
 
-Prefix hashes in ``r``/``t``/``f``/``e`` are cut to :data:`KEY_DIGITS` hex digits, as the ledger's replay
-points keep them, so observations read back from the ledger and from the fleet agree. Times are
-integer microseconds since the epoch (exact, aware UTC on reading). No prompt text, ever.
+Prefix hashes in ``r``/``t``/``f``/``e``/``b`` are cut to :data:`KEY_DIGITS` hex digits, as the
+ledger's replay points keep them, so observations read back from the ledger and from the fleet
+agree. Times are integer microseconds since the epoch (exact, aware UTC on reading). No prompt
+text, ever.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class FleetStats(ReuseStats):
     # -- others' observations --------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Apply one observation made elsewhere (an ``r``, ``t``, ``f`` or ``e`` event), not republished."""
+        """Apply one observation made elsewhere (``r``, ``t``, ``f``, ``e`` or ``b``), not republished."""
         kind = event[0]
         if kind == "r":
             ReuseStats.record(self, event[4], event[2], event[3], from_micros(event[1]))
@@ -45,6 +45,8 @@ class FleetStats(ReuseStats):
             ReuseStats.forget(self, event[1])
         elif kind == "e":
             ReuseStats.expect(self, event[1], event[2], int(event[3]))
+        elif kind == "b":
+            ReuseStats.follow(self, event[1], event[2], int(event[3]))
         else:
             raise ValueError(f"not a reuse observation: {event[:3]!r}")
         self.applied += 1
@@ -119,6 +121,20 @@ class FleetStats(ReuseStats):
         super().expect(short, fam, branch)
         if self.fleet is not None:
             self.fleet.publish(["e", short, fam, branch])
+
+    def follow(self, prefix_hash: str, family: str, depth: int) -> bool:
+        if self._inbox:
+            self._catch_up()
+        short, fam = prefix_hash[:KEY_DIGITS], family[:KEY_DIGITS]
+        new = super().follow(short, fam, depth)
+        if new and self.fleet is not None:
+            self.fleet.publish(["b", short, fam, depth])
+        return new
+
+    def p_return(self, family: str, depth: int) -> float:
+        if self._inbox:
+            self._catch_up()
+        return super().p_return(family[:KEY_DIGITS], depth)
 
     def settle(self, now: datetime) -> None:
         if self._inbox:

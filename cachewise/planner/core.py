@@ -44,7 +44,7 @@ from .output import Minimum, Outcome, build
 from .plan import Plan
 from .protocol import Planner
 from .reuse import ReuseStats
-from .valuation import Prices, effective_minimum, pause_value, value
+from .valuation import Prices, effective_minimum, nest, pause_value, value
 
 __all__ = ["DEFAULT_COUNT_BUDGET", "LOOKBACK", "MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
 
@@ -260,6 +260,7 @@ class CachePlanner:
         order = sorted(known)
         for cand in cands.values():
             value(cand, prompt, self.stats, now, prices)
+        nest(cands)
         # Size only what matters: the longest worthwhile candidate whose bounds straddle the
         # minimum is counted; its count tightens the bounds of the others; and so on.
         failure: str | None = None

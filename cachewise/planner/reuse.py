@@ -17,6 +17,12 @@ time gives the same statistics as live traffic.
   combination), the window keeps how often such a prefix was
   seen again in a later request within 5 minutes / 1 hour: the chance that a combination
   never seen before is worth a write.
+* A **return** is a document or tool-result boundary coming back after its 5-minute chain of
+  reuse ended (no use for 5 minutes), within the hour. Every arrival of a boundary the planner
+  follows (:meth:`ReuseStats.follow`) opens an outcome; per family and per depth the window keeps
+  how many chains ended and how many of those came back within the hour: the chance that a
+  5-minute entry written now would have to be written again after a pause, where a 1-hour one
+  would be read.
 * Global priors, each a Beta(1, 1) start: the share of families seen again within
   5 minutes / 1 hour, of tails continued, and of new boundaries seen again.
   Outcomes are resolved when the window closes (5 minutes or 1 hour after the arrival)
@@ -152,6 +158,7 @@ class _Pending:
     done_5m: bool = False
     done: bool = False
     branch: int | None = None  # a new boundary's depth (0 … BRANCHES - 1); None: a tail or a family
+    chain: bool = False  # an arrival of a followed boundary (a return after 5 minutes is what counts)
 
 
 @dataclass(slots=True)
@@ -160,6 +167,7 @@ class _Family:
     arrivals: int = 0
     open_tails: dict[str, _Pending] = field(default_factory=dict)
     branches: tuple[Outcomes, ...] = field(default_factory=lambda: tuple(Outcomes() for _ in range(BRANCHES)))
+    chains: tuple[Outcomes, ...] = field(default_factory=lambda: tuple(Outcomes() for _ in range(BRANCHES)))
 
 
 class ReuseStats:
@@ -173,7 +181,10 @@ class ReuseStats:
         self.shared = Outcomes()
         self.tails = Outcomes()
         self.branches = tuple(Outcomes() for _ in range(BRANCHES))
+        self.chains = tuple(Outcomes() for _ in range(BRANCHES))
         self._expected: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._followed: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._chains: dict[str, _Pending] = {}
         self._new: dict[str, _Pending] = {}
         self._pending: deque[_Pending] = deque()
         self._pending_1h: deque[_Pending] = deque()
@@ -187,7 +198,10 @@ class ReuseStats:
             self._pending_1h.append(item)
         for item in self._lapsed(self._pending_1h, "1h", now):
             item.done = True
-            if item.branch is not None:
+            if item.chain:
+                if self._chains.get(item.key) is item:
+                    del self._chains[item.key]
+            elif item.branch is not None:
                 self._new.pop(item.key, None)
             elif item.family is not None:
                 family = self.families.get(item.family)
@@ -209,6 +223,9 @@ class ReuseStats:
         if item.family is None:
             return [self.shared]
         family = self.families.get(item.family)
+        if item.chain and item.branch is not None:
+            glob = self.chains[item.branch]
+            return [glob] if family is None else [family.chains[item.branch], glob]
         if item.branch is not None:
             glob = self.branches[item.branch]
             return [glob] if family is None else [family.branches[item.branch], glob]
@@ -282,6 +299,9 @@ class ReuseStats:
                     if not opened.done:
                         self._reuse(opened, (at - opened.at).total_seconds())
             rec.arrivals.append(at)
+            followed = self._followed.get(h)
+            if followed is not None:
+                self._chain(h, followed, at)
         while len(self.prefixes) > self.max_prefixes:
             self.prefixes.popitem(last=False)
         if tail is not None and tail not in fam.open_tails:
@@ -289,6 +309,16 @@ class ReuseStats:
             fam.open_tails[tail] = pending
             self._open(pending)
         return continued
+
+    def _chain(self, prefix_hash: str, followed: tuple[str, int], at: datetime) -> None:
+        """A followed boundary arrived: resolve its previous arrival's outcome, open this one's."""
+        previous = self._chains.get(prefix_hash)
+        if previous is not None and not previous.done and at > previous.at:
+            self._reuse(previous, (at - previous.at).total_seconds())
+        if previous is None or at > previous.at:
+            item = _Pending(at, prefix_hash, followed[0], branch=followed[1], chain=True)
+            self._chains[prefix_hash] = item
+            self._open(item)
 
     def touch(self, prefix_hash: str, ttl: Ttl, at: datetime, tokens: int | None, *, read: bool) -> None:
         """A response showed an entry for this prefix written or read at ``at`` (the request start)."""
@@ -319,6 +349,19 @@ class ReuseStats:
         self._expected.move_to_end(prefix_hash)
         while len(self._expected) > 4096:
             self._expected.popitem(last=False)
+
+    def follow(self, prefix_hash: str, family: str, depth: int) -> bool:
+        """Follow the arrivals of a document or tool-result boundary at ``depth`` (see :meth:`p_return`).
+
+        Returns whether it was not followed yet (the last 4,096 boundaries named are followed).
+        """
+        if prefix_hash in self._followed:
+            self._followed.move_to_end(prefix_hash)
+            return False
+        self._followed[prefix_hash] = (family, min(max(depth, 0), BRANCHES - 1))
+        while len(self._followed) > 4096:
+            self._followed.popitem(last=False)
+        return True
 
     def settle(self, now: datetime) -> None:
         """Resolve every outcome whose window has closed by ``now`` (so estimates are current)."""
@@ -379,6 +422,26 @@ class ReuseStats:
             return prior
         seen, reused = fam.branches[branch].evidence(ttl, now)
         return (reused + BRANCH_PRIOR_WEIGHT * prior) / (seen + BRANCH_PRIOR_WEIGHT)
+
+    def p_return(self, family: str, depth: int) -> float:
+        """Chance that a boundary at this depth, 5 minutes unused, comes back within the hour.
+
+        Counted over the arrivals of followed boundaries whose 5-minute window closed unused and
+        whose hour has resolved (per family, backed by the global share). With nothing resolved it
+        is 0: a return is never assumed, only learned.
+        """
+        depth = min(max(depth, 0), BRANCHES - 1)
+
+        def counts(o: Outcomes) -> tuple[int, int]:
+            return o.resolved_1h - o.reused_5m, o.reused_1h - o.reused_5m
+
+        ended, back = counts(self.chains[depth])
+        glob = back / (ended + 1)
+        fam = self.families.get(family)
+        if fam is None:
+            return glob
+        ended, back = counts(fam.chains[depth])
+        return (back + BRANCH_PRIOR_WEIGHT * glob) / (ended + BRANCH_PRIOR_WEIGHT)
 
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
         """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count."""

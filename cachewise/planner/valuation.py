@@ -13,6 +13,7 @@ A segment between two breakpoints is worth its tokens times the later one's rate
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,7 +24,7 @@ from ..tokens import LearnedMinimum
 from .candidates import LARGE_BLOCK_BYTES, Candidate
 from .reuse import BRANCHES, ReuseStats, expected_reads
 
-__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "pause_value", "value"]
+__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "nest", "pause_value", "value"]
 
 STANDARD_MINIMUMS = (512, 1024, 2048, 4096)
 TTLS: tuple[Ttl, Ttl] = ("1h", "5m")
@@ -74,13 +75,10 @@ def effective_minimum(table: int, learned: LearnedMinimum) -> tuple[int, str]:
     return value, source
 
 
-def _branch(cand: Candidate, prompt: Prompt, stats: ReuseStats) -> int | None:
-    """For a document or tool-result boundary never seen before (not the end of tools or system):
-    how deep it is, the number of such boundaries before it (0, 1, or 2 for two or more);
-    ``None`` for other candidates and for prefixes seen before."""
+def _depth(cand: Candidate, prompt: Prompt) -> int | None:
+    """For a document or tool-result boundary (not the end of tools or system): how deep it is, the
+    number of such boundaries before it (0, 1, or 2 for two or more); ``None`` for other candidates."""
     if not _BOUNDARY.intersection(cand.kinds) or _FAMILY.intersection(cand.kinds):
-        return None
-    if stats.prefix(cand.position.prefix_hash) is not None:
         return None
     depth = 0
     for pos in prompt.positions[: cand.index]:
@@ -100,16 +98,29 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     of tails continued, and a document or tool-result boundary the share of boundaries never
     seen before (in this family, at the same depth) that were seen again: so a new
     combination of documents that is rarely repeated gets no write. A new boundary's 1h write
-    must be paid for by its first read alone.
+    must be paid for by its first read alone, and so must that of a boundary after another one
+    (the second document of a pair, the rest of a combination) seen with one gap so far: one
+    recurrence of a combination says little about the next, while the first document after the
+    system prompt seen again after a pause is worth the hour's chain at once. A new document
+    boundary's hour also counts the returns of its family's documents at that depth
+    (:meth:`ReuseStats.p_return`): a 5m entry lapses before such a return and is written again,
+    the hour's entry is read, which saves a read and the second write's premium.
     """
     stats.settle(now)
     saving = prices.input - prices.read
     h = cand.position.prefix_hash
     cand.live = stats.live(h, now)
     structural = cand.structural
-    branch = _branch(cand, prompt, stats)
+    depth = _depth(cand, prompt)
+    seen = stats.prefix(h) is not None
+    branch = depth if not seen else None  # a boundary never seen before
     if branch is not None:
         stats.expect(h, prompt.family, branch)
+    back = 0.0
+    if depth is not None:
+        stats.follow(h, prompt.family, depth)
+        if branch is not None and "large document" in cand.kinds:
+            back = stats.p_return(prompt.family, depth)
     reads_5m = 0.0
     for ttl in ("5m", "1h"):
         tail_p = stats.p_tail(prompt.family, ttl, now)
@@ -120,13 +131,15 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
         else:
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
-        # An hour's write on a boundary never seen before is paid for by its first read alone: whether
-        # reuse goes on for hours is learned from the prefix's own gaps once it is seen again. Every
-        # read within 5 minutes is within the hour too, so it expects at least the 5m chain.
+        # An hour's write on a boundary never seen before (or on a deeper boundary seen with one gap)
+        # is paid for by its first read alone: whether reuse goes on for hours is learned from the
+        # prefix's own gaps once it is seen again. Every read within 5 minutes is within the hour
+        # too, so it expects at least the 5m chain.
         if ttl == "5m":
             reads = reads_5m = expected_reads(f)
         else:
-            reads = max(f, reads_5m) if branch is not None else expected_reads(f)
+            single = branch is not None or (depth is not None and depth > 0 and gaps < 2)
+            reads = max(f, reads_5m + back) if single else expected_reads(f)
         basis = (
             f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
             if gaps
@@ -141,9 +154,39 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
             premium = prices.write(ttl) - prices.input
             cand.values[ttl] = -premium + reads * saving
             cand.why[ttl] = f"{basis}: expected {reads:.1f} read(s) vs write premium"
+            if ttl == "1h" and back > 0:
+                # A 5m entry would lapse before the return and be written again then; the hour's
+                # entry is read instead, so it also saves the premium of that second write.
+                cand.values[ttl] += back * premium
+                cand.why[ttl] += f"; {back:.0%} of such boundaries came back within the hour after 5 minutes"
     if cand.fixed is not None and cand.fixed_ttl not in cand.values:
         cand.values[cand.fixed_ttl or "5m"] = 0.0
         cand.why[cand.fixed_ttl or "5m"] = "kept"
+
+
+def nest(cands: Mapping[int, Candidate]) -> None:
+    """Raise each new write's value to at least that of the deepest new write that passes through it.
+
+    Prefixes nest: every later request that carries a deeper prefix carries each shallower one
+    too, so an entry written at a shallower boundary is read by everything an entry at the deeper
+    one would be, and more. Per TTL, a structural candidate (the end of tools or system, a document
+    or tool-result boundary) with no live entry, and not the caller's or the automatic marker, is
+    therefore worth at least the best value of the structural new writes deeper than it. A live
+    candidate is valued on its read and is left as it is; the conversation tail's prior (the next
+    turn) says nothing of the boundaries before it, so it neither gives nor takes.
+    """
+    deeper: dict[Ttl, tuple[float, int]] = {}
+    for index in sorted(cands, reverse=True):
+        cand = cands[index]
+        if cand.live is not None or cand.fixed is not None or not cand.structural:
+            continue
+        for ttl, own in list(cand.values.items()):
+            found = deeper.get(ttl)
+            if found is not None and found[0] > own:
+                cand.values[ttl] = found[0]
+                cand.why[ttl] += f"; at least the deeper new write at [{found[1]}]"
+            elif found is None or own > found[0]:
+                deeper[ttl] = (own, index)
 
 
 def pause_value(prompt: Prompt, stats: ReuseStats, now: datetime, prices: Prices) -> float:

@@ -85,9 +85,9 @@ def test_two_isolated_processes_each_pay_to_learn(
 
 
 #: What the planner tells its reuse window (each shared through the fleet) and what it asks of it.
-OBSERVATIONS = {"record", "touch", "forget", "expect"}
+OBSERVATIONS = {"record", "touch", "forget", "expect", "follow"}
 #: Reads, and settle (resolves outcomes from the time alone, the same in every process).
-READS = {"settle", "prefix", "live", "p_shared", "p_tail", "p_branch", "p_prefix", "p_pause"}
+READS = {"settle", "prefix", "live", "p_shared", "p_tail", "p_branch", "p_prefix", "p_pause", "p_return"}
 
 
 def test_every_method_of_the_reuse_window_is_shared_or_a_read() -> None:

@@ -83,3 +83,21 @@ def test_pause_chance_is_the_share_of_continuations_after_the_5m_window() -> Non
     share = (1 + 0.5 * glob) / (2 + 0.5)
     assert stats.p_pause("fam") == pytest.approx(stats.p_tail("fam", "1h") * share)
     assert stats.p_pause("other") == pytest.approx(stats.tails.rate("1h") * glob)
+
+
+def test_a_followed_boundary_counts_its_returns_after_a_lapsed_five_minute_chain() -> None:
+    stats = ReuseStats()
+    assert stats.p_return("fam", 0) == 0.0  # a return is never assumed
+    stats.follow("doc", "fam", 0)
+    minutes = (0, 1, 30)  # reused within 5m, then back after 29 minutes (a return)
+    for m in minutes:
+        stats.record(["sys", "doc"], "fam", None, T0 + timedelta(minutes=m))
+    # The arrival at 30 minutes lapses its 5m window, then its hour, with no return.
+    stats.settle(T0 + timedelta(hours=2))
+    glob = stats.chains[0]
+    assert (glob.resolved_5m, glob.reused_5m, glob.resolved_1h, glob.reused_1h) == (3, 1, 3, 2)
+    # Two chains ended (after 1 and after 30 minutes), one came back within the hour.
+    assert stats.p_return("other", 0) == pytest.approx(1 / 3)
+    assert stats.p_return("fam", 0) == pytest.approx((1 + 1 / 3) / 3)
+    assert stats.p_return("fam", 1) == 0.0  # other depths learn apart
+    assert stats.branches[0].counts("1h") == (0, 0)  # not mixed with the new-boundary outcomes
