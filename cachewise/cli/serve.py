@@ -37,13 +37,23 @@ def port_of(sock: socket.socket) -> int:
 
 
 def serve(
-    app: Any, sock: socket.socket, *, log_level: str, lifespan: Literal["auto", "on", "off"] = "auto"
+    app: Any,
+    sock: socket.socket,
+    *,
+    log_level: str,
+    lifespan: Literal["auto", "on", "off"] = "auto",
+    access_log: bool = True,
 ) -> None:
-    """Run ``app`` with uvicorn on ``sock`` until interrupted; the socket is closed after."""
+    """Run ``app`` with uvicorn on ``sock`` until interrupted; the socket is closed after.
+
+    ``access_log=False``: no access log line, and none of its work per request (uvicorn formats
+    the line's parts before its logger drops it below ``info``).
+    """
     import uvicorn
 
     where = sock.getsockname()
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan=lifespan))
+    config = uvicorn.Config(app, log_level=log_level, lifespan=lifespan, access_log=access_log)
+    server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown

@@ -52,23 +52,27 @@ class Seen:
         listed = [(m.position, m.ttl) for m in prompt.markers]
         if added:
             listed = sorted([*listed, *added], key=lambda m: m[0])  # stable: block order kept
-        ttls = {t for _, t in listed} | ({prompt.auto} if prompt.auto else set())
-        n = len(prompt.positions)
+        auto = prompt.auto
+        ttls = {t for _, t in listed}
+        if auto:
+            ttls.add(auto)
+        positions = prompt.positions
+        n = len(positions)
         return cls(
-            model=prompt.model,
-            started_at=at,
-            hashes=tuple(p.prefix_hash for p in prompt.positions),
-            levels=tuple(p.level for p in prompt.positions),
-            markers=tuple(sorted({at for at, _ in listed})),
-            ttl="1h" if "1h" in ttls else "5m",
-            auto=prompt.auto is not None,
-            cum_bytes=tuple(prompt.cum_bytes(i) for i in range(n)),
-            marker_ttls=tuple(sorted(_ttls(listed, prompt.auto, n).items())),
-            cum_text=tuple(prompt.cum_text(i) for i in range(n)),
-            kinds=tuple(p.kind for p in prompt.positions),
-            plannable=tuple(p.plannable for p in prompt.positions),
+            prompt.model,
+            at,
+            tuple([p.prefix_hash for p in positions]),
+            tuple([p.level for p in positions]),
+            tuple(sorted({at for at, _ in listed})),
+            "1h" if "1h" in ttls else "5m",
+            auto is not None,
+            cum_bytes=tuple([prompt.cum_bytes(i) for i in range(n)]),
+            marker_ttls=tuple(sorted(_ttls(listed, auto, n).items())),
+            cum_text=tuple([prompt.cum_text(i) for i in range(n)]),
+            kinds=tuple([p.kind for p in positions]),
+            plannable=tuple([p.plannable for p in positions]),
             marker_list=tuple(listed),
-            auto_ttl=prompt.auto,
+            auto_ttl=auto,
         )
 
     @property

@@ -86,6 +86,7 @@ class GatewayApp:
     async def _proxied(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw: list[tuple[bytes, bytes]] = scope["headers"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw}
+        kind = classify(scope["method"], scope["path"])[0]
         status = 500
         try:
             caller = caller_of(headers)
@@ -94,10 +95,7 @@ class GatewayApp:
             await response(scope, receive, send)
             status = 400
         else:
-            batch = (
-                self.budgets is not None
-                and classify(scope["method"], scope["path"])[0] == CallKind.BATCH_CREATE
-            )
+            batch = self.budgets is not None and kind == CallKind.BATCH_CREATE
             reply: list[bytes] = []
 
             async def sending(message: Message) -> None:
@@ -119,4 +117,4 @@ class GatewayApp:
                 await self.inner(inner_scope, receive, sending)
         finally:
             if self.metrics is not None:
-                self.metrics.request(classify(scope["method"], scope["path"])[0].value, status)
+                self.metrics.request(kind.value, status)

@@ -43,14 +43,8 @@ from .batches import BatchTimes, ResultLines
 from .fanout import FanOut, scope_of
 from .proxy_planner import caller_headers
 from .streams import tap_async
-from .tracker import CallKind, CallTracker, classify, unwrap_envelope
+from .tracker import CallKind, CallTracker, classify, read_reply, unwrap_envelope
 from .upstream import UpstreamReply, upstream_client
-
-_orjson: Any
-try:  # the ``fast`` extra
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised where orjson is not installed
-    _orjson = None
 
 __all__ = ["API_BATCH_BODY_LIMIT", "API_BODY_LIMIT", "Admit", "ProxyApp", "create_proxy_app"]
 
@@ -128,20 +122,10 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
 def _parsed(content: bytes) -> Any:
     """The JSON in ``content``, or ``None`` (not JSON, or nested too deep to parse).
 
-    orjson (the ``fast`` extra) reads it when it can; what it refuses and :mod:`json` takes
-    (``NaN``, integers beyond 64 bits, lone surrogates) is read by :mod:`json`, as before.
+    orjson (the ``fast`` extra) reads it when it reads the same value as :mod:`json`
+    (:func:`cachewise.integrations._json.read_json`).
     """
-    if not content:
-        return None
-    if _orjson is not None:
-        try:
-            return _orjson.loads(content)
-        except (ValueError, RecursionError):
-            pass
-    try:
-        return json.loads(content)
-    except (ValueError, RecursionError):
-        return None
+    return read_reply(content)
 
 
 def create_proxy_app(
@@ -277,9 +261,9 @@ def create_proxy_app(
             return _upstream_failed(exc, base, request_id)
         finally:
             await reply.aclose()
-        tracker.finish(prepared, reply.status_code, reply.headers, data)
+        parsed = _parsed(data)  # read once, for the record and the envelope
+        tracker.finish(prepared, reply.status_code, reply.headers, data, parsed=parsed)
         if unwrap_envelopes:
-            parsed = _parsed(data)
             inner = unwrap_envelope(parsed)
             if inner is not parsed:
                 return Response(

@@ -9,11 +9,11 @@ incomplete event.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from ..usage import StreamUsage
+from ._json import read_json
 
 __all__ = ["SSETap"]
 
@@ -37,6 +37,11 @@ class SSETap:
 
     def feed(self, chunk: bytes) -> None:
         buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" not in buffer:  # the API's own line ends: cut every whole event at once
+            *events, self._buffer = buffer.split(b"\n\n")
+            for raw in events:
+                self._event(raw)
+            return
         while True:
             cut = _event_end(buffer)
             if cut is None:
@@ -60,7 +65,7 @@ class SSETap:
                 self.first_token_at = time.perf_counter()
             return
         try:
-            event: Any = json.loads(b"\n".join(data_lines))
+            event: Any = read_json(b"\n".join(data_lines))
         except ValueError:
             return
         if not isinstance(event, dict):

@@ -38,6 +38,7 @@ from ..prompt import orjson_bytes
 from ..sinks import Budget, LedgerSink, RecordSink, registered
 from ..tags import current as current_tags
 from ..usage import Usage, UsageReading
+from ._json import read_json
 from ._planner import AnyPlanner, UserPlanner, as_planner
 from .eventstream import EVENT_STREAM_TYPE, EventStreamTap
 from .sse import SSETap
@@ -195,6 +196,20 @@ def _error_type(payload: Any) -> str | None:
     return None
 
 
+#: ``CallTracker.finish(parsed=...)`` not given: the tracker reads the reply itself.
+_UNREAD: Any = object()
+
+
+def read_reply(content: bytes) -> Any:
+    """A reply body's JSON, or ``None`` (empty, not JSON, or nested too deep to read)."""
+    if not content:
+        return None
+    try:
+        return read_json(content)
+    except (ValueError, RecursionError):
+        return None
+
+
 def unwrap_envelope(payload: Any) -> Any:
     """``{"code": 200, "data": {...}}`` (some resellers) → the inner message; anything else as is."""
     if (
@@ -347,17 +362,30 @@ class CallTracker:
 
     # -- after ----------------------------------------------------------------------------------
 
-    def finish(self, prepared: Prepared, status: int, headers: Mapping[str, str], content: bytes) -> None:
-        """Record a complete (non-streamed) Messages response."""
-        with fail_open("ledger record"):
-            self._finish(prepared, status, headers, content)
+    def finish(
+        self,
+        prepared: Prepared,
+        status: int,
+        headers: Mapping[str, str],
+        content: bytes,
+        *,
+        parsed: Any = _UNREAD,
+    ) -> None:
+        """Record a complete (non-streamed) Messages response.
 
-    def _finish(self, prepared: Prepared, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        ``parsed``: ``content`` as the caller already read it (its JSON, ``None`` when it is not
+        JSON), so that it is not read twice; by default the tracker reads it.
+        """
+        with fail_open("ledger record"):
+            self._finish(prepared, status, headers, content, parsed)
+
+    def _finish(
+        self, prepared: Prepared, status: int, headers: Mapping[str, str], content: bytes, parsed: Any
+    ) -> None:
         latency = (time.perf_counter() - prepared.started) * 1000
-        try:
-            payload: Any = unwrap_envelope(json.loads(content)) if content else None
-        except (ValueError, RecursionError):
-            payload = None
+        if parsed is _UNREAD:
+            parsed = read_reply(content)
+        payload: Any = unwrap_envelope(parsed)
         request_id = headers.get("request-id")
         if request_id is None and isinstance(payload, Mapping):
             request_id = payload.get("request_id")
