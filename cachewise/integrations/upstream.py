@@ -92,9 +92,11 @@ class HttpxUpstream:
         await self._client.aclose()
 
 
-#: Connections kept to the upstream (httpx2's default limit) and how long an idle one is kept (s).
+#: Connections kept to the upstream (httpx2's default limit) and how long an idle one is kept (s):
+#: a second less than uvicorn's and Node's 5 s, so the pool drops an idle connection before such an
+#: upstream closes it (reusing one in the moment it closes answered a few calls with a 502).
 _MAX_CONNECTIONS = 100
-_KEEPALIVE_SECONDS = 5.0
+_KEEPALIVE_SECONDS = 4.0
 
 
 class AiohttpUpstream:
