@@ -615,6 +615,16 @@ _MESSAGE_MAX_BYTES = 16384
 _CHAIN_MAX = 8  # states a message's hashes are kept from (histories that share the message)
 
 
+def _forget() -> None:
+    """Empty every memo of this module: what is read next is read as if never seen (tests, benchmarks)."""
+    _BLOCKS.clear()
+    _MESSAGES.clear()
+    _SALTS.clear()
+    _long_string_bytes.cache_clear()
+    _long_str_mass.cache_clear()
+    _long_step.cache_clear()
+
+
 def _message_key(m: int, collapse_runs: bool, message: Any) -> tuple[int, bool, bytes] | None:
     """The key of ``message`` in :data:`_MESSAGES`, or ``None`` where it cannot be kept."""
     if _orjson is None or type(message) is not dict:
