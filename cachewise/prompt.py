@@ -474,6 +474,12 @@ def _string_mass(text: str) -> int:
 
 
 @functools.lru_cache(maxsize=64)
+def _seed(model: str) -> bytes:
+    """The state every prefix hash of ``model`` starts from."""
+    return _sha256(_HASH_VERSION + model.encode()).digest()
+
+
+@functools.lru_cache(maxsize=64)
 def _long_step(state: bytes, data: bytes) -> bytes:
     return _sha256(state + data).digest()
 
@@ -623,6 +629,7 @@ def _forget() -> None:
     _long_string_bytes.cache_clear()
     _long_str_mass.cache_clear()
     _long_step.cache_clear()
+    _seed.cache_clear()
 
 
 def _message_key(m: int, collapse_runs: bool, message: Any) -> tuple[int, bool, bytes] | None:
@@ -830,7 +837,7 @@ class Prompt:
         kinds: list[str] = []
         markable: list[bool] = []
         markers: list[Marker] = []
-        state = _sha256(_HASH_VERSION + self.model.encode()).digest()
+        state = _seed(self.model)
         sizes: list[int] = []
         masses: list[int] = []
         sha = _sha256

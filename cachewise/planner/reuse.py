@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 EXPECTED_READS_CAP = 8.0
+_MEMO_MAX = 4096  # rates or gaps kept at one now (a clock that stands still plans many requests)
 _WINDOW_5M = timedelta(seconds=TTL_SECONDS["5m"])
 _WINDOW_1H = timedelta(seconds=TTL_SECONDS["1h"])
 PRIOR_WEIGHT = 0.5
@@ -184,7 +185,9 @@ class ReuseStats:
         self._version = 0
         #: The rates asked at one ``now`` and version: a plan asks the same family's rates for each
         #: of its candidates. One tuple, replaced whole, so threads never pair a stamp with another's table.
-        self._rates: tuple[tuple[datetime, int] | None, dict[tuple[str, str, int, str], float]] = (None, {})
+        self._rates: tuple[
+            tuple[datetime, int] | None, dict[tuple[str, str, int, str], float], dict[str, tuple[float, ...]]
+        ] = (None, {}, {})
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -368,9 +371,17 @@ class ReuseStats:
             return None
         stamp = (now, self._version)
         memo = self._rates
-        if memo[0] != stamp:
-            memo = self._rates = (stamp, {})
+        if memo[0] != stamp or len(memo[1]) >= _MEMO_MAX:
+            memo = self._rates = (stamp, {}, {})
         return memo[1]
+
+    def _gap_memo(self, now: datetime) -> dict[str, tuple[float, ...]]:
+        """The prefixes' gaps already worked out at ``now`` and this version (as :meth:`_rate_memo`)."""
+        stamp = (now, self._version)
+        memo = self._rates
+        if memo[0] != stamp or len(memo[2]) >= _MEMO_MAX:
+            memo = self._rates = (stamp, {}, {})
+        return memo[2]
 
     def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance a family is seen again within ``ttl`` (with ``now``: open arrivals count too)."""
@@ -433,16 +444,26 @@ class ReuseStats:
         seen, reused = fam.branches[branch].evidence(ttl, now)
         return (reused + BRANCH_PRIOR_WEIGHT * prior) / (seen + BRANCH_PRIOR_WEIGHT)
 
+    def _gaps(self, prefix_hash: str, rec: PrefixRecord, now: datetime) -> tuple[float, ...]:
+        """The positive gaps between the prefix's arrivals and ``now``, in seconds (asked per TTL:
+        memoised with the rates, as arrivals change only with :meth:`record`)."""
+        memo = self._gap_memo(now)
+        found = memo.get(prefix_hash)
+        if found is not None:
+            return found
+        times = [*rec.arrivals]
+        if times[-1] < now:
+            times.append(now)
+        every = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        gaps = memo[prefix_hash] = tuple(g for g in every if g > 0)
+        return gaps
+
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
         """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count."""
         rec = self.prefixes.get(prefix_hash)
         if rec is None or not rec.arrivals:
             return prior, 0
-        times = [*rec.arrivals]
-        if times[-1] < now:
-            times.append(now)
-        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-        gaps = [g for g in gaps if g > 0]
+        gaps = self._gaps(prefix_hash, rec, now)
         if not gaps:
             return prior, 0
         limit = TTL_SECONDS[ttl]
