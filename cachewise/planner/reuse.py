@@ -197,7 +197,13 @@ class ReuseStats:
             pending_1h and now - pending_1h[0].at >= _WINDOW_1H
         ):
             return  # no window has closed: nothing to resolve (asked once per candidate)
-        self._version += 1
+        self._version += 1  # before and after the change: a rate read meanwhile is not kept
+        try:
+            self._close_windows(now)
+        finally:
+            self._version += 1
+
+    def _close_windows(self, now: datetime) -> None:
         for item in self._lapsed(self._pending, "5m", now):
             item.done_5m = True
             self._pending_1h.append(item)
@@ -254,7 +260,13 @@ class ReuseStats:
         Returns the hash of the earlier tail this request continues, if any.
         """
         self._resolve(at)
-        self._version += 1
+        self._version += 1  # before and after the change: a rate read meanwhile is not kept
+        try:
+            return self._record(hashes, family, tail, at)
+        finally:
+            self._version += 1
+
+    def _record(self, hashes: Iterable[str], family: str, tail: str | None, at: datetime) -> str | None:
         self.requests += 1
         fam = self.families.get(family)
         if fam is None:
