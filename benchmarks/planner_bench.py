@@ -4,10 +4,11 @@ For 10, 100 and 1,000 content blocks (an agent conversation: text, tool_use, too
 prints the median planning time and its ratio to ``json.dumps`` of the same body measured
 in the same run (both as CPU time of this thread, ``time.thread_time``, so other processes on a
 shared machine inflate neither). The plan column re-plans the same body, as an agent's next
-request repeats every earlier block: the planner's block memo (``cachewise.prompt``) holds them.
-The last column empties that memo before each plan: every block read as if never seen. Then
-count_tokens calls per request on each workload of
-``cachewise.workloads.SUITE`` (in-process emulator). Run::
+request repeats every earlier block: the planner's block and message memos (``cachewise.prompt``)
+hold them. The last column empties every memo of ``cachewise.prompt`` (blocks, messages with
+their chained hashes, salts, long texts) before each plan: every block read as if never seen.
+Then count_tokens calls per request on each workload of ``cachewise.workloads.SUITE``
+(in-process emulator). Run::
 
     .venv/bin/python benchmarks/planner_bench.py
 """
@@ -56,7 +57,7 @@ def planning_table() -> str:
         plan = timed(lambda body=body, planner=planner: planner.plan(body, record=False), repeat)  # type: ignore[misc]
 
         def unseen(body: dict[str, Any] = body, planner: CachePlanner = planner) -> None:
-            prompt_module._BLOCKS.clear()
+            prompt_module._forget()
             planner.plan(body, record=False)
 
         cold = timed(unseen, repeat)

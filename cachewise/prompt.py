@@ -354,12 +354,33 @@ class Position:
         return self.markable and not self.inside_run
 
 
+#: The salts already written, keyed by exactly what they are made of (a request repeats its
+#: settings on every call). Bounded: emptied when full.
+_SALTS: dict[Any, bytes] = {}
+_SALTS_MAX = 256
+
+
+def _salted(key: Any, make: Callable[[], bytes]) -> bytes:
+    found = _SALTS.get(key)
+    if found is None:
+        found = make()
+        if len(_SALTS) >= _SALTS_MAX:
+            _SALTS.clear()
+        _SALTS[key] = found
+    return found
+
+
 def _salt_system(body: Mapping[str, Any], citations: bool) -> bytes:
     tools = body.get("tools") or []
     web = any(isinstance(t, Mapping) and str(t.get("type", "")).startswith("web_search") for t in tools)
-    return canonical_json(
-        {"speed": body.get("speed") or "standard", "web_search": web, "citations": citations}
-    )
+    speed = body.get("speed") or "standard"
+
+    def make() -> bytes:
+        return canonical_json({"speed": speed, "web_search": web, "citations": citations})
+
+    if type(speed) is not str:
+        return make()  # a speed that is not a string: written afresh, not kept
+    return _salted(("system", speed, web, citations), make)
 
 
 def _images(value: Any) -> int:
@@ -373,6 +394,20 @@ def _images(value: Any) -> int:
 
 
 def _salt_messages(body: Mapping[str, Any], count: int) -> bytes:
+    """The salt of the messages level, kept by the JSON of what it is made of (written by orjson,
+    which names a value exactly: :func:`orjson_bytes`); made afresh where orjson cannot say."""
+    choice, thinking, output = body.get("tool_choice"), body.get("thinking"), body.get("output_config")
+    if choice is None and thinking is None and output is None:
+        key: Any = ("messages", b"", count)
+    else:
+        settings = orjson_bytes([choice, thinking, output])
+        if settings is None:
+            return _make_salt_messages(body, count)
+        key = ("messages", settings, count)
+    return _salted(key, lambda: _make_salt_messages(body, count))
+
+
+def _make_salt_messages(body: Mapping[str, Any], count: int) -> bytes:
     choice = body.get("tool_choice")
     choice_map = dict(choice) if isinstance(choice, Mapping) else {"type": "auto"}
     parallel_off = bool(choice_map.pop("disable_parallel_tool_use", False))
@@ -441,6 +476,12 @@ def _string_bytes(text: str) -> bytes:
 def _string_mass(text: str) -> int:
     """:func:`_str_mass`, memoised from :data:`_STRING_MEMO_MIN_CHARS` (a string system or content)."""
     return _long_str_mass(text) if len(text) >= _STRING_MEMO_MIN_CHARS else _squeezed_bytes(text)
+
+
+@functools.lru_cache(maxsize=64)
+def _seed(model: str) -> bytes:
+    """The state every prefix hash of ``model`` starts from."""
+    return _sha256(_HASH_VERSION + model.encode()).digest()
 
 
 @functools.lru_cache(maxsize=64)
@@ -542,11 +583,85 @@ def _read_content(content: list[Any] | tuple[Any, ...]) -> list[_Entry]:
     return [_read_block(b) if type(b) is dict else _other_block(b) for b in content]
 
 
+class _Segment:
+    """What one message contributes, kept in :data:`_MESSAGES`: its positions' bytes, masses, kinds
+    and rows, its image count and citations flag; and the prefix hashes it chains to from a given
+    state (``chain``: state before → the positions' hex hashes and the state after)."""
+
+    __slots__ = ("chain", "citations", "data", "images", "key", "kinds", "masses", "rows")
+
+    def __init__(
+        self,
+        key: tuple[int, bool, bytes],
+        data: tuple[bytes, ...],
+        masses: tuple[int, ...],
+        kinds: tuple[str, ...],
+        rows: tuple[_Row, ...],
+        images: int,
+        citations: bool,
+    ) -> None:
+        self.key = key
+        self.data = data
+        self.masses = masses
+        self.kinds = kinds
+        self.rows = rows
+        self.images = images
+        self.citations = citations
+        self.chain: dict[bytes, tuple[tuple[str, ...], bytes]] = {}
+
+    def chained(self, state: bytes, hexes: tuple[str, ...], after: bytes) -> None:
+        chain = self.chain
+        if len(chain) >= _CHAIN_MAX:
+            chain.clear()
+        chain[state] = (hexes, after)
+
+
+#: The messages seen lately, keyed by (index, collapse_runs, the message's JSON as orjson writes
+#: it): an agent's request repeats every earlier message at the same index. Like the block memo,
+#: a message whose JSON holds ``null`` (NaN is written so too) is not kept, nor one holding a
+#: caller's marker, nor one larger than 16 KB; a string content is read from its own memo instead.
+_MESSAGES: dict[tuple[int, bool, bytes], _Segment] = {}
+_MESSAGES_MAX = 8192
+_MESSAGE_MAX_BYTES = 16384
+_CHAIN_MAX = 8  # states a message's hashes are kept from (histories that share the message)
+
+
+def _forget() -> None:
+    """Empty every memo of this module: what is read next is read as if never seen (tests, benchmarks)."""
+    _BLOCKS.clear()
+    _MESSAGES.clear()
+    _SALTS.clear()
+    _long_string_bytes.cache_clear()
+    _long_str_mass.cache_clear()
+    _long_step.cache_clear()
+    _seed.cache_clear()
+
+
+def _message_key(m: int, collapse_runs: bool, message: Any) -> tuple[int, bool, bytes] | None:
+    """The key of ``message`` in :data:`_MESSAGES`, or ``None`` where it cannot be kept."""
+    if _orjson is None or type(message) is not dict:
+        return None
+    content = message.get("content")
+    if type(content) is not list and type(content) is not tuple:
+        return None
+    try:
+        raw: bytes = _orjson.dumps(message)
+    except Exception:  # not writable by orjson: read block by block
+        return None
+    if len(raw) > _MESSAGE_MAX_BYTES or b"null" in raw or _MARKER_KEY in raw:
+        return None
+    return (m, collapse_runs, raw)
+
+
 class _Messages:
     """The messages read once: each position's bytes, mass, kind, row and the caller's markers,
-    and what the salts need (citations turned on, the image count). Hashed by :class:`Prompt`."""
+    and what the salts need (citations turned on, the image count). Hashed by :class:`Prompt`.
 
-    __slots__ = ("citations", "data", "images", "kinds", "markable", "marks", "masses", "rows")
+    ``segments`` names the messages read from (or kept in) :data:`_MESSAGES`: (index of their
+    first position among these, the segment), so :class:`Prompt` can reuse their chained hashes.
+    """
+
+    __slots__ = ("citations", "data", "images", "kinds", "markable", "marks", "masses", "rows", "segments")
 
     def __init__(self, messages: Any, collapse_runs: bool) -> None:
         data: list[bytes] = []
@@ -554,11 +669,13 @@ class _Messages:
         kinds: list[str] = []
         rows: list[_Row] = []
         marks: list[tuple[str, int, Any, bool]] = []  # path, index among these positions, marker, nested
+        segments: list[tuple[int, _Segment]] = []
         citations = False
         images = 0
         heads = _HEADS
         run_types = _RUN_TYPES
         add_data, add_mass, add_kind, add_row = data.append, masses.append, kinds.append, rows.append
+        memo = _MESSAGES
 
         def mark(path: str, value: Any, nested: bool = False) -> None:
             if isinstance(value, Mapping):
@@ -587,8 +704,22 @@ class _Messages:
                         mark_inner(f"messages.{m}.content.{k}.source.content", source.get("content"))
 
         for m, message in enumerate(messages):
+            key = _message_key(m, collapse_runs, message)
+            if key is not None:
+                seg = memo.get(key)
+                if seg is not None:
+                    segments.append((len(data), seg))
+                    data += seg.data
+                    masses += seg.masses
+                    kinds += seg.kinds
+                    rows += seg.rows
+                    images += seg.images
+                    citations = citations or seg.citations
+                    continue
             if type(message) is not dict and not isinstance(message, Mapping):
                 continue
+            start, images_before, citations_before, marks_before = len(data), images, citations, len(marks)
+            citations = False
             role = str(message.get("role"))
             head = heads.get(role) or canonical_json({"role": role, "message": True})
             content = message.get("content")
@@ -631,6 +762,22 @@ class _Messages:
                     add_kind(kind)
             elif content is not None:
                 images += _images(content)
+            if key is not None and len(marks) == marks_before:
+                seg = _Segment(
+                    key,
+                    tuple(data[start:]),
+                    tuple(masses[start:]),
+                    tuple(kinds[start:]),
+                    tuple(rows[start:]),
+                    images - images_before,
+                    citations,
+                )
+                if len(memo) >= _MESSAGES_MAX:
+                    memo.clear()
+                memo[key] = seg
+                segments.append((start, seg))
+            citations = citations or citations_before
+        self.segments = segments
         self.data = data
         self.masses = masses
         self.kinds = kinds
@@ -695,7 +842,7 @@ class Prompt:
         kinds: list[str] = []
         markable: list[bool] = []
         markers: list[Marker] = []
-        state = _sha256(_HASH_VERSION + self.model.encode()).digest()
+        state = _seed(self.model)
         sizes: list[int] = []
         masses: list[int] = []
         sha = _sha256
@@ -773,7 +920,24 @@ class Prompt:
         masses += read.masses
         state = sha(state + b"\x00messages\x00" + _salt_messages(body, read.images)).digest()
         append = hashes.append
-        for data in read.data:
+        every = read.data
+        i = 0
+        for start, seg in read.segments:
+            for data in every[i:start]:
+                state = sha(state + data).digest()
+                append(state.hex())
+            i = start + len(seg.data)
+            chained = seg.chain.get(state)
+            if chained is not None:  # this message after this same history: its hashes are known
+                hashes += chained[0]
+                state = chained[1]
+                continue
+            before, first = state, len(hashes)
+            for data in seg.data:
+                state = sha(state + data).digest()
+                append(state.hex())
+            seg.chained(before, tuple(hashes[first:]), state)
+        for data in every[i:]:
             state = sha(state + data).digest()
             append(state.hex())
         sizes += map(len, read.data)

@@ -79,6 +79,7 @@ TOOLS_SLACK = 1024
 NEIGHBOUR_SLACK = 16
 _APART = ":apart"  # the memo namespace suffix of counts kept out of the planner's knowledge
 _BASELINE_KEY = "baseline:filler-v1"
+_MINIMUMS_MAX = 1024  # learned minimums kept in memory, by (namespace, model)
 
 
 # -- memo --------------------------------------------------------------------------------------
@@ -93,7 +94,14 @@ class LearnedMinimum:
 
 
 class TokenMemo:
-    """Persistent prefix counts and learned minimums (SQLite; ``path=None`` keeps it in memory)."""
+    """Persistent prefix counts and learned minimums (SQLite; ``path=None`` keeps it in memory).
+
+    Both are read from the file once per (namespace, model) and then served from memory: the
+    counts as a table, the learned minimum as its last value (the planner asks for it on every
+    plan). Every write goes through :meth:`put` / :meth:`learn_minimum`, which update memory and
+    file together, so what memory serves is what the file holds for this process. Another
+    process writing the same file is seen on the next start (as for counts).
+    """
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = None if path is None else Path(path)
@@ -104,6 +112,7 @@ class TokenMemo:
         )
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], dict[str, int]] = {}
+        self._minimums: dict[tuple[str, str], LearnedMinimum] = {}
         with self._lock, self._db:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS prefix_tokens (namespace TEXT NOT NULL, model TEXT NOT NULL,"
@@ -152,12 +161,23 @@ class TokenMemo:
             )
 
     def minimum(self, namespace: str, model: str) -> LearnedMinimum:
+        """What is learned of ``model``'s minimum (read from the file once, then from memory)."""
+        key = (namespace, model)
+        known = self._minimums.get(key)
+        if known is not None:
+            return known
         with self._lock:
-            row = self._db.execute(
-                "SELECT above, at_most FROM learned_minimums WHERE namespace = ? AND model = ?",
-                (namespace, model),
-            ).fetchone()
-        return LearnedMinimum() if row is None else LearnedMinimum(int(row[0]), row[1])
+            known = self._minimums.get(key)
+            if known is None:
+                row = self._db.execute(
+                    "SELECT above, at_most FROM learned_minimums WHERE namespace = ? AND model = ?",
+                    (namespace, model),
+                ).fetchone()
+                known = LearnedMinimum() if row is None else LearnedMinimum(int(row[0]), row[1])
+                if len(self._minimums) >= _MINIMUMS_MAX:
+                    self._minimums.clear()
+                self._minimums[key] = known
+        return known
 
     def learn_minimum(
         self, namespace: str, model: str, *, above: int | None = None, at_most: int | None = None
@@ -180,11 +200,13 @@ class TokenMemo:
         new = LearnedMinimum(low, high)
         if new == old:
             return old  # nothing learned: no write (this runs after every planned response)
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO learned_minimums VALUES (?, ?, ?, ?, ?)",
-                (namespace, model, new.above, new.at_most, datetime.now(UTC).isoformat()),
-            )
+        with self._lock:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO learned_minimums VALUES (?, ?, ?, ?, ?)",
+                    (namespace, model, new.above, new.at_most, datetime.now(UTC).isoformat()),
+                )
+            self._minimums[(namespace, model)] = new  # once committed: memory follows the file
         return new
 
     def close(self) -> None:

@@ -43,8 +43,11 @@ class Outcome:
     memoised: frozenset[int] = frozenset()
 
 
+_MICRO_USD = Decimal("0.000001")
+
+
 def _money(value: float) -> Decimal:
-    return Decimal(repr(value)).quantize(Decimal("0.000001"))
+    return Decimal(repr(value)).quantize(_MICRO_USD)
 
 
 def _breakpoints(outcome: Outcome) -> tuple[dict[str, Any], tuple[Breakpoint, ...]]:

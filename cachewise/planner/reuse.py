@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 EXPECTED_READS_CAP = 8.0
+_MEMO_MAX = 4096  # rates or gaps kept at one now (a clock that stands still plans many requests)
+_WINDOW_5M = timedelta(seconds=TTL_SECONDS["5m"])
+_WINDOW_1H = timedelta(seconds=TTL_SECONDS["1h"])
 PRIOR_WEIGHT = 0.5
 #: New boundaries are told apart by depth: 0, 1, or 2 and more document or tool-result boundaries before them.
 BRANCHES = 3
@@ -189,10 +192,29 @@ class ReuseStats:
         self._pending: deque[_Pending] = deque()
         self._pending_1h: deque[_Pending] = deque()
         self.requests = 0
+        #: Bumped by every change to the outcomes the rates read (an arrival, a window closing).
+        self._version = 0
+        #: The rates asked at one ``now`` and version: a plan asks the same family's rates for each
+        #: of its candidates. One tuple, replaced whole, so threads never pair a stamp with another's table.
+        self._rates: tuple[
+            tuple[datetime, int] | None, dict[tuple[str, str, int, str], float], dict[str, tuple[float, ...]]
+        ] = (None, {}, {})
 
     # -- recording ---------------------------------------------------------------------------
 
     def _resolve(self, now: datetime) -> None:
+        pending, pending_1h = self._pending, self._pending_1h
+        if not (pending and now - pending[0].at >= _WINDOW_5M) and not (
+            pending_1h and now - pending_1h[0].at >= _WINDOW_1H
+        ):
+            return  # no window has closed: nothing to resolve (asked once per candidate)
+        self._version += 1  # before and after the change: a rate read meanwhile is not kept
+        try:
+            self._close_windows(now)
+        finally:
+            self._version += 1
+
+    def _close_windows(self, now: datetime) -> None:
         for item in self._lapsed(self._pending, "5m", now):
             item.done_5m = True
             self._pending_1h.append(item)
@@ -255,6 +277,13 @@ class ReuseStats:
         Returns the hash of the earlier tail this request continues, if any.
         """
         self._resolve(at)
+        self._version += 1  # before and after the change: a rate read meanwhile is not kept
+        try:
+            return self._record(hashes, family, tail, at)
+        finally:
+            self._version += 1
+
+    def _record(self, hashes: Iterable[str], family: str, tail: str | None, at: datetime) -> str | None:
         self.requests += 1
         fam = self.families.get(family)
         if fam is None:
@@ -364,7 +393,10 @@ class ReuseStats:
         return True
 
     def settle(self, now: datetime) -> None:
-        """Resolve every outcome whose window has closed by ``now`` (so estimates are current)."""
+        """Resolve every outcome whose window has closed by ``now`` (so estimates are current).
+
+        Cheap when none has: it looks at the oldest open outcome of each window only.
+        """
         self._resolve(now)
 
     def forget(self, prefix_hash: str) -> None:
@@ -383,12 +415,56 @@ class ReuseStats:
             return None
         return rec.live_ttl
 
+    def _rate_memo(self, now: datetime | None) -> dict[tuple[str, str, int, str], float] | None:
+        """The rates already worked out at ``now`` with the outcomes as they are (``None``: no ``now``).
+
+        Every rate is a function of the outcomes and ``now``; the version changes with the outcomes
+        (:meth:`record`, a window closing), so a table of the same ``now`` and version holds exactly
+        what a fresh computation gives. At most one table: the next ``now`` replaces it.
+        """
+        if now is None:
+            return None
+        stamp = (now, self._version)
+        memo = self._rates
+        if memo[0] != stamp or len(memo[1]) >= _MEMO_MAX:
+            memo = self._rates = (stamp, {}, {})
+        return memo[1]
+
+    def _gap_memo(self, now: datetime) -> dict[str, tuple[float, ...]]:
+        """The prefixes' gaps already worked out at ``now`` and this version (as :meth:`_rate_memo`)."""
+        stamp = (now, self._version)
+        memo = self._rates
+        if memo[0] != stamp or len(memo[2]) >= _MEMO_MAX:
+            memo = self._rates = (stamp, {}, {})
+        return memo[2]
+
     def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance a family is seen again within ``ttl`` (with ``now``: open arrivals count too)."""
-        return self.shared.rate(ttl, now)
+        memo = self._rate_memo(now)
+        key = ("shared", "", 0, ttl)
+        if memo is not None:
+            found = memo.get(key)
+            if found is not None:
+                return found
+        rate = self.shared.rate(ttl, now)
+        if memo is not None:
+            memo[key] = rate
+        return rate
 
     def p_tail(self, family: str, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance a tail of ``family`` is continued within ``ttl`` (with ``now``: open tails count too)."""
+        memo = self._rate_memo(now)
+        key = ("tail", family, 0, ttl)
+        if memo is not None:
+            found = memo.get(key)
+            if found is not None:
+                return found
+        rate = self._p_tail(family, ttl, now)
+        if memo is not None:
+            memo[key] = rate
+        return rate
+
+    def _p_tail(self, family: str, ttl: Ttl, now: datetime | None) -> float:
         prior = self.tails.rate(ttl, now)
         fam = self.families.get(family)
         if fam is None:
@@ -443,16 +519,26 @@ class ReuseStats:
         ended, back = counts(fam.chains[depth])
         return (back + BRANCH_PRIOR_WEIGHT * glob) / (ended + BRANCH_PRIOR_WEIGHT)
 
+    def _gaps(self, prefix_hash: str, rec: PrefixRecord, now: datetime) -> tuple[float, ...]:
+        """The positive gaps between the prefix's arrivals and ``now``, in seconds (asked per TTL:
+        memoised with the rates, as arrivals change only with :meth:`record`)."""
+        memo = self._gap_memo(now)
+        found = memo.get(prefix_hash)
+        if found is not None:
+            return found
+        times = [*rec.arrivals]
+        if times[-1] < now:
+            times.append(now)
+        every = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        gaps = memo[prefix_hash] = tuple(g for g in every if g > 0)
+        return gaps
+
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
         """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count."""
         rec = self.prefixes.get(prefix_hash)
         if rec is None or not rec.arrivals:
             return prior, 0
-        times = [*rec.arrivals]
-        if times[-1] < now:
-            times.append(now)
-        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-        gaps = [g for g in gaps if g > 0]
+        gaps = self._gaps(prefix_hash, rec, now)
         if not gaps:
             return prior, 0
         limit = TTL_SECONDS[ttl]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cachewise.planner.reuse import ReuseStats
 
@@ -101,3 +103,72 @@ def test_a_followed_boundary_counts_its_returns_after_a_lapsed_five_minute_chain
     assert stats.p_return("fam", 0) == pytest.approx((1 + 1 / 3) / 3)
     assert stats.p_return("fam", 1) == 0.0  # other depths learn apart
     assert stats.branches[0].counts("1h") == (0, 0)  # not mixed with the new-boundary outcomes
+
+
+def _fresh_rates(stats: ReuseStats, family: str, now: datetime) -> dict[str, float]:
+    """The rates worked out from the outcomes as they are, past the memo."""
+    return {
+        **{f"tail {t}": stats._p_tail(family, t, now) for t in ("5m", "1h")},
+        **{f"shared {t}": stats.shared.rate(t, now) for t in ("5m", "1h")},
+    }
+
+
+def _asked(stats: ReuseStats, family: str, now: datetime) -> dict[str, float]:
+    return {
+        **{f"tail {t}": stats.p_tail(family, t, now) for t in ("5m", "1h")},
+        **{f"shared {t}": stats.p_shared(t, now) for t in ("5m", "1h")},
+    }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["record", "touch", "forget", "settle", "ask"]),
+            st.integers(0, 4000),  # seconds after T0 (not in order: replays and peers are not)
+            st.sampled_from(["fam", "other"]),
+            st.sampled_from(["a", "b", "c"]),
+        ),
+        max_size=30,
+    )
+)
+def test_the_rates_memo_answers_what_a_fresh_computation_does(ops: list[tuple[str, int, str, str]]) -> None:
+    """Rates asked at one ``now`` are memoised until the outcomes change (an arrival, a window
+    closing): after any sequence of changes, each asked rate equals the one worked out afresh."""
+    stats = ReuseStats()
+    for op, seconds, family, key in ops:
+        now = T0 + timedelta(seconds=seconds)
+        if op == "record":
+            stats.record([key, key + "x"], family, key + "x", now)
+        elif op == "touch":
+            stats.touch(key, "5m", now, 2000, read=False)
+        elif op == "forget":
+            stats.forget(key)
+        elif op == "settle":
+            stats.settle(now)
+        for at in (now, T0 + timedelta(seconds=seconds // 2)):  # the same now again, and another
+            assert _asked(stats, family, at) == _fresh_rates(stats, family, at)
+            assert _asked(stats, family, at) == _fresh_rates(stats, family, at)  # hits now
+
+
+def test_a_record_at_the_same_now_is_seen_by_the_next_rate() -> None:
+    """Virtual time may hold still: a record at the very ``now`` of the memo still changes the rate."""
+    stats = ReuseStats()
+    stats.record(["a"], "fam", "a", T0)
+    before = stats.p_tail("fam", "5m", T0)
+    stats.record(["a", "b"], "fam", "b", T0 + timedelta(seconds=30))  # continues tail a
+    later = T0 + timedelta(seconds=30)
+    assert stats.p_tail("fam", "5m", later) == stats._p_tail("fam", "5m", later)
+    assert stats.p_tail("fam", "5m", later) != before
+
+
+def test_settle_resolves_exactly_the_windows_that_closed() -> None:
+    stats = ReuseStats()
+    stats.record(["a"], "fam", "a", T0)
+    stats.settle(T0 + timedelta(seconds=299))
+    assert stats.tails.counts("5m") == (0, 0)
+    stats.settle(T0 + timedelta(seconds=300))  # its 5m window closes at exactly 300 s
+    assert stats.tails.counts("5m") == (1, 0)
+    assert stats.tails.counts("1h") == (0, 0)
+    stats.settle(T0 + timedelta(hours=1))
+    assert stats.tails.counts("1h") == (1, 0)

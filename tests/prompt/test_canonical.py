@@ -151,7 +151,7 @@ def test_the_block_memo_changes_no_reading(turns: list[list[Any]], collapse: boo
     """A request read with every block memoised reads as it does with none (hashes, sizes, markers)."""
     request = body()
     request["messages"] += [{"role": "user", "content": blocks} for blocks in turns]
-    prompt_module._BLOCKS.clear()
+    prompt_module._forget()
     cold = reading(Prompt(request, collapse_runs=collapse))
     assert reading(Prompt(request, collapse_runs=collapse)) == cold  # warm: the blocks seen just now
 

@@ -160,6 +160,43 @@ def test_learned_minimums_persist_and_newer_evidence_wins(tmp_path: Path) -> Non
     assert (moved.above, moved.at_most) == (0, 600)
 
 
+def test_the_learned_minimum_is_read_from_the_file_once_and_follows_every_write(tmp_path: Path) -> None:
+    """The planner asks for the minimum on every plan: memory serves it, and each learned fact
+    updates memory with the file, so memory, the file and a fresh memo always agree."""
+    path = tmp_path / "m.sqlite3"
+    memo = TokenMemo(path)
+    statements: list[str] = []
+    memo._db.set_trace_callback(statements.append)
+    assert memo.minimum("ns", "m") == memo.minimum("ns", "m")
+    assert sum("SELECT above" in s for s in statements) == 1
+    for step in ({"above": 900}, {"at_most": 1500}, {"above": 1000}, {"at_most": 600}, {"above": 700}):
+        learned = memo.learn_minimum("ns", "m", **step)
+        assert memo.minimum("ns", "m") == learned == TokenMemo(path).minimum("ns", "m")
+    assert sum("SELECT above" in s for s in statements) == 1
+    assert memo.minimum("ns", "other") == TokenMemo(path).minimum("ns", "other")  # nothing learned
+
+
+def test_minimums_learned_from_many_threads_end_as_the_file_holds_them(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "m.sqlite3"
+    memo = TokenMemo(path)
+
+    def learn(k: int) -> None:
+        for i in range(40):
+            memo.learn_minimum("ns", f"m{k % 2}", above=i * 10 + k)
+            memo.minimum("ns", f"m{k % 2}")
+
+    threads = [threading.Thread(target=learn, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    for model in ("m0", "m1"):
+        assert memo.minimum("ns", model) == TokenMemo(path).minimum("ns", model)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     sizes=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=8),

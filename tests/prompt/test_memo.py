@@ -1,0 +1,154 @@
+"""The message memo, its chained hashes and the salts' memo change no reading: a request read with
+them warm reads as it does read afresh (hashes, sizes, kinds, rows, markers), and they stay bounded."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cachewise import prompt as prompt_module
+from cachewise.prompt import Prompt
+
+from .test_canonical import EXTRA_BLOCKS, LEAVES, VALUES, reading
+from .test_prompt import body
+
+ROLES = st.sampled_from(["user", "assistant"])
+MESSAGES = st.fixed_dictionaries(
+    {"role": ROLES, "content": st.one_of(st.lists(EXTRA_BLOCKS, max_size=4), st.text(max_size=4))}
+)
+
+
+def cold(request: dict[str, Any], collapse: bool = True) -> tuple[Any, ...]:
+    """The reading of ``request`` with every memo of the module empty (then emptied again)."""
+    prompt_module._forget()
+    try:
+        return reading(Prompt(request, collapse_runs=collapse))
+    finally:
+        prompt_module._forget()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MESSAGES, min_size=1, max_size=6), st.booleans())
+def test_an_agents_growing_conversation_reads_as_if_never_seen(
+    turns: list[dict[str, Any]], collapse: bool
+) -> None:
+    """Each request repeats the one before and adds a message (the memo's case): every one of them,
+    read with the memos warm from the earlier ones, reads as it does read afresh."""
+    requests = [body(messages=copy.deepcopy(turns[: k + 1])) for k in range(len(turns))]
+    expected = [cold(r, collapse) for r in requests]
+    for request, want in zip(requests, expected, strict=True):
+        assert reading(Prompt(request, collapse_runs=collapse)) == want
+        assert reading(Prompt(request, collapse_runs=collapse)) == want  # every message a hit now
+
+
+@settings(max_examples=200, deadline=None)
+@given(MESSAGES, st.lists(MESSAGES, min_size=1, max_size=3), st.lists(MESSAGES, min_size=1, max_size=3))
+def test_one_message_after_different_histories_chains_from_each(
+    shared: dict[str, Any], first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    """The same message at the same index after other earlier messages: its hashes follow each history."""
+    if len(first) != len(second):
+        second = (second * 3)[: len(first)]
+    a = body(messages=[*copy.deepcopy(first), copy.deepcopy(shared)])
+    b = body(messages=[*copy.deepcopy(second), copy.deepcopy(shared)])
+    want_a, want_b = cold(a), cold(b)
+    for _ in range(2):
+        assert reading(Prompt(a)) == want_a
+        assert reading(Prompt(b)) == want_b
+
+
+def test_a_message_hit_is_the_same_segment_and_its_hashes_are_chained_once() -> None:
+    prompt_module._forget()
+    request = body()
+    first = Prompt(request)
+    kept = dict(prompt_module._MESSAGES)
+    assert kept, "list-content messages without markers are kept"
+    second = Prompt(copy.deepcopy(request))  # equal values, other objects: found by their JSON
+    assert second.hashes == first.hashes
+    assert all(prompt_module._MESSAGES[k] is seg for k, seg in kept.items())
+    assert all(len(seg.chain) == 1 for seg in kept.values())
+
+
+def test_messages_that_cannot_be_named_by_their_json_are_not_kept() -> None:
+    """NaN is written as null by orjson, like None: a message holding either is read afresh; so is
+    one carrying a caller's marker (its markers name paths) and a string content."""
+    prompt_module._forget()
+    none = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"x": None}}],
+    }
+    nan = {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"x": float("nan")}}],
+    }
+    marked = {
+        "role": "user",
+        "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+    }
+    string = {"role": "user", "content": "hello"}
+    for message in (none, nan, marked, string):
+        Prompt(body(messages=[message]))
+    assert prompt_module._MESSAGES == {}
+    assert Prompt(body(messages=[none])).hashes[-1] != Prompt(body(messages=[nan])).hashes[-1]
+
+
+def test_the_memos_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    prompt_module._forget()
+    monkeypatch.setattr(prompt_module, "_MESSAGES_MAX", 4)
+    monkeypatch.setattr(prompt_module, "_CHAIN_MAX", 2)
+    monkeypatch.setattr(prompt_module, "_SALTS_MAX", 3)
+    shared = {"role": "user", "content": [{"type": "text", "text": "same"}]}
+    for i in range(20):
+        history = [{"role": "user", "content": [{"type": "text", "text": f"turn {i}"}]}]
+        request = body(
+            messages=[*history, {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}, shared]
+        )
+        request["thinking"] = {"type": "enabled", "budget_tokens": 1024 + i}
+        assert reading(Prompt(request)) == cold(request)
+        assert len(prompt_module._MESSAGES) <= 4
+        assert all(len(seg.chain) <= 2 for seg in prompt_module._MESSAGES.values())
+        assert len(prompt_module._SALTS) <= 3
+    prompt_module._forget()
+
+
+SETTINGS = st.one_of(
+    st.none(),
+    VALUES,
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["auto", "any", "tool", "none"])},
+        optional={"disable_parallel_tool_use": LEAVES, "name": st.text(max_size=3)},
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    SETTINGS,
+    st.one_of(
+        SETTINGS,
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["enabled", "disabled", "adaptive"])}, optional={"budget_tokens": LEAVES}
+        ),
+    ),
+    st.one_of(SETTINGS, st.fixed_dictionaries({}, optional={"effort": LEAVES})),
+    st.one_of(st.none(), LEAVES),
+)
+def test_the_salts_memo_changes_no_hash(choice: Any, thinking: Any, output: Any, speed: Any) -> None:
+    """Settings of every shape (NaN, 1 and 1.0, True and 1, tuples, nested values) salt the hashes
+    as they do read afresh."""
+    request = body()
+    for key, value in (
+        ("tool_choice", choice),
+        ("thinking", thinking),
+        ("output_config", output),
+        ("speed", speed),
+    ):
+        if value is not None:
+            request[key] = value
+    want = cold(request)
+    assert reading(Prompt(request)) == want
+    assert reading(Prompt(request)) == want
