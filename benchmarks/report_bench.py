@@ -132,9 +132,15 @@ TAGS_SQL = {
 
 
 def rebuild_rollups(url: str, spool: Path) -> tuple[float, int]:
-    """Rebuild the rollups of the generated rows (they were inserted past the writer)."""
-    from cachewise.ledger import Ledger
+    """Rebuild the rollups of the generated rows (they were inserted past the writer).
 
+    Without the rollups' advisory lock: it is one key for the whole PostgreSQL database, so a
+    rebuild of 10M rows (minutes) would stall the writers of every other ledger (schema) there;
+    the scratch schema has no other writer.
+    """
+    from cachewise.ledger import Ledger, rollups
+
+    rollups._lock = lambda _conn: None  # type: ignore[assignment]
     started = time.perf_counter()
     with Ledger(url, spool_dir=spool, create=False) as ledger:
         count = ledger.rebuild_rollups()
@@ -212,6 +218,19 @@ def fill_postgres(base: str, count: int, spool: Path) -> float:
         conn.execute("VACUUM ANALYZE calls")
         conn.execute("VACUUM ANALYZE call_tags")
     return time.perf_counter() - started
+
+
+def reusable_postgres(base: str, count: int) -> bool:
+    """Whether the scratch schema already holds ``count`` generated rows (``--reuse``)."""
+    import psycopg
+
+    dsn = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.calls",)).fetchone()
+        if found is None or found[0] is None:
+            return False
+        rows = conn.execute(f"SELECT count(*) FROM {SCHEMA}.calls").fetchone()
+        return rows is not None and int(rows[0]) == count
 
 
 def drop_postgres(base: str) -> None:
@@ -351,6 +370,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs of each measurement (the best is kept)")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: keep the scratch schema at the end, and reuse it when it holds the rows asked for",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--frame", action="store_true", help="also time the old to_frame path")
     parser.add_argument("--measure", choices=["raw", "report", "rows", "frame"], help=argparse.SUPPRESS)
@@ -372,14 +396,18 @@ def main() -> None:
                     fill = fill_sqlite(work / "bench.db", rows, work / "spool")
                 else:
                     url = pg_url(args.pg)
-                    fill = fill_postgres(args.pg, rows, work / "spool")
+                    if args.reuse and reusable_postgres(args.pg, rows):
+                        fill = 0.0
+                        print(f"\npostgresql: reusing the {rows:,} rows of schema {SCHEMA}")
+                    else:
+                        fill = fill_postgres(args.pg, rows, work / "spool")
                 built = rebuild_rollups(url, work / "spool")
                 found = run_one(name, url, rows, fill, built, args.runs, args.frame, args.skip_rows)
                 results.setdefault(name, []).append(found)
                 if name == "sqlite":
                     (work / "bench.db").unlink()
     finally:
-        if not args.skip_postgres:
+        if not args.skip_postgres and not args.reuse:
             drop_postgres(args.pg)
     for name, found in results.items():  # time per row and memory against the smallest size
         if len(found) < 2:
