@@ -132,9 +132,15 @@ TAGS_SQL = {
 
 
 def rebuild_rollups(url: str, spool: Path) -> tuple[float, int]:
-    """Rebuild the rollups of the generated rows (they were inserted past the writer)."""
-    from cachewise.ledger import Ledger
+    """Rebuild the rollups of the generated rows (they were inserted past the writer).
 
+    Without the rollups' advisory lock: it is one key for the whole PostgreSQL database, so a
+    rebuild of 10M rows (minutes) would stall the writers of every other ledger (schema) there;
+    the scratch schema has no other writer.
+    """
+    from cachewise.ledger import Ledger, rollups
+
+    rollups._lock = lambda _conn: None  # type: ignore[assignment]
     started = time.perf_counter()
     with Ledger(url, spool_dir=spool, create=False) as ledger:
         count = ledger.rebuild_rollups()
@@ -165,7 +171,24 @@ def pg_url(base: str) -> str:
     return f"{base}?options=-csearch_path%3D{SCHEMA}"
 
 
+_SECONDARY = """
+SELECT 'index', i.indexname, i.indexdef FROM pg_indexes i
+WHERE i.schemaname = current_schema() AND i.tablename IN ('calls', 'call_tags')
+  AND i.indexname NOT IN (
+    SELECT conname FROM pg_constraint WHERE connamespace = current_schema()::regnamespace)
+UNION ALL
+SELECT 'constraint', c.conname, 'ALTER TABLE ' || c.conrelid::regclass || ' ADD CONSTRAINT ' || c.conname
+       || ' ' || pg_get_constraintdef(c.oid)
+FROM pg_constraint c
+WHERE c.connamespace = current_schema()::regnamespace AND c.contype IN ('u', 'f')
+  AND c.conrelid::regclass::text IN ('calls', 'call_tags')
+"""
+
+
 def fill_postgres(base: str, count: int, spool: Path) -> float:
+    """Generate the rows with the secondary indexes, the unique and the foreign key constraints
+    of ``calls`` and ``call_tags`` dropped, then build them again (the fast way to load 10M rows;
+    the definitions are read back from the catalog, so they are the migrations' own)."""
     import psycopg
 
     dsn = base.replace("postgresql+psycopg://", "postgresql://")
@@ -176,14 +199,38 @@ def fill_postgres(base: str, count: int, spool: Path) -> float:
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         conn.execute(f"SET search_path TO {SCHEMA}")
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        found = [(str(kind), str(name), str(sql)) for kind, name, sql in conn.execute(_SECONDARY)]
+        for kind, name, sql in found:
+            if kind == "constraint":
+                conn.execute(f"ALTER TABLE {sql.split()[2]} DROP CONSTRAINT {name}")
+        for kind, name, _sql in found:
+            if kind == "index":
+                conn.execute(f"DROP INDEX {name}")
         conn.execute(row_sql("postgresql", count).encode())
         conn.execute(TAGS_SQL["postgresql"])
+        for _kind, _name, sql in sorted(found, key=lambda f: f[0] != "index"):
+            conn.execute(sql.encode())
         conn.commit()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"SET search_path TO {SCHEMA}")
         conn.execute("VACUUM ANALYZE calls")
         conn.execute("VACUUM ANALYZE call_tags")
     return time.perf_counter() - started
+
+
+def reusable_postgres(base: str, count: int) -> bool:
+    """Whether the scratch schema already holds ``count`` generated rows (``--reuse``)."""
+    import psycopg
+
+    dsn = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.calls",)).fetchone()
+        if found is None or found[0] is None:
+            return False
+        rows = conn.execute(f"SELECT count(*) FROM {SCHEMA}.calls").fetchone()
+        return rows is not None and int(rows[0]) == count
 
 
 def drop_postgres(base: str) -> None:
@@ -266,13 +313,21 @@ def best(mode: str, url: str, runs: int) -> dict[str, Any]:
 
 
 def run_one(
-    name: str, url: str, rows: int, fill: float, built: tuple[float, int], runs: int, frame: bool
-) -> None:
+    name: str,
+    url: str,
+    rows: int,
+    fill: float,
+    built: tuple[float, int],
+    runs: int,
+    frame: bool,
+    skip_rows: bool,
+) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     rep: dict[str, Any] = {}
     scan: dict[str, Any] = {}
+    modes = [("raw", raw), ("report", rep)] + ([] if skip_rows else [("rows", scan)])
     for _ in range(runs):  # interleaved, so all see the same load
-        for mode, found in (("raw", raw), ("report", rep), ("rows", scan)):
+        for mode, found in modes:
             result = child(mode, url)
             if not found or result["seconds"] < found["seconds"]:
                 found.clear()
@@ -280,13 +335,17 @@ def run_one(
     print(f"\n{name}: {rows:,} rows generated in the database in {fill:.1f}s")
     print(f"  rollups rebuilt from the rows in {built[0]:.1f}s ({built[1]:,} rollup rows)")
     print(f"  raw GROUP BY model scan {raw['seconds']:7.2f}s  peak RSS {raw['peak_rss_mb']:6.0f} MB")
+    print(f"  load average {Path('/proc/loadavg').read_text().split()[0]} (1 min) after the runs")
     for label, found in (("savings report", rep), ("report from rows", scan)):
+        if not found:
+            continue
         print(f"  {label:23} {found['seconds']:7.2f}s  peak RSS {found['peak_rss_mb']:6.0f} MB"
               f"  ({found['seconds'] / rows * 1e6:.2f} us/row; cold {found['cold_seconds']:.2f}s)"
               f"  time x{found['seconds'] / raw['seconds']:.2f} raw"
               f" (cold x{found['cold_seconds'] / raw['seconds']:.2f})"
               f"  memory x{found['peak_rss_mb'] / raw['peak_rss_mb']:.2f}")  # fmt: skip
-    same = all(rep[k] == scan[k] for k in ("calls", "total", "savings", "wasted", "unpriced", "groups"))
+    fields = ("calls", "total", "savings", "wasted", "unpriced", "groups")
+    same = "not read (--skip-rows)" if skip_rows else all(rep[k] == scan[k] for k in fields)
     print(f"  check: {rep['calls']:,} calls in {rep['groups']} groups, total ${rep['total']}, "
           f"savings ${rep['savings']}, wasted {rep['wasted']:,} tok, unpriced {rep['unpriced']}; "
           f"rollups and rows agree: {same}")  # fmt: skip
@@ -295,16 +354,27 @@ def run_one(
         same = Decimal(old["total"]) == Decimal(rep["total"]) and old["wasted"] == rep["wasted"]
         print(f"  old to_frame report     {old['seconds']:7.2f}s"
               f"  peak RSS {old['peak_rss_mb']:6.0f} MB  (same totals: {same})")  # fmt: skip
+    return {"rows": rows, "raw": raw, "report": rep}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[1_000_000], help="ledger sizes, each measured in turn"
+    )
+    parser.add_argument(
+        "--skip-rows", action="store_true", help="do not time the report from the rows (slow at 10M)"
+    )
     parser.add_argument("--runs", type=int, default=2, help="runs of each measurement (the best is kept)")
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="PostgreSQL: keep the scratch schema at the end, and reuse it when it holds the rows asked for",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--frame", action="store_true", help="also time the old to_frame path")
     parser.add_argument("--measure", choices=["raw", "report", "rows", "frame"], help=argparse.SUPPRESS)
@@ -314,24 +384,43 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.url)))
         return
     work = Path(tempfile.mkdtemp(prefix="cachewise-bench-"))
-    print(f"rows: {args.rows:,}")
+    print(f"rows: {', '.join(f'{n:,}' for n in args.rows)}")
+    results: dict[str, list[dict[str, Any]]] = {}
     try:
         for name in ("sqlite", "postgresql"):
             if (name == "sqlite" and args.skip_sqlite) or (name == "postgresql" and args.skip_postgres):
                 continue
-            if name == "sqlite":
-                url = str(work / "bench.db")
-                fill = fill_sqlite(work / "bench.db", args.rows, work / "spool")
-            else:
-                url = pg_url(args.pg)
-                fill = fill_postgres(args.pg, args.rows, work / "spool")
-            built = rebuild_rollups(url, work / "spool")
-            run_one(name, url, args.rows, fill, built, args.runs, args.frame)
-            if name == "sqlite":
-                (work / "bench.db").unlink()
+            for rows in args.rows:
+                if name == "sqlite":
+                    url = str(work / "bench.db")
+                    fill = fill_sqlite(work / "bench.db", rows, work / "spool")
+                else:
+                    url = pg_url(args.pg)
+                    if args.reuse and reusable_postgres(args.pg, rows):
+                        fill = 0.0
+                        print(f"\npostgresql: reusing the {rows:,} rows of schema {SCHEMA}")
+                    else:
+                        fill = fill_postgres(args.pg, rows, work / "spool")
+                built = rebuild_rollups(url, work / "spool")
+                found = run_one(name, url, rows, fill, built, args.runs, args.frame, args.skip_rows)
+                results.setdefault(name, []).append(found)
+                if name == "sqlite":
+                    (work / "bench.db").unlink()
     finally:
-        if not args.skip_postgres:
+        if not args.skip_postgres and not args.reuse:
             drop_postgres(args.pg)
+    for name, found in results.items():  # time per row and memory against the smallest size
+        if len(found) < 2:
+            continue
+        first = found[0]
+        print(f"\n{name}: against {first['rows']:,} rows")
+        for one in found:
+            per_row = one["report"]["seconds"] / one["rows"]
+            ratio = per_row / (first["report"]["seconds"] / first["rows"])
+            memory = one["report"]["peak_rss_mb"] / first["report"]["peak_rss_mb"]
+            print(f"  {one['rows']:>11,} rows: report {per_row * 1e6:.2f} us/row (x{ratio:.2f}), "
+                  f"x{one['report']['seconds'] / one['raw']['seconds']:.2f} raw, "
+                  f"peak RSS {one['report']['peak_rss_mb']:.0f} MB (x{memory:.2f})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ the number of groups, never the number of calls.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -276,10 +276,18 @@ def _ranking(
 
 def _top_keys(conn: Connection, flt: Filter, column: ColumnElement[Any], top: int) -> list[Any]:
     """The ``top`` costliest values of ``column`` (not NULL), ranked without write waste (it
-    does not change the cost), so that waste is then computed for those groups only."""
-    priced = case((_priced(), 1), else_=0)
+    does not change the cost), so that waste is then computed for those groups only.
+
+    Only called when every matching row has its units (no inexact row), so ``cost_total_units``
+    is NULL exactly where ``cost_total`` is: the ranking reads only the key, ``started_at``,
+    ``id``, ``model``, ``cost_error`` and ``cost_total_units``, which PostgreSQL's
+    ``ix_calls_prefix_hash_started_at`` holds (step 0013), so ranking the prefix families is an
+    index-only scan in family order (no sort, no hash of every family).
+    """
+    units = calls.c.cost_total_units
+    priced = case((and_(calls.c.cost_error.is_(None), units.is_not(None)), 1), else_=0)
     stmt = flt.apply(select(column).where(column.is_not(None))).group_by(column)
-    stmt = stmt.order_by(*_ranking(priced, calls.c.cost_total_units, [column], conn.dialect.name))
+    stmt = stmt.order_by(*_ranking(priced, units, [column], conn.dialect.name))
     return [row[0] for row in conn.execute(stmt.limit(top))]
 
 
@@ -456,7 +464,7 @@ def group_sums(
     def run(split: bool) -> list[Any]:
         if span is None:
             return execute(_group_select(flt, keys, dialect, split=split, prefixed=prefixed, extra=extra))
-        rows = _rollup_rows(conn, keys, span)
+        rows = _rollup_rows(conn, keys, span, execute)
         edges = _edges(span)
         if edges is not None:
             stmt = _group_select(flt, keys, dialect, split=split, prefixed=prefixed, only=[edges])
@@ -541,9 +549,14 @@ def _bucket_key(key: str, dialect: str) -> ColumnElement[Any]:
 
 
 def _rollup_rows(
-    conn: Connection, keys: Sequence[str], span: tuple[datetime | None, datetime | None]
+    conn: Connection,
+    keys: Sequence[str],
+    span: tuple[datetime | None, datetime | None],
+    execute: Callable[[Select[Any]], list[Any]],
 ) -> list[dict[str, Any]]:
-    """The rollups of the hours in ``span`` grouped by ``keys``, as rows of :func:`_group_select`."""
+    """The rollups of the hours in ``span`` grouped by ``keys``, as rows of :func:`_group_select`
+    (``execute`` runs the grouping: on PostgreSQL with sorting off, so the few groups are hashed
+    rather than every rollup row sorted, which spilled to disk at a million calls)."""
     dialect = conn.dialect.name
     r = call_rollups.c
     group: list[ColumnElement[Any]] = []
@@ -569,7 +582,7 @@ def _rollup_rows(
     stmt = stmt.group_by(*(literal_column(str(i)) for i in range(1, len(group) + 1)))
     out: list[dict[str, Any]] = []
     parsed: dict[str, dict[str, str]] = {}
-    for row in conn.execute(stmt).mappings():
+    for row in execute(stmt):
         found = dict(row)
         found["priced"], found["waste"] = row[f"g{len(group) - 2}"], row[f"g{len(group) - 1}"]
         tags: dict[str, str] = {}

@@ -135,6 +135,8 @@ calls = Table(
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_model_started_at", "model", "started_at"),
     # Partial (step 0012): a call without a prefix hash or a batch id adds no entry to write.
+    # Covering on PostgreSQL (step 0013): the prefix families are ranked by cost from the index
+    # alone (ledger/aggregate.py, ``_top_keys``); SQLite has no INCLUDE and keeps the three keys.
     Index(
         "ix_calls_prefix_hash_started_at",
         "prefix_hash",
@@ -142,6 +144,7 @@ calls = Table(
         "id",
         sqlite_where=text("prefix_hash IS NOT NULL"),
         postgresql_where=text("prefix_hash IS NOT NULL"),
+        postgresql_include=["model", "cost_error", "cost_total_units"],
     ),
     Index(
         "ix_calls_batch_id_custom_id",

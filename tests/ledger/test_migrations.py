@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Connection, MetaData, Table, insert, inspect, select, text
+from sqlalchemy import Column, Connection, MetaData, Table, event, insert, inspect, select, text
 
 from cachewise.errors import SchemaTooNew
-from cachewise.ledger import Ledger, migrations, rollups
+from cachewise.ledger import CostBreakdown, Filter, Ledger, migrations, rollups
+from cachewise.ledger.aggregate import group_sums
 from cachewise.ledger.schema import calls, metadata
 from cachewise.ledger.store import Store
 from cachewise.usage import Usage
 
-from .conftest import T0, Backend, make_record
+from .conftest import T0, Backend, make_record, pg_schema
 
 
 def _store_at(backend: Backend, step: int) -> Store:
@@ -183,3 +186,80 @@ def test_the_report_seek_still_reads_the_partial_prefix_index(tmp_path: Path) ->
         plan = " | ".join(str(row[-1]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + sql)))
     led.close()
     assert "ix_calls_prefix_hash_started_at" in plan, plan
+
+
+def test_step_13_covers_the_family_ranking_on_postgresql_on_a_populated_ledger(
+    backend: Backend, open_ledger: Callable[..., Ledger]
+) -> None:
+    store = _store_at(backend, 12)
+    store.dispose()
+    before = open_ledger(upgrade=False)
+    for i in range(12):
+        cost = _exact_cost(i * 7 % 5) if i != 5 else None
+        before.record(make_record(i, prefix_hash=f"p{i % 3}" if i % 4 else None, priced=i != 5, cost=cost))
+    before.close()
+    led = open_ledger()
+    assert led.schema_version() == migrations.latest_version()
+    with led._store.read() as conn:
+        prefix = _index_sql(conn, backend, "ix_calls_prefix_hash_started_at")
+        ranked = group_sums(conn, Filter(), ["prefix_hash"], prefixed=True, top=2)
+        every = group_sums(conn, Filter(), ["prefix_hash"], prefixed=True)
+    assert "prefix_hash IS NOT NULL" in prefix and "started_at" in prefix, prefix
+    if backend.name == "postgres":  # SQLite has no INCLUDE: its index is the step 12 one
+        assert "INCLUDE (model, cost_error, cost_total_units)" in prefix, prefix
+    else:
+        assert "INCLUDE" not in prefix.upper(), prefix
+    by_cost = sorted(every, key=lambda g: (-g.money["cost_total"], g.key))
+    assert [g.key for g in ranked] == [g.key for g in by_cost[:2]]
+    assert ranked == by_cost[:2]
+    assert [r.request_id for r in led.calls()] == [make_record(i).request_id for i in range(12)]
+    assert led.check_rollups().ok
+
+
+def _exact_cost(i: int) -> CostBreakdown:
+    parts = [Decimal("0.000125") * (i + k + 1) for k in range(7)]
+    total = sum(parts, Decimal(0))
+    return CostBreakdown(*parts, cost_total=total, cost_no_cache=total * 2, savings=total)
+
+
+@pytest.mark.postgres
+def test_the_family_ranking_reads_only_the_covering_index_on_postgresql(tmp_path: Path) -> None:
+    """The ranking of :func:`group_sums` (``top`` with ``prefixed``) needs no column outside
+    ``ix_calls_prefix_hash_started_at``: with sequential scans off PostgreSQL plans it as an
+    index-only scan, also under a window and a model scope. (Under a tag scope the planner may
+    as well start from ``call_tags``; which way is cheaper depends on the tag.)"""
+    with pg_schema("cw_rank") as (url, _schema):
+        led = Ledger(url, spool_dir=tmp_path / "spool", flush_on_signal=False)
+        try:
+            for i in range(30):  # whole 10^-12 units: the ranking reads the units (no inexact row)
+                cost = _exact_cost(i)
+                led.record(make_record(i, prefix_hash=f"p{i % 5}", tags={"feature": "chat"}, cost=cost))
+            led.flush()
+            seen: list[tuple[str, Any]] = []
+
+            def capture(conn: Any, cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+                if "GROUP BY calls.prefix_hash ORDER BY" in statement:
+                    seen.append((statement, params))
+
+            scopes = [
+                Filter(),
+                Filter(since=T0 - timedelta(hours=1), until=T0 + timedelta(days=1)),
+                Filter(model="claude-test-1"),
+            ]
+            with led._store.read() as conn:
+                event.listen(conn, "before_cursor_execute", capture)
+                for flt in scopes:
+                    assert group_sums(conn, flt, ["prefix_hash"], prefixed=True, top=3)
+                event.remove(conn, "before_cursor_execute", capture)
+                assert len(seen) == len(scopes)
+                # a scratch ledger: leave the planner the covering index or nothing (on a few rows
+                # it would as soon read ix_calls_started_at and sort)
+                conn.exec_driver_sql("DROP INDEX ix_calls_started_at")
+                conn.exec_driver_sql("DROP INDEX ix_calls_model_started_at")
+                conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+                for statement, params in seen:
+                    plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, params))
+                    assert "Index Only Scan using ix_calls_prefix_hash_started_at on calls" in plan, plan
+        finally:
+            led.close()
