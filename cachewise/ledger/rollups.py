@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
+from sqlalchemy.exc import DBAPIError
 
 from .schema import TOKEN_COLUMNS, call_rollups, call_tags, calls
 from .types import format_utc
@@ -352,6 +353,40 @@ def _sqlite_upsert(rows: int) -> str:
     )
 
 
+#: PostgreSQL: from this many rollup rows, the deltas are copied into a temporary table and added
+#: from it in one statement (an executemany adapts and sends every row as its own statement).
+_PG_COPY_FROM = 50
+_PG_DELTAS = "cachewise_rollup_deltas"
+_PG_CREATE_DELTAS = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_DELTAS} (LIKE call_rollups) ON COMMIT DELETE ROWS"
+)
+_NO_PRIVILEGE = "42501"  # insufficient_privilege
+
+
+def _pg_copy_upsert(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``COPY`` the rows into this session's temporary deltas table, then one upsert from it."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    dbapi = conn.dialect.loaded_dbapi
+    statement = _PG_CREATE_DELTAS
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(statement)
+            statement = f"COPY {_PG_DELTAS} ({_COLUMNS_SQL}) FROM STDIN"
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            statement = (
+                f"INSERT INTO call_rollups ({_COLUMNS_SQL}) SELECT {_COLUMNS_SQL} FROM {_PG_DELTAS} "
+                f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
+            )
+            cursor.execute(statement)
+            statement = f"TRUNCATE {_PG_DELTAS}"  # the next batch of this transaction starts empty
+            cursor.execute(statement)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
+
+
 def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *, prune: bool) -> None:
     """Add ``deltas`` (keys with driver-form buckets) onto the stored rollups with
     ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x`` (multi-row statements on SQLite,
@@ -369,8 +404,17 @@ def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *,
                 params = [value for row in rows[start : start + size] for value in row]
                 conn.exec_driver_sql(_sqlite_upsert(size), tuple(params))
                 start += size
-    else:
+    elif len(rows) < _PG_COPY_FROM:
         conn.exec_driver_sql(_UPSERT[dialect], rows)
+    else:
+        try:
+            with conn.begin_nested():
+                _pg_copy_upsert(conn, rows)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _NO_PRIVILEGE:
+                raise
+            # A role without the TEMPORARY privilege (revoked from PUBLIC on a hardened server).
+            conn.exec_driver_sql(_UPSERT[dialect], rows)
     if prune:
         buckets = sorted({key[0] for key in deltas})
         mark = "?" if dialect == "sqlite" else "%s"
