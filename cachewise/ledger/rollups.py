@@ -389,8 +389,9 @@ def _pg_copy_upsert(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
 
 def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *, prune: bool) -> None:
     """Add ``deltas`` (keys with driver-form buckets) onto the stored rollups with
-    ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x`` (multi-row statements on SQLite,
-    one driver ``executemany`` on PostgreSQL); then drop the rows left with no calls."""
+    ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x`` (multi-row statements on SQLite;
+    on PostgreSQL a driver ``executemany``, or from :data:`_PG_COPY_FROM` rows a ``COPY`` into a
+    temporary table and one upsert from it); then drop the rows left with no calls."""
     if not deltas:
         return
     dialect = conn.dialect.name
