@@ -2,7 +2,8 @@
 and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
-        [--pg URL] [--skip inserts record frame end-to-end index-cost rollups] [--full-write-indexes]
+        [--pg URL] [--skip inserts record frame end-to-end index-cost rollups upkeep-cpu]
+        [--full-write-indexes]
 
 ``rollups``: the cost of keeping the rollups on write (ledger/rollups.py), ``Ledger.record`` end to
 end with their upkeep and without it (the upkeep replaced by a no-op in this process), interleaved,
@@ -401,6 +402,47 @@ def rollup_upkeep(tmp: Path, pg_admin: str, rows: int, runs: int = 2) -> None:
             )
 
 
+def upkeep_cpu(directory: Path, pg_url: str, rows: int, repeats: int = 5) -> None:
+    """Thread CPU per row of the rollups' upkeep alone (``rollups.record_inserted`` on rows already
+    built, chunks of 1,000 as the writer hands them over, each run rolled back), next to one raw
+    ``executemany`` of the same rows into ``calls`` (the baseline, same run); least of ``repeats``.
+    The random records: nearly every call is a rollup row of its own (the worst case)."""
+    from cachewise.ledger import rollups
+    from cachewise.ledger.types import format_utc
+
+    records = random_records(rows, seed=7)
+    for label, url in (("sqlite", str(directory / "upkeep.db")), ("postgres", pg_url)):
+        store = Store(url)
+        store.upgrade()
+        sqlite = store.dialect == "sqlite"
+        now = datetime.now(UTC)
+        built = [record_values(r, format_utc(now) if sqlite else now, sqlite) for r in records]
+        ids = {values[0]: i for i, (values, _tags) in enumerate(built, 1)}
+        mark = "?" if sqlite else "%s"
+        marks = ", ".join([mark] * (len(_INSERT_COLUMNS) + 1))
+        insert = f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES ({marks})"
+        best = {"upkeep": float("inf"), "raw": float("inf")}
+        for _ in range(repeats):
+            for what in best:
+                with store.engine.connect() as conn:
+                    transaction = conn.begin()
+                    start = time.thread_time()
+                    if what == "raw":
+                        conn.exec_driver_sql(insert, [(ids[v[0]], *v) for v, _tags in built])
+                    else:
+                        for i in range(0, rows, 1000):
+                            part = built[i : i + 1000]
+                            rollups.record_inserted(conn, part, {v[0]: ids[v[0]] for v, _tags in part})
+                    best[what] = min(best[what], time.thread_time() - start)
+                    transaction.rollback()
+        store.dispose()
+        upkeep, raw = (best[k] / rows * 1e6 for k in ("upkeep", "raw"))
+        print(
+            f"upkeep   {label:9} {rows} rows: rollups.record_inserted {upkeep:5.1f} µs/row thread CPU | "
+            f"raw executemany into calls {raw:5.1f} µs/row (x{upkeep / raw:.2f}); least of {repeats}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
@@ -411,7 +453,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["inserts", "record", "frame", "end-to-end", "index-cost", "rollups"],
+        choices=["inserts", "record", "frame", "end-to-end", "index-cost", "rollups", "upkeep-cpu"],
     )
     parser.add_argument(
         "--full-write-indexes",
@@ -433,6 +475,8 @@ def main() -> None:
                 index_cost(random_records(min(args.e2e_rows, 20_000), seed=7), Path(tmp))
             if "rollups" not in args.skip:
                 rollup_upkeep(Path(tmp), args.pg, args.e2e_rows)
+            if "upkeep-cpu" not in args.skip:
+                upkeep_cpu(Path(tmp), pg_url, min(args.e2e_rows, 5_000))
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
                 inserts(pg_url, args.rows, "postgres")

@@ -27,13 +27,16 @@ and readers add the parts in Python, so no sum of money meets SQLite's 64-bit bo
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
+from sqlalchemy.exc import DBAPIError
 
 from .schema import TOKEN_COLUMNS, call_rollups, call_tags, calls
 from .types import format_utc
@@ -72,7 +75,10 @@ _PARTS = tuple(f"{name}_{part}" for name in UNITS_COLUMNS for part in ("hi", "lo
 # columns of ``calls`` without ``id``, in table order).
 _COLUMNS = tuple(c.name for c in calls.columns if c.name != "id")
 _AT = {name: i for i, name in enumerate(_COLUMNS)}
-_MEASURE_AT = tuple(_AT[name] for name in (*TOKEN_COLUMNS, *UNITS_COLUMNS))
+_TOKENS_OF = operator.itemgetter(*(_AT[name] for name in TOKEN_COLUMNS))
+_UNITS_OF = operator.itemgetter(*(_AT[name] for name in UNITS_COLUMNS))
+#: What follows the hour in SQLite's ``started_at`` text when it is floored to the hour (``format_utc``).
+_HOUR_TEXT_TAIL = ":00:00.000000"
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -90,9 +96,6 @@ def tags_key(tags: Mapping[str, Any]) -> str:
 def error_key(cost_error: str | None) -> str:
     """``cost_error`` as a non-NULL key: ``''`` for none, else ``'!'`` and the text."""
     return "" if cost_error is None else "!" + cost_error
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
@@ -207,24 +210,42 @@ def record_inserted(
         _AT["cost_error"],
         _AT["cost_total"],
     )
+    tokens_of, units_of = _TOKENS_OF, _UNITS_OF
     for call_id, values, tags in new:
         waste = after.get(call_id)
-        if waste is None:  # not a writer under a prefix hash: its class is its own
-            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
+        if waste is None:  # not a writer under a prefix hash: its class is its own (``_class``)
+            waste = 0 if values[e5_at] <= 0 and values[e1_at] <= 0 else _UNATTRIBUTED
         tags_text = tag_keys.get(id(tags))
         if tags_text is None:
             tags_text = tag_keys[id(tags)] = tags_key(tags)
         started = values[started_at]
-        hour_of = (
-            started[:13] if isinstance(started, str) else started.replace(minute=0, second=0, microsecond=0)
-        )
-        bucket = hours.get(hour_of)
-        if bucket is None:
-            bucket = hours[hour_of] = _driver_bucket(_moment(started), isinstance(started, str))
+        if isinstance(started, str):  # SQLite's fixed-width UTC text: the hour is its first 13 characters
+            hour_of = started[:13]
+            bucket = hours.get(hour_of)
+            if bucket is None:
+                bucket = hours[hour_of] = hour_of + _HOUR_TEXT_TAIL
+        else:
+            hour_of = started.replace(minute=0, second=0, microsecond=0)
+            bucket = hours.get(hour_of)
+            if bucket is None:
+                bucket = hours[hour_of] = _driver_bucket(_moment(started), False)
         error = values[error_at]
         costed = values[total_at] is not None
-        key = (bucket, values[model_at], tags_text, error_key(error), int(error is None and costed), waste)
-        _add(deltas, key, [1, int(costed), *(values[i] or 0 for i in _MEASURE_AT)])
+        key = (
+            bucket,
+            values[model_at],
+            tags_text,
+            "" if error is None else "!" + error,  # error_key
+            1 if error is None and costed else 0,
+            waste,
+        )
+        measures = [1, 1 if costed else 0, *tokens_of(values), *[u or 0 for u in units_of(values)]]
+        found = deltas.get(key)
+        if found is None:
+            deltas[key] = measures  # built for this call: the sums may own it
+        else:
+            for i, value in enumerate(measures):
+                found[i] += value
     moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
     if moved:
         for key_of, measures in _stored_calls(conn, list(moved)):
@@ -299,10 +320,8 @@ def _stored_calls(
 
 def _driver_row(key: tuple[Any, ...], sums: Sequence[int]) -> tuple[Any, ...]:
     """A ``call_rollups`` row's driver values: the key, the plain sums, each units sum in two parts."""
-    parts: list[int] = []
-    for value in sums[len(_PLAIN) :]:
-        parts.extend(divmod(value, _SPLIT))
-    return (*key, *sums[: len(_PLAIN)], *parts)
+    plain = len(_PLAIN)
+    return (*key, *sums[:plain], *[part for value in sums[plain:] for part in divmod(value, _SPLIT)])
 
 
 _COLUMNS_SQL = ", ".join((*_KEYS, *_PLAIN, *_PARTS))
@@ -318,16 +337,85 @@ def _upsert_sql(mark: str) -> str:
 
 
 _UPSERT = {"sqlite": _upsert_sql("?"), "postgresql": _upsert_sql("%s")}
+_WIDTH = len(_KEYS) + len(_PLAIN) + len(_PARTS)
+#: Rollup rows per multi-row upsert on SQLite: full statements, then the rest in a few sizes (few
+#: distinct statements, so they stay prepared; SQLite binds at most 32,766 values a statement).
+_SQLITE_UPSERT_SIZES = (min(500, 32_000 // _WIDTH), 50, 5, 1)
+
+
+@functools.cache
+def _sqlite_upsert(rows: int) -> str:
+    """:func:`_upsert_sql` for ``rows`` rows in one ``VALUES`` list (SQLite)."""
+    row = "(" + ", ".join(["?"] * _WIDTH) + ")"
+    return (
+        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) VALUES {', '.join([row] * rows)} "
+        f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
+    )
+
+
+#: PostgreSQL: from this many rollup rows, the deltas are copied into a temporary table and added
+#: from it in one statement (an executemany adapts and sends every row as its own statement).
+_PG_COPY_FROM = 50
+_PG_DELTAS = "cachewise_rollup_deltas"
+_PG_CREATE_DELTAS = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_DELTAS} (LIKE call_rollups) ON COMMIT DELETE ROWS"
+)
+_NO_PRIVILEGE = "42501"  # insufficient_privilege
+
+
+def _pg_copy_upsert(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``COPY`` the rows into this session's temporary deltas table, then one upsert from it."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    dbapi = conn.dialect.loaded_dbapi
+    statement = _PG_CREATE_DELTAS
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(statement)
+            statement = f"COPY {_PG_DELTAS} ({_COLUMNS_SQL}) FROM STDIN"
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            statement = (
+                f"INSERT INTO call_rollups ({_COLUMNS_SQL}) SELECT {_COLUMNS_SQL} FROM {_PG_DELTAS} "
+                f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
+            )
+            cursor.execute(statement)
+            statement = f"TRUNCATE {_PG_DELTAS}"  # the next batch of this transaction starts empty
+            cursor.execute(statement)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *, prune: bool) -> None:
-    """Add ``deltas`` (keys with driver-form buckets) onto the stored rollups in one driver
-    ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x``; then drop
-    the rows left with no calls."""
+    """Add ``deltas`` (keys with driver-form buckets) onto the stored rollups with
+    ``INSERT ... ON CONFLICT DO UPDATE SET x = x + excluded.x`` (multi-row statements on SQLite;
+    on PostgreSQL a driver ``executemany``, or from :data:`_PG_COPY_FROM` rows a ``COPY`` into a
+    temporary table and one upsert from it); then drop the rows left with no calls."""
     if not deltas:
         return
     dialect = conn.dialect.name
-    conn.exec_driver_sql(_UPSERT[dialect], [_driver_row(key, sums) for key, sums in deltas.items()])
+    rows = [_driver_row(key, sums) for key, sums in deltas.items()]
+    if dialect == "sqlite":
+        # Multi-row statements: one step each without the GIL, where executemany takes it back after
+        # every row (and waits for it behind the thread building the next chunk). Keys are unique.
+        start = 0
+        for size in _SQLITE_UPSERT_SIZES:
+            while len(rows) - start >= size:
+                params = [value for row in rows[start : start + size] for value in row]
+                conn.exec_driver_sql(_sqlite_upsert(size), tuple(params))
+                start += size
+    elif len(rows) < _PG_COPY_FROM:
+        conn.exec_driver_sql(_UPSERT[dialect], rows)
+    else:
+        try:
+            with conn.begin_nested():
+                _pg_copy_upsert(conn, rows)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _NO_PRIVILEGE:
+                raise
+            # A role without the TEMPORARY privilege (revoked from PUBLIC on a hardened server).
+            conn.exec_driver_sql(_UPSERT[dialect], rows)
     if prune:
         buckets = sorted({key[0] for key in deltas})
         mark = "?" if dialect == "sqlite" else "%s"

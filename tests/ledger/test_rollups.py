@@ -139,6 +139,55 @@ def test_a_read_in_a_later_batch_moves_the_write_out_of_waste(ledger: Ledger) ->
     assert ledger.check_rollups().ok
 
 
+def test_a_batch_of_many_rollup_rows_is_kept_whole(ledger: Ledger) -> None:
+    """One batch whose calls fall in 556 distinct hours: SQLite's multi-row upserts of every
+    statement size (500 + 50 + 5 + 1 rows) and the repeats of those keys in a second batch."""
+    from cachewise.ledger.rollups import _SQLITE_UPSERT_SIZES
+
+    assert sum(_SQLITE_UPSERT_SIZES) == 556
+    records = [
+        replace(record, started_at=T0 + timedelta(hours=i), request_id=f"h{i}")
+        for i, record in enumerate(random_ledger(556, 5))
+    ]
+    for record in records:
+        ledger.record(record)
+    ledger.flush()
+    with ledger.read() as conn:
+        assert conn.execute(text("SELECT count(DISTINCT bucket) FROM call_rollups")).scalar_one() == 556
+    for i, record in enumerate(records):  # the same hours again, under new request ids
+        ledger.record(replace(record, request_id=f"again{i}"))
+    ledger.flush()
+    with ledger.read() as conn:
+        assert conn.execute(text("SELECT sum(calls) FROM call_rollups")).scalar_one() == 2 * 556
+    assert ledger.check_rollups().ok
+    _same_as_rows(ledger, Filter(T0 + timedelta(minutes=17)))
+
+
+def test_without_the_temporary_privilege_postgresql_upserts_row_by_row(
+    backend: Backend, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role that may not create temporary tables: the batch's rollups go through the
+    ``executemany`` upsert instead of ``COPY``, and nothing is lost or doubled."""
+    if backend.name != "postgres":
+        assert ledger.stats.database_up  # SQLite has no temporary-table path; nothing to refuse
+        return
+    from cachewise.ledger import rollups
+
+    refuse = "DO $$ BEGIN RAISE EXCEPTION 'no temp' USING ERRCODE = '42501'; END $$"
+    monkeypatch.setattr(rollups, "_PG_CREATE_DELTAS", refuse)
+    records = [
+        replace(record, started_at=T0 + timedelta(hours=i), request_id=f"p{i}")
+        for i, record in enumerate(random_ledger(120, 8))
+    ]
+    for record in records:
+        ledger.record(record)
+    ledger.flush()
+    assert ledger.stats.inserted == 120 and ledger.stats.spooled == 0
+    with ledger.read() as conn:
+        assert conn.execute(text("SELECT sum(calls) FROM call_rollups")).scalar_one() == 120
+    assert ledger.check_rollups().ok
+
+
 def test_refused_rows_and_repeats_leave_the_rollups_equal(ledger: Ledger) -> None:
     records = random_ledger(80, 11)
     for record in records[:40]:
