@@ -94,11 +94,15 @@ def choose(
     # best[i][(n, ttl)] = (value, previous state)
     best: list[dict[tuple[int, Ttl], tuple[float, _State | None]]] = [{} for _ in range(m)]
     fixed_idx = [i for i, c in enumerate(pool) if c.fixed is not None]
+    # Per pool entry, read once: its values and whether it takes the tie-break (a planner-placed,
+    # shareable point).
+    values = [c.values for c in pool]
+    tied = [c.fixed is None and c.shareable for c in pool]
 
     def gain(i: int, ttl: Ttl, start: int) -> float:
-        c = pool[i]
-        value = (tokens[i] - start) * c.values.get(ttl, 0.0)
-        if c.fixed is None and c.shareable and c.values.get(ttl, -1.0) >= 0:
+        per = values[i]
+        value = (tokens[i] - start) * per.get(ttl, 0.0)
+        if tied[i] and per.get(ttl, -1.0) >= 0:
             value += _TIE
         return value
 
