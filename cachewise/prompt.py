@@ -626,9 +626,17 @@ _MESSAGE_MAX_BYTES = 16384
 _CHAIN_MAX = 8  # states a message's hashes are kept from (histories that share the message)
 
 
+#: The positions made lately (:meth:`Prompt.position`), keyed by everything one is made of: its
+#: index, prefix hash, row, sizes and the tools' end (a system block's path counts from it). Positions
+#: are frozen values, so a later request's equal position is the same object. Emptied when full.
+_POSITIONS: dict[tuple[int, str, _Row, int, int, int], Position] = {}
+_POSITIONS_MAX = 8192
+
+
 def _forget() -> None:
     """Empty every memo of this module: what is read next is read as if never seen (tests, benchmarks)."""
     _BLOCKS.clear()
+    _POSITIONS.clear()
     _MESSAGES.clear()
     _SALTS.clear()
     _long_string_bytes.cache_clear()
@@ -967,11 +975,21 @@ class Prompt:
         """The position at ``index`` (made on first use)."""
         made = self._made[index]
         if made is None:
-            level, kind, message, block, role, why_not, end, inside, string = self._rows[index]
+            row = self._rows[index]
+            tools_end = self.level_ends.get("tools", -1)
+            nbytes = self.nbytes(index)
+            text_bytes = self._cum_text[index] - (self._cum_text[index - 1] if index else 0)
+            # Everything the position is made of: an agent's next request repeats it (same prefix)
+            key = (index, self.hashes[index], row, nbytes, text_bytes, tools_end)
+            made = _POSITIONS.get(key)
+            if made is not None:
+                self._made[index] = made
+                return made
+            level, kind, message, block, role, why_not, end, inside, string = row
             if level == "messages":
                 path = f"messages.{message}.content" + ("" if string else f".{block}")
             elif level == "system":
-                path = "system" if string else f"system.{index - self.level_ends.get('tools', -1) - 1}"
+                path = "system" if string else f"system.{index - tools_end - 1}"
             else:
                 path = f"tools.{index}"
             made = Position(
@@ -984,13 +1002,16 @@ class Prompt:
                 role=role,
                 markable=why_not is None,
                 why_not=why_not,
-                nbytes=self.nbytes(index),
-                text_bytes=self._cum_text[index] - (self._cum_text[index - 1] if index else 0),
+                nbytes=nbytes,
+                text_bytes=text_bytes,
                 prefix_hash=self.hashes[index],
                 message_end=end,
                 inside_run=inside,
             )
             self._made[index] = made
+            if len(_POSITIONS) >= _POSITIONS_MAX:
+                _POSITIONS.clear()
+            _POSITIONS[key] = made
         return made
 
     @property

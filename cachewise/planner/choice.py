@@ -94,11 +94,15 @@ def choose(
     # best[i][(n, ttl)] = (value, previous state)
     best: list[dict[tuple[int, Ttl], tuple[float, _State | None]]] = [{} for _ in range(m)]
     fixed_idx = [i for i, c in enumerate(pool) if c.fixed is not None]
+    # Per pool entry, read once: its values and whether it takes the tie-break (a planner-placed,
+    # shareable point).
+    values = [c.values for c in pool]
+    tied = [c.fixed is None and c.shareable for c in pool]
 
     def gain(i: int, ttl: Ttl, start: int) -> float:
-        c = pool[i]
-        value = (tokens[i] - start) * c.values.get(ttl, 0.0)
-        if c.fixed is None and c.shareable and c.values.get(ttl, -1.0) >= 0:
+        per = values[i]
+        value = (tokens[i] - start) * per.get(ttl, 0.0)
+        if tied[i] and per.get(ttl, -1.0) >= 0:
             value += _TIE
         return value
 
@@ -109,32 +113,40 @@ def choose(
     # a family whose conversations were seen to resume after a pause passes (``pause`` > 0): it is
     # for a 1h tail. Passes are states of their own; a pass is never the end of a chain.
     passes: list[dict[tuple[int, Ttl], tuple[float, _State | None]]] = [{} for _ in range(m)]
+    indexes = [c.index for c in pool]
+    first_fixed = fixed_idx[0] if fixed_idx else m
     for i, c in enumerate(pool):
         need = max(c.slots, 1)
-        first_ok = not any(f < i for f in fixed_idx)
+        first_ok = i <= first_fixed  # no fixed candidate before this one
         can_pass = pause > 0 and c.fixed is None and c.live == "5m" and not _FAMILY.intersection(c.kinds)
+        best_i, passes_i, index_i = best[i], passes[i], indexes[i]
         if can_pass and first_ok:
-            passes[i][(0, "1h")] = (gain(i, "5m", 0), None)
+            passes_i[(0, "1h")] = (gain(i, "5m", 0), None)
         for option in _options(c):
             head, ttl = _ends(c, option)  # states carry the TTL of their last marker
+            passing = can_pass and option == "5m"
             if first_ok and need <= budget:
-                best[i][(need, ttl)] = (gain(i, option, 0), None)
+                best_i[(need, ttl)] = (gain(i, option, 0), None)
             for j in range(i - 1, -1, -1):
-                near = c.index - pool[j].index < LOOKBACK
-                for via, table in ((False, best[j]), (True, passes[j] if near else {})):
-                    for (n, tj), (val, _) in table.items():
+                # what this candidate adds after a state at j (the same for every state there)
+                step = gain(i, option, tokens[j])
+                step_pass = gain(i, "5m", tokens[j]) if passing else 0.0
+                for via in (False, True) if index_i - indexes[j] < LOOKBACK else (False,):
+                    for (n, tj), (val, _) in (passes[j] if via else best[j]).items():
                         if tj == "5m" and head == "1h":
                             continue
                         total_n = n + need
                         if total_n > budget:
                             continue
-                        cand_val = val + gain(i, option, tokens[j])
-                        if cand_val > best[i].get((total_n, ttl), (neg, None))[0]:
-                            best[i][(total_n, ttl)] = (cand_val, (j, n, tj, via))
-                        if can_pass and not via and option == "5m":
-                            pass_val = val + gain(i, "5m", tokens[j])
-                            if pass_val > passes[i].get((n, tj), (neg, None))[0]:
-                                passes[i][(n, tj)] = (pass_val, (j, n, tj, False))
+                        cand_val = val + step
+                        held = best_i.get((total_n, ttl))
+                        if cand_val > (neg if held is None else held[0]):
+                            best_i[(total_n, ttl)] = (cand_val, (j, n, tj, via))
+                        if passing and not via:
+                            pass_val = val + step_pass
+                            held = passes_i.get((n, tj))
+                            if pass_val > (neg if held is None else held[0]):
+                                passes_i[(n, tj)] = (pass_val, (j, n, tj, False))
                 if pool[j].fixed is not None:
                     break  # a fixed breakpoint cannot be skipped
     end_value, end_state = (0.0, None) if not fixed_idx else (neg, None)

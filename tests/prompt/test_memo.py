@@ -101,6 +101,7 @@ def test_the_memos_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prompt_module, "_MESSAGES_MAX", 4)
     monkeypatch.setattr(prompt_module, "_CHAIN_MAX", 2)
     monkeypatch.setattr(prompt_module, "_SALTS_MAX", 3)
+    monkeypatch.setattr(prompt_module, "_POSITIONS_MAX", 5)
     shared = {"role": "user", "content": [{"type": "text", "text": "same"}]}
     for i in range(20):
         history = [{"role": "user", "content": [{"type": "text", "text": f"turn {i}"}]}]
@@ -112,6 +113,31 @@ def test_the_memos_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(prompt_module._MESSAGES) <= 4
         assert all(len(seg.chain) <= 2 for seg in prompt_module._MESSAGES.values())
         assert len(prompt_module._SALTS) <= 3
+        assert len(prompt_module._POSITIONS) <= 5
+    prompt_module._forget()
+
+
+def test_a_repeated_position_is_the_one_made_before_and_equals_a_fresh_one() -> None:
+    prompt_module._forget()
+    tools = [{"name": f"t{i}", "description": "d", "input_schema": {"type": "object"}} for i in range(3)]
+    system = [{"type": "text", "text": "first"}, {"type": "text", "text": "second"}]
+    request = body(messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}])
+    request["tools"], request["system"] = tools, system
+    first = Prompt(request).positions
+    again = Prompt(copy.deepcopy(request)).positions
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert first == cold(request)[-1]
+    assert [p.path for p in first] == [
+        "tools.0",
+        "tools.1",
+        "tools.2",
+        "system.0",
+        "system.1",
+        "messages.0.content.0",
+    ]
+    # the same system blocks after fewer tools: other hashes, and paths counted from their own start
+    fewer = {**request, "tools": tools[:1]}
+    assert [p.path for p in Prompt(fewer).positions][1:3] == ["system.0", "system.1"]
     prompt_module._forget()
 
 
