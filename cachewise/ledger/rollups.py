@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
 from sqlalchemy.exc import DBAPIError
 
+from .multirow import execute_in_sizes
 from .schema import TOKEN_COLUMNS, call_rollups, call_tags, calls
 from .types import format_utc
 from .units import UNITS_COLUMNS
@@ -396,15 +397,8 @@ def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *,
         return
     dialect = conn.dialect.name
     rows = [_driver_row(key, sums) for key, sums in deltas.items()]
-    if dialect == "sqlite":
-        # Multi-row statements: one step each without the GIL, where executemany takes it back after
-        # every row (and waits for it behind the thread building the next chunk). Keys are unique.
-        start = 0
-        for size in _SQLITE_UPSERT_SIZES:
-            while len(rows) - start >= size:
-                params = [value for row in rows[start : start + size] for value in row]
-                conn.exec_driver_sql(_sqlite_upsert(size), tuple(params))
-                start += size
+    if dialect == "sqlite":  # multi-row upserts (the keys of one batch are unique)
+        execute_in_sizes(conn, rows, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
     elif len(rows) < _PG_COPY_FROM:
         conn.exec_driver_sql(_UPSERT[dialect], rows)
     else:

@@ -39,6 +39,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import LedgerError, LedgerUnavailable
 from . import migrations, rollups
+from .multirow import execute_in_sizes
 from .privacy import redact
 from .quarantine import QuarantinedRecord, first_line, is_refusal
 from .record import CallRecord
@@ -734,15 +735,8 @@ class Store:
         ]
         if not tag_rows:
             return inserted
-        if self.dialect == "sqlite":
-            # Multi-row statements of a few fixed sizes, like the calls: one step each without the
-            # GIL, where executemany would take it back after every row (behind the builder).
-            start = 0
-            for size in _TAG_STATEMENT_SIZES:
-                while len(tag_rows) - start >= size:
-                    params = [value for tag_row in tag_rows[start : start + size] for value in tag_row]
-                    conn.exec_driver_sql(_sqlite_tags_insert(size), tuple(params))
-                    start += size
+        if self.dialect == "sqlite":  # multi-row statements, like the calls
+            execute_in_sizes(conn, tag_rows, _TAG_STATEMENT_SIZES, _sqlite_tags_insert)
         elif not bulk:
             conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (%s, %s, %s)", tag_rows)
         else:  # PostgreSQL: COPY, instead of a pipelined statement per tag

@@ -1,0 +1,29 @@
+"""Rows written to SQLite by multi-row statements of a few fixed sizes.
+
+One ``INSERT ... VALUES (...), (...), ...`` step runs without the GIL, where ``executemany`` takes it
+back after every row (and so waits behind the thread building the next chunk). A few fixed sizes,
+largest first and ending with 1, keep the cached statement texts few.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+__all__ = ["execute_in_sizes"]
+
+
+def execute_in_sizes(
+    conn: Connection, rows: Sequence[Sequence[Any]], sizes: Sequence[int], statement: Callable[[int], str]
+) -> None:
+    """Execute ``statement(size)`` over ``rows`` in runs of ``sizes`` (which must end with 1)."""
+    if sizes[-1] != 1:
+        raise ValueError(f"statement sizes must end with 1, got {tuple(sizes)!r}")
+    start = 0
+    for size in sizes:
+        while len(rows) - start >= size:
+            params = [value for row in rows[start : start + size] for value in row]
+            conn.exec_driver_sql(statement(size), tuple(params))
+            start += size
