@@ -119,15 +119,6 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return bytes(content)
 
 
-def _parsed(content: bytes) -> Any:
-    """The JSON in ``content``, or ``None`` (not JSON, or nested too deep to parse).
-
-    orjson (the ``fast`` extra) reads it when it reads the same value as :mod:`json`
-    (:func:`cachewise.integrations._json.read_json`).
-    """
-    return read_reply(content)
-
-
 def create_proxy_app(
     tracker: CallTracker,
     *,
@@ -168,7 +159,7 @@ def create_proxy_app(
 
     def batch_objects(data: bytes, proxy_base: str) -> bytes:
         """Remember batch creation times; point ``results_url`` at the proxy. Other bodies unchanged."""
-        payload = _parsed(data)
+        payload = read_reply(data)
         if not isinstance(payload, dict):
             return data
         batches.remember(payload)
@@ -201,7 +192,7 @@ def create_proxy_app(
         if kind == CallKind.MESSAGES:
             return await messages(request, target, headers, content)
         if kind == CallKind.BATCH_CREATE and admit is not None:  # a batch is admitted as a whole
-            refused = await admit(request, _parsed(content))
+            refused = await admit(request, read_reply(content))
             if refused is not None:
                 return refused
         if kind == CallKind.BATCH_CREATE and batch_planner is not None:
@@ -230,7 +221,7 @@ def create_proxy_app(
         return Response(data, reply.status_code, headers=_reply_headers(reply.headers))
 
     async def messages(request: Request, target: str, headers: dict[str, str], content: bytes) -> Response:
-        body = _parsed(content)
+        body = read_reply(content)
         if admit is not None and (refused := await admit(request, body)) is not None:
             return refused
         with caller_headers(request.headers):
@@ -261,7 +252,7 @@ def create_proxy_app(
             return _upstream_failed(exc, base, request_id)
         finally:
             await reply.aclose()
-        parsed = _parsed(data)  # read once, for the record and the envelope
+        parsed = read_reply(data)  # read once, for the record and the envelope
         tracker.finish(prepared, reply.status_code, reply.headers, data, parsed=parsed)
         if unwrap_envelopes:
             inner = unwrap_envelope(parsed)

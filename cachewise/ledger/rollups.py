@@ -33,7 +33,7 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
 from sqlalchemy.exc import DBAPIError
@@ -78,8 +78,6 @@ _COLUMNS = tuple(c.name for c in calls.columns if c.name != "id")
 _AT = {name: i for i, name in enumerate(_COLUMNS)}
 _TOKENS_OF = operator.itemgetter(*(_AT[name] for name in TOKEN_COLUMNS))
 _UNITS_OF = operator.itemgetter(*(_AT[name] for name in UNITS_COLUMNS))
-#: What follows the hour in SQLite's ``started_at`` text when it is floored to the hour (``format_utc``).
-_HOUR_TEXT_TAIL = ":00:00.000000"
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -97,6 +95,9 @@ def tags_key(tags: Mapping[str, Any]) -> str:
 def error_key(cost_error: str | None) -> str:
     """``cost_error`` as a non-NULL key: ``''`` for none, else ``'!'`` and the text."""
     return "" if cost_error is None else "!" + cost_error
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a call's time, where its class does not read it
 
 
 def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
@@ -156,13 +157,17 @@ def _family_classes(members: Sequence[_Member], until: datetime) -> dict[int, in
     return out
 
 
-def _add(sums: Sums, key: Key, measures: Sequence[int], sign: int = 1) -> None:
+def _add(sums: Sums, key: Key, measures: Sequence[int], sign: Literal[1, -1] = 1) -> None:
+    """Add ``measures`` (or take them away, ``sign=-1``) onto the sums under ``key``."""
     found = sums.get(key)
     if found is None:
-        sums[key] = [sign * v for v in measures]
+        sums[key] = list(measures) if sign == 1 else [-v for v in measures]
+    elif sign == 1:  # the write path's case, once per call: no product per value
+        for i, value in enumerate(measures):
+            found[i] += value
     else:
         for i, value in enumerate(measures):
-            found[i] += sign * value
+            found[i] -= value
 
 
 def _lock(conn: Connection) -> None:
@@ -214,39 +219,29 @@ def record_inserted(
     tokens_of, units_of = _TOKENS_OF, _UNITS_OF
     for call_id, values, tags in new:
         waste = after.get(call_id)
-        if waste is None:  # not a writer under a prefix hash: its class is its own (``_class``)
-            waste = 0 if values[e5_at] <= 0 and values[e1_at] <= 0 else _UNATTRIBUTED
+        if waste is None:  # not a writer under a prefix hash: its class is its own
+            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
         tags_text = tag_keys.get(id(tags))
         if tags_text is None:
             tags_text = tag_keys[id(tags)] = tags_key(tags)
         started = values[started_at]
-        if isinstance(started, str):  # SQLite's fixed-width UTC text: the hour is its first 13 characters
-            hour_of = started[:13]
-            bucket = hours.get(hour_of)
-            if bucket is None:
-                bucket = hours[hour_of] = hour_of + _HOUR_TEXT_TAIL
-        else:
-            hour_of = started.replace(minute=0, second=0, microsecond=0)
-            bucket = hours.get(hour_of)
-            if bucket is None:
-                bucket = hours[hour_of] = _driver_bucket(_moment(started), False)
+        sqlite = isinstance(started, str)  # SQLite: fixed-width UTC text, the hour its first 13 characters
+        hour_of = started[:13] if sqlite else started.replace(minute=0, second=0, microsecond=0)
+        bucket = hours.get(hour_of)
+        if bucket is None:  # once per hour of the batch
+            bucket = hours[hour_of] = _driver_bucket(_moment(started), sqlite)
         error = values[error_at]
         costed = values[total_at] is not None
         key = (
             bucket,
             values[model_at],
             tags_text,
-            "" if error is None else "!" + error,  # error_key
+            error_key(error),
             1 if error is None and costed else 0,
             waste,
         )
         measures = [1, 1 if costed else 0, *tokens_of(values), *[u or 0 for u in units_of(values)]]
-        found = deltas.get(key)
-        if found is None:
-            deltas[key] = measures  # built for this call: the sums may own it
-        else:
-            for i, value in enumerate(measures):
-                found[i] += value
+        _add(deltas, key, measures)
     moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
     if moved:
         for key_of, measures in _stored_calls(conn, list(moved)):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -52,6 +52,8 @@ __all__ = [
 
 EXPECTED_READS_CAP = 8.0
 _MEMO_MAX = 4096  # rates or gaps kept at one now (a clock that stands still plans many requests)
+_RateTable = dict[tuple[str, str, Ttl], float]  # (kind, family, TTL) -> rate
+_GapTable = dict[str, tuple[float, ...]]  # prefix hash -> its gaps, in seconds
 _WINDOW_5M = timedelta(seconds=TTL_SECONDS["5m"])
 _WINDOW_1H = timedelta(seconds=TTL_SECONDS["1h"])
 PRIOR_WEIGHT = 0.5
@@ -196,9 +198,7 @@ class ReuseStats:
         self._version = 0
         #: The rates asked at one ``now`` and version: a plan asks the same family's rates for each
         #: of its candidates. One tuple, replaced whole, so threads never pair a stamp with another's table.
-        self._rates: tuple[
-            tuple[datetime, int] | None, dict[tuple[str, str, int, str], float], dict[str, tuple[float, ...]]
-        ] = (None, {}, {})
+        self._rates: tuple[tuple[datetime, int] | None, _RateTable, _GapTable] = (None, {}, {})
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -415,54 +415,36 @@ class ReuseStats:
             return None
         return rec.live_ttl
 
-    def _rate_memo(self, now: datetime | None) -> dict[tuple[str, str, int, str], float] | None:
-        """The rates already worked out at ``now`` with the outcomes as they are (``None``: no ``now``).
+    def _tables(self, now: datetime) -> tuple[_RateTable, _GapTable]:
+        """The rates and the prefixes' gaps already worked out at ``now`` with the outcomes as they are.
 
         Every rate is a function of the outcomes and ``now``; the version changes with the outcomes
-        (:meth:`record`, a window closing), so a table of the same ``now`` and version holds exactly
-        what a fresh computation gives. At most one table: the next ``now`` replaces it.
+        (:meth:`record`, a window closing), so tables of the same ``now`` and version hold exactly
+        what a fresh computation gives. One pair at most: the next ``now`` replaces it.
         """
-        if now is None:
-            return None
         stamp = (now, self._version)
         memo = self._rates
-        if memo[0] != stamp or len(memo[1]) >= _MEMO_MAX:
+        if memo[0] != stamp or len(memo[1]) >= _MEMO_MAX or len(memo[2]) >= _MEMO_MAX:
             memo = self._rates = (stamp, {}, {})
-        return memo[1]
+        return memo[1], memo[2]
 
-    def _gap_memo(self, now: datetime) -> dict[str, tuple[float, ...]]:
-        """The prefixes' gaps already worked out at ``now`` and this version (as :meth:`_rate_memo`)."""
-        stamp = (now, self._version)
-        memo = self._rates
-        if memo[0] != stamp or len(memo[2]) >= _MEMO_MAX:
-            memo = self._rates = (stamp, {}, {})
-        return memo[2]
+    def _rate(self, key: tuple[str, str, Ttl], now: datetime | None, work_out: Callable[[], float]) -> float:
+        """The rate named ``key``, memoised per ``now`` (:meth:`_tables`); without ``now``, worked out."""
+        if now is None:
+            return work_out()
+        rates = self._tables(now)[0]
+        found = rates.get(key)
+        if found is None:
+            found = rates[key] = work_out()
+        return found
 
     def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance a family is seen again within ``ttl`` (with ``now``: open arrivals count too)."""
-        memo = self._rate_memo(now)
-        key = ("shared", "", 0, ttl)
-        if memo is not None:
-            found = memo.get(key)
-            if found is not None:
-                return found
-        rate = self.shared.rate(ttl, now)
-        if memo is not None:
-            memo[key] = rate
-        return rate
+        return self._rate(("shared", "", ttl), now, lambda: self.shared.rate(ttl, now))
 
     def p_tail(self, family: str, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance a tail of ``family`` is continued within ``ttl`` (with ``now``: open tails count too)."""
-        memo = self._rate_memo(now)
-        key = ("tail", family, 0, ttl)
-        if memo is not None:
-            found = memo.get(key)
-            if found is not None:
-                return found
-        rate = self._p_tail(family, ttl, now)
-        if memo is not None:
-            memo[key] = rate
-        return rate
+        return self._rate(("tail", family, ttl), now, lambda: self._p_tail(family, ttl, now))
 
     def _p_tail(self, family: str, ttl: Ttl, now: datetime | None) -> float:
         prior = self.tails.rate(ttl, now)
@@ -522,7 +504,7 @@ class ReuseStats:
     def _gaps(self, prefix_hash: str, rec: PrefixRecord, now: datetime) -> tuple[float, ...]:
         """The positive gaps between the prefix's arrivals and ``now``, in seconds (asked per TTL:
         memoised with the rates, as arrivals change only with :meth:`record`)."""
-        memo = self._gap_memo(now)
+        memo = self._tables(now)[1]
         found = memo.get(prefix_hash)
         if found is not None:
             return found

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachewise.integrations._json import read_json
-from cachewise.integrations.proxy import _parsed
 from cachewise.integrations.sse import SSETap
 from cachewise.integrations.tracker import CallTracker, read_reply
 from cachewise.ledger import CallRecord
@@ -112,12 +111,12 @@ def test_read_json_reads_what_json_reads(text: str) -> None:
 def test_the_proxy_reads_a_body_with_a_big_integer_as_json_does() -> None:
     # What the planner then writes upstream is this value: a float here would change the user's body.
     body = b'{"model": "m", "metadata": {"n": 123456789012345678901234567890}, "temperature": 0.5}'
-    assert _parsed(body) == {
+    assert read_reply(body) == {
         "model": "m",
         "metadata": {"n": 123456789012345678901234567890},
         "temperature": 0.5,
     }
-    assert type(_parsed(body)["metadata"]["n"]) is int
+    assert type(read_reply(body)["metadata"]["n"]) is int
 
 
 def test_read_json_raises_what_json_raises() -> None:
