@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import functools
 import json
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
+from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, not_, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from .multirow import execute_in_sizes
@@ -76,8 +75,6 @@ _PARTS = tuple(f"{name}_{part}" for name in UNITS_COLUMNS for part in ("hi", "lo
 # columns of ``calls`` without ``id``, in table order).
 _COLUMNS = tuple(c.name for c in calls.columns if c.name != "id")
 _AT = {name: i for i, name in enumerate(_COLUMNS)}
-_TOKENS_OF = operator.itemgetter(*(_AT[name] for name in TOKEN_COLUMNS))
-_UNITS_OF = operator.itemgetter(*(_AT[name] for name in UNITS_COLUMNS))
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -95,9 +92,6 @@ def tags_key(tags: Mapping[str, Any]) -> str:
 def error_key(cost_error: str | None) -> str:
     """``cost_error`` as a non-NULL key: ``''`` for none, else ``'!'`` and the text."""
     return "" if cost_error is None else "!" + cost_error
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a call's time, where its class does not read it
 
 
 def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
@@ -194,54 +188,30 @@ def record_inserted(
     if not new:
         return
     families: dict[str, list[datetime]] = {}
-    for _id, values, _tags in new:
-        prefix = values[_AT["prefix_hash"]]
+    joining: dict[str, list[_Member]] = {}  # the new calls that decide a class, by family
+    prefix_at, started_at = _AT["prefix_hash"], _AT["started_at"]
+    e5_at, e1_at, read_at = (
+        _AT["ephemeral_5m_input_tokens"],
+        _AT["ephemeral_1h_input_tokens"],
+        _AT["cache_read_input_tokens"],
+    )
+    for call_id, values, _tags in new:
+        prefix = values[prefix_at]
         if prefix is not None:
-            families.setdefault(prefix, []).append(_moment(values[_AT["started_at"]]))
+            at = _moment(values[started_at])
+            families.setdefault(prefix, []).append(at)
+            e5, e1, read = values[e5_at], values[e1_at], values[read_at] > 0
+            if read or e5 > 0 or e1 > 0:
+                joining.setdefault(prefix, []).append(_Member(call_id, at, e5, e1, read))
+    ids = sorted(call_id for call_id, _v, _t in new)
     before: dict[int, int] = {}
     after: dict[int, int] = {}
     if families:
-        new_ids = {call_id for call_id, _v, _t in new}
-        for members, until in _family_members(conn, families):
+        for prefix, earlier, until in _family_members(conn, families, ids):
+            members = earlier + joining.get(prefix, [])
             after.update(_family_classes(members, until))
-            earlier = [m for m in members if m.id not in new_ids]
             before.update(_family_classes(earlier, until))
-    deltas: Sums = {}
-    tag_keys: dict[int, str] = {}
-    hours: dict[Any, Any] = {}
-    e5_at, e1_at = _AT["ephemeral_5m_input_tokens"], _AT["ephemeral_1h_input_tokens"]
-    started_at, model_at, error_at, total_at = (
-        _AT["started_at"],
-        _AT["model"],
-        _AT["cost_error"],
-        _AT["cost_total"],
-    )
-    tokens_of, units_of = _TOKENS_OF, _UNITS_OF
-    for call_id, values, tags in new:
-        waste = after.get(call_id)
-        if waste is None:  # not a writer under a prefix hash: its class is its own
-            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
-        tags_text = tag_keys.get(id(tags))
-        if tags_text is None:
-            tags_text = tag_keys[id(tags)] = tags_key(tags)
-        started = values[started_at]
-        sqlite = isinstance(started, str)  # SQLite: fixed-width UTC text, the hour its first 13 characters
-        hour_of = started[:13] if sqlite else started.replace(minute=0, second=0, microsecond=0)
-        bucket = hours.get(hour_of)
-        if bucket is None:  # once per hour of the batch
-            bucket = hours[hour_of] = _driver_bucket(_moment(started), sqlite)
-        error = values[error_at]
-        costed = values[total_at] is not None
-        key = (
-            bucket,
-            values[model_at],
-            tags_text,
-            error_key(error),
-            1 if error is None and costed else 0,
-            waste,
-        )
-        measures = [1, 1 if costed else 0, *tokens_of(values), *[u or 0 for u in units_of(values)]]
-        _add(deltas, key, measures)
+    deltas = _new_sums(conn, ids, after)
     moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
     if moved:
         for key_of, measures in _stored_calls(conn, list(moved)):
@@ -252,12 +222,84 @@ def record_inserted(
     _apply(conn, deltas, prune=bool(moved))
 
 
+_TOKENS_SQL = ", ".join(f"sum({name})" for name in TOKEN_COLUMNS)
+
+
+def _new_sums_sql(hour: str, tags: str, where: str, modulo: str) -> str:
+    """The new calls summed in SQL per rollup key; a cache writer under a prefix hash is a group of
+    its own (its class, ``-id`` here, is decided by its family in Python); others' class is their own."""
+    units = ", ".join(f"sum({name} / {_SPLIT}), sum({name} {modulo} {_SPLIT})" for name in UNITS_COLUMNS)
+    return (
+        f"SELECT {hour}, model, {tags}, cost_error, cost_total IS NOT NULL, "
+        "CASE WHEN ephemeral_5m_input_tokens <= 0 AND ephemeral_1h_input_tokens <= 0 THEN 0 "
+        f"WHEN prefix_hash IS NULL THEN {_UNATTRIBUTED} ELSE -id END, "
+        f"count(*), {_TOKENS_SQL}, {units} FROM calls WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+
+
+_SQLITE_HOUR = "substr(started_at, 1, 13)"
+_NEW_SUMS_RANGE = _new_sums_sql(_SQLITE_HOUR, "tags", "id BETWEEN ? AND ?", "%")
+_NEW_SUMS_IN = _new_sums_sql(_SQLITE_HOUR, "tags", "id IN ({marks})", "%")
+_NEW_SUMS_ANY = _new_sums_sql(  # psycopg's placeholders: a literal % is written %%
+    "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')", "tags::text", "id = ANY(%s)", "%%"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stored_tags_key(text: str | None) -> str:
+    """The rollups' key of a call's stored ``tags`` JSON text."""
+    return tags_key(json.loads(text) if text else {})
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_bucket(hour: str, sqlite: bool) -> Any:
+    """A ``YYYY-MM-DD HH`` hour as the driver takes the rollups' bucket."""
+    return _driver_bucket(datetime.fromisoformat(hour + ":00:00").replace(tzinfo=UTC), sqlite)
+
+
+def _new_sums(conn: Connection, ids: Sequence[int], after: Mapping[int, int]) -> Sums:
+    """The rollups of the calls ``ids`` (sorted) just inserted, summed in SQL (keys in driver form);
+    ``after``: the waste class of each cache writer under a prefix hash, decided by its family."""
+    dialect = conn.dialect.name
+    sqlite = dialect == "sqlite"
+    queries: list[tuple[str, Any]] = []
+    if not sqlite:
+        queries.append((_NEW_SUMS_ANY, (list(ids),)))
+    elif ids[-1] - ids[0] + 1 == len(ids):  # the bulk path: consecutive ids
+        queries.append((_NEW_SUMS_RANGE, (ids[0], ids[-1])))
+    else:
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = tuple(ids[start : start + _IN_CHUNK])
+            queries.append((_NEW_SUMS_IN.replace("{marks}", ", ".join(["?"] * len(chunk))), chunk))
+    plain = 1 + len(TOKEN_COLUMNS)  # count(*) and the token sums
+    sums: Sums = {}
+    for statement, params in queries:
+        for row in conn.exec_driver_sql(statement, params):
+            hour, model, tags, error, costed, waste, *measures = row
+            if waste < 0:
+                waste = after.get(-waste, _UNATTRIBUTED)
+            calls_ = int(measures[0])
+            parts = measures[plain:]
+            key = (_hour_bucket(hour, sqlite), model, _stored_tags_key(tags), error_key(error),
+                   1 if error is None and costed else 0, int(waste))  # fmt: skip
+            values = [calls_, calls_ if costed else 0, *(int(v) for v in measures[1:plain])]
+            values += [int(parts[i] or 0) * _SPLIT + int(parts[i + 1] or 0) for i in range(0, len(parts), 2)]
+            _add(sums, key, values)
+    return sums
+
+
 def _family_members(
-    conn: Connection, families: Mapping[str, Sequence[datetime]]
-) -> Iterable[tuple[list[_Member], datetime]]:
-    """Each family's calls from an hour before its first new call to an hour after its last (the
-    calls whose waste class a new call can change, and what decides it)."""
+    conn: Connection, families: Mapping[str, Sequence[datetime]], new: Sequence[int]
+) -> Iterable[tuple[str, list[_Member], datetime]]:
+    """Each family's stored calls from an hour before its first new call to an hour after its last
+    (the calls whose waste class a new call can change, and what decides it), without the calls
+    ``new`` (sorted ids) just inserted, which the caller knows: ``(prefix, members, last new time)``."""
     names = sorted(families)
+    fresh = set(new)
+    # Consecutive new ids (the bulk path) are left out in SQL, not read back to be dropped here.
+    leave_out = (
+        not_(calls.c.id.between(new[0], new[-1])) if new and new[-1] - new[0] + 1 == len(new) else None
+    )
     reads = case((calls.c.cache_read_input_tokens > 0, 1), else_=0)
     for start in range(0, len(names), _IN_CHUNK):
         chunk = names[start : start + _IN_CHUNK]
@@ -280,11 +322,14 @@ def _family_members(
                 calls.c.ephemeral_1h_input_tokens > 0,
             ),
         )
-        found: dict[str, list[_Member]] = {}
+        if leave_out is not None:
+            stmt = stmt.where(leave_out)
+        found: dict[str, list[_Member]] = {prefix: [] for prefix in chunk}
         for prefix, call_id, at, e5, e1, read in conn.execute(stmt):
-            found.setdefault(prefix, []).append(_Member(call_id, _moment(at), e5, e1, bool(read)))
+            if call_id not in fresh:
+                found[prefix].append(_Member(call_id, _moment(at), e5, e1, bool(read)))
         for prefix, members in found.items():
-            yield members, max(families[prefix])
+            yield prefix, members, max(families[prefix])
 
 
 def _stored_calls(
