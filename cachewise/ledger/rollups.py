@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,6 +76,8 @@ _PARTS = tuple(f"{name}_{part}" for name in UNITS_COLUMNS for part in ("hi", "lo
 # columns of ``calls`` without ``id``, in table order).
 _COLUMNS = tuple(c.name for c in calls.columns if c.name != "id")
 _AT = {name: i for i, name in enumerate(_COLUMNS)}
+_TOKENS_OF = operator.itemgetter(*(_AT[name] for name in TOKEN_COLUMNS))
+_UNITS_OF = operator.itemgetter(*(_AT[name] for name in UNITS_COLUMNS))
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -92,6 +95,9 @@ def tags_key(tags: Mapping[str, Any]) -> str:
 def error_key(cost_error: str | None) -> str:
     """``cost_error`` as a non-NULL key: ``''`` for none, else ``'!'`` and the text."""
     return "" if cost_error is None else "!" + cost_error
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a call's time, where its class does not read it
 
 
 def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
@@ -211,7 +217,36 @@ def record_inserted(
             members = earlier + joining.get(prefix, [])
             after.update(_family_classes(members, until))
             before.update(_family_classes(earlier, until))
-    deltas = _new_sums(conn, ids, after)
+    deltas: Sums = {}
+    tag_keys: dict[int, str] = {}
+    hours: dict[Any, Any] = {}
+    model_at, error_at, total_at = _AT["model"], _AT["cost_error"], _AT["cost_total"]
+    tokens_of, units_of = _TOKENS_OF, _UNITS_OF
+    for call_id, values, tags in new:
+        waste = after.get(call_id)
+        if waste is None:  # not a writer under a prefix hash: its class is its own
+            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
+        tags_text = tag_keys.get(id(tags))
+        if tags_text is None:
+            tags_text = tag_keys[id(tags)] = tags_key(tags)
+        started = values[started_at]
+        sqlite = isinstance(started, str)  # SQLite: fixed-width UTC text, the hour its first 13 characters
+        hour_of = started[:13] if sqlite else started.replace(minute=0, second=0, microsecond=0)
+        bucket = hours.get(hour_of)
+        if bucket is None:  # once per hour of the batch
+            bucket = hours[hour_of] = _driver_bucket(_moment(started), sqlite)
+        error = values[error_at]
+        costed = values[total_at] is not None
+        key = (
+            bucket,
+            values[model_at],
+            tags_text,
+            error_key(error),
+            1 if error is None and costed else 0,
+            waste,
+        )
+        measures = [1, 1 if costed else 0, *tokens_of(values), *[u or 0 for u in units_of(values)]]
+        _add(deltas, key, measures)
     moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
     if moved:
         for key_of, measures in _stored_calls(conn, list(moved)):
@@ -220,72 +255,6 @@ def record_inserted(
             _add(deltas, (*base, was), measures, -1)
             _add(deltas, (*base, now), measures)
     _apply(conn, deltas, prune=bool(moved))
-
-
-_TOKENS_SQL = ", ".join(f"sum({name})" for name in TOKEN_COLUMNS)
-
-
-def _new_sums_sql(hour: str, tags: str, where: str, modulo: str) -> str:
-    """The new calls summed in SQL per rollup key; a cache writer under a prefix hash is a group of
-    its own (its class, ``-id`` here, is decided by its family in Python); others' class is their own."""
-    units = ", ".join(f"sum({name} / {_SPLIT}), sum({name} {modulo} {_SPLIT})" for name in UNITS_COLUMNS)
-    return (
-        f"SELECT {hour}, model, {tags}, cost_error, cost_total IS NOT NULL, "
-        "CASE WHEN ephemeral_5m_input_tokens <= 0 AND ephemeral_1h_input_tokens <= 0 THEN 0 "
-        f"WHEN prefix_hash IS NULL THEN {_UNATTRIBUTED} ELSE -id END, "
-        f"count(*), {_TOKENS_SQL}, {units} FROM calls WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6"
-    )
-
-
-_SQLITE_HOUR = "substr(started_at, 1, 13)"
-_NEW_SUMS_RANGE = _new_sums_sql(_SQLITE_HOUR, "tags", "id BETWEEN ? AND ?", "%")
-_NEW_SUMS_IN = _new_sums_sql(_SQLITE_HOUR, "tags", "id IN ({marks})", "%")
-_NEW_SUMS_ANY = _new_sums_sql(  # psycopg's placeholders: a literal % is written %%
-    "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')", "tags::text", "id = ANY(%s)", "%%"
-)
-
-
-@functools.lru_cache(maxsize=4096)
-def _stored_tags_key(text: str | None) -> str:
-    """The rollups' key of a call's stored ``tags`` JSON text."""
-    return tags_key(json.loads(text) if text else {})
-
-
-@functools.lru_cache(maxsize=4096)
-def _hour_bucket(hour: str, sqlite: bool) -> Any:
-    """A ``YYYY-MM-DD HH`` hour as the driver takes the rollups' bucket."""
-    return _driver_bucket(datetime.fromisoformat(hour + ":00:00").replace(tzinfo=UTC), sqlite)
-
-
-def _new_sums(conn: Connection, ids: Sequence[int], after: Mapping[int, int]) -> Sums:
-    """The rollups of the calls ``ids`` (sorted) just inserted, summed in SQL (keys in driver form);
-    ``after``: the waste class of each cache writer under a prefix hash, decided by its family."""
-    dialect = conn.dialect.name
-    sqlite = dialect == "sqlite"
-    queries: list[tuple[str, Any]] = []
-    if not sqlite:
-        queries.append((_NEW_SUMS_ANY, (list(ids),)))
-    elif ids[-1] - ids[0] + 1 == len(ids):  # the bulk path: consecutive ids
-        queries.append((_NEW_SUMS_RANGE, (ids[0], ids[-1])))
-    else:
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = tuple(ids[start : start + _IN_CHUNK])
-            queries.append((_NEW_SUMS_IN.replace("{marks}", ", ".join(["?"] * len(chunk))), chunk))
-    plain = 1 + len(TOKEN_COLUMNS)  # count(*) and the token sums
-    sums: Sums = {}
-    for statement, params in queries:
-        for row in conn.exec_driver_sql(statement, params):
-            hour, model, tags, error, costed, waste, *measures = row
-            if waste < 0:
-                waste = after.get(-waste, _UNATTRIBUTED)
-            calls_ = int(measures[0])
-            parts = measures[plain:]
-            key = (_hour_bucket(hour, sqlite), model, _stored_tags_key(tags), error_key(error),
-                   1 if error is None and costed else 0, int(waste))  # fmt: skip
-            values = [calls_, calls_ if costed else 0, *(int(v) for v in measures[1:plain])]
-            values += [int(parts[i] or 0) * _SPLIT + int(parts[i + 1] or 0) for i in range(0, len(parts), 2)]
-            _add(sums, key, values)
-    return sums
 
 
 def _family_members(

@@ -202,11 +202,13 @@ _PG_CREATE_STAGING = (
     f"AS SELECT {_INSERT_SQL_COLUMNS} FROM calls WITH NO DATA"
 )
 _PG_COPY_STAGING = f"COPY {_PG_STAGING} ({_INSERT_SQL_COLUMNS}) FROM STDIN"
+#: The staged rows moved into ``calls`` in one statement: the next chunk of the transaction
+#: finds the staging table empty.
 _PG_INSERT_STAGED = (
-    f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM {_PG_STAGING} "
+    f"WITH staged AS (DELETE FROM {_PG_STAGING} RETURNING {_INSERT_SQL_COLUMNS}) "
+    f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM staged "
     "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
 )
-_PG_CLEAR_STAGING = f"DELETE FROM {_PG_STAGING}"
 _NO_PRIVILEGE = "42501"  # insufficient_privilege
 
 #: Rows built (and written) at a time inside one batch's transaction; see ``Store._pipelined``.
@@ -941,8 +943,6 @@ class Store:
                 statement = _PG_INSERT_STAGED
                 cursor.execute(statement)
                 inserted = {request_id: call_id for call_id, request_id in cursor.fetchall()}
-                statement = _PG_CLEAR_STAGING  # the next chunk of this transaction starts empty
-                cursor.execute(statement)
         except dbapi.Error as exc:
             raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted
