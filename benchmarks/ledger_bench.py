@@ -443,17 +443,15 @@ def upkeep_cpu(directory: Path, pg_url: str, rows: int, repeats: int = 5) -> Non
         )
 
 
-def _parts_once(url: str, records: list[CallRecord], staging: bool = True) -> dict[str, tuple[float, float]]:
+def _parts_once(url: str, records: list[CallRecord]) -> dict[str, tuple[float, float]]:
     """One pass of the write path's parts over ``records`` (chunks of 1,000 in one transaction,
-    as the writer hands them over): thread CPU and wall seconds of each part. ``staging=False``:
-    PostgreSQL's fallback path (COPY straight into ``calls``, as for a role without temporary tables)."""
+    as the writer hands them over): thread CPU and wall seconds of each part."""
     from cachewise.ledger import rollups
     from cachewise.ledger import store as store_module
     from cachewise.ledger.types import format_utc
 
     target = Store(url)
     target.upgrade()
-    target._staging = staging
     sqlite = target.dialect == "sqlite"
     spent: dict[str, list[float]] = {
         name: [0.0, 0.0] for name in ("build", "insert", "upkeep", "tags", "commit")
@@ -503,7 +501,7 @@ def parts(
     pg_admin: str,
     rows: int,
     runs: int = 3,
-    labels: tuple[str, ...] = ("sqlite", "postgres", "pg-copy"),
+    labels: tuple[str, ...] = ("sqlite", "postgres"),
 ) -> None:
     """Live traffic through ``Store``'s write path, part by part (thread CPU and wall µs a row,
     the least of ``runs`` passes, each into a fresh database), next to a raw ``executemany`` of the
@@ -518,7 +516,7 @@ def parts(
             else:
                 url, schema = _pg_schema(pg_admin)
             try:
-                found = _parts_once(url, records, staging=label != "pg-copy")
+                found = _parts_once(url, records)
                 raw = min(
                     raw, _raw_executemany(url, _raw_values(records, label == "sqlite"), label == "sqlite")
                 )
@@ -554,9 +552,9 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         nargs="*",
-        default=["sqlite", "postgres", "pg-copy"],
-        choices=["sqlite", "postgres", "pg-copy"],
-        help="the databases of the parts figure (pg-copy: PostgreSQL without the staging table)",
+        default=["sqlite", "postgres"],
+        choices=["sqlite", "postgres"],
+        help="the databases of the parts figure",
     )
     parser.add_argument(
         "--full-write-indexes",

@@ -195,22 +195,6 @@ def _sqlite_tags_insert(rows: int) -> str:
     return f"INSERT INTO call_tags (call_id, key, value) VALUES {', '.join(['(?, ?, ?)'] * rows)}"
 
 
-#: PostgreSQL: a session's staging table for the rows of a chunk (``Store._staged_rows``).
-_PG_STAGING = "cachewise_calls_staging"
-_PG_CREATE_STAGING = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_PG_STAGING} ON COMMIT DELETE ROWS "
-    f"AS SELECT {_INSERT_SQL_COLUMNS} FROM calls WITH NO DATA"
-)
-_PG_COPY_STAGING = f"COPY {_PG_STAGING} ({_INSERT_SQL_COLUMNS}) FROM STDIN"
-#: The staged rows moved into ``calls`` in one statement: the next chunk of the transaction
-#: finds the staging table empty.
-_PG_INSERT_STAGED = (
-    f"WITH staged AS (DELETE FROM {_PG_STAGING} RETURNING {_INSERT_SQL_COLUMNS}) "
-    f"INSERT INTO calls ({_INSERT_SQL_COLUMNS}) SELECT {_INSERT_SQL_COLUMNS} FROM staged "
-    "ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id"
-)
-_NO_PRIVILEGE = "42501"  # insufficient_privilege
-
 #: Rows built (and written) at a time inside one batch's transaction; see ``Store._pipelined``.
 PIPELINE_CHUNK = 1000
 _IN_CHUNK = 900  # bound parameters per IN list (SQLite's historical limit is 999)
@@ -477,7 +461,6 @@ class Store:
         self._io: ThreadPoolExecutor | None = None  # writes chunks while the next is built
         self._sequence: str | None = None  # PostgreSQL: the calls.id sequence, named on first use
         self._null_patterns: set[NullPattern] = set()  # SQLite: written with NULL in the SQL text
-        self._staging = True  # PostgreSQL: rows go through a temporary table until a role is refused one
 
     def _check_exists(self) -> None:
         if self.memory:
@@ -812,8 +795,6 @@ class Store:
         """
         sqlite = self.dialect == "sqlite"
         if bulk and not sqlite:
-            if self._staging and self._has_staging(conn):
-                return self._staged_rows(conn, rows)
             return self._copy_rows(conn, rows)
         if bulk:
             return self._sqlite_rows(conn, rows)
@@ -903,46 +884,6 @@ class Store:
                     cursor.execute(statement, params)
             finally:
                 cursor.close()
-        except dbapi.Error as exc:
-            raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
-        return inserted
-
-    def _has_staging(self, conn: Connection) -> bool:
-        """PostgreSQL: create this session's staging table if needed (under a savepoint); False, and
-        never asked again by this store, when the role may not create temporary tables."""
-        try:
-            with conn.begin_nested():
-                conn.exec_driver_sql(_PG_CREATE_STAGING)
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) != _NO_PRIVILEGE:
-                raise
-            log.info("ledger %s: no temporary tables for this role; rows are copied into calls", self.label)
-            self._staging = False
-            return False
-        return True
-
-    def _staged_rows(self, conn: Connection, rows: list[Prepared]) -> dict[str, int]:
-        """PostgreSQL: ``COPY`` the rows into the session's staging table, then one
-        ``INSERT INTO calls ... SELECT ... ON CONFLICT (request_id) DO NOTHING RETURNING``.
-
-        The request ids already stored, and those another writer stores meanwhile (the insert
-        waits for its transaction), are skipped by the database itself: no read of the stored
-        ids beforehand, no ids drawn beforehand, no batch refused because of a race. Errors of
-        the raw driver cursor are raised as SQLAlchemy's own, as in :meth:`_copy_rows`.
-        """
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        dbapi = conn.dialect.loaded_dbapi
-        statement = _PG_COPY_STAGING
-        try:
-            with raw.cursor() as cursor:
-                with cursor.copy(statement) as copy:
-                    write = copy.write_row
-                    for values, _tags in rows:
-                        write(values)
-                statement = _PG_INSERT_STAGED
-                cursor.execute(statement)
-                inserted = {request_id: call_id for call_id, request_id in cursor.fetchall()}
         except dbapi.Error as exc:
             raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
         return inserted

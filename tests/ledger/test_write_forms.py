@@ -1,6 +1,5 @@
-"""The write path's forms store the same rows: SQLite's statements per NULL pattern (NULL in the
-statement text) against bound ``None`` values, and PostgreSQL's staging table against ``COPY``
-straight into ``calls`` (the path of a role that may not create temporary tables)."""
+"""SQLite's write path stores the same rows whichever form a row takes: statements per NULL
+pattern (NULL in the statement text, booleans as ints) or ``None`` values bound one by one."""
 
 from __future__ import annotations
 
@@ -13,13 +12,12 @@ from sqlalchemy import text
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.ledger import store as store_module
 from cachewise.ledger.rollups import stored as stored_rollups
-from cachewise.ledger.store import _INSERT_COLUMNS, PIPELINE_CHUNK, Store, record_values
+from cachewise.ledger.store import _INSERT_COLUMNS, PIPELINE_CHUNK, Store
 
-from .conftest import make_record, pg_schema
+from .conftest import make_record
 from .test_units import random_records
 
 _COLUMNS = ("id", *(c for c in _INSERT_COLUMNS if c != "recorded_at"))  # recorded_at: the time of writing
-_REFUSE = "DO $$ BEGIN RAISE EXCEPTION 'no temp' USING ERRCODE = '42501'; END $$"
 
 
 def _records() -> list[CallRecord]:
@@ -105,67 +103,3 @@ def test_the_store_keeps_a_bounded_number_of_null_patterns(
     with Ledger(str(tmp_path / "l.db"), spool_dir=tmp_path / "spool") as led:
         assert led.calls() == sorted(records, key=lambda r: (r.started_at, r.request_id))
         assert led.check_rollups().ok
-
-
-@pytest.mark.postgres
-def test_postgresql_staged_rows_equal_rows_copied_into_calls() -> None:
-    records = _records()
-    with pg_schema("cw_stage") as (staged_url, _s1), pg_schema("cw_copy") as (copied_url, _s2):
-
-        def without_staging(store: Store) -> None:
-            store._staging = False
-
-        staged = _written(staged_url, records)
-        copied = _written(copied_url, records, without_staging)
-    assert len(staged[0]) == len(records)
-    assert staged == copied
-
-
-@pytest.mark.postgres
-def test_without_the_temporary_privilege_rows_are_copied_into_calls(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A role refused temporary tables: the first chunk finds out under a savepoint, the store
-    stops asking, and every row is written once, by ``COPY`` into ``calls``."""
-    monkeypatch.setattr(store_module, "_PG_CREATE_STAGING", _REFUSE)
-    records = _records()
-    with pg_schema("cw_notemp") as (url, _schema), Ledger(url, spool_dir=tmp_path, batch_size=1500) as led:
-        for record in records:
-            led.record(record)
-        assert led.flush() == len(records)
-        assert led.stats.inserted == len(records) and led.stats.spooled == 0
-        assert led._store._staging is False
-        assert led.calls() == sorted(records, key=lambda r: (r.started_at, r.request_id))
-        assert led.check_rollups().ok
-
-
-@pytest.mark.postgres
-def test_postgresql_staged_rows_skip_what_another_writer_stored_without_a_retry(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Rows another writer stored in between are skipped by ``ON CONFLICT``: the batch is not
-    refused and written again by halves."""
-    records = [make_record(i, tags={"n": str(i)}) for i in range(1200)]
-    with pg_schema("cw_race") as (url, _schema):
-        first, second = Store(url), Store(url)
-        first.upgrade()
-        second.upgrade()
-        try:
-            assert first.insert(records[300:700]).inserted == 400
-
-            def no_retry(_records: Any) -> Any:
-                raise AssertionError("the batch was written again by halves")
-
-            monkeypatch.setattr(second, "_insert_isolated", no_retry)
-            with second.write() as conn:  # the stored ids are not read first: the insert skips them
-                rows = [record_values(r, r.started_at, False) for r in records[:1000]]
-                inserted = second._write_rows(conn, rows, bulk=True)
-            assert sorted(inserted) == sorted(r.request_id for r in records[:300] + records[700:1000])
-            result = second.insert(records)
-            assert (result.inserted, result.duplicates, result.conflicts) == (200, 1000, 0)
-            rows_, tags, _rollups = _stored(first)
-            assert len(rows_) == len(records)
-            assert tags == {r.request_id: dict(r.tags) for r in records}
-        finally:
-            first.dispose()
-            second.dispose()
