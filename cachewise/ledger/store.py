@@ -166,7 +166,7 @@ MAX_NULL_PATTERNS = 16
 _NULL_PATTERN_SIZES = (_SQLITE_ROWS_PER_STATEMENT, 50, 5, 1)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8 * MAX_NULL_PATTERNS)  # statement texts of up to ~100 kB: bounded
 def _sqlite_pattern_insert(pattern: NullPattern, rows: int) -> str:
     """:func:`_sqlite_insert` with ``NULL`` written where ``pattern`` has its ``None`` values."""
     nulls = set(pattern)
@@ -174,7 +174,7 @@ def _sqlite_pattern_insert(pattern: NullPattern, rows: int) -> str:
     return f"INSERT INTO calls (id, {_INSERT_SQL_COLUMNS}) VALUES {', '.join([row] * rows)}"
 
 
-@functools.cache
+@functools.lru_cache(maxsize=8 * MAX_NULL_PATTERNS)
 def _bound_of(pattern: NullPattern) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """The values of a row of ``pattern`` that are bound (all but its ``None`` values), as a tuple."""
     nulls = set(pattern)
