@@ -3,7 +3,12 @@ and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows 
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
         [--pg URL] [--skip inserts record frame end-to-end index-cost rollups upkeep-cpu parts]
-        [--full-write-indexes]
+        [--full-write-indexes] [--parts sqlite postgres]
+
+``parts``: live traffic through ``Store``'s write path part by part (building the rows, the insert of
+the calls, the rollups' upkeep, the tags, the commit), thread CPU and wall time a row, next to a raw
+``executemany`` of the same rows. Thread CPU is the figure that holds up on a loaded machine; to
+compare two versions, run the same script against each checkout back to back.
 
 ``rollups``: the cost of keeping the rollups on write (ledger/rollups.py), ``Ledger.record`` end to
 end with their upkeep and without it (the upkeep replaced by a no-op in this process), interleaved,
