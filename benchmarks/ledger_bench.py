@@ -2,8 +2,13 @@
 and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows (both databases).
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
-        [--pg URL] [--skip inserts record frame end-to-end index-cost rollups upkeep-cpu]
-        [--full-write-indexes]
+        [--pg URL] [--skip inserts record frame end-to-end index-cost rollups upkeep-cpu parts]
+        [--full-write-indexes] [--parts sqlite postgres]
+
+``parts``: live traffic through ``Store``'s write path part by part (building the rows, the insert of
+the calls, the rollups' upkeep, the tags, the commit), thread CPU and wall time a row, next to a raw
+``executemany`` of the same rows. Thread CPU is the figure that holds up on a loaded machine; to
+compare two versions, run the same script against each checkout back to back.
 
 ``rollups``: the cost of keeping the rollups on write (ledger/rollups.py), ``Ledger.record`` end to
 end with their upkeep and without it (the upkeep replaced by a no-op in this process), interleaved,
@@ -443,6 +448,100 @@ def upkeep_cpu(directory: Path, pg_url: str, rows: int, repeats: int = 5) -> Non
         )
 
 
+def _parts_once(url: str, records: list[CallRecord]) -> dict[str, tuple[float, float]]:
+    """One pass of the write path's parts over ``records`` (chunks of 1,000 in one transaction,
+    as the writer hands them over): thread CPU and wall seconds of each part."""
+    from cachewise.ledger import rollups
+    from cachewise.ledger import store as store_module
+    from cachewise.ledger.types import format_utc
+
+    target = Store(url)
+    target.upgrade()
+    sqlite = target.dialect == "sqlite"
+    spent: dict[str, list[float]] = {
+        name: [0.0, 0.0] for name in ("build", "insert", "upkeep", "tags", "commit")
+    }
+
+    def timed(name: str, function: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name][0] += time.thread_time() - cpu
+                spent[name][1] += time.perf_counter() - wall
+
+        return run
+
+    kept = rollups.record_inserted
+    store_module.rollups.record_inserted = timed("upkeep", kept)  # type: ignore[assignment]
+    target._insert_rows = timed("insert", target._insert_rows)  # type: ignore[method-assign]
+    write_rows = timed("tags", target._write_rows)  # the rest of _write_rows: the tags
+    try:
+        memo = target._memo
+        conn_cm = target.write()
+        conn = conn_cm.__enter__()
+        at: Any = format_utc(datetime.now(UTC)) if sqlite else datetime.now(UTC)
+        for start in range(0, len(records), 1000):
+            t_cpu, t_wall = time.thread_time(), time.perf_counter()
+            rows = [record_values(r, at, sqlite, memo) for r in records[start : start + 1000]]
+            spent["build"][0] += time.thread_time() - t_cpu
+            spent["build"][1] += time.perf_counter() - t_wall
+            write_rows(conn, rows, bulk=True)
+        t_cpu, t_wall = time.thread_time(), time.perf_counter()
+        conn_cm.__exit__(None, None, None)
+        spent["commit"][0] += time.thread_time() - t_cpu
+        spent["commit"][1] += time.perf_counter() - t_wall
+    finally:
+        store_module.rollups.record_inserted = kept  # type: ignore[assignment]
+        target.dispose()
+    for name in ("insert", "upkeep"):
+        spent["tags"][0] -= spent[name][0]
+        spent["tags"][1] -= spent[name][1]
+    return {name: (cpu, wall) for name, (cpu, wall) in spent.items()}
+
+
+def parts(
+    directory: Path,
+    pg_admin: str,
+    rows: int,
+    runs: int = 3,
+    labels: tuple[str, ...] = ("sqlite", "postgres"),
+) -> None:
+    """Live traffic through ``Store``'s write path, part by part (thread CPU and wall µs a row,
+    the least of ``runs`` passes, each into a fresh database), next to a raw ``executemany`` of the
+    same rows measured in the same run."""
+    records = live_records(rows)
+    for label in labels:
+        best: dict[str, list[float]] = {}
+        raw = float("inf")
+        for run in range(runs):
+            if label == "sqlite":
+                url = str(directory / f"parts-{run}.db")
+            else:
+                url, schema = _pg_schema(pg_admin)
+            try:
+                found = _parts_once(url, records)
+                raw = min(
+                    raw, _raw_executemany(url, _raw_values(records, label == "sqlite"), label == "sqlite")
+                )
+            finally:
+                if label == "postgres":
+                    _drop(pg_admin, schema)
+            for name, (cpu, wall) in found.items():
+                got = best.setdefault(name, [float("inf"), float("inf")])
+                got[0], got[1] = min(got[0], cpu), min(got[1], wall)
+        total_cpu = sum(cpu for cpu, _wall in best.values())
+        total_wall = sum(wall for _cpu, wall in best.values())
+        shown = ", ".join(f"{n} {c / rows * 1e6:.1f}/{w / rows * 1e6:.1f}" for n, (c, w) in best.items())
+        print(
+            f"parts    {label:9} live {rows} rows, µs a row thread CPU/wall (least of {runs}): {shown}; "
+            f"sum {total_cpu / rows * 1e6:.1f}/{total_wall / rows * 1e6:.1f} "
+            f"({rows / total_wall:.0f} rows/s one thread) | raw executemany "
+            f"{raw / rows * 1e6:.1f} µs/row wall (x{total_wall / raw:.2f})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
@@ -453,7 +552,14 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["inserts", "record", "frame", "end-to-end", "index-cost", "rollups", "upkeep-cpu"],
+        choices=["inserts", "record", "frame", "end-to-end", "index-cost", "rollups", "upkeep-cpu", "parts"],
+    )
+    parser.add_argument(
+        "--parts",
+        nargs="*",
+        default=["sqlite", "postgres"],
+        choices=["sqlite", "postgres"],
+        help="the databases of the parts figure",
     )
     parser.add_argument(
         "--full-write-indexes",
@@ -475,6 +581,8 @@ def main() -> None:
                 index_cost(random_records(min(args.e2e_rows, 20_000), seed=7), Path(tmp))
             if "rollups" not in args.skip:
                 rollup_upkeep(Path(tmp), args.pg, args.e2e_rows)
+            if "parts" not in args.skip:
+                parts(Path(tmp), args.pg, min(args.e2e_rows, 20_000), labels=tuple(args.parts))
             if "upkeep-cpu" not in args.skip:
                 upkeep_cpu(Path(tmp), pg_url, min(args.e2e_rows, 5_000))
             if "inserts" not in args.skip:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, or_, select
+from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, not_, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from .multirow import execute_in_sizes
@@ -194,28 +194,33 @@ def record_inserted(
     if not new:
         return
     families: dict[str, list[datetime]] = {}
-    for _id, values, _tags in new:
-        prefix = values[_AT["prefix_hash"]]
+    joining: dict[str, list[_Member]] = {}  # the new calls that decide a class, by family
+    prefix_at, started_at = _AT["prefix_hash"], _AT["started_at"]
+    e5_at, e1_at, read_at = (
+        _AT["ephemeral_5m_input_tokens"],
+        _AT["ephemeral_1h_input_tokens"],
+        _AT["cache_read_input_tokens"],
+    )
+    for call_id, values, _tags in new:
+        prefix = values[prefix_at]
         if prefix is not None:
-            families.setdefault(prefix, []).append(_moment(values[_AT["started_at"]]))
+            at = _moment(values[started_at])
+            families.setdefault(prefix, []).append(at)
+            e5, e1, read = values[e5_at], values[e1_at], values[read_at] > 0
+            if read or e5 > 0 or e1 > 0:
+                joining.setdefault(prefix, []).append(_Member(call_id, at, e5, e1, read))
+    ids = sorted(call_id for call_id, _v, _t in new)
     before: dict[int, int] = {}
     after: dict[int, int] = {}
     if families:
-        new_ids = {call_id for call_id, _v, _t in new}
-        for members, until in _family_members(conn, families):
+        for prefix, earlier, until in _family_members(conn, families, ids):
+            members = earlier + joining.get(prefix, [])
             after.update(_family_classes(members, until))
-            earlier = [m for m in members if m.id not in new_ids]
             before.update(_family_classes(earlier, until))
     deltas: Sums = {}
     tag_keys: dict[int, str] = {}
     hours: dict[Any, Any] = {}
-    e5_at, e1_at = _AT["ephemeral_5m_input_tokens"], _AT["ephemeral_1h_input_tokens"]
-    started_at, model_at, error_at, total_at = (
-        _AT["started_at"],
-        _AT["model"],
-        _AT["cost_error"],
-        _AT["cost_total"],
-    )
+    model_at, error_at, total_at = _AT["model"], _AT["cost_error"], _AT["cost_total"]
     tokens_of, units_of = _TOKENS_OF, _UNITS_OF
     for call_id, values, tags in new:
         waste = after.get(call_id)
@@ -253,11 +258,17 @@ def record_inserted(
 
 
 def _family_members(
-    conn: Connection, families: Mapping[str, Sequence[datetime]]
-) -> Iterable[tuple[list[_Member], datetime]]:
-    """Each family's calls from an hour before its first new call to an hour after its last (the
-    calls whose waste class a new call can change, and what decides it)."""
+    conn: Connection, families: Mapping[str, Sequence[datetime]], new: Sequence[int]
+) -> Iterable[tuple[str, list[_Member], datetime]]:
+    """Each family's stored calls from an hour before its first new call to an hour after its last
+    (the calls whose waste class a new call can change, and what decides it), without the calls
+    ``new`` (sorted ids) just inserted, which the caller knows: ``(prefix, members, last new time)``."""
     names = sorted(families)
+    fresh = set(new)
+    # Consecutive new ids (the bulk path) are left out in SQL, not read back to be dropped here.
+    leave_out = (
+        not_(calls.c.id.between(new[0], new[-1])) if new and new[-1] - new[0] + 1 == len(new) else None
+    )
     reads = case((calls.c.cache_read_input_tokens > 0, 1), else_=0)
     for start in range(0, len(names), _IN_CHUNK):
         chunk = names[start : start + _IN_CHUNK]
@@ -280,11 +291,14 @@ def _family_members(
                 calls.c.ephemeral_1h_input_tokens > 0,
             ),
         )
-        found: dict[str, list[_Member]] = {}
+        if leave_out is not None:
+            stmt = stmt.where(leave_out)
+        found: dict[str, list[_Member]] = {prefix: [] for prefix in chunk}
         for prefix, call_id, at, e5, e1, read in conn.execute(stmt):
-            found.setdefault(prefix, []).append(_Member(call_id, _moment(at), e5, e1, bool(read)))
+            if call_id not in fresh:
+                found[prefix].append(_Member(call_id, _moment(at), e5, e1, bool(read)))
         for prefix, members in found.items():
-            yield members, max(families[prefix])
+            yield prefix, members, max(families[prefix])
 
 
 def _stored_calls(
