@@ -46,7 +46,7 @@ def _row(book: PriceBook, model: str, at: datetime) -> dict[str, Any]:
         "uncertain": list(rates.uncertain),
         "table_version": rates.table_version,
         "source": entry.source,
-        "file": rates.source,
+        "file": book.source,
         "checked": entry.checked.isoformat(),
     }
 

@@ -50,6 +50,21 @@ def default_table_path() -> Path:
     return Path(__file__).resolve().parents[2] / "pricing" / "anthropic.yaml"
 
 
+def _portable_name(path: Path) -> str:
+    """How applied rates name a table file: ``cachewise:anthropic.yaml`` if shipped, else its file name.
+
+    Applied rates are stored with every ledger row, so they must not carry a path of the machine
+    that priced the call (a home directory, a virtualenv); error messages keep the full path.
+    """
+    shipped = default_table_path()
+    try:
+        if path.resolve() == shipped.resolve():
+            return f"cachewise:{shipped.name}"
+    except OSError:  # an unreadable path still gets its name
+        pass
+    return path.name
+
+
 def to_utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"timestamp {at.isoformat()} has no timezone; pass an aware datetime (UTC)")
@@ -252,6 +267,7 @@ class PriceBook:
         self._layers = tuple(layers)
         self.version = "+".join(layer.version for layer in layers)
         self.source = ", ".join(str(layer.path) for layer in layers)
+        self.label = ", ".join(_portable_name(layer.path) for layer in layers)
         self._models: dict[str, ModelEntry] = {}
         # rates() answered: (model, UTC day, modifiers) → the token thresholds that choose a tier that
         # day, and the rates by which of them the request is above (a ledger prices every call)
@@ -532,7 +548,7 @@ class PriceBook:
         return AppliedRates(
             model=entry.id,
             table_version=self.version,
-            source=self.source,
+            source=self.label,
             period_from=base.from_,
             input=values["input"] * multiplier,
             cache_write_5m=values["cache_write_5m"] * multiplier,

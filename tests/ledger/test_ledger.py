@@ -242,6 +242,8 @@ def test_priced_records_store_rates_and_version(ledger: Ledger, book: object) ->
     assert back.endpoint == "batch"
     assert back.price_table_version == "test-1"
     assert back.rates is not None and back.rates["multiplier"] == "0.5"
+    # the stored rates name the table file, never a path of the machine that priced the call
+    assert back.rates["source"] and not any(sep in back.rates["source"] for sep in "/\\")
     assert back.cost is not None
     # 1000 × 3 × 0.5 + 2000 × 6 × 0.5 + 100 × 15 × 0.5, per million
     assert back.cost.cost_total == Decimal("0.00825")

@@ -211,7 +211,9 @@ def test_overlay_overrides_prices_and_adds_models(tmp_path: Path) -> None:
     cost = price(book, Usage(input_tokens=1_000_000), "claude-haiku-4-5", NOW)
     assert cost.input == D("0.8")
     assert cost.rates.table_version == "2026-11-22+acme-2026-11"
-    assert "overlay.yaml" in cost.rates.source
+    assert cost.rates.source == "cachewise:anthropic.yaml, overlay.yaml"
+    assert str(tmp_path) not in cost.rates.source  # stored with every row: no path of this machine
+    assert str(overlay) in book.source  # errors still name the full path
     assert price(book, Usage(output_tokens=1_000_000), "claude-internal-7", NOW).output == D("5")
     # the rest of the shipped table is untouched
     assert price(book, Usage(input_tokens=1_000_000), "claude-sonnet-4-6", NOW).input == D("3")
