@@ -484,6 +484,12 @@ def _seed(model: str) -> bytes:
     return _sha256(_HASH_VERSION + model.encode()).digest()
 
 
+#: The sizes whose hash step :func:`_long_step` keeps: from 2 kB (below, hashing is cheaper than the
+#: lookup) to 1 MB (64 kept steps hold their bytes: 64 MB at most).
+_STEP_MIN_BYTES = 2048
+_STEP_MAX_BYTES = 1024 * 1024
+
+
 @functools.lru_cache(maxsize=64)
 def _long_step(state: bytes, data: bytes) -> bytes:
     return _sha256(state + data).digest()
@@ -899,7 +905,8 @@ class Prompt:
             object on every call, so a long one's step from the same state is kept, not hashed again.
             """
             nonlocal state
-            state = _long_step(state, data) if kept and len(data) >= 2048 else sha(state + data).digest()
+            kept_step = kept and _STEP_MIN_BYTES <= len(data) <= _STEP_MAX_BYTES
+            state = _long_step(state, data) if kept_step else sha(state + data).digest()
             sizes.append(len(data))
             masses.append(mass)
             hashes.append(state.hex())
