@@ -1,7 +1,8 @@
 """Schema upgrades of a populated ledger: time and peak memory, from step 4 (the units
 conversion, step 0005), from the step before the newest (the newest step alone: step 0010 builds
-``ix_calls_prefix_hash_started_at``) and from the current step (what opening a ledger already up
-to date costs).
+``ix_calls_prefix_hash_started_at``; rows built below step 14 name their price table by a
+machine path, so step 0014 rewrites every row's rates) and from the current step (what opening
+a ledger already up to date costs).
 
     .venv/bin/python benchmarks/migration_bench.py [--rows 1000000] [--from 4 previous current]
         [--pg URL] [--skip-pg]
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,12 +54,18 @@ def _columns(store: Store) -> set[str]:
         }
 
 
+#: How applied rates named the shipped table before step 0014 (a path of the machine that priced).
+OLD_SOURCE = "/opt/app/.venv/lib/python3.11/site-packages/cachewise/_data/pricing/anthropic.yaml"
+
+
 def populate(url: str, rows: int, step: int) -> None:
     store = Store(url)
     store.upgrade(target=step)
     present = _columns(store)
     sqlite = not url.startswith("postgresql")
     template = random_records(5000, seed=5)
+    if step < 14:  # every row as written before step 0014: the step rewrites each one (its worst case)
+        template = [replace(r, rates={**r.rates, "source": OLD_SOURCE}) if r.rates else r for r in template]
     now = datetime.now(UTC)
     base = [call_row(r, now) for r in template]
     keep = [i for i, name in enumerate(_INSERT_COLUMNS) if name in present]

@@ -361,6 +361,43 @@ def _0013_covering_prefix_index(conn: Connection) -> None:
     )
 
 
+_PORTABLE_SOURCE = "0014_portable_rates_source"
+
+
+def _portable_source(source: str) -> str:
+    """``source`` as :class:`~cachewise.pricing.PriceBook` names tables in applied rates now: each
+    file by its name, the shipped table (``anthropic.yaml`` in a ``pricing`` folder, in the wheel
+    or a checkout) as ``cachewise:anthropic.yaml``."""
+    names = []
+    for path in source.split(", "):
+        parts = path.replace("\\", "/").split("/")
+        shipped = parts[-1] == "anthropic.yaml" and len(parts) > 1 and parts[-2] == "pricing"
+        names.append("cachewise:anthropic.yaml" if shipped else parts[-1])
+    return ", ".join(names)
+
+
+def _0014_portable_rates_source(conn: Connection) -> None:
+    """The applied rates of each call and reprice named the price table by its full path on the
+    machine that priced it (a home directory, a virtualenv); they now name it by file name only
+    (:func:`_portable_source`). One ``UPDATE`` per distinct source (a ledger holds a handful);
+    nothing else in the rates changes. Refused records in ``quarantine`` keep their raw text."""
+    postgres = conn.dialect.name == "postgresql"
+    for table in ("calls", "reprices"):
+        source = "rates->>'source'" if postgres else "json_extract(rates, '$.source')"
+        found = conn.execute(text(f"SELECT DISTINCT {source} FROM {table} WHERE rates IS NOT NULL"))
+        for (old,) in list(found):
+            if not isinstance(old, str) or ("/" not in old and "\\" not in old):
+                continue
+            new = _portable_source(old)
+            if postgres:
+                change = "jsonb_set(rates, '{source}', to_jsonb(CAST(:new AS text)))"
+            else:
+                change = "json_set(rates, '$.source', :new)"
+            conn.execute(
+                text(f"UPDATE {table} SET rates = {change} WHERE {source} = :old"), {"new": new, "old": old}
+            )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "0001_initial", _0001_initial),
     Migration(2, "0002_batch_custom_id", _0002_batch_custom_id),
@@ -375,6 +412,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(ROLLUPS_STEP, _ROLLUPS, _0011_rollups),
     Migration(12, _PARTIAL_INDEXES, _0012_partial_write_indexes),
     Migration(13, _COVERING_PREFIX, _0013_covering_prefix_index),
+    Migration(14, _PORTABLE_SOURCE, _0014_portable_rates_source),
 )
 
 

@@ -105,6 +105,11 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     boundary's hour also counts the returns of its family's documents at that depth
     (:meth:`ReuseStats.p_return`): a 5m entry lapses before such a return and is written again,
     the hour's entry is read, which saves a read and the second write's premium.
+
+    Combinations of documents are held to their own evidence: a document boundary after another
+    one that was never seen before gets no 1h value at all (its hour waits for its own gaps), and
+    the rest of a combination (after two or more document boundaries) seen before leans on the
+    recurrence rate of such boundaries, not on how often the family is seen again.
     """
     stats.settle(now)
     saving = prices.input - prices.read
@@ -114,18 +119,27 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
     depth = _depth(cand, prompt)
     seen = stats.prefix(h) is not None
     branch = depth if not seen else None  # a boundary never seen before
+    document = "large document" in cand.kinds
+    # A combination of documents: a document boundary after two or more others (seen before), and
+    # a document after at least one other never seen before (below, no hour at first sight).
+    rest = document and depth is not None and depth >= BRANCHES - 1
+    combination = document and branch is not None and branch > 0
     if branch is not None:
         stats.expect(h, prompt.family, branch)
     back = 0.0
     if depth is not None:
         stats.follow(h, prompt.family, depth)
-        if branch is not None and "large document" in cand.kinds:
+        if branch is not None and document:
             back = stats.p_return(prompt.family, depth)
     reads_5m = 0.0
     for ttl in ("5m", "1h"):
         tail_p = stats.p_tail(prompt.family, ttl, now)
         if branch is not None:
             prior, source = stats.p_branch(prompt.family, branch, ttl, now), "new boundary"
+        elif rest and depth is not None:
+            # The rest of a combination seen before leans on how often such boundaries recur, not on
+            # how often the family is seen again (which is about its system prompt).
+            prior, source = stats.p_branch(prompt.family, depth, ttl, now), "combination"
         elif structural:
             prior, source = max(tail_p, stats.p_shared(ttl, now)), "shared"
         else:
@@ -150,6 +164,11 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
                 continue
             cand.values[ttl] = saving * (1.0 + reads)
             cand.why[ttl] = f"cached now ({ttl} entry): reads; {basis}"
+        elif ttl == "1h" and combination:
+            # A combination never seen before is not written for an hour: its hour is learned from its
+            # own gaps once it recurs (the new-boundary rates are learned from a few early outcomes,
+            # and a lucky first burst would have whole bursts of unseen combinations written at 2x).
+            continue
         else:
             premium = prices.write(ttl) - prices.input
             cand.values[ttl] = -premium + reads * saving

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -263,3 +264,51 @@ def test_the_family_ranking_reads_only_the_covering_index_on_postgresql(tmp_path
                     assert "Index Only Scan using ix_calls_prefix_hash_started_at on calls" in plan, plan
         finally:
             led.close()
+
+
+def test_step_14_names_the_price_tables_of_stored_rates_by_file_name(
+    backend: Backend, open_ledger: Callable[..., Ledger]
+) -> None:
+    store = _store_at(backend, 13)
+    store.dispose()
+    shipped = "/opt/app/venv/lib/python3.11/site-packages/cachewise/_data/pricing/anthropic.yaml"
+    sources = {
+        0: shipped,
+        1: r"C:\Users\someone\repo\pricing\anthropic.yaml, C:\Users\someone\acme.yaml",
+        2: "cachewise:anthropic.yaml",  # already portable: left alone
+        3: "/srv/tables/anthropic.yaml",  # a file of the user's that happens to share the name
+    }
+    before = open_ledger(upgrade=False)
+    for i, source in sources.items():
+        before.record(make_record(i, rates={"input": "3", "multiplier": "1.1", "source": source}))
+    before.record(make_record(4, rates=None))
+    before.close()
+    store = Store(backend.url)
+    with store.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO reprices (request_id, table_version, priced_at, rates) "
+                "VALUES ('req_00000000', 'v2', '2026-11-20 00:00:00+00:00', :rates)"
+            ),
+            {"rates": '{"input": "3", "source": "/opt/tables/acme-v2.yaml"}'},
+        )
+    store.dispose()
+    led = open_ledger()
+    assert led.schema_version() == migrations.latest_version()
+    back = {r.request_id: r.rates for r in led.calls()}
+    assert back == {
+        make_record(0).request_id: {"input": "3", "multiplier": "1.1", "source": "cachewise:anthropic.yaml"},
+        make_record(1).request_id: {
+            "input": "3",
+            "multiplier": "1.1",
+            "source": "cachewise:anthropic.yaml, acme.yaml",
+        },
+        make_record(2).request_id: {"input": "3", "multiplier": "1.1", "source": "cachewise:anthropic.yaml"},
+        make_record(3).request_id: {"input": "3", "multiplier": "1.1", "source": "anthropic.yaml"},
+        make_record(4).request_id: None,
+    }
+    with led._store.read() as conn:
+        (rates,) = conn.execute(text("SELECT rates FROM reprices")).one()
+    stored = rates if isinstance(rates, dict) else json.loads(rates)
+    assert stored == {"input": "3", "source": "acme-v2.yaml"}
+    assert led.check_rollups().ok

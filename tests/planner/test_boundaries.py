@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cachewise.planner import CachePlanner
+from cachewise.planner import CachePlanner, Plan
 from cachewise.planner.candidates import Candidate, Kind
 from cachewise.planner.valuation import nest
 from cachewise.prompt import Prompt, Ttl
@@ -139,3 +139,60 @@ def test_a_new_document_is_written_for_five_minutes_where_none_came_back(
     make_planner: Callable[..., CachePlanner], clock: VirtualClock
 ) -> None:
     assert _first_sight_ttl(make_planner(), clock, come_back=False) == "5m"
+
+
+def _new_pair_ttls(planner: CachePlanner, clock: VirtualClock) -> dict[str, str]:
+    """Four pairs of documents, each asked about twice in a burst and again 20 minutes later (so
+    pairs never seen before recur, within five minutes and after them); then the breakpoints of a
+    fifth pair at first sight."""
+    for k in range(4):
+        pair = (text_document(words(1500, 20 + k), f"a{k}"), text_document(words(1500, 40 + k), f"b{k}"))
+        for n, pause in enumerate((0, 30, 20 * 60)):
+            clock.advance(pause)
+            request = ask(*pair)
+            request["messages"][0]["content"][-1]["text"] = f"question {k} {n}"
+            plan = planner.plan(request)
+            planner.observe(plan, usage_for(plan))
+        clock.advance(2 * 3600)
+    new = (text_document(words(1500, 98), "x"), text_document(words(1500, 99), "y"))
+    plan = planner.plan(ask(*new))
+    return {b.path: b.ttl for b in plan.breakpoints}
+
+
+def test_a_combination_never_seen_before_is_not_written_for_an_hour(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    # Every earlier pair recurred within five minutes and came back after twenty: the new pair is
+    # worth a write, but its hour waits for its own gaps; the first document (a document seen
+    # alone, not a combination) still gets the hour its kind has earned.
+    ttls = _new_pair_ttls(make_planner(), clock)
+    assert ttls.get("messages.0.content.1") == "5m"
+    assert ttls.get("messages.0.content.0") == "1h"
+
+
+def _seen_triple_ttl(planner: CachePlanner, clock: VirtualClock) -> str | None:
+    """Busy traffic of triples of documents that never recur, one triple among them seen once
+    before (ten minutes earlier); the TTL of that triple's third document boundary now."""
+    seen = tuple(text_document(words(1500, 60 + i), f"t{i}") for i in range(3))
+
+    def send(*docs: dict[str, Any], text: str) -> Plan:
+        request = ask(*docs)
+        request["messages"][0]["content"][-1]["text"] = text
+        plan = planner.plan(request)
+        planner.observe(plan, usage_for(plan))
+        return plan
+
+    send(*seen, text="first sight")
+    for k in range(20):
+        clock.advance(30)
+        send(*(text_document(words(1500, 100 + 3 * k + i), f"n{k}.{i}") for i in range(3)), text=f"q{k}")
+    plan = send(*seen, text="second sight")
+    return {b.path: b.ttl for b in plan.breakpoints}.get("messages.0.content.2")
+
+
+def test_the_rest_of_a_combination_seen_before_leans_on_how_often_combinations_recur(
+    make_planner: Callable[..., CachePlanner], clock: VirtualClock
+) -> None:
+    # The family is seen every 30 seconds, but its triples never recur: a triple seen once, ten
+    # minutes ago, is not written again on the strength of the family's own reuse.
+    assert _seen_triple_ttl(make_planner(), clock) is None
