@@ -30,9 +30,8 @@ from proxy_load_bench import _body, _system_prompt
 from cachewise.emulator import Emulator
 from cachewise.emulator.transport import AsyncEmulatorTransport
 from cachewise.gateway.metrics import ProxyMetrics
-from cachewise.integrations.proxy import _parsed
 from cachewise.integrations.proxy_planner import caller_headers, upstream_planner
-from cachewise.integrations.tracker import CallTracker
+from cachewise.integrations.tracker import CallTracker, read_reply
 from cachewise.ledger import Ledger
 
 HEADERS = {"x-api-key": "bench", "anthropic-version": "2023-06-01", "content-type": "application/json"}
@@ -54,7 +53,7 @@ async def _stages(mode: str, requests: int, warm: int, db: str) -> dict[str, flo
             t0 = time.thread_time()
             json.loads(raw)
             t1 = time.thread_time()
-            body = _parsed(raw)
+            body = read_reply(raw)
             t2 = time.thread_time()
             with caller_headers(HEADERS):
                 prepared = await tracker.aprepare(body)

@@ -484,6 +484,12 @@ def _seed(model: str) -> bytes:
     return _sha256(_HASH_VERSION + model.encode()).digest()
 
 
+#: The sizes whose hash step :func:`_long_step` keeps: from 2 kB (below, hashing is cheaper than the
+#: lookup) to 1 MB (64 kept steps hold their bytes: 64 MB at most).
+_STEP_MIN_BYTES = 2048
+_STEP_MAX_BYTES = 1024 * 1024
+
+
 @functools.lru_cache(maxsize=64)
 def _long_step(state: bytes, data: bytes) -> bytes:
     return _sha256(state + data).digest()
@@ -536,22 +542,50 @@ def _not_a_block(value: Any) -> _Entry:
 #: order given): an agent's request repeats every earlier turn, so most blocks were read before.
 #: Those bytes name the block's value exactly (orjson refuses what it cannot write: integers
 #: past 64 bits, keys that are not strings, lone surrogates, mappings that are not dicts), except
-#: ``null``, which NaN and infinities are written as too: a block whose JSON holds it is never
-#: kept, nor a large one (hashing its key would cost what reading it does).
+#: ``null``, which NaN and infinities are written as too: a block whose JSON holds it is never kept.
+#: A large block (a long system prompt sent on every call) is kept apart, in :data:`_LARGE`, which
+#: holds few: its key costs one pass over its bytes (the lookup's hash), less than reading it, and
+#: its entry's bytes are then the same object on every call, so that their prefix hash is kept too
+#: (:func:`_long_step`).
 _BLOCKS: dict[bytes, _Entry] = {}
 _BLOCKS_MAX = 16384
 _BLOCK_MAX_BYTES = 4096
+_LARGE: dict[bytes, _Entry] = {}
+_LARGE_MAX = 64
+_LARGE_MAX_BYTES = 4 * 1024 * 1024  # the keys and entries held, about twice this at most
+_large_bytes = 0
 _MARKER_KEY = b'"cache_control":'
 
 
 def _keep(key: bytes, block: dict[str, Any]) -> _Entry:
     """The entry of ``block`` (orjson wrote it as ``key``), kept in :data:`_BLOCKS` where that is exact."""
-    if len(key) > _BLOCK_MAX_BYTES or b"null" in key:
+    if b"null" in key:
         return _entry(block)
+    if len(key) > _BLOCK_MAX_BYTES:
+        return _keep_large(key, block)
     if len(_BLOCKS) >= _BLOCKS_MAX:
         _BLOCKS.clear()
     entry = _BLOCKS[key] = _entry(block, _MARKER_KEY in key)
     return entry
+
+
+def _keep_large(key: bytes, block: dict[str, Any]) -> _Entry:
+    """:func:`_keep` for a block above :data:`_BLOCK_MAX_BYTES`: kept in :data:`_LARGE`, emptied when full."""
+    global _large_bytes
+    entry = _entry(block, _MARKER_KEY in key)
+    if len(key) > _LARGE_MAX_BYTES:
+        return entry
+    if len(_LARGE) >= _LARGE_MAX or _large_bytes + len(key) > _LARGE_MAX_BYTES:
+        _LARGE.clear()
+        _large_bytes = 0
+    _LARGE[key] = entry
+    _large_bytes += len(key)
+    return entry
+
+
+def _known(key: bytes) -> _Entry | None:
+    """The kept entry of the block orjson wrote as ``key``, if any."""
+    return _BLOCKS.get(key) if len(key) <= _BLOCK_MAX_BYTES else _LARGE.get(key)
 
 
 def _read_block(block: dict[str, Any]) -> _Entry:
@@ -562,7 +596,7 @@ def _read_block(block: dict[str, Any]) -> _Entry:
         key: bytes = _orjson.dumps(block)
     except Exception:  # not writable by orjson: the general path says how it is written
         return _entry(block)
-    return _BLOCKS.get(key) or _keep(key, block)
+    return _known(key) or _keep(key, block)
 
 
 def _read_content(content: list[Any] | tuple[Any, ...]) -> list[_Entry]:
@@ -578,7 +612,11 @@ def _read_content(content: list[Any] | tuple[Any, ...]) -> list[_Entry]:
                 for i, entry in enumerate(entries):
                     if entry is None:
                         block = content[i]
-                        entries[i] = _keep(keys[i], block) if type(block) is dict else _other_block(block)
+                        entries[i] = (
+                            (_known(keys[i]) or _keep(keys[i], block))
+                            if type(block) is dict
+                            else _other_block(block)
+                        )
             return entries  # type: ignore[return-value]  # no None is left
     return [_read_block(b) if type(b) is dict else _other_block(b) for b in content]
 
@@ -635,7 +673,10 @@ _POSITIONS_MAX = 8192
 
 def _forget() -> None:
     """Empty every memo of this module: what is read next is read as if never seen (tests, benchmarks)."""
+    global _large_bytes
     _BLOCKS.clear()
+    _LARGE.clear()
+    _large_bytes = 0
     _POSITIONS.clear()
     _MESSAGES.clear()
     _SALTS.clear()
@@ -855,11 +896,17 @@ class Prompt:
         masses: list[int] = []
         sha = _sha256
 
-        def add(level: Level, kind: str, data: bytes, mass: int, why_not: str | None, string: bool) -> None:
-            """A tools or system position (messages are hashed in one loop after the system)."""
+        def add(
+            level: Level, kind: str, data: bytes, mass: int, why_not: str | None, string: bool, kept: bool
+        ) -> None:
+            """A tools or system position (messages are hashed in one loop after the system).
+
+            ``kept``: ``data`` is a memo's (a long system text's, or a block's entry): the same bytes
+            object on every call, so a long one's step from the same state is kept, not hashed again.
+            """
             nonlocal state
-            # a long memoised system text is the same bytes object on every call: its hash is kept
-            state = _long_step(state, data) if string and len(data) >= 2048 else sha(state + data).digest()
+            kept_step = kept and _STEP_MIN_BYTES <= len(data) <= _STEP_MAX_BYTES
+            state = _long_step(state, data) if kept_step else sha(state + data).digest()
             sizes.append(len(data))
             masses.append(mass)
             hashes.append(state.hex())
@@ -873,7 +920,8 @@ class Prompt:
 
         level_ends: dict[Level, int] = {}
         for i, tool in enumerate(body.get("tools") or []):
-            if type(tool) is dict:
+            kept = type(tool) is dict
+            if kept:
                 entry = _read_block(tool)
                 data, mass = entry[0], entry[1]
                 if entry[6]:  # it may hold a marker
@@ -882,7 +930,7 @@ class Prompt:
                 if isinstance(tool, Mapping):
                     mark(f"tools.{i}", tool.get("cache_control"))
                 data, mass = canonical_json(tool), _text_mass(tool)
-            add("tools", "tool", data, mass, None, False)
+            add("tools", "tool", data, mass, None, False, kept)
         if hashes:
             level_ends["tools"] = len(hashes) - 1
 
@@ -903,18 +951,20 @@ class Prompt:
                     _string_mass(system),
                     _block_markable(block),
                     True,
+                    len(system) >= _STRING_MEMO_MIN_CHARS,
                 )
         elif isinstance(system, list | tuple):
             for j, raw in enumerate(system):
                 sblock: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {"type": "?", "value": raw}
                 mark(f"system.{j}", sblock.get("cache_control"))
-                if type(raw) is dict:
+                kept = type(raw) is dict
+                if kept:
                     data, mass, why_sys, *_ = _read_block(raw)
                     if raw.get("type") != "text":
                         why_sys = "system blocks must be text blocks"
                 else:
                     data, mass, why_sys = canonical_json(sblock), _text_mass(sblock), _system_markable(raw)
-                add("system", str(sblock.get("type")), data, mass, why_sys, False)
+                add("system", str(sblock.get("type")), data, mass, why_sys, False, kept)
         if len(hashes) > start:
             level_ends["system"] = len(hashes) - 1
         self.family = hashes[-1] if hashes else state.hex()

@@ -55,8 +55,24 @@ class CostBreakdown:
         return {name: getattr(self, name) for name in COST_COLUMNS}
 
 
+#: :func:`rates_dict` of the rates objects met lately, by ``id``: each entry holds the object, so
+#: its ``id`` is not reused while the entry lives (a price book hands out one object per model,
+#: day and tier: :meth:`~cachewise.pricing.PriceBook.rates`). Emptied when full.
+_RATES_TEXT: dict[int, tuple[AppliedRates, dict[str, Any]]] = {}
+_RATES_TEXT_MAX = 1024
+
+
 def rates_dict(rates: AppliedRates) -> dict[str, Any]:
-    """The applied rates as JSON-safe values (decimals and dates as strings)."""
+    """The applied rates as JSON-safe values (decimals and dates as strings); a new dict each call."""
+    known = _RATES_TEXT.get(id(rates))
+    if known is None or known[0] is not rates:
+        if len(_RATES_TEXT) >= _RATES_TEXT_MAX:
+            _RATES_TEXT.clear()
+        known = _RATES_TEXT[id(rates)] = (rates, _rates_text(rates))
+    return {key: value.copy() if type(value) is list else value for key, value in known[1].items()}
+
+
+def _rates_text(rates: AppliedRates) -> dict[str, Any]:
     from .types import money_text  # with SQLAlchemy's column types: imported on use, not with the row
 
     out: dict[str, Any] = {}

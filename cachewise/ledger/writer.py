@@ -2,7 +2,10 @@
 
 ``submit`` is a lock-free queue put (well under a microsecond on the caller's path).
 One daemon thread per ledger collects up to ``batch_size`` rows or waits at most
-``flush_interval`` seconds, then writes them in one transaction. When the write fails
+``flush_interval`` seconds, then writes them in one transaction. The thread is woken once per
+batch, not per row: the first row after an idle spell wakes it, the rows after that only queue
+up until the interval ends, the queue holds ``batch_size`` rows, or a ``flush`` (or ``close``)
+asks for them (each of those sets one event). When the write fails
 the batch goes to the spool (fsync'd) instead, the database is retried every
 ``retry_interval`` seconds, and on the first successful write the spool is replayed.
 
@@ -89,6 +92,8 @@ class Writer:
         self.retry_interval = retry_interval
         self.stats = WriterStats(database_up=database_up)
         self._queue: SimpleQueue[object] = SimpleQueue()
+        self._wake = threading.Event()  # set: stop waiting for the interval, write what is queued
+        self._room = batch_size  # rows the batch being collected still takes (the writer sets it)
         self._pending: list[CallRecord] = []
         self._retry_at = 0.0
         self._next_spool_check = 0.0
@@ -101,7 +106,10 @@ class Writer:
     # -- caller side -------------------------------------------------------------------------
 
     def submit(self, record: CallRecord) -> None:
-        self._queue.put(record)
+        queue = self._queue
+        queue.put(record)
+        if queue.qsize() >= self._room and not self._wake.is_set():
+            self._wake.set()
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -125,6 +133,7 @@ class Writer:
         if not self._thread.is_alive():
             raise LedgerError(f"ledger {self.store.label} is closed")
         self._queue.put(marker)
+        self._wake.set()
         if not marker.event.wait(timeout):
             raise TimeoutError(f"ledger {self.store.label}: {what} did not finish within {timeout} s")
         if marker.error is not None:
@@ -134,6 +143,7 @@ class Writer:
     def close(self, timeout: float | None) -> None:
         if self._thread.is_alive():
             self._queue.put(_STOP)
+            self._wake.set()
             self._thread.join(timeout)
         if self._pending:
             log.error(
@@ -176,10 +186,20 @@ class Writer:
         return None
 
     def _collect(self) -> tuple[list[CallRecord], list[_Marker], bool]:
+        """The next batch: rows up to ``batch_size``, the markers among them, and whether to stop.
+
+        Blocks for the first item; then takes what is queued without blocking, and when the queue
+        is empty sleeps on ``_wake`` until the interval ends (a row does not wake the thread; a
+        full batch, a marker or the stop does). The event is cleared before each look at the
+        queue, so a wake for an item queued since is never lost.
+        """
         records: list[CallRecord] = []
         markers: list[_Marker] = []
+        queue, wake = self._queue, self._wake
+        wake.clear()
+        self._room = self.batch_size
         try:
-            item = self._queue.get(timeout=self._idle_timeout())
+            item = queue.get(timeout=self._idle_timeout())
         except Empty:
             return records, markers, False
         deadline = time.monotonic() + self.flush_interval
@@ -191,7 +211,7 @@ class Writer:
                 # Take what else is already queued, then write at once.
                 while len(records) < self.batch_size:
                     try:
-                        item = self._queue.get_nowait()
+                        item = queue.get_nowait()
                     except Empty:
                         break
                     if item is _STOP:
@@ -206,11 +226,18 @@ class Writer:
             records.append(item)
             if len(records) >= self.batch_size:
                 return records, markers, False
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except Empty:
-                return records, markers, False
+            while True:
+                try:
+                    item = queue.get_nowait()
+                    break
+                except Empty:
+                    pass
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return records, markers, False
+                self._room = self.batch_size - len(records)
+                wake.wait(remaining)
+                wake.clear()  # before the next look: a set for an item queued since is not lost
 
     def _persist(self, *, urgent: bool = False) -> None:
         batch = self._pending

@@ -246,6 +246,10 @@ class _Layer:
     version: str
 
 
+_RatesKey = tuple[str, date, bool, bool, bool, bool, str]
+_RATES_MAX = 4096  # (model, day, modifiers) answers kept per book; emptied when full
+
+
 def _active(entries: Iterable[Any], day: date) -> Any | None:
     found = None
     for entry in entries:
@@ -265,6 +269,9 @@ class PriceBook:
         self.source = ", ".join(str(layer.path) for layer in layers)
         self.label = ", ".join(_portable_name(layer.path) for layer in layers)
         self._models: dict[str, ModelEntry] = {}
+        # rates() answered: (model, UTC day, modifiers) → the token thresholds that choose a tier that
+        # day, and the rates by which of them the request is above (a ledger prices every call)
+        self._rates: dict[_RatesKey, tuple[tuple[int, ...], dict[tuple[bool, ...], AppliedRates]]] = {}
         for model in table.models:
             for name in (model.id, *model.aliases, *model.bedrock_ids, *model.vertex_ids):
                 self._models.setdefault(name, model)
@@ -433,8 +440,56 @@ class PriceBook:
         regional or geographic Bedrock / Vertex AI endpoint; the model's ``regional`` premium
         applies when it has one on that date (models before Sonnet 4.5 have none: no premium).
         """
-        entry = self.resolve(model)
+        if at.tzinfo is None:
+            self.resolve(model)  # an unknown model is the error named first
         moment = to_utc(at)
+        day = moment.date()
+        key = (model, day, batch, fast, us_residency, regional, platform)
+        known = self._rates.get(key)
+        if known is None:
+            if len(self._rates) >= _RATES_MAX:
+                self._rates.clear()
+            known = self._rates[key] = (self._thresholds(model, day, fast), {})
+        thresholds, by_tier = known
+        above = tuple([prompt_tokens > threshold for threshold in thresholds])
+        found = by_tier.get(above)
+        if found is None:  # a price that cannot be found raises every time: nothing is kept
+            found = by_tier[above] = self._applied(
+                model,
+                moment,
+                prompt_tokens=prompt_tokens,
+                batch=batch,
+                fast=fast,
+                us_residency=us_residency,
+                regional=regional,
+                platform=platform,
+            )
+        return found
+
+    def _thresholds(self, model: str, day: date, fast: bool) -> tuple[int, ...]:
+        """The prompt sizes that choose among ``model``'s rates on ``day`` (:meth:`_applied` compares)."""
+        entry = self.resolve(model)
+        tier: LongContextTier | None = _active(entry.long_context, day)
+        found = [tier.above] if tier is not None else []
+        speed: FastPeriod | None = _active(entry.fast, day) if fast else None
+        if speed is not None:
+            found += [fast_tier.above for fast_tier in speed.tiers]
+        return tuple(found)
+
+    def _applied(
+        self,
+        model: str,
+        moment: datetime,
+        *,
+        prompt_tokens: int,
+        batch: bool,
+        fast: bool,
+        us_residency: bool,
+        regional: bool,
+        platform: Platform,
+    ) -> AppliedRates:
+        """:meth:`rates`, worked out from the table."""
+        entry = self.resolve(model)
         day = moment.date()
         base = _active(entry.prices, day)
         if base is None:

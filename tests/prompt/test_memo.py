@@ -178,3 +178,82 @@ def test_the_salts_memo_changes_no_hash(choice: Any, thinking: Any, output: Any,
     want = cold(request)
     assert reading(Prompt(request)) == want
     assert reading(Prompt(request)) == want
+
+
+def _long(seed: str, size: int = 20_000) -> str:
+    return (seed + " ") * (size // (len(seed) + 1))
+
+
+def _large_blocks_request(text: str, marked: bool, tool_text: str) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if marked:
+        block["cache_control"] = {"type": "ephemeral"}
+    request = body(
+        messages=[
+            {"role": "user", "content": [{"type": "document", "source": {"type": "text", "data": text}}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+            {"role": "user", "content": [{"type": "text", "text": tool_text}, {"type": "text", "text": "q"}]},
+        ]
+    )
+    request["system"] = [{"type": "text", "text": "short"}, block]
+    request["tools"] = [{"name": "big", "description": tool_text, "input_schema": {"type": "object"}}]
+    return request
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=8), st.booleans(), st.text(min_size=1, max_size=8), st.booleans())
+def test_large_blocks_read_warm_as_they_read_afresh(
+    seed: str, marked: bool, tool_seed: str, collapse: bool
+) -> None:
+    """A long system block, tool and content block (kept apart from the small ones): read again,
+    from other objects of equal value, they read as afresh, markers included."""
+    request = _large_blocks_request(_long(seed), marked, _long(tool_seed, 6_000))
+    want = cold(request, collapse)
+    for _ in range(3):
+        assert reading(Prompt(copy.deepcopy(request), collapse_runs=collapse)) == want
+
+
+def test_a_large_block_is_kept_and_a_changed_one_is_read_again() -> None:
+    prompt_module._forget()
+    request = _large_blocks_request(_long("policy"), True, _long("schema", 6_000))
+    first = Prompt(request)
+    assert len(prompt_module._LARGE) == 4  # the system block, the tool, the document, the long text
+    system_key = next(k for k in prompt_module._LARGE if b"policy" in k and b"cache_control" in k)
+    again = Prompt(copy.deepcopy(request))
+    assert again.hashes == first.hashes
+    assert again.markers == first.markers
+    # one character changed near the end: not the kept entry, other hashes from that block on
+    changed = copy.deepcopy(request)
+    changed["system"][1]["text"] = changed["system"][1]["text"][:-2] + "X "
+    other = Prompt(changed)
+    assert system_key in prompt_module._LARGE  # the first one is still kept
+    assert other.hashes == cold(changed)[0]
+    start = first.level_ends["tools"] + 2  # the long system block's position
+    assert other.hashes[:start] == first.hashes[:start]
+    assert other.hashes[start] != first.hashes[start]
+    prompt_module._forget()
+
+
+def test_large_blocks_with_null_are_not_kept_and_the_memo_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prompt_module._forget()
+    nan = {"type": "tool_use", "id": "t", "name": "f", "input": {"x": float("nan"), "pad": _long("p")}}
+    none = {"type": "tool_use", "id": "t", "name": "f", "input": {"x": None, "pad": _long("p")}}
+    for block in (nan, none):
+        Prompt(body(messages=[{"role": "assistant", "content": [block]}]))
+    assert prompt_module._LARGE == {}
+    nan_body = body(messages=[{"role": "assistant", "content": [nan]}])
+    none_body = body(messages=[{"role": "assistant", "content": [none]}])
+    assert Prompt(nan_body).hashes[-1] != Prompt(none_body).hashes[-1]
+
+    monkeypatch.setattr(prompt_module, "_LARGE_MAX", 3)
+    monkeypatch.setattr(prompt_module, "_LARGE_MAX_BYTES", 50_000)
+    for i in range(12):
+        request = body()
+        request["system"] = [{"type": "text", "text": _long(f"rules {i}")}]
+        assert reading(Prompt(request)) == cold(request)
+        Prompt(request)
+        assert len(prompt_module._LARGE) <= 3
+        assert sum(map(len, prompt_module._LARGE)) <= 50_000
+    prompt_module._forget()
