@@ -10,20 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
-
 __all__ = ["execute_in_sizes"]
 
 
 def execute_in_sizes(
-    conn: Connection, rows: Sequence[Sequence[Any]], sizes: Sequence[int], statement: Callable[[int], str]
+    execute: Callable[[str, tuple[Any, ...]], object],
+    rows: Sequence[Sequence[Any]],
+    sizes: Sequence[int],
+    statement: Callable[[int], str],
 ) -> None:
-    """Execute ``statement(size)`` over ``rows`` in runs of ``sizes`` (which must end with 1)."""
+    """Run ``execute(statement(size), values)`` over ``rows`` in runs of ``sizes`` (which must end
+    with 1). ``execute``: a connection's ``exec_driver_sql`` or a raw DB-API cursor's ``execute``."""
     if sizes[-1] != 1:
         raise ValueError(f"statement sizes must end with 1, got {tuple(sizes)!r}")
     start = 0
     for size in sizes:
         while len(rows) - start >= size:
             params = [value for row in rows[start : start + size] for value in row]
-            conn.exec_driver_sql(statement(size), tuple(params))
+            execute(statement(size), tuple(params))
             start += size

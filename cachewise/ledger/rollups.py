@@ -407,7 +407,7 @@ def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *,
     dialect = conn.dialect.name
     rows = [_driver_row(key, sums) for key, sums in deltas.items()]
     if dialect == "sqlite":  # multi-row upserts (the keys of one batch are unique)
-        execute_in_sizes(conn, rows, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
+        execute_in_sizes(conn.exec_driver_sql, rows, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
     elif len(rows) < _PG_COPY_FROM:
         conn.exec_driver_sql(_UPSERT[dialect], rows)
     else:

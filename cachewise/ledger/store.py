@@ -770,7 +770,7 @@ class Store:
         if not tag_rows:
             return inserted
         if self.dialect == "sqlite":  # multi-row statements, like the calls
-            execute_in_sizes(conn, tag_rows, _TAG_STATEMENT_SIZES, _sqlite_tags_insert)
+            execute_in_sizes(conn.exec_driver_sql, tag_rows, _TAG_STATEMENT_SIZES, _sqlite_tags_insert)
         elif not bulk:
             conn.exec_driver_sql("INSERT INTO call_tags (call_id, key, value) VALUES (%s, %s, %s)", tag_rows)
         else:  # PostgreSQL: COPY, instead of a pipelined statement per tag
@@ -862,26 +862,18 @@ class Store:
                 # would take the GIL back after every row, and wait for it behind the builder).
                 # NULLs are written in the statement's text, per NULL pattern: a bound None costs
                 # a failed adapter lookup in sqlite3 (about 0.5 µs a value), a literal nothing.
+                statement = "INSERT INTO calls"
                 for pattern, group in groups.items():
                     bound = _bound_of(pattern)
-                    start = 0
-                    for size in _NULL_PATTERN_SIZES:
-                        while len(group) - start >= size:
-                            params: list[Any] = []
-                            for call_id, values in group[start : start + size]:
-                                params.append(call_id)
-                                params.extend(bound(values))
-                            statement = _sqlite_pattern_insert(pattern, size)
-                            cursor.execute(statement, params)
-                            start += size
-                for start in range(0, len(others), _SQLITE_ROWS_PER_STATEMENT):
-                    part = others[start : start + _SQLITE_ROWS_PER_STATEMENT]
-                    params = []
-                    for call_id, values in part:
-                        params.append(call_id)
-                        params.extend(values)
-                    statement = _sqlite_insert(len(part))
-                    cursor.execute(statement, params)
+                    execute_in_sizes(
+                        cursor.execute,
+                        [(call_id, *bound(values)) for call_id, values in group],
+                        _NULL_PATTERN_SIZES,
+                        functools.partial(_sqlite_pattern_insert, pattern),
+                    )
+                # rows of any other pattern bind their None values
+                rest = [(call_id, *values) for call_id, values in others]
+                execute_in_sizes(cursor.execute, rest, _NULL_PATTERN_SIZES, _sqlite_insert)
             finally:
                 cursor.close()
         except dbapi.Error as exc:

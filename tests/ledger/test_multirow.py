@@ -21,7 +21,7 @@ def test_every_row_is_written_once_in_order(count: int, sizes: tuple[int, ...]) 
     rows = [(i, f"v{i}") for i in range(count)]
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY AUTOINCREMENT, a INTEGER, b TEXT)")
-        execute_in_sizes(conn, rows, sizes, _insert)
+        execute_in_sizes(conn.exec_driver_sql, rows, sizes, _insert)
         stored = conn.execute(text("SELECT a, b FROM t ORDER BY n")).all()
     assert [tuple(r) for r in stored] == rows
 
@@ -29,4 +29,4 @@ def test_every_row_is_written_once_in_order(count: int, sizes: tuple[int, ...]) 
 def test_sizes_that_cannot_finish_a_run_are_refused() -> None:
     engine = create_engine("sqlite://")
     with engine.begin() as conn, pytest.raises(ValueError, match="end with 1"):
-        execute_in_sizes(conn, [(1, "x")], (10, 5), _insert)
+        execute_in_sizes(conn.exec_driver_sql, [(1, "x")], (10, 5), _insert)
