@@ -12,10 +12,17 @@ How calls are seen: the plugin installs a session collector
 test, so each call is attributed to the test it was made in (from any thread). With
 ``--cachewise-tag-tests`` each test also runs inside ``cachewise.tags(test=<node id>)``, so
 records written to a ledger carry the test too (for ``cachewise budget baseline``).
+
+Under pytest-xdist (``pytest -n 4``) each worker collects the calls of the tests it ran and hands
+them, as JSON lines, to the controller when it finishes (``workeroutput``); the controller adds
+them to its own collector (a request id is counted once), so the session budget, the unpriced
+check and the cost tables cover the whole run, not one worker's share. Per-test budgets are
+judged on the worker that ran the test.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Hashable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,6 +31,7 @@ import pandas as pd
 import pytest
 
 from .budget.collector import SessionCollector, install_collector, session_collector, uninstall_collector
+from .ledger.record import CallRecord
 from .reports.columns import ZERO
 from .reports.frames import spend, totals
 from .tags import tags
@@ -33,6 +41,8 @@ __all__ = ["TEST_TAG"]
 TEST_TAG = "test"
 _Q = Decimal("0.0001")
 _STATE = pytest.StashKey[dict[str, Any]]()
+#: The key of a pytest-xdist worker's ``workeroutput`` that carries its calls to the controller.
+WORKER_CALLS = "cachewise_calls"
 
 
 def _amount(text: str) -> Decimal:
@@ -174,7 +184,33 @@ def _verdict(config: pytest.Config) -> list[str]:
     return problems
 
 
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _hand_calls_to_controller(config: pytest.Config) -> None:
+    """On an xdist worker: put this worker's calls (attributed to their tests) in ``workeroutput``."""
+    collector = _collector(config)
+    records = collector.records() if collector is not None else []
+    lines = [json.dumps(record.to_json(), separators=(",", ":")) for record in records]
+    config.workeroutput[WORKER_CALLS] = lines  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller: add a finished worker's calls to the session's collector."""
+    collector = _collector(node.config)
+    output = getattr(node, "workeroutput", None) or {}
+    if collector is None:
+        return
+    for line in output.get(WORKER_CALLS, ()):
+        collector.add(CallRecord.from_json(json.loads(line)))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
+    if _is_xdist_worker(session.config):
+        _hand_calls_to_controller(session.config)  # the controller judges the whole session
+        return
     state = session.config.stash[_STATE]
     state["over"] = _verdict(session.config)
     if state["over"] and session.exitstatus == pytest.ExitCode.OK:

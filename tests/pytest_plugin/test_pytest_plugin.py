@@ -169,3 +169,72 @@ def test_quiet_without_budget_or_costs_flag(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess(*QUIET, "-k", "not tagged")
     result.assert_outcomes(passed=2)
     assert "cachewise cost" not in result.stdout.str()
+
+
+# -- under pytest-xdist: the controller judges the calls of every worker ----------------------
+
+XDIST_CALLS = """
+import uuid
+from datetime import UTC, datetime
+
+from cachewise.budget import session_collector
+from cachewise.ledger import CallRecord
+from cachewise.usage import Usage
+
+
+def call(tokens, model="claude-haiku-4-5", request_id=None):
+    record = CallRecord.priced(
+        usage=Usage(input_tokens=tokens), model=model,
+        started_at=datetime(2026, 11, 1, tzinfo=UTC), request_id=request_id or f"r-{uuid.uuid4().hex}",
+    )
+    session_collector().add(record)
+"""
+
+#: Four files, so ``--dist loadfile`` over two workers gives each worker some of the calls.
+FILES = {
+    "test_a": XDIST_CALLS + "\n\ndef test_a():\n    call(100_000)  # $0.10 on Haiku 4.5\n",
+    "test_b": XDIST_CALLS + "\n\ndef test_b():\n    call(200_000)\n",
+    "test_c": XDIST_CALLS + "\n\ndef test_c():\n    call(300_000)\n",
+    "test_d": XDIST_CALLS + "\n\ndef test_d():\n    call(400_000)\n",
+}
+XDIST = ["-p", "xdist", "-n", "2", "--dist", "loadfile"]
+
+
+def test_the_session_budget_counts_the_calls_of_every_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**FILES)
+    # $1.00 in all; no worker ran more than $0.70 of it ({a, c} / {b, d} or any other split)
+    result = pytester.runpytest_subprocess(*PLUGIN, *XDIST, "--cachewise-budget", "0.75")
+    result.assert_outcomes(passed=4)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*test_d.py::test_d*1*0*$0.4000*",
+            "*claude-haiku-4-5*4*0*$1.0000*",
+            "total $1.0000 for 4 call(s); budget $0.75",
+            "*cachewise budget FAILED: session spent $1.0000 > budget $0.75*",
+        ]
+    )
+
+
+def test_within_budget_the_merged_session_passes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**FILES)
+    result = pytester.runpytest_subprocess(*PLUGIN, *XDIST, "--cachewise-budget", "1.00")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["total $1.0000 for 4 call(s); budget $1.00"])
+
+
+def test_an_unpriced_call_on_one_worker_fails_the_session(pytester: pytest.Pytester) -> None:
+    files = dict(FILES, test_d=XDIST_CALLS + "\n\ndef test_d():\n    call(10, model='claude-unknown-9')\n")
+    pytester.makepyfile(**files)
+    result = pytester.runpytest_subprocess(*PLUGIN, *XDIST, "--cachewise-budget", "100")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*1 UNPRICED call(s) not in the total*", "*cannot be priced*never $0*"])
+
+
+def test_one_request_id_seen_by_two_workers_is_counted_once(pytester: pytest.Pytester) -> None:
+    # --dist each runs the test on both workers: the same request (a batch result read twice) is one call
+    same = XDIST_CALLS + "\n\ndef test_same():\n    call(100_000, request_id='req_shared')\n"
+    pytester.makepyfile(test_same=same)
+    result = pytester.runpytest_subprocess(*PLUGIN, "-p", "xdist", "-n", "2", "--dist", "each")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["total $0.1000 for 1 call(s)"])
