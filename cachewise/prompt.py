@@ -544,13 +544,17 @@ def _not_a_block(value: Any) -> _Entry:
 #: past 64 bits, keys that are not strings, lone surrogates, mappings that are not dicts), except
 #: ``null``, which NaN and infinities are written as too: a block whose JSON holds it is never kept.
 #: A large block (a long system prompt sent on every call) is kept apart, in :data:`_LARGE`, which
-#: holds few: its key costs one pass over its bytes (the lookup's hash), less than reading it, and
-#: its entry's bytes are then the same object on every call, so that their prefix hash is kept too
-#: (:func:`_long_step`).
+#: holds few, by a sample of its key (:func:`_sample`: the length and three short slices), next to
+#: the key itself: a lookup compares the whole key with the kept one (one ``memcmp``) instead of
+#: hashing all of its bytes, which cost three times as much for a 40 kB block. Two keys of one sample
+#: share a slot (the later one is kept); a key is only ever answered by an entry kept for the same
+#: bytes. Its entry's bytes are then the same object on every call, so that their prefix hash is kept
+#: too (:func:`_long_step`).
 _BLOCKS: dict[bytes, _Entry] = {}
 _BLOCKS_MAX = 16384
 _BLOCK_MAX_BYTES = 4096
-_LARGE: dict[bytes, _Entry] = {}
+_LARGE: dict[tuple[int, bytes, bytes, bytes], tuple[bytes, _Entry]] = {}
+_SAMPLE_BYTES = 64
 _LARGE_MAX = 64
 _LARGE_MAX_BYTES = 4 * 1024 * 1024  # the keys and entries held, about twice this at most
 _large_bytes = 0
@@ -578,14 +582,27 @@ def _keep_large(key: bytes, block: dict[str, Any]) -> _Entry:
     if len(_LARGE) >= _LARGE_MAX or _large_bytes + len(key) > _LARGE_MAX_BYTES:
         _LARGE.clear()
         _large_bytes = 0
-    _LARGE[key] = entry
+    sample = _sample(key)
+    replaced = _LARGE.get(sample)
+    if replaced is not None:  # another key of the same sample: this one takes its slot
+        _large_bytes -= len(replaced[0])
+    _LARGE[sample] = (key, entry)
     _large_bytes += len(key)
     return entry
 
 
+def _sample(key: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """A large key's slot in :data:`_LARGE`: its length and its first, middle and last 64 bytes."""
+    size, middle = len(key), len(key) // 2
+    return size, key[:_SAMPLE_BYTES], key[middle : middle + _SAMPLE_BYTES], key[-_SAMPLE_BYTES:]
+
+
 def _known(key: bytes) -> _Entry | None:
     """The kept entry of the block orjson wrote as ``key``, if any."""
-    return _BLOCKS.get(key) if len(key) <= _BLOCK_MAX_BYTES else _LARGE.get(key)
+    if len(key) <= _BLOCK_MAX_BYTES:
+        return _BLOCKS.get(key)
+    kept = _LARGE.get(_sample(key))
+    return kept[1] if kept is not None and kept[0] == key else None
 
 
 def _read_block(block: dict[str, Any]) -> _Entry:

@@ -31,6 +31,7 @@ time gives the same statistics as live traffic.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -51,9 +52,8 @@ __all__ = [
 ]
 
 EXPECTED_READS_CAP = 8.0
-_MEMO_MAX = 4096  # rates or gaps kept at one now (a clock that stands still plans many requests)
+_MEMO_MAX = 4096  # rates kept at one now (a clock that stands still plans many requests)
 _RateTable = dict[tuple[str, str, Ttl], float]  # (kind, family, TTL) -> rate
-_GapTable = dict[str, tuple[float, ...]]  # prefix hash -> its gaps, in seconds
 _WINDOW_5M = timedelta(seconds=TTL_SECONDS["5m"])
 _WINDOW_1H = timedelta(seconds=TTL_SECONDS["1h"])
 PRIOR_WEIGHT = 0.5
@@ -153,6 +153,11 @@ class PrefixRecord:
     tokens: int | None = None
     writes: int = 0
     reads: int = 0
+    #: How many arrivals were ever appended (more than ``arrivals`` holds): what :attr:`spans` is of.
+    appended: int = field(default=0, repr=False, compare=False)
+    #: ``(appended, spans)``: the positive gaps between consecutive arrivals, in seconds, sorted,
+    #: worked out once per arrival (:meth:`ReuseStats.p_prefix` adds the gap up to its ``now``).
+    spans: tuple[int, tuple[float, ...]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -198,7 +203,7 @@ class ReuseStats:
         self._version = 0
         #: The rates asked at one ``now`` and version: a plan asks the same family's rates for each
         #: of its candidates. One tuple, replaced whole, so threads never pair a stamp with another's table.
-        self._rates: tuple[tuple[datetime, int] | None, _RateTable, _GapTable] = (None, {}, {})
+        self._rates: tuple[tuple[datetime, int] | None, _RateTable] = (None, {})
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -328,6 +333,7 @@ class ReuseStats:
                     if not opened.done:
                         self._reuse(opened, (at - opened.at).total_seconds())
             rec.arrivals.append(at)
+            rec.appended += 1  # after the append: spans stamped with the count before it are stale
             followed = self._followed.get(h)
             if followed is not None:
                 self._chain(h, followed, at)
@@ -415,24 +421,24 @@ class ReuseStats:
             return None
         return rec.live_ttl
 
-    def _tables(self, now: datetime) -> tuple[_RateTable, _GapTable]:
-        """The rates and the prefixes' gaps already worked out at ``now`` with the outcomes as they are.
+    def _table(self, now: datetime) -> _RateTable:
+        """The rates already worked out at ``now`` with the outcomes as they are.
 
         Every rate is a function of the outcomes and ``now``; the version changes with the outcomes
-        (:meth:`record`, a window closing), so tables of the same ``now`` and version hold exactly
-        what a fresh computation gives. One pair at most: the next ``now`` replaces it.
+        (:meth:`record`, a window closing), so a table of the same ``now`` and version holds exactly
+        what a fresh computation gives. One table at most: the next ``now`` replaces it.
         """
         stamp = (now, self._version)
         memo = self._rates
-        if memo[0] != stamp or len(memo[1]) >= _MEMO_MAX or len(memo[2]) >= _MEMO_MAX:
-            memo = self._rates = (stamp, {}, {})
-        return memo[1], memo[2]
+        if memo[0] != stamp or len(memo[1]) >= _MEMO_MAX:
+            memo = self._rates = (stamp, {})
+        return memo[1]
 
     def _rate(self, key: tuple[str, str, Ttl], now: datetime | None, work_out: Callable[[], float]) -> float:
-        """The rate named ``key``, memoised per ``now`` (:meth:`_tables`); without ``now``, worked out."""
+        """The rate named ``key``, memoised per ``now`` (:meth:`_table`); without ``now``, worked out."""
         if now is None:
             return work_out()
-        rates = self._tables(now)[0]
+        rates = self._table(now)
         found = rates.get(key)
         if found is None:
             found = rates[key] = work_out()
@@ -501,28 +507,33 @@ class ReuseStats:
         ended, back = counts(fam.chains[depth])
         return (back + BRANCH_PRIOR_WEIGHT * glob) / (ended + BRANCH_PRIOR_WEIGHT)
 
-    def _gaps(self, prefix_hash: str, rec: PrefixRecord, now: datetime) -> tuple[float, ...]:
-        """The positive gaps between the prefix's arrivals and ``now``, in seconds (asked per TTL:
-        memoised with the rates, as arrivals change only with :meth:`record`)."""
-        memo = self._tables(now)[1]
-        found = memo.get(prefix_hash)
-        if found is not None:
-            return found
+    def _spans(self, rec: PrefixRecord) -> tuple[float, ...]:
+        """The positive gaps between the prefix's consecutive arrivals, in seconds, sorted. They change
+        only with an arrival, so they are kept on the record, stamped with its count of arrivals."""
+        stamp = rec.appended  # read before the arrivals: an arrival meanwhile makes the stamp stale
+        kept = rec.spans
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
         times = [*rec.arrivals]
-        if times[-1] < now:
-            times.append(now)
-        every = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-        gaps = memo[prefix_hash] = tuple(g for g in every if g > 0)
-        return gaps
+        spans = tuple(sorted(g for a, b in itertools.pairwise(times) if (g := (b - a).total_seconds()) > 0))
+        rec.spans = (stamp, spans)
+        return spans
 
     def p_prefix(self, prefix_hash: str, ttl: Ttl, now: datetime, prior: float) -> tuple[float, int]:
-        """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count."""
+        """Chance the next use of this prefix comes within ``ttl``, from its gaps; and the gap count.
+
+        The gaps are those between its arrivals, and from the last arrival to ``now`` when that is later.
+        """
         rec = self.prefixes.get(prefix_hash)
         if rec is None or not rec.arrivals:
             return prior, 0
-        gaps = self._gaps(prefix_hash, rec, now)
+        spans = self._spans(rec)
+        limit = TTL_SECONDS[ttl]
+        hits, gaps = bisect.bisect_left(spans, limit), len(spans)
+        last = rec.arrivals[-1]
+        if last < now:
+            gaps += 1
+            hits += (now - last).total_seconds() < limit
         if not gaps:
             return prior, 0
-        limit = TTL_SECONDS[ttl]
-        hits = sum(1 for g in gaps if g < limit)
-        return (hits + PRIOR_WEIGHT * prior) / (len(gaps) + PRIOR_WEIGHT), len(gaps)
+        return (hits + PRIOR_WEIGHT * prior) / (gaps + PRIOR_WEIGHT), gaps

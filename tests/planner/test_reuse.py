@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cachewise.planner.reuse import ReuseStats
+from cachewise.planner.reuse import PRIOR_WEIGHT, TTL_SECONDS, ReuseStats
+from cachewise.prompt import Ttl
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -172,3 +174,68 @@ def test_settle_resolves_exactly_the_windows_that_closed() -> None:
     assert stats.tails.counts("1h") == (0, 0)
     stats.settle(T0 + timedelta(hours=1))
     assert stats.tails.counts("1h") == (1, 0)
+
+
+def _fresh_prefix(
+    stats: ReuseStats, prefix_hash: str, ttl: Ttl, now: datetime, prior: float
+) -> tuple[float, int]:
+    """``p_prefix`` worked out from the record's arrivals as they are, past what is kept."""
+    rec = stats.prefixes.get(prefix_hash)
+    if rec is None or not rec.arrivals:
+        return prior, 0
+    times = [*rec.arrivals]
+    if times[-1] < now:
+        times.append(now)
+    gaps = [g for a, b in itertools.pairwise(times) if (g := (b - a).total_seconds()) > 0]
+    if not gaps:
+        return prior, 0
+    hits = sum(1 for g in gaps if g < TTL_SECONDS[ttl])
+    return (hits + PRIOR_WEIGHT * prior) / (len(gaps) + PRIOR_WEIGHT), len(gaps)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["record", "record", "touch", "forget", "ask"]),
+            st.integers(0, 8000),  # seconds after T0 (not in order: replays and peers are not)
+            st.sampled_from(["a", "b", "c"]),
+        ),
+        max_size=40,
+    ),
+    st.integers(1, 3),
+)
+def test_a_prefixs_reuse_answers_what_its_arrivals_say(ops: list[tuple[str, int, str]], kept: int) -> None:
+    """``p_prefix`` keeps each record's gaps between arrivals from one arrival to the next: after any
+    sequence of arrivals (out of order, at the same instant, evicted and seen again), touches and
+    forgets, it answers what the arrivals as they are say, at ``now`` before, at and after them."""
+    stats = ReuseStats(max_prefixes=kept)
+    for op, seconds, key in ops:
+        now = T0 + timedelta(seconds=seconds)
+        if op == "record":
+            stats.record([key, key + "x"], "fam", key + "x", now)
+        elif op == "touch":
+            stats.touch(key, "5m", now, 2000, read=False)
+        elif op == "forget":
+            stats.forget(key)
+        for at in (now, T0 + timedelta(seconds=seconds // 2), now + timedelta(seconds=299.5)):
+            for prefix in (key, key + "x"):
+                for ttl in ("5m", "1h"):
+                    want = _fresh_prefix(stats, prefix, ttl, at, 0.25)
+                    assert stats.p_prefix(prefix, ttl, at, 0.25) == want
+                    assert stats.p_prefix(prefix, ttl, at, 0.25) == want  # kept now
+
+
+def test_a_full_window_of_arrivals_keeps_its_gaps_right() -> None:
+    """Past 32 arrivals the oldest leave the window: the gaps kept follow it; equal arrivals (a clock
+    that stands still) are no gap, and a gap of exactly a TTL is not within it."""
+    stats = ReuseStats()
+    moments = [0, 10, 10, 310, 310, 311, 3911, *range(4000, 4000 + 240 * 40, 240)]  # gaps of 300 s and 1 h
+    for n, second in enumerate(moments):
+        at = T0 + timedelta(seconds=second)
+        stats.record(["p"], "fam", None, at)
+        for later in (at, at + timedelta(seconds=1), at + timedelta(seconds=300), at + timedelta(hours=2)):
+            for ttl in ("5m", "1h"):
+                assert stats.p_prefix("p", ttl, later, 0.5) == _fresh_prefix(stats, "p", ttl, later, 0.5), n
+    rec = stats.prefixes["p"]
+    assert len(rec.arrivals) == 32 and rec.appended == len(moments)

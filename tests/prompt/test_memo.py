@@ -213,12 +213,17 @@ def test_large_blocks_read_warm_as_they_read_afresh(
         assert reading(Prompt(copy.deepcopy(request), collapse_runs=collapse)) == want
 
 
+def _large_keys() -> list[bytes]:
+    """The keys (orjson's bytes of each block) the large-block memo holds."""
+    return [key for key, _entry in prompt_module._LARGE.values()]
+
+
 def test_a_large_block_is_kept_and_a_changed_one_is_read_again() -> None:
     prompt_module._forget()
     request = _large_blocks_request(_long("policy"), True, _long("schema", 6_000))
     first = Prompt(request)
     assert len(prompt_module._LARGE) == 4  # the system block, the tool, the document, the long text
-    system_key = next(k for k in prompt_module._LARGE if b"policy" in k and b"cache_control" in k)
+    system_key = next(k for k in _large_keys() if b"policy" in k and b"cache_control" in k)
     again = Prompt(copy.deepcopy(request))
     assert again.hashes == first.hashes
     assert again.markers == first.markers
@@ -226,7 +231,7 @@ def test_a_large_block_is_kept_and_a_changed_one_is_read_again() -> None:
     changed = copy.deepcopy(request)
     changed["system"][1]["text"] = changed["system"][1]["text"][:-2] + "X "
     other = Prompt(changed)
-    assert system_key in prompt_module._LARGE  # the first one is still kept
+    assert system_key in _large_keys()  # the first one is still kept
     assert other.hashes == cold(changed)[0]
     start = first.level_ends["tools"] + 2  # the long system block's position
     assert other.hashes[:start] == first.hashes[:start]
@@ -255,5 +260,26 @@ def test_large_blocks_with_null_are_not_kept_and_the_memo_stays_bounded(
         assert reading(Prompt(request)) == cold(request)
         Prompt(request)
         assert len(prompt_module._LARGE) <= 3
-        assert sum(map(len, prompt_module._LARGE)) <= 50_000
+        assert sum(map(len, _large_keys())) <= 50_000
+    prompt_module._forget()
+
+
+def test_large_blocks_that_share_a_sample_are_told_apart_by_their_bytes() -> None:
+    """The large-block memo finds a kept block by its length and three 64-byte slices, then compares
+    the whole bytes: a block that differs from a kept one only between those slices (same sample) is
+    read as afresh, and takes the slot; the first one, read again, is read afresh too."""
+    prompt_module._forget()
+    text = _long("rules")
+    quarter = len(text) // 4
+    first = body(system=[{"type": "text", "text": text}])
+    second = body(system=[{"type": "text", "text": text[:quarter] + "Z" + text[quarter + 1 :]}])
+    one, two = (prompt_module.orjson_bytes(r["system"][0]) for r in (first, second))
+    assert one is not None and two is not None and one != two
+    assert prompt_module._sample(one) == prompt_module._sample(two)
+    want = {id(first): cold(first), id(second): cold(second)}  # each read with every memo emptied
+    for request in (first, second, first, second):
+        warm = Prompt(copy.deepcopy(request))
+        assert len(prompt_module._LARGE) == 1  # one slot: the block last read holds it
+        assert reading(warm) == want[id(request)]
+    assert Prompt(first).hashes != Prompt(second).hashes
     prompt_module._forget()
