@@ -67,6 +67,12 @@ _W5, _W1, _UNATTRIBUTED = 1, 2, 4  # the bits of aggregate._waste_class
 _5M, _1H = timedelta(minutes=5), timedelta(hours=1)
 _LOCK_KEY = 0x63772D726F6C6C75  # "cw-rollu": serialises rollup upkeep on PostgreSQL
 _IN_CHUNK = 500
+#: Families whose last full read held at least :data:`_WIDE_MEMBERS` stored writes and reads: read
+#: from their last read before the new calls from then on (:func:`_family_members`). A hint of this
+#: process only (any family may be read either way: both give the same classes); emptied when full.
+_WIDE: set[str] = set()
+_WIDE_MEMBERS = 64
+_WIDE_MAX = 4096
 _SPLIT = 10**9
 _KEYS = ("bucket", "model", "tags", "error", "priced", "waste")
 _PLAIN = ("calls", "costed", *TOKEN_COLUMNS)
@@ -260,45 +266,98 @@ def record_inserted(
 def _family_members(
     conn: Connection, families: Mapping[str, Sequence[datetime]], new: Sequence[int]
 ) -> Iterable[tuple[str, list[_Member], datetime]]:
-    """Each family's stored calls from an hour before its first new call to an hour after its last
-    (the calls whose waste class a new call can change, and what decides it), without the calls
-    ``new`` (sorted ids) just inserted, which the caller knows: ``(prefix, members, last new time)``."""
+    """Each family's stored calls whose waste class a new call can change, and what decides them,
+    without the calls ``new`` (sorted ids) just inserted, which the caller knows:
+    ``(prefix, members, last new time)``.
+
+    That is the family's writes and reads from an hour before its first new call to an hour after
+    its last. A family met wide before (:data:`_WIDE`: one prefix read by every call, a busy system
+    prompt) is read from its last read before its first new call instead, when that is later: a
+    writer before that read has its first read there or earlier (or none within its hour, and then
+    a new call, later still, is out of its reach too), so no new call changes its class, and every
+    member after it in time is read, so the classes of those after it are worked out in full.
+    """
     names = sorted(families)
     fresh = set(new)
     # Consecutive new ids (the bulk path) are left out in SQL, not read back to be dropped here.
     leave_out = (
         not_(calls.c.id.between(new[0], new[-1])) if new and new[-1] - new[0] + 1 == len(new) else None
     )
-    reads = case((calls.c.cache_read_input_tokens > 0, 1), else_=0)
-    for start in range(0, len(names), _IN_CHUNK):
-        chunk = names[start : start + _IN_CHUNK]
+    wide = [prefix for prefix in names if prefix in _WIDE]
+    narrow = [prefix for prefix in names if prefix not in _WIDE]
+    for start in range(0, len(narrow), _IN_CHUNK):
+        chunk = narrow[start : start + _IN_CHUNK]
         low = min(min(families[p]) for p in chunk) - _1H
         high = max(max(families[p]) for p in chunk)
-        stmt = select(
-            calls.c.prefix_hash,
-            calls.c.id,
-            calls.c.started_at,
-            calls.c.ephemeral_5m_input_tokens,
-            calls.c.ephemeral_1h_input_tokens,
-            reads,
-        ).where(
-            calls.c.prefix_hash.in_(chunk),
-            calls.c.started_at >= low,
-            calls.c.started_at <= high + _1H,
-            or_(  # only writes and reads decide a class
-                calls.c.cache_read_input_tokens > 0,
-                calls.c.ephemeral_5m_input_tokens > 0,
-                calls.c.ephemeral_1h_input_tokens > 0,
-            ),
-        )
-        if leave_out is not None:
-            stmt = stmt.where(leave_out)
-        found: dict[str, list[_Member]] = {prefix: [] for prefix in chunk}
-        for prefix, call_id, at, e5, e1, read in conn.execute(stmt):
-            if call_id not in fresh:
-                found[prefix].append(_Member(call_id, _moment(at), e5, e1, bool(read)))
+        found = _members(conn, chunk, low, high + _1H, leave_out, fresh)
         for prefix, members in found.items():
+            if len(members) >= _WIDE_MEMBERS:
+                _mark_wide(prefix)
             yield prefix, members, max(families[prefix])
+    for prefix in wide:
+        first = min(families[prefix])
+        low = _last_read_before(conn, prefix, first) or first - _1H
+        found = _members(conn, [prefix], low, max(families[prefix]) + _1H, leave_out, fresh)
+        yield prefix, found[prefix], max(families[prefix])
+
+
+def _members(
+    conn: Connection,
+    prefixes: Sequence[str],
+    low: datetime,
+    high: datetime,
+    leave_out: Any,
+    fresh: set[int],
+) -> dict[str, list[_Member]]:
+    """The stored writes and reads of ``prefixes`` started from ``low`` to ``high``, not ``fresh``."""
+    reads = case((calls.c.cache_read_input_tokens > 0, 1), else_=0)
+    stmt = select(
+        calls.c.prefix_hash,
+        calls.c.id,
+        calls.c.started_at,
+        calls.c.ephemeral_5m_input_tokens,
+        calls.c.ephemeral_1h_input_tokens,
+        reads,
+    ).where(
+        calls.c.prefix_hash.in_(prefixes),
+        calls.c.started_at >= low,
+        calls.c.started_at <= high,
+        or_(  # only writes and reads decide a class
+            calls.c.cache_read_input_tokens > 0,
+            calls.c.ephemeral_5m_input_tokens > 0,
+            calls.c.ephemeral_1h_input_tokens > 0,
+        ),
+    )
+    if leave_out is not None:
+        stmt = stmt.where(leave_out)
+    found: dict[str, list[_Member]] = {prefix: [] for prefix in prefixes}
+    for prefix, call_id, at, e5, e1, read in conn.execute(stmt):
+        if call_id not in fresh:
+            found[prefix].append(_Member(call_id, _moment(at), e5, e1, bool(read)))
+    return found
+
+
+def _last_read_before(conn: Connection, prefix: str, first: datetime) -> datetime | None:
+    """The start of the family's last stored read strictly before ``first``, within the hour before."""
+    stmt = (
+        select(calls.c.started_at)
+        .where(
+            calls.c.prefix_hash == prefix,
+            calls.c.started_at < first,
+            calls.c.started_at >= first - _1H,
+            calls.c.cache_read_input_tokens > 0,
+        )
+        .order_by(calls.c.started_at.desc())
+        .limit(1)
+    )
+    at = conn.execute(stmt).scalar()
+    return None if at is None else _moment(at)
+
+
+def _mark_wide(prefix: str) -> None:
+    if len(_WIDE) >= _WIDE_MAX:
+        _WIDE.clear()
+    _WIDE.add(prefix)
 
 
 def _stored_calls(

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from cachewise.cli import cli
-from cachewise.ledger import CallRecord, Filter, Ledger
+from cachewise.ledger import CallRecord, Filter, Ledger, rollups
 from cachewise.ledger.aggregate import GroupSums, group_sums
 from cachewise.ledger.query import read_totals
 from cachewise.reports import build_report, render
@@ -102,6 +102,93 @@ def test_rollups_equal_the_rows_on_random_ledgers_and_windows(
     assert ledger.check_rollups().ok
     for flt in _windows(records, offsets):
         _same_as_rows(ledger, flt)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seed=st.integers(0, 10_000), count=st.integers(1, 120))
+def test_families_read_from_their_last_read_keep_the_rollups_equal(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, seed: int, count: int
+) -> None:
+    # every family is "wide" once read: each later batch reads it from its last read before the batch
+    monkeypatch.setattr(rollups, "_WIDE_MEMBERS", 0)
+    monkeypatch.setattr(rollups, "_WIDE", set())
+    records = random_ledger(count, seed)
+    records = [replace(r, request_id=f"{r.request_id}_wide_{seed}_{count}") for r in records]
+    rng = random.Random(seed)
+    order = list(records)
+    rng.shuffle(order)
+    while order:
+        size = rng.choice((1, 3, 17))
+        for record in order[:size]:
+            ledger.record(record)
+        del order[:size]
+        ledger.flush()
+        assert ledger.check_rollups().ok  # after every batch, not only at the end
+    for flt in _windows(records, (0, 30_000)):
+        _same_as_rows(ledger, flt)
+
+
+def _family_call(n: int, at: Any, *, write: int = 0, one_hour: bool = False, read: int = 0) -> CallRecord:
+    usage = Usage(
+        input_tokens=10,
+        cache_read_input_tokens=read,
+        ephemeral_5m_input_tokens=0 if one_hour else write,
+        ephemeral_1h_input_tokens=write if one_hour else 0,
+        output_tokens=5,
+    )
+    return CallRecord.priced(
+        usage=usage, model="claude-sonnet-4-5", started_at=at, request_id=f"busy_{n}", prefix_hash="busy"
+    )
+
+
+def test_a_busy_family_is_read_from_its_last_read_not_its_whole_hour(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rollups, "_WIDE", set())
+    read_sizes: list[int] = []
+    members = rollups._members
+
+    def counted(*args: Any) -> dict[str, list[Any]]:
+        found = members(*args)
+        read_sizes.extend(len(v) for v in found.values())
+        return found
+
+    monkeypatch.setattr(rollups, "_members", counted)
+    start = T0 + timedelta(minutes=1)
+    calls = [_family_call(0, start, write=4000)]
+    calls += [_family_call(n, start + timedelta(seconds=n), read=4000) for n in range(1, 200)]
+    for call in calls:
+        ledger.record(call)
+    ledger.flush()
+    ledger.record(_family_call(200, start + timedelta(seconds=200), read=4000))
+    ledger.flush()
+    assert read_sizes == [0, 200]  # the first batch's calls are all new; then every stored call
+    assert "busy" in rollups._WIDE
+    at = start + timedelta(seconds=201)
+    # writers after the last read (two in one second), then a read that takes them out of waste
+    late = [
+        _family_call(201, at, write=3000),
+        _family_call(202, at, write=2000, one_hour=True),
+        _family_call(203, at + timedelta(seconds=1), write=1000),
+    ]
+    for call in late:
+        ledger.record(call)
+    ledger.flush()
+    assert read_sizes[2:] == [1]  # from the last read before them, not the 201 calls of the hour
+    with ledger.read() as conn:
+        (sums,) = group_sums(conn, Filter(), ["model"])
+    assert (sums.tokens["wasted_5m_tokens"], sums.tokens["wasted_1h_tokens"]) == (4000, 2000)
+    ledger.record(_family_call(204, at + timedelta(minutes=3), read=9000))
+    ledger.flush()
+    assert read_sizes[3:] == [4]  # from the read at 200 s: it and the three writers after it
+    with ledger.read() as conn:
+        (sums,) = group_sums(conn, Filter(), ["model"])
+    assert (sums.tokens["wasted_5m_tokens"], sums.tokens["wasted_1h_tokens"]) == (0, 0)
+    assert ledger.check_rollups().ok
 
 
 def test_a_read_in_a_later_batch_moves_the_write_out_of_waste(ledger: Ledger) -> None:
