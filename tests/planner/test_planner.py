@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from cachewise.errors import TokenCountError
@@ -467,3 +468,35 @@ async def test_aplan_never_changes_the_request_and_copies_what_it_marks(
     plan = await planner.aplan(request)
     assert plan.added and request == original
     _marked_paths_are_copies(request, plan)
+
+
+def _first_sight(book: PriceBook, returns_after: float | None) -> str | None:
+    """The TTL a new system prompt gets at its first sight, after three other families were each
+    seen again ``returns_after`` seconds later (``None``: never seen again)."""
+    clock = VirtualClock()
+    rows = []
+    for k in range(3):
+        family = Prompt({"model": "claude-test", "system": f"other {k} " + LONG, "messages": []}).family
+        rows.append({"at": clock.advance(60), "family": family, "prefix_hashes": [family]})
+        if returns_after is not None:
+            rows.append({"at": clock.now + timedelta(seconds=returns_after), "family": family})
+    planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
+    planner.seed(rows)
+    clock.advance(3 * 3600)  # every window of the history has closed
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": "a new context " + LONG,
+        "messages": [{"role": "user", "content": "status?"}],
+    }
+    return {b.path: b.ttl for b in planner.plan(request).added}.get("system.0")
+
+
+def test_other_families_that_came_back_after_five_minutes_make_a_new_context_an_hour_write(
+    book: PriceBook,
+) -> None:
+    """The shared-prefix prior is learned across families: where others came back after their 5m
+    entry would have lapsed, a context seen for the first time is written for the hour."""
+    assert _first_sight(book, returns_after=20 * 60) == "1h"
+    assert _first_sight(book, returns_after=60) == "5m"  # back within five minutes: 5m is enough
+    assert _first_sight(book, returns_after=None) != "1h"  # one-shot families: no hour's bet
