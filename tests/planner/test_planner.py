@@ -11,6 +11,7 @@ from typing import Any
 from cachewise.errors import TokenCountError
 from cachewise.planner import CachePlanner, Plan, effective_minimum
 from cachewise.planner.body import copy_body
+from cachewise.planner.valuation import family_tokens
 from cachewise.pricing import PriceBook
 from cachewise.prompt import Prompt, strip_cache_control
 from cachewise.tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, TokenMemo
@@ -470,16 +471,19 @@ async def test_aplan_never_changes_the_request_and_copies_what_it_marks(
     _marked_paths_are_copies(request, plan)
 
 
-def _first_sight(book: PriceBook, returns_after: float | None) -> str | None:
-    """The TTL a new system prompt gets at its first sight, after three other families were each
-    seen again ``returns_after`` seconds later (``None``: never seen again)."""
+def _first_sight(book: PriceBook, returns_after: float | None, size: str = LONG) -> str | None:
+    """The TTL a new system prompt (``LONG``) gets at its first sight, after three other families
+    with a system prompt of ``size`` were each seen again ``returns_after`` seconds later (``None``:
+    never seen again)."""
     clock = VirtualClock()
     rows = []
     for k in range(3):
-        family = Prompt({"model": "claude-test", "system": f"other {k} " + LONG, "messages": []}).family
-        rows.append({"at": clock.advance(60), "family": family, "prefix_hashes": [family]})
+        other = Prompt({"model": "claude-test", "system": f"other {k} " + size, "messages": []})
+        family, tokens = other.family, family_tokens(other)
+        row = {"family": family, "prefix_hashes": [family], "family_tokens": tokens}
+        rows.append({**row, "at": clock.advance(60)})
         if returns_after is not None:
-            rows.append({"at": clock.now + timedelta(seconds=returns_after), "family": family})
+            rows.append({**row, "at": clock.now + timedelta(seconds=returns_after)})
     planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
     planner.seed(rows)
     clock.advance(3 * 3600)  # every window of the history has closed
@@ -500,3 +504,10 @@ def test_other_families_that_came_back_after_five_minutes_make_a_new_context_an_
     assert _first_sight(book, returns_after=20 * 60) == "1h"
     assert _first_sight(book, returns_after=60) == "5m"  # back within five minutes: 5m is enough
     assert _first_sight(book, returns_after=None) != "1h"  # one-shot families: no hour's bet
+
+
+def test_the_shared_prior_of_a_new_context_is_learned_from_contexts_of_its_size(book: PriceBook) -> None:
+    """Families far smaller than the new context move its shared prior little: short prompts that
+    come back every 20 minutes do not make a large context's first write an hour's."""
+    assert _first_sight(book, returns_after=20 * 60, size=words(60)) == "5m"  # ~1/25 the size
+    assert _first_sight(book, returns_after=20 * 60, size=words(1200)) == "1h"  # about as large
