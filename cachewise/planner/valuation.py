@@ -169,7 +169,8 @@ def value(
             # how often the family is seen again (which is about its system prompt).
             prior, source = stats.p_branch(prompt.family, depth, ttl, now), "combination"
         elif structural:
-            prior, source = max(tail_p, stats.p_shared(ttl, now, family_size)), "shared"
+            prior = max(tail_p, stats.p_shared(ttl, now, family_size))
+            source = f"shared; families of about {family_size or 0:,} tokens"
         else:
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
