@@ -158,14 +158,9 @@ class CachePlanner:
             hashes = list(row.get("prefix_hashes") or [])
             tail = row.get("tail_hash") or (hashes[-1] if hashes else None)
             size = row.get("family_tokens")
+            known = isinstance(size, int | float) and size == size  # a frame's missing value is NaN
             self.stats.record(
-                hashes,
-                str(row["family"]),
-                tail,
-                row["at"],
-                family_tokens=int(size)
-                if isinstance(size, int | float) and size == size
-                else None,  # NaN: none
+                hashes, str(row["family"]), tail, row["at"], family_tokens=int(size) if known else None
             )
             used += 1
         return used

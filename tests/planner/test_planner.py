@@ -511,3 +511,19 @@ def test_the_shared_prior_of_a_new_context_is_learned_from_contexts_of_its_size(
     come back every 20 minutes do not make a large context's first write an hour's."""
     assert _first_sight(book, returns_after=20 * 60, size=words(60)) == "5m"  # ~1/25 the size
     assert _first_sight(book, returns_after=20 * 60, size=words(1200)) == "1h"  # about as large
+
+
+def test_a_seed_frame_without_a_family_size_seeds_the_size_blind_rate(book: PriceBook) -> None:
+    import pandas as pd
+
+    clock = VirtualClock()
+    frame = pd.DataFrame(
+        [
+            {"at": clock.advance(60), "family": "a", "family_tokens": 3000},
+            {"at": clock.advance(60), "family": "b", "family_tokens": None},  # NaN in the frame
+        ]
+    )
+    planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
+    assert planner.seed(frame) == 2
+    assert planner.stats.shared.open_1h == 2  # both families' first arrivals
+    assert sum(o.open_1h for o in planner.stats.shared_by_size.values()) == 1  # only the sized one
