@@ -72,6 +72,7 @@ BRANCH_PRIOR_WEIGHT = 1.0
 SIZE_WEIGHT = 0.5
 #: Classes further apart than this are not read (their weight is under 1/100).
 _SIZE_CLASSES_READ = 6
+_SIZE_WEIGHTS = tuple(SIZE_WEIGHT**apart for apart in range(_SIZE_CLASSES_READ + 1))
 
 
 def size_class(tokens: int) -> int:
@@ -502,7 +503,7 @@ class ReuseStats:
             apart = abs(cls - centre)
             if apart > _SIZE_CLASSES_READ:
                 continue
-            weight = SIZE_WEIGHT**apart
+            weight = _SIZE_WEIGHTS[apart]
             resolved, hits = outcomes.evidence(ttl, now)
             seen, reused = seen + weight * resolved, reused + weight * hits
         return (reused + 1.0) / (seen + 2.0)

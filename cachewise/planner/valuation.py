@@ -169,8 +169,7 @@ def value(
             # how often the family is seen again (which is about its system prompt).
             prior, source = stats.p_branch(prompt.family, depth, ttl, now), "combination"
         elif structural:
-            prior = max(tail_p, stats.p_shared(ttl, now, family_size))
-            source = f"shared; families of about {family_size or 0:,} tokens"
+            prior, source = max(tail_p, stats.p_shared(ttl, now, family_size)), "shared"
         else:
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
@@ -183,11 +182,14 @@ def value(
         else:
             single = branch is not None or (depth is not None and depth > 0 and gaps < 2)
             reads = max(f, reads_5m + back) if single else expected_reads(f)
-        basis = (
-            f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
-            if gaps
-            else f"no history; prior {f:.0%} within {ttl} ({source})"
-        )
+        if gaps:
+            basis = f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
+        elif source == "shared":
+            basis = (
+                f"no history; prior {f:.0%} within {ttl} (shared; families of about {family_size:,} tokens)"
+            )
+        else:
+            basis = f"no history; prior {f:.0%} within {ttl} ({source})"
         if cand.live is not None:
             if ttl != cand.live:
                 continue
