@@ -6,7 +6,8 @@ with the id of the process that made it (its *origin*) so no process applies its
 ==========  ==============================================================  ==================
 kind        fields                                                          applied with
 ==========  ==============================================================  ==================
-``r``       time, family, tail (or null), prefix hashes (prefix order)      ``ReuseStats.record``
+``r``       time, family, tail (or null), prefix hashes (prefix order),     ``ReuseStats.record``
+            the family's tokens (or null; absent before 4 December 2026)
 ``t``       time, prefix hash, TTL, tokens (or null), read (0/1)            ``ReuseStats.touch``
 ``f``       prefix hash                                                     ``ReuseStats.forget``
 ``e``       prefix hash, family, depth (a new boundary to follow)           ``ReuseStats.expect``

@@ -37,7 +37,9 @@ class FleetStats(ReuseStats):
         """Apply one observation made elsewhere (``r``, ``t``, ``f``, ``e`` or ``b``), not republished."""
         kind = event[0]
         if kind == "r":
-            ReuseStats.record(self, event[4], event[2], event[3], from_micros(event[1]))
+            # The family's size came with the event from 4 December 2026 on (older events: unknown).
+            size = event[5] if len(event) > 5 else None
+            ReuseStats.record(self, event[4], event[2], event[3], from_micros(event[1]), family_tokens=size)
         elif kind == "t":
             ttl: Ttl = "1h" if event[3] == "1h" else "5m"
             ReuseStats.touch(self, event[2], ttl, from_micros(event[1]), event[4], read=bool(event[5]))
@@ -58,14 +60,22 @@ class FleetStats(ReuseStats):
 
     # -- recording (the planner's own) -----------------------------------------------------------
 
-    def record(self, hashes: Iterable[str], family: str, tail: str | None, at: datetime) -> str | None:
+    def record(
+        self,
+        hashes: Iterable[str],
+        family: str,
+        tail: str | None,
+        at: datetime,
+        *,
+        family_tokens: int | None = None,
+    ) -> str | None:
         if self._inbox:
             self._catch_up()
         keys = [h[:KEY_DIGITS] for h in hashes]
         fam, end = family[:KEY_DIGITS], None if tail is None else tail[:KEY_DIGITS]
-        continued = super().record(keys, fam, end, at)
+        continued = super().record(keys, fam, end, at, family_tokens=family_tokens)
         if self.fleet is not None:
-            self.fleet.publish(["r", micros(at), fam, end, keys])
+            self.fleet.publish(["r", micros(at), fam, end, keys, family_tokens])
         return continued
 
     def touch(self, prefix_hash: str, ttl: Ttl, at: datetime, tokens: int | None, *, read: bool) -> None:
@@ -94,10 +104,10 @@ class FleetStats(ReuseStats):
             self._catch_up()
         return super().live(prefix_hash[:KEY_DIGITS], now)
 
-    def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
+    def p_shared(self, ttl: Ttl, now: datetime | None = None, tokens: int | None = None) -> float:
         if self._inbox:
             self._catch_up()
-        return super().p_shared(ttl, now)
+        return super().p_shared(ttl, now, tokens)
 
     def p_tail(self, family: str, ttl: Ttl, now: datetime | None = None) -> float:
         if self._inbox:

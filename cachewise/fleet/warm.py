@@ -5,7 +5,8 @@ per cache position the first 16 hex digits of its prefix hash, in prefix order),
 ``prefix_hash`` column: the prefix hash at the end of system), its breakpoints (position, TTL,
 tokens, prefix hash) and its usage. Replayed oldest first, each call is what the planner saw live:
 
-1. its arrival, :meth:`ReuseStats.record` (hashes, family, tail = the last position);
+1. its arrival, :meth:`ReuseStats.record` (hashes, family, tail = the last position, and the
+   family's size: the tokens of the replay point at the end of system, else of tools);
 2. its response, :meth:`CachePlanner.observe` on a plan of its recorded breakpoints: the entries
    written and read become live, an uncached call forgets them, as they did live.
 
@@ -45,6 +46,17 @@ def _family(call: CallRecord, hashes: list[str], levels: list[str]) -> str:
     return f"model:{call.model}"  # no system and no tools: the planner's own family is not recorded
 
 
+def _family_tokens(points: list[list[object]], levels: list[str]) -> int | None:
+    """The tokens of the replay point at the end of system (else of tools); 0 with neither, as the
+    planner sizes a family without them; ``None`` if the point holds no number."""
+    for level in ("system", "tools"):
+        ends = [i for i, name in enumerate(levels) if name == level]
+        if ends:
+            tokens = points[ends[-1]][1]
+            return int(tokens) if isinstance(tokens, int | float) else None
+    return 0
+
+
 def seed(planner: CachePlanner, calls: Iterable[CallRecord]) -> int:
     """Replay ``calls`` (any order) into ``planner``'s reuse window; how many were used.
 
@@ -57,7 +69,13 @@ def seed(planner: CachePlanner, calls: Iterable[CallRecord]) -> int:
             continue
         hashes = [str(p[0]) for p in points]
         levels = [str(p[2]) for p in points]
-        planner.stats.record(hashes, _family(call, hashes, levels), hashes[-1], call.started_at)
+        planner.stats.record(
+            hashes,
+            _family(call, hashes, levels),
+            hashes[-1],
+            call.started_at,
+            family_tokens=_family_tokens(points, levels),
+        )
         if call.breakpoints and call.status == "ok":
             plan = Plan(
                 request={}, model=call.model, planned_at=call.started_at, breakpoints=call.breakpoints

@@ -44,7 +44,7 @@ from .output import Minimum, Outcome, build
 from .plan import Plan
 from .protocol import Planner
 from .reuse import ReuseStats
-from .valuation import Prices, effective_minimum, nest, pause_value, value
+from .valuation import Prices, effective_minimum, family_tokens, nest, pause_value, value
 
 __all__ = ["DEFAULT_COUNT_BUDGET", "LOOKBACK", "MAX_BREAKPOINTS", "CachePlanner", "effective_minimum"]
 
@@ -148,15 +148,20 @@ class CachePlanner:
         """Replay past traffic into the reuse window (e.g. a ledger frame).
 
         Each row needs ``at`` (aware datetime) and ``family`` (prefix hash), and may carry
-        ``prefix_hashes`` (list, prefix order) and ``tail_hash``. A pandas DataFrame is
-        read with ``to_dict("records")``. Returns the number of rows used.
+        ``prefix_hashes`` (list, prefix order), ``tail_hash`` and ``family_tokens`` (the size of
+        the family's prefix, which the shared prior of new families is kept by). A pandas
+        DataFrame is read with ``to_dict("records")``. Returns the number of rows used.
         """
         records = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
         used = 0
         for row in sorted(records, key=lambda r: r["at"]):
             hashes = list(row.get("prefix_hashes") or [])
             tail = row.get("tail_hash") or (hashes[-1] if hashes else None)
-            self.stats.record(hashes, str(row["family"]), tail, row["at"])
+            size = row.get("family_tokens")
+            known = isinstance(size, int | float) and size == size  # a frame's missing value is NaN
+            self.stats.record(
+                hashes, str(row["family"]), tail, row["at"], family_tokens=int(size) if known else None
+            )
             used += 1
         return used
 
@@ -258,8 +263,9 @@ class CachePlanner:
         known = self.counter.known(prompt) if self.counter is not None else {}
         memoised = frozenset(known)
         order = sorted(known)
+        family_size = family_tokens(prompt)
         for cand in cands.values():
-            value(cand, prompt, self.stats, now, prices)
+            value(cand, prompt, self.stats, now, prices, family_size)
         nest(cands)
         # Size only what matters: the longest worthwhile candidate whose bounds straddle the
         # minimum is counted; its count tightens the bounds of the others; and so on.
@@ -367,6 +373,7 @@ class CachePlanner:
                 prompt.family,
                 prompt.prefix_hash(tail) if tail is not None else None,
                 now,
+                family_tokens=family_size,
             )
         return plan
 

@@ -24,7 +24,11 @@ time gives the same statistics as live traffic.
   5-minute entry written now would have to be written again after a pause, where a 1-hour one
   would be read.
 * Global priors, each a Beta(1, 1) start: the share of families seen again within
-  5 minutes / 1 hour, of tails continued, and of new boundaries seen again.
+  5 minutes / 1 hour, of tails continued, and of new boundaries seen again. The share of
+  families is also kept by the size of their prefix (a class per factor of 2 in tokens,
+  :func:`size_class`), and read for a size with each class weighted by how close it is
+  (:data:`SIZE_WEIGHT` per factor of 2 apart): whether a context of 150k tokens comes back
+  after five minutes is learned from contexts like it, not from short prompts.
   Outcomes are resolved when the window closes (5 minutes or 1 hour after the arrival)
   or when the reuse happens.
 """
@@ -44,16 +48,18 @@ from ..prompt import Ttl
 __all__ = [
     "BRANCHES",
     "EXPECTED_READS_CAP",
+    "SIZE_WEIGHT",
     "TTL_SECONDS",
     "Outcomes",
     "PrefixRecord",
     "ReuseStats",
     "expected_reads",
+    "size_class",
 ]
 
 EXPECTED_READS_CAP = 8.0
 _MEMO_MAX = 4096  # rates kept at one now (a clock that stands still plans many requests)
-_RateTable = dict[tuple[str, str, Ttl], float]  # (kind, family, TTL) -> rate
+_RateTable = dict[tuple[str, str | int, Ttl], float]  # (kind, family or size class, TTL) -> rate
 _WINDOW_5M = timedelta(seconds=TTL_SECONDS["5m"])
 _WINDOW_1H = timedelta(seconds=TTL_SECONDS["1h"])
 PRIOR_WEIGHT = 0.5
@@ -61,6 +67,17 @@ PRIOR_WEIGHT = 0.5
 BRANCHES = 3
 #: A family's new-boundary rate leans on the global one until it has a few outcomes of its own.
 BRANCH_PRIOR_WEIGHT = 1.0
+#: The weight of a family's outcome in the shared rate read for another size, per size class apart
+#: (a factor of 2 in tokens): 1/2 at twice or half the size, 1/8 at eight times.
+SIZE_WEIGHT = 0.5
+#: Classes further apart than this are not read (their weight is under 1/100).
+_SIZE_CLASSES_READ = 6
+_SIZE_WEIGHTS = tuple(SIZE_WEIGHT**apart for apart in range(_SIZE_CLASSES_READ + 1))
+
+
+def size_class(tokens: int) -> int:
+    """The size class of a prefix of ``tokens`` tokens: one per factor of 2 (its bit length)."""
+    return max(0, int(tokens)).bit_length()
 
 
 def expected_reads(f: float) -> float:
@@ -169,6 +186,7 @@ class _Pending:
     done: bool = False
     branch: int | None = None  # a new boundary's depth (0 … BRANCHES - 1); None: a tail or a family
     chain: bool = False  # an arrival of a followed boundary (a return after 5 minutes is what counts)
+    size: int | None = None  # a family's first arrival: the size class of its prefix, if known
 
 
 @dataclass(slots=True)
@@ -189,6 +207,8 @@ class ReuseStats:
         self.prefixes: OrderedDict[str, PrefixRecord] = OrderedDict()
         self.families: OrderedDict[str, _Family] = OrderedDict()
         self.shared = Outcomes()
+        #: The families' first arrivals again, by the size class of their prefix (those of known size).
+        self.shared_by_size: dict[int, Outcomes] = {}
         self.tails = Outcomes()
         self.branches = tuple(Outcomes() for _ in range(BRANCHES))
         self.chains = tuple(Outcomes() for _ in range(BRANCHES))
@@ -248,7 +268,12 @@ class ReuseStats:
 
     def _outcomes(self, item: _Pending) -> list[Outcomes]:
         if item.family is None:
-            return [self.shared]
+            if item.size is None:
+                return [self.shared]
+            sized = self.shared_by_size.get(item.size)
+            if sized is None:
+                sized = self.shared_by_size[item.size] = Outcomes()
+            return [self.shared, sized]
         family = self.families.get(item.family)
         if item.chain and item.branch is not None:
             glob = self.chains[item.branch]
@@ -276,25 +301,38 @@ class ReuseStats:
                 outcomes.resolved_1h += 1
                 outcomes.reused_1h += 1
 
-    def record(self, hashes: Iterable[str], family: str, tail: str | None, at: datetime) -> str | None:
+    def record(
+        self,
+        hashes: Iterable[str],
+        family: str,
+        tail: str | None,
+        at: datetime,
+        *,
+        family_tokens: int | None = None,
+    ) -> str | None:
         """A request arrived at ``at`` with these prefix hashes (in prefix order).
 
+        ``family_tokens``: the size of the family's prefix (the end of tools or system), which sorts
+        a new family into the shared rate by size (:meth:`p_shared`); ``None`` when unknown.
         Returns the hash of the earlier tail this request continues, if any.
         """
         self._resolve(at)
         self._version += 1  # before and after the change: a rate read meanwhile is not kept
         try:
-            return self._record(hashes, family, tail, at)
+            return self._record(hashes, family, tail, at, family_tokens)
         finally:
             self._version += 1
 
-    def _record(self, hashes: Iterable[str], family: str, tail: str | None, at: datetime) -> str | None:
+    def _record(
+        self, hashes: Iterable[str], family: str, tail: str | None, at: datetime, family_tokens: int | None
+    ) -> str | None:
         self.requests += 1
         fam = self.families.get(family)
         if fam is None:
             fam = _Family()
             self.families[family] = fam
-            pending = _Pending(at, family, None)
+            size = None if family_tokens is None else size_class(family_tokens)
+            pending = _Pending(at, family, None, size=size)
             fam.open_tails["__family__"] = pending
             self._open(pending)
             while len(self.families) > self.max_families:
@@ -434,7 +472,9 @@ class ReuseStats:
             memo = self._rates = (stamp, {})
         return memo[1]
 
-    def _rate(self, key: tuple[str, str, Ttl], now: datetime | None, work_out: Callable[[], float]) -> float:
+    def _rate(
+        self, key: tuple[str, str | int, Ttl], now: datetime | None, work_out: Callable[[], float]
+    ) -> float:
         """The rate named ``key``, memoised per ``now`` (:meth:`_table`); without ``now``, worked out."""
         if now is None:
             return work_out()
@@ -444,9 +484,35 @@ class ReuseStats:
             found = rates[key] = work_out()
         return found
 
-    def p_shared(self, ttl: Ttl, now: datetime | None = None) -> float:
-        """Chance a family is seen again within ``ttl`` (with ``now``: open arrivals count too)."""
-        return self._rate(("shared", "", ttl), now, lambda: self.shared.rate(ttl, now))
+    def p_shared(self, ttl: Ttl, now: datetime | None = None, tokens: int | None = None) -> float:
+        """Chance a family is seen again within ``ttl`` (with ``now``: open arrivals count too).
+
+        With ``tokens`` (the size of the family's prefix), over the families of known size, each
+        weighted by :data:`SIZE_WEIGHT` per size class it lies apart: a Beta(1, 1) posterior on the
+        weighted counts, so evidence from other sizes moves it less.
+        """
+        if tokens is None:
+            return self._rate(("shared", "", ttl), now, lambda: self.shared.rate(ttl, now))
+        centre = size_class(tokens)
+        if now is None:
+            return self._p_shared_sized(centre, ttl, now)
+        rates = self._table(now)  # as :meth:`_rate`, without a closure (asked per candidate)
+        key = ("shared", centre, ttl)
+        found = rates.get(key)
+        if found is None:
+            found = rates[key] = self._p_shared_sized(centre, ttl, now)
+        return found
+
+    def _p_shared_sized(self, centre: int, ttl: Ttl, now: datetime | None) -> float:
+        seen = reused = 0.0
+        for cls, outcomes in self.shared_by_size.items():
+            apart = abs(cls - centre)
+            if apart > _SIZE_CLASSES_READ:
+                continue
+            weight = _SIZE_WEIGHTS[apart]
+            resolved, hits = outcomes.evidence(ttl, now)
+            seen, reused = seen + weight * resolved, reused + weight * hits
+        return (reused + 1.0) / (seen + 2.0)
 
     def p_tail(self, family: str, ttl: Ttl, now: datetime | None = None) -> float:
         """Chance a tail of ``family`` is continued within ``ttl`` (with ``now``: open tails count too)."""

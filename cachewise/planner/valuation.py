@@ -24,7 +24,16 @@ from ..tokens import LearnedMinimum
 from .candidates import LARGE_BLOCK_BYTES, Candidate
 from .reuse import BRANCHES, ReuseStats, expected_reads
 
-__all__ = ["STANDARD_MINIMUMS", "TTLS", "Prices", "effective_minimum", "nest", "pause_value", "value"]
+__all__ = [
+    "STANDARD_MINIMUMS",
+    "TTLS",
+    "Prices",
+    "effective_minimum",
+    "family_tokens",
+    "nest",
+    "pause_value",
+    "value",
+]
 
 STANDARD_MINIMUMS = (512, 1024, 2048, 4096)
 TTLS: tuple[Ttl, Ttl] = ("1h", "5m")
@@ -75,6 +84,14 @@ def effective_minimum(table: int, learned: LearnedMinimum) -> tuple[int, str]:
     return value, source
 
 
+def family_tokens(prompt: Prompt) -> int:
+    """The size of the family's prefix (the end of system, else of tools; 0 with neither), from its
+    text as the offline estimate reads it (a quarter of its text bytes): the same for the arrivals
+    the reuse window records and for the new family valued against them."""
+    edge = prompt.level_ends.get("system", prompt.level_ends.get("tools"))
+    return 0 if edge is None else prompt.cum_text(edge) // 4
+
+
 def _depth(cand: Candidate, prompt: Prompt) -> int | None:
     """For a document or tool-result boundary (not the end of tools or system): how deep it is, the
     number of such boundaries before it (0, 1, or 2 for two or more); ``None`` for other candidates."""
@@ -89,13 +106,22 @@ def _depth(cand: Candidate, prompt: Prompt) -> int | None:
     return depth
 
 
-def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, prices: Prices) -> None:
+def value(
+    cand: Candidate,
+    prompt: Prompt,
+    stats: ReuseStats,
+    now: datetime,
+    prices: Prices,
+    family_size: int | None = None,
+) -> None:
     """Fill ``cand.values`` / ``cand.why`` (per TTL) and ``cand.live`` from the reuse statistics.
 
     Each candidate is valued on the observed reuse of its own exact prefix (its arrivals and
     the gaps between them). With no history, the prior depends on what it is: the end of
-    tools or system takes the share of families seen again, the conversation tail the share
-    of tails continued, and a document or tool-result boundary the share of boundaries never
+    tools or system takes the share of families seen again, read for families of a similar
+    size (``family_size``, :func:`family_tokens`; worked out here when not passed), the
+    conversation tail the share of tails continued, and a document or tool-result boundary the
+    share of boundaries never
     seen before (in this family, at the same depth) that were seen again: so a new
     combination of documents that is rarely repeated gets no write. A new boundary's 1h write
     must be paid for by its first read alone, and so must that of a boundary after another one
@@ -132,6 +158,8 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
         if branch is not None and document:
             back = stats.p_return(prompt.family, depth)
     reads_5m = 0.0
+    if structural and family_size is None:
+        family_size = family_tokens(prompt)  # a planner works it out once per request and passes it
     for ttl in ("5m", "1h"):
         tail_p = stats.p_tail(prompt.family, ttl, now)
         if branch is not None:
@@ -141,7 +169,7 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
             # how often the family is seen again (which is about its system prompt).
             prior, source = stats.p_branch(prompt.family, depth, ttl, now), "combination"
         elif structural:
-            prior, source = max(tail_p, stats.p_shared(ttl, now)), "shared"
+            prior, source = max(tail_p, stats.p_shared(ttl, now, family_size)), "shared"
         else:
             prior, source = tail_p, "next turn"
         f, gaps = stats.p_prefix(h, ttl, now, prior)
@@ -154,11 +182,14 @@ def value(cand: Candidate, prompt: Prompt, stats: ReuseStats, now: datetime, pri
         else:
             single = branch is not None or (depth is not None and depth > 0 and gaps < 2)
             reads = max(f, reads_5m + back) if single else expected_reads(f)
-        basis = (
-            f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
-            if gaps
-            else f"no history; prior {f:.0%} within {ttl} ({source})"
-        )
+        if gaps:
+            basis = f"{gaps} gap(s) seen, {f:.0%} within {ttl}"
+        elif source == "shared":
+            basis = (
+                f"no history; prior {f:.0%} within {ttl} (shared; families of about {family_size:,} tokens)"
+            )
+        else:
+            basis = f"no history; prior {f:.0%} within {ttl} ({source})"
         if cand.live is not None:
             if ttl != cand.live:
                 continue

@@ -37,6 +37,7 @@ from .script import Workload, play
 from .suite import SUITE
 
 __all__ = [
+    "HISTORY_GAP_SECONDS",
     "STRATEGIES",
     "Result",
     "markdown",
@@ -110,14 +111,29 @@ def planned_calls(workload: Workload, limit: int | None = None) -> int:
     return count
 
 
-def run(workload: Workload, strategy: str, *, server: bool = False, limit: int | None = None) -> Result:
+#: Between a ``history`` and the workload replayed after it: a day, so no entry of the history is live.
+HISTORY_GAP_SECONDS = 24 * 3600.0
+
+
+def run(
+    workload: Workload,
+    strategy: str,
+    *,
+    server: bool = False,
+    limit: int | None = None,
+    history: Workload | None = None,
+) -> Result:
     """Replay ``workload`` (its first ``limit`` calls) under ``strategy`` on a fresh emulator.
 
     ``server=True`` goes over real HTTP (:class:`~cachewise.emulator.EmulatorServer`) instead of
-    the in-process transport.
+    the in-process transport. With ``history`` (the ``planner`` strategy only), the same planner
+    first plans that other traffic, a day earlier on the same clock, as a process that has been
+    running since: the result bills and counts the workload alone.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; pick one of {', '.join(STRATEGIES)}")
+    if history is not None and strategy != "planner":
+        raise ValueError(f"a history is replayed for the planner only, not for {strategy!r}")
     emulator = Emulator()
     started = time.perf_counter()
     with _client(emulator, server) as client:
@@ -149,6 +165,11 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
                 planner.observe(plan, message.usage, emulator.now())
             return message
 
+        if history is not None:
+            play(history, send, emulator)
+            emulator.advance(HISTORY_GAP_SECONDS)
+            emulator.billing.reset()  # the history's rows are not the workload's bill
+        counted_before = counter.calls
         total = planned_calls(workload, limit) if show_progress() else None
         with progress(f"replaying {workload.name} ({strategy})", total) as advance:
 
@@ -166,7 +187,7 @@ def run(workload: Workload, strategy: str, *, server: bool = False, limit: int |
         emulator.bill_total(),
         input_cost,
         requests,
-        counter.calls,
+        counter.calls - counted_before,
         time.perf_counter() - started,
     )
 

@@ -105,3 +105,23 @@ def test_fleet_stats_read_a_familys_pauses_on_their_short_keys() -> None:
         stats.record(["s" * 64, tails[0], tails[1]], fam, tails[2], t0 + timedelta(minutes=12))
     assert plain.p_pause(fam) > plain.p_pause("another family")
     assert fleet.p_pause(fam) == pytest.approx(plain.p_pause(fam))
+
+
+def test_the_warm_start_carries_how_often_contexts_of_a_size_came_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large context that came back every 20-40 minutes, then a restart, then a new large context:
+    warm, the new one's first write is for the hour (the shared prior, by size, from the ledger's
+    replay points); cold, it is a 5-minute one."""
+    from cachewise.workloads.suite import sparse_large_context
+
+    history = list(sparse_large_context(1, seed=6).calls())
+    new = next(iter(sparse_large_context(1).calls()))
+    calls = [*history, Call(history[-1].at + 60, new.request)]
+    ttls = {}
+    for label, warm in (("warm", True), ("cold", False)):
+        monkeypatch.setenv("CACHEWISE_TOKEN_MEMO", str(tmp_path / f"{label}-memo.sqlite3"))
+        decisions, _ = _replay(calls, tmp_path / f"{label}.db", len(history), warm)
+        ttls[label] = {ttl for _, ttl in decisions[-1]}
+    assert "1h" in ttls["warm"]
+    assert ttls["cold"] == {"5m"}

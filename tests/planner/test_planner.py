@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from cachewise.errors import TokenCountError
 from cachewise.planner import CachePlanner, Plan, effective_minimum
 from cachewise.planner.body import copy_body
+from cachewise.planner.valuation import family_tokens
 from cachewise.pricing import PriceBook
 from cachewise.prompt import Prompt, strip_cache_control
 from cachewise.tokens import AsyncTokenCounter, LearnedMinimum, TokenCounter, TokenMemo
@@ -467,3 +469,61 @@ async def test_aplan_never_changes_the_request_and_copies_what_it_marks(
     plan = await planner.aplan(request)
     assert plan.added and request == original
     _marked_paths_are_copies(request, plan)
+
+
+def _first_sight(book: PriceBook, returns_after: float | None, size: str = LONG) -> str | None:
+    """The TTL a new system prompt (``LONG``) gets at its first sight, after three other families
+    with a system prompt of ``size`` were each seen again ``returns_after`` seconds later (``None``:
+    never seen again)."""
+    clock = VirtualClock()
+    rows = []
+    for k in range(3):
+        other = Prompt({"model": "claude-test", "system": f"other {k} " + size, "messages": []})
+        family, tokens = other.family, family_tokens(other)
+        row = {"family": family, "prefix_hashes": [family], "family_tokens": tokens}
+        rows.append({**row, "at": clock.advance(60)})
+        if returns_after is not None:
+            rows.append({**row, "at": clock.now + timedelta(seconds=returns_after)})
+    planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
+    planner.seed(rows)
+    clock.advance(3 * 3600)  # every window of the history has closed
+    request = {
+        "model": "claude-test",
+        "max_tokens": 5,
+        "system": "a new context " + LONG,
+        "messages": [{"role": "user", "content": "status?"}],
+    }
+    return {b.path: b.ttl for b in planner.plan(request).added}.get("system.0")
+
+
+def test_other_families_that_came_back_after_five_minutes_make_a_new_context_an_hour_write(
+    book: PriceBook,
+) -> None:
+    """The shared-prefix prior is learned across families: where others came back after their 5m
+    entry would have lapsed, a context seen for the first time is written for the hour."""
+    assert _first_sight(book, returns_after=20 * 60) == "1h"
+    assert _first_sight(book, returns_after=60) == "5m"  # back within five minutes: 5m is enough
+    assert _first_sight(book, returns_after=None) != "1h"  # one-shot families: no hour's bet
+
+
+def test_the_shared_prior_of_a_new_context_is_learned_from_contexts_of_its_size(book: PriceBook) -> None:
+    """Families far smaller than the new context move its shared prior little: short prompts that
+    come back every 20 minutes do not make a large context's first write an hour's."""
+    assert _first_sight(book, returns_after=20 * 60, size=words(60)) == "5m"  # ~1/25 the size
+    assert _first_sight(book, returns_after=20 * 60, size=words(1200)) == "1h"  # about as large
+
+
+def test_a_seed_frame_without_a_family_size_seeds_the_size_blind_rate(book: PriceBook) -> None:
+    import pandas as pd
+
+    clock = VirtualClock()
+    frame = pd.DataFrame(
+        [
+            {"at": clock.advance(60), "family": "a", "family_tokens": 3000},
+            {"at": clock.advance(60), "family": "b", "family_tokens": None},  # NaN in the frame
+        ]
+    )
+    planner = CachePlanner(TokenCounter(fake_tokens, memo=TokenMemo(None)), book=book, clock=clock)
+    assert planner.seed(frame) == 2
+    assert planner.stats.shared.open_1h == 2  # both families' first arrivals
+    assert sum(o.open_1h for o in planner.stats.shared_by_size.values()) == 1  # only the sized one

@@ -239,3 +239,25 @@ def test_a_full_window_of_arrivals_keeps_its_gaps_right() -> None:
                 assert stats.p_prefix("p", ttl, later, 0.5) == _fresh_prefix(stats, "p", ttl, later, 0.5), n
     rec = stats.prefixes["p"]
     assert len(rec.arrivals) == 32 and rec.appended == len(moments)
+
+
+def test_the_shared_rate_for_a_size_weighs_families_by_how_close_their_size_is() -> None:
+    stats = ReuseStats()
+    # Two families of ~1,000 tokens (size class 10) seen again after 20 minutes, one of ~8,000
+    # (class 13) never; one of unknown size counts in the size-blind rate only.
+    stats.record(["a"], "a", None, T0, family_tokens=1000)
+    stats.record(["b"], "b", None, T0, family_tokens=1023)
+    stats.record(["c"], "c", None, T0, family_tokens=8000)
+    stats.record(["d"], "d", None, T0)
+    later = T0 + timedelta(minutes=20)
+    stats.record(["a"], "a", None, later, family_tokens=1000)
+    stats.record(["b"], "b", None, later, family_tokens=1023)
+    stats.settle(T0 + timedelta(hours=2))
+    assert stats.p_shared("1h") == pytest.approx((2 + 1) / (4 + 2))
+    # Read at class 10: the two at full weight, the one three classes away at 1/8.
+    assert stats.p_shared("1h", tokens=1000) == pytest.approx((2 + 1) / (2 + 1 / 8 + 2))
+    # Read at class 13: the other way round.
+    assert stats.p_shared("1h", tokens=8000) == pytest.approx((2 / 8 + 1) / (2 / 8 + 1 + 2))
+    assert stats.p_shared("5m", tokens=1000) == pytest.approx(1 / (2 + 1 / 8 + 2))
+    # A size nobody had: the far classes barely move it from the Beta(1, 1) start.
+    assert stats.p_shared("1h", tokens=10**9) == pytest.approx(0.5)
