@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from cachewise.cli import cli
-from cachewise.ledger import CallRecord, Filter, Ledger
+from cachewise.ledger import CallRecord, Filter, Ledger, rollups
 from cachewise.ledger.aggregate import GroupSums, group_sums
 from cachewise.ledger.query import read_totals
+from cachewise.ledger.types import format_utc
 from cachewise.reports import build_report, render
 from cachewise.reports.source import LedgerSource
 from cachewise.usage import Usage
@@ -293,3 +294,15 @@ def test_two_writers_on_one_postgresql_ledger_keep_the_rollups_equal(tmp_path: A
         finally:
             first.close()
             second.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))])),
+)
+def test_the_hour_cut_from_the_time_text_is_the_hour_of_the_time(moment: datetime) -> None:
+    """The write path takes a SQLite call's hour from its ``started_at`` text; it must be the
+    bucket the parsed time gives, whatever the offset it was recorded in."""
+    written = format_utc(moment)
+    assert rollups._text_bucket(written) == rollups._driver_bucket(moment, True)
+    assert rollups._text_bucket(written) == format_utc(rollups.floor_hour(moment))
