@@ -22,7 +22,10 @@ read from the rows. The guarantees:
 
 Each money sum is kept as two BIGINT sums, of ``units // 10⁹`` and of ``units % 10⁹`` (a call's
 units are at most 2⁶³ − 1): a rollup row stays exact up to about 10⁹ calls of the largest cost,
-and readers add the parts in Python, so no sum of money meets SQLite's 64-bit bound.
+and readers add the parts in Python, so no sum of money meets SQLite's 64-bit bound. On SQLite the
+write path splits in SQL, whose ``/`` truncates and whose ``%`` keeps the sign: a negative amount
+(``savings``) has other parts than ``divmod`` gives, with the same ``hi·10⁹ + lo``, and the same
+bound (``|lo| < 10⁹``); readers only ever add the two parts.
 """
 
 from __future__ import annotations
@@ -377,12 +380,28 @@ _WIDTH = len(_KEYS) + len(_PLAIN) + len(_PARTS)
 _SQLITE_UPSERT_SIZES = (min(500, 32_000 // _WIDTH), 50, 5, 1)
 
 
+#: SQLite binds a rollup row as its key, plain sums and whole units sums (SQL splits the units).
+_SQLITE_BOUND = len(_KEYS) + len(_PLAIN) + len(UNITS_COLUMNS)
+
+
+def _sqlite_split() -> str:
+    """The ``SELECT`` list over a ``VALUES`` row of :data:`_SQLITE_BOUND` columns: the key and plain
+    sums as given, each units sum as ``u / 10⁹`` and ``u % 10⁹`` (SQLite's integer division
+    truncates and ``%`` keeps the sign, so ``hi·10⁹ + lo = u`` as with ``divmod``)."""
+    plain = [f"column{i}" for i in range(1, len(_KEYS) + len(_PLAIN) + 1)]
+    first = len(_KEYS) + len(_PLAIN) + 1
+    parts = [f"column{i} / {_SPLIT}, column{i} % {_SPLIT}" for i in range(first, first + len(UNITS_COLUMNS))]
+    return ", ".join([*plain, *parts])
+
+
 @functools.cache
 def _sqlite_upsert(rows: int) -> str:
-    """:func:`_upsert_sql` for ``rows`` rows in one ``VALUES`` list (SQLite)."""
-    row = "(" + ", ".join(["?"] * _WIDTH) + ")"
+    """:func:`_upsert_sql` for ``rows`` rows in one ``VALUES`` list (SQLite), units split in SQL
+    (``WHERE true``: an upsert after ``INSERT ... SELECT`` needs a ``WHERE`` to parse)."""
+    row = "(" + ", ".join(["?"] * _SQLITE_BOUND) + ")"
     return (
-        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) VALUES {', '.join([row] * rows)} "
+        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) SELECT {_sqlite_split()} "
+        f"FROM (VALUES {', '.join([row] * rows)}) WHERE true "
         f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
     )
 
@@ -429,12 +448,13 @@ def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *,
     if not deltas:
         return
     dialect = conn.dialect.name
-    rows = [_driver_row(key, sums) for key, sums in deltas.items()]
-    if dialect == "sqlite":  # multi-row upserts (the keys of one batch are unique)
-        execute_in_sizes(conn.exec_driver_sql, rows, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
-    elif len(rows) < _PG_COPY_FROM:
-        conn.exec_driver_sql(_UPSERT[dialect], rows)
+    if dialect == "sqlite":  # multi-row upserts (the keys of one batch are unique), units split in SQL
+        bound = [(*key, *sums) for key, sums in deltas.items()]
+        execute_in_sizes(conn.exec_driver_sql, bound, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
+    elif len(deltas) < _PG_COPY_FROM:
+        conn.exec_driver_sql(_UPSERT[dialect], [_driver_row(key, sums) for key, sums in deltas.items()])
     else:
+        rows = [_driver_row(key, sums) for key, sums in deltas.items()]
         try:
             with conn.begin_nested():
                 _pg_copy_upsert(conn, rows)
