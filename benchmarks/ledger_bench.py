@@ -636,6 +636,8 @@ def main() -> None:
                         traffic=traffic,
                     )
             if "upkeep-cpu" not in args.skip:
+                _drop(args.pg, schema)  # a fresh schema: the end to end may have filled this one
+                pg_url, schema = _pg_schema(args.pg)
                 upkeep_cpu(Path(tmp), pg_url, min(args.e2e_rows, 5_000))
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")
