@@ -3,7 +3,7 @@ and ``Ledger.record`` end to end against a raw ``executemany`` of the same rows 
 
     .venv/bin/python benchmarks/ledger_bench.py [--rows 20000] [--frame-rows 1000000] [--e2e-rows 100000]
         [--pg URL] [--skip inserts record frame end-to-end index-cost rollups upkeep-cpu parts]
-        [--full-write-indexes] [--parts sqlite postgres]
+        [--full-write-indexes] [--parts sqlite postgres] [--parts-traffic live random]
 
 ``parts``: live traffic through ``Store``'s write path part by part (building the rows, the insert of
 the calls, the rollups' upkeep, the tags, the commit), thread CPU and wall time a row, next to a raw
@@ -16,12 +16,16 @@ on two shapes of traffic: the random records of the other figures (times spread 
 nearly every call is a rollup row of its own: the worst case) and live traffic (calls 5 ms apart
 in prefix families of 8, a cache write then reads, 3 models, 4 features x 50 users).
 
+``end-to-end`` also prints, on Linux, the CPU a row of the ledger's writer thread and of its I/O
+thread (``/proc``). ``--parts-traffic random`` runs ``parts`` on the end to end's random records as well.
+
 Every figure is printed next to a baseline measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sqlite3
 import statistics
@@ -237,6 +241,7 @@ def end_to_end(url: str, records: list[CallRecord], label: str, full_indexes: bo
     led = Ledger(url, spool_dir=tempfile.mkdtemp(), flush_on_signal=False)
     caller: list[int] = []
     clock = time.perf_counter_ns
+    threads_before = _thread_cpu()
     cpu = time.process_time()
     start = time.perf_counter()
     for rec in records:
@@ -246,6 +251,7 @@ def end_to_end(url: str, records: list[CallRecord], label: str, full_indexes: bo
     led.flush()
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu
+    by_thread = _ledger_threads(led, threads_before, _thread_cpu(), rows)
     durable = led.stats.durable
     led.close()
     assert durable == rows, (durable, rows)
@@ -261,8 +267,39 @@ def end_to_end(url: str, records: list[CallRecord], label: str, full_indexes: bo
     print(
         f"{label:9} {rows} rows: Ledger.record+flush {through:7.0f} rows/s "
         f"(caller {mean:.2f} µs/record mean, {median:.2f} median; "
-        f"process CPU {cpu / rows * 1e6:.0f} µs/row) | {baselines}"
+        f"process CPU {cpu / rows * 1e6:.0f} µs/row{by_thread}) | {baselines}"
     )
+
+
+def _thread_cpu() -> dict[int, float]:
+    """CPU seconds of each thread of this process (Linux ``/proc``; empty elsewhere)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for task in tasks.iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
+def _ledger_threads(led: Ledger, before: dict[int, float], after: dict[int, float], rows: int) -> str:
+    """The CPU a row of the ledger's writer thread and of its store's I/O thread, as ``; writer
+    X, io Y µs/row`` (what ``process CPU`` splits into; clock ticks, so ±0.2 µs at 50k rows)."""
+    writer = led._writer._thread.native_id
+    io = led._store._io
+    io_ids = [t.native_id for t in getattr(io, "_threads", ())] if io is not None else []
+    if not after or writer is None:
+        return ""
+
+    def spent(tid: int | None) -> float:
+        return 0.0 if tid is None else (after.get(tid, 0.0) - before.get(tid, 0.0)) / rows * 1e6
+
+    return f"; writer {spent(writer):.1f}, io {sum(spent(t) for t in io_ids):.1f} µs/row"
 
 
 def _scratch_sqlite(directory: Path, step: int | None = None) -> str:
@@ -507,11 +544,12 @@ def parts(
     rows: int,
     runs: int = 3,
     labels: tuple[str, ...] = ("sqlite", "postgres"),
+    traffic: str = "live",
 ) -> None:
-    """Live traffic through ``Store``'s write path, part by part (thread CPU and wall µs a row,
-    the least of ``runs`` passes, each into a fresh database), next to a raw ``executemany`` of the
-    same rows measured in the same run."""
-    records = live_records(rows)
+    """Live traffic (or the end to end's random records, ``traffic="random"``) through ``Store``'s
+    write path, part by part (thread CPU and wall µs a row, the least of ``runs`` passes, each into
+    a fresh database), next to a raw ``executemany`` of the same rows measured in the same run."""
+    records = live_records(rows) if traffic == "live" else random_records(rows, seed=7)
     for label in labels:
         best: dict[str, list[float]] = {}
         raw = float("inf")
@@ -535,7 +573,7 @@ def parts(
         total_wall = sum(wall for _cpu, wall in best.values())
         shown = ", ".join(f"{n} {c / rows * 1e6:.1f}/{w / rows * 1e6:.1f}" for n, (c, w) in best.items())
         print(
-            f"parts    {label:9} live {rows} rows, µs a row thread CPU/wall (least of {runs}): {shown}; "
+            f"parts    {label:9} {traffic} {rows} rows, µs a row thread CPU/wall (least of {runs}): {shown}; "
             f"sum {total_cpu / rows * 1e6:.1f}/{total_wall / rows * 1e6:.1f} "
             f"({rows / total_wall:.0f} rows/s one thread) | raw executemany "
             f"{raw / rows * 1e6:.1f} µs/row wall (x{total_wall / raw:.2f})"
@@ -562,6 +600,13 @@ def main() -> None:
         help="the databases of the parts figure",
     )
     parser.add_argument(
+        "--parts-traffic",
+        nargs="*",
+        default=["live"],
+        choices=["live", "random"],
+        help="the traffic of the parts figure: live (families, few rollup rows) or random (the end to end's)",
+    )
+    parser.add_argument(
         "--full-write-indexes",
         action="store_true",
         help="also run end to end with step 0012's partial indexes made full again (what 0012 saves)",
@@ -582,8 +627,17 @@ def main() -> None:
             if "rollups" not in args.skip:
                 rollup_upkeep(Path(tmp), args.pg, args.e2e_rows)
             if "parts" not in args.skip:
-                parts(Path(tmp), args.pg, min(args.e2e_rows, 20_000), labels=tuple(args.parts))
+                for traffic in args.parts_traffic:
+                    parts(
+                        Path(tmp),
+                        args.pg,
+                        min(args.e2e_rows, 20_000),
+                        labels=tuple(args.parts),
+                        traffic=traffic,
+                    )
             if "upkeep-cpu" not in args.skip:
+                _drop(args.pg, schema)  # a fresh schema: the end to end may have filled this one
+                pg_url, schema = _pg_schema(args.pg)
                 upkeep_cpu(Path(tmp), pg_url, min(args.e2e_rows, 5_000))
             if "inserts" not in args.skip:
                 inserts(str(Path(tmp) / "a.db"), args.rows, "sqlite")

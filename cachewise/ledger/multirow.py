@@ -8,6 +8,7 @@ largest first and ending with 1, keep the cached statement texts few.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 __all__ = ["execute_in_sizes"]
@@ -26,6 +27,5 @@ def execute_in_sizes(
     start = 0
     for size in sizes:
         while len(rows) - start >= size:
-            params = [value for row in rows[start : start + size] for value in row]
-            execute(statement(size), tuple(params))
+            execute(statement(size), tuple(chain.from_iterable(rows[start : start + size])))
             start += size

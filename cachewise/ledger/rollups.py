@@ -22,7 +22,10 @@ read from the rows. The guarantees:
 
 Each money sum is kept as two BIGINT sums, of ``units // 10⁹`` and of ``units % 10⁹`` (a call's
 units are at most 2⁶³ − 1): a rollup row stays exact up to about 10⁹ calls of the largest cost,
-and readers add the parts in Python, so no sum of money meets SQLite's 64-bit bound.
+and readers add the parts in Python, so no sum of money meets SQLite's 64-bit bound. On SQLite the
+write path splits in SQL, whose ``/`` truncates and whose ``%`` keeps the sign: a negative amount
+(``savings``) has other parts than ``divmod`` gives, with the same ``hi·10⁹ + lo``, and the same
+bound (``|lo| < 10⁹``); readers only ever add the two parts.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Connection, Text, and_, case, cast, delete, func, literal_column, not_, or_, select
 from sqlalchemy.exc import DBAPIError
@@ -103,13 +106,21 @@ def error_key(cost_error: str | None) -> str:
     return "" if cost_error is None else "!" + cost_error
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a call's time, where its class does not read it
-
-
 def _driver_bucket(moment: datetime, sqlite: bool) -> Any:
     """The start of ``moment``'s hour as the driver takes it (SQLite: its fixed-width UTC text)."""
     hour = floor_hour(moment)
     return format_utc(hour) if sqlite else hour
+
+
+_HOUR_TEXT = ":00:00.000000"  # what format_utc writes after the hour, at its start
+
+
+def _text_bucket(started: str) -> str:
+    """The start of the hour of a SQLite ``started_at`` (fixed-width UTC text), as the same text:
+    :func:`_driver_bucket` without parsing the time, when ``started`` has ``format_utc``'s form."""
+    if len(started) == 26 and started[13] == ":" and started[19] == ".":
+        return started[:13] + _HOUR_TEXT
+    return format_utc(floor_hour(_moment(started)))
 
 
 def _moment(value: Any) -> datetime:
@@ -135,8 +146,7 @@ def _class(e5: int, e1: int, prefixed: bool, at: datetime, first_read: datetime 
     return bits
 
 
-@dataclass(frozen=True, slots=True)
-class _Member:
+class _Member(NamedTuple):  # a tuple: built once per call of a family, cheaper than a frozen dataclass
     id: int
     at: datetime
     e5: int
@@ -228,31 +238,44 @@ def record_inserted(
     hours: dict[Any, Any] = {}
     model_at, error_at, total_at = _AT["model"], _AT["cost_error"], _AT["cost_total"]
     tokens_of, units_of = _TOKENS_OF, _UNITS_OF
+    get_delta, add = deltas.get, operator.add
     for call_id, values, tags in new:
         waste = after.get(call_id)
-        if waste is None:  # not a writer under a prefix hash: its class is its own
-            waste = _class(values[e5_at], values[e1_at], False, _EPOCH, None)
+        if waste is None:  # not a writer under a prefix hash: its class is its own (see _class)
+            waste = 0 if values[e5_at] <= 0 and values[e1_at] <= 0 else _UNATTRIBUTED
         tags_text = tag_keys.get(id(tags))
         if tags_text is None:
             tags_text = tag_keys[id(tags)] = tags_key(tags)
         started = values[started_at]
-        sqlite = isinstance(started, str)  # SQLite: fixed-width UTC text, the hour its first 13 characters
-        hour_of = started[:13] if sqlite else started.replace(minute=0, second=0, microsecond=0)
-        bucket = hours.get(hour_of)
-        if bucket is None:  # once per hour of the batch
-            bucket = hours[hour_of] = _driver_bucket(_moment(started), sqlite)
+        if isinstance(started, str):  # SQLite: fixed-width UTC text, the hour its first 13 characters
+            hour_of = started[:13]
+            bucket = hours.get(hour_of)
+            if bucket is None:  # once per hour of the batch
+                bucket = hours[hour_of] = _text_bucket(started)
+        else:  # PostgreSQL: an aware datetime
+            hour_of = started.replace(minute=0, second=0, microsecond=0)
+            bucket = hours.get(hour_of)
+            if bucket is None:
+                bucket = hours[hour_of] = _driver_bucket(_moment(started), False)
         error = values[error_at]
         costed = values[total_at] is not None
         key = (
             bucket,
             values[model_at],
             tags_text,
-            error_key(error),
+            "" if error is None else "!" + error,  # error_key
             1 if error is None and costed else 0,
             waste,
         )
-        measures = [1, 1 if costed else 0, *tokens_of(values), *[u or 0 for u in units_of(values)]]
-        _add(deltas, key, measures)
+        units = units_of(values)
+        if None in units:  # unpriced, or money without exact units: those count as 0, as SQL SUM skips NULL
+            units = [u or 0 for u in units]
+        measures = [1, 1 if costed else 0, *tokens_of(values), *units]
+        found = get_delta(key)
+        if found is None:  # the write path's _add, inlined: once per call
+            deltas[key] = measures
+        else:
+            deltas[key] = list(map(add, found, measures))
     moved = {call_id: (was, after[call_id]) for call_id, was in before.items() if after[call_id] != was}
     if moved:
         for key_of, measures in _stored_calls(conn, list(moved)):
@@ -389,8 +412,12 @@ def _stored_calls(
 
 def _driver_row(key: tuple[Any, ...], sums: Sequence[int]) -> tuple[Any, ...]:
     """A ``call_rollups`` row's driver values: the key, the plain sums, each units sum in two parts."""
-    plain = len(_PLAIN)
-    return (*key, *sums[:plain], *[part for value in sums[plain:] for part in divmod(value, _SPLIT)])
+    plain, split = len(_PLAIN), _SPLIT
+    return (
+        *key,
+        *sums[:plain],
+        *[part for value in sums[plain:] for part in (value // split, value % split)],
+    )
 
 
 _COLUMNS_SQL = ", ".join((*_KEYS, *_PLAIN, *_PARTS))
@@ -412,12 +439,28 @@ _WIDTH = len(_KEYS) + len(_PLAIN) + len(_PARTS)
 _SQLITE_UPSERT_SIZES = (min(500, 32_000 // _WIDTH), 50, 5, 1)
 
 
+#: SQLite binds a rollup row as its key, plain sums and whole units sums (SQL splits the units).
+_SQLITE_BOUND = len(_KEYS) + len(_PLAIN) + len(UNITS_COLUMNS)
+
+
+def _sqlite_split() -> str:
+    """The ``SELECT`` list over a ``VALUES`` row of :data:`_SQLITE_BOUND` columns: the key and plain
+    sums as given, each units sum as ``u / 10⁹`` and ``u % 10⁹`` (SQLite's integer division
+    truncates and ``%`` keeps the sign, so ``hi·10⁹ + lo = u`` as with ``divmod``)."""
+    plain = [f"column{i}" for i in range(1, len(_KEYS) + len(_PLAIN) + 1)]
+    first = len(_KEYS) + len(_PLAIN) + 1
+    parts = [f"column{i} / {_SPLIT}, column{i} % {_SPLIT}" for i in range(first, first + len(UNITS_COLUMNS))]
+    return ", ".join([*plain, *parts])
+
+
 @functools.cache
 def _sqlite_upsert(rows: int) -> str:
-    """:func:`_upsert_sql` for ``rows`` rows in one ``VALUES`` list (SQLite)."""
-    row = "(" + ", ".join(["?"] * _WIDTH) + ")"
+    """:func:`_upsert_sql` for ``rows`` rows in one ``VALUES`` list (SQLite), units split in SQL
+    (``WHERE true``: an upsert after ``INSERT ... SELECT`` needs a ``WHERE`` to parse)."""
+    row = "(" + ", ".join(["?"] * _SQLITE_BOUND) + ")"
     return (
-        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) VALUES {', '.join([row] * rows)} "
+        f"INSERT INTO call_rollups ({_COLUMNS_SQL}) SELECT {_sqlite_split()} "
+        f"FROM (VALUES {', '.join([row] * rows)}) WHERE true "
         f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {_ADD_SQL}"
     )
 
@@ -464,12 +507,13 @@ def _apply(conn: Connection, deltas: Mapping[tuple[Any, ...], Sequence[int]], *,
     if not deltas:
         return
     dialect = conn.dialect.name
-    rows = [_driver_row(key, sums) for key, sums in deltas.items()]
-    if dialect == "sqlite":  # multi-row upserts (the keys of one batch are unique)
-        execute_in_sizes(conn.exec_driver_sql, rows, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
-    elif len(rows) < _PG_COPY_FROM:
-        conn.exec_driver_sql(_UPSERT[dialect], rows)
+    if dialect == "sqlite":  # multi-row upserts (the keys of one batch are unique), units split in SQL
+        bound = [(*key, *sums) for key, sums in deltas.items()]
+        execute_in_sizes(conn.exec_driver_sql, bound, _SQLITE_UPSERT_SIZES, _sqlite_upsert)
+    elif len(deltas) < _PG_COPY_FROM:
+        conn.exec_driver_sql(_UPSERT[dialect], [_driver_row(key, sums) for key, sums in deltas.items()])
     else:
+        rows = [_driver_row(key, sums) for key, sums in deltas.items()]
         try:
             with conn.begin_nested():
                 _pg_copy_upsert(conn, rows)

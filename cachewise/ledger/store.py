@@ -159,6 +159,9 @@ def _sqlite_insert(rows: int) -> str:
 
 #: A row's NULL pattern: the positions of its ``None`` values in :data:`_INSERT_COLUMNS` order.
 NullPattern = tuple[int, ...]
+#: The positions of the nullable columns: only these are looked at to find a row's pattern. A
+#: ``None`` anywhere else (a refused row: the column is ``NOT NULL``) is bound, and refused as before.
+_NULLABLE: tuple[int, ...] = tuple(i for i, name in enumerate(_INSERT_COLUMNS) if calls.c[name].nullable)
 #: NULL patterns a SQLite store writes with ``NULL`` in the statement text; rows of any other
 #: pattern bind their ``None`` values. Live traffic has a few; the bound keeps the prepared
 #: statements (patterns x :data:`_NULL_PATTERN_SIZES`) within ``sqlite3``'s statement cache.
@@ -842,6 +845,7 @@ class Store:
                 (top,) = cursor.execute("SELECT coalesce(max(id), 0) FROM calls").fetchone()
                 inserted: dict[str, int] = {}
                 known = self._null_patterns
+                nullable = _NULLABLE
                 groups: dict[NullPattern, list[tuple[int, tuple[Any, ...]]]] = {}
                 others: list[tuple[int, tuple[Any, ...]]] = []
                 for values, _tags in rows:
@@ -849,7 +853,7 @@ class Store:
                         continue
                     top += 1
                     inserted[values[0]] = top
-                    pattern = tuple([i for i, value in enumerate(values) if value is None])
+                    pattern = tuple([i for i in nullable if values[i] is None])
                     group = groups.get(pattern)
                     if group is None:
                         if pattern not in known and len(known) >= MAX_NULL_PATTERNS:

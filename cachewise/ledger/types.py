@@ -42,7 +42,8 @@ def format_utc(value: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC: fixed width, so text order is time order."""
     if value.tzinfo is not UTC:
         value = _aware_utc(value)
-    return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    # The first 26 characters of the aware form: its "+00:00" cut off (cheaper than a naive copy).
+    return value.isoformat(sep=" ", timespec="microseconds")[:26]
 
 
 class _TextOnSQLite(TypeDecorator[_T]):

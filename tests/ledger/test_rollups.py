@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -26,10 +26,11 @@ from cachewise.cli import cli
 from cachewise.ledger import CallRecord, Filter, Ledger, rollups
 from cachewise.ledger.aggregate import GroupSums, group_sums
 from cachewise.ledger.query import read_totals
+from cachewise.ledger.types import format_utc
 from cachewise.reports import build_report, render
 from cachewise.reports.source import LedgerSource
 from cachewise.usage import Usage
-from tests.ledger.conftest import Backend, pg_schema
+from tests.ledger.conftest import Backend, make_record, pg_schema
 from tests.ledger.test_aggregate import T0, random_ledger
 
 KEY_SETS: tuple[tuple[str, ...], ...] = (
@@ -380,3 +381,50 @@ def test_two_writers_on_one_postgresql_ledger_keep_the_rollups_equal(tmp_path: A
         finally:
             first.close()
             second.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7, minutes=-30))])),
+)
+def test_the_hour_cut_from_the_time_text_is_the_hour_of_the_time(moment: datetime) -> None:
+    """The write path takes a SQLite call's hour from its ``started_at`` text; it must be the
+    bucket the parsed time gives, whatever the offset it was recorded in."""
+    written = format_utc(moment)
+    assert rollups._text_bucket(written) == rollups._driver_bucket(moment, True)
+    assert rollups._text_bucket(written) == format_utc(rollups.floor_hour(moment))
+
+
+def test_negative_money_keeps_its_exact_units_in_the_two_parts(ledger: Ledger) -> None:
+    """A write that nobody read back saves a negative amount. SQLite splits the units in SQL
+    (truncating ``/``, signed ``%``), PostgreSQL with ``divmod``; either way the two parts of the
+    rollup row add up to the exact sum of the calls' units, and each part stays within bounds."""
+    from decimal import Decimal
+
+    from cachewise.ledger.record import CostBreakdown
+
+    savings = [Decimal("-1.234567890123"), Decimal("-0.000000000001"), Decimal("-987654.321")]
+    for i, saved in enumerate(savings):
+        cost = CostBreakdown(
+            *(Decimal("0.5"),) * 7,
+            cost_total=Decimal("3.5"),
+            cost_no_cache=Decimal("3.5") + saved,
+            savings=saved,
+        )
+        ledger.record(
+            make_record(
+                i,
+                cost=cost,
+                usage=Usage(input_tokens=100, output_tokens=10),
+                started_at=T0 + timedelta(minutes=i),
+            )
+        )
+    ledger.flush()
+    with ledger.read() as conn:
+        hi, lo = conn.execute(
+            text("SELECT savings_units_hi, savings_units_lo FROM call_rollups WHERE calls > 0")
+        ).one()
+    assert hi * 10**9 + lo == sum(int(saved.scaleb(12)) for saved in savings)
+    assert abs(lo) < 3 * 10**9
+    assert ledger.check_rollups().ok
+    assert ledger.totals().savings == sum(savings)

@@ -4,15 +4,19 @@ pattern (NULL in the statement text, booleans as ints) or ``None`` values bound 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from cachewise.ledger import CallRecord, Ledger
 from cachewise.ledger import store as store_module
 from cachewise.ledger.rollups import stored as stored_rollups
 from cachewise.ledger.store import _INSERT_COLUMNS, PIPELINE_CHUNK, Store
+from cachewise.ledger.types import format_utc
 
 from .conftest import make_record
 from .test_units import random_records
@@ -103,3 +107,55 @@ def test_the_store_keeps_a_bounded_number_of_null_patterns(
     with Ledger(str(tmp_path / "l.db"), spool_dir=tmp_path / "spool") as led:
         assert led.calls() == sorted(records, key=lambda r: (r.started_at, r.request_id))
         assert led.check_rollups().ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=45)), timezone(-timedelta(hours=11))]
+        )
+    )
+)
+def test_the_time_text_is_the_fixed_width_utc_form(moment: datetime) -> None:
+    """``format_utc`` cuts the offset off the aware form: the same text as the naive UTC time's,
+    26 characters whether or not it has microseconds, so text order stays time order."""
+    utc = moment.astimezone(UTC)
+    written = format_utc(moment)
+    assert written == utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    assert len(written) == 26
+    assert datetime.fromisoformat(written).replace(tzinfo=UTC) == utc
+
+
+def test_only_nullable_columns_make_a_null_pattern_and_a_none_elsewhere_is_still_refused(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pattern is looked for in the nullable columns only; a ``None`` in a ``NOT NULL`` column
+    is bound as it is, and the database refuses that row (it is quarantined, the others written)."""
+    from cachewise.ledger.schema import calls
+
+    assert all(calls.c[_INSERT_COLUMNS[i]].nullable for i in store_module._NULLABLE)
+    assert {i for i, name in enumerate(_INSERT_COLUMNS) if calls.c[name].nullable} == set(
+        store_module._NULLABLE
+    )
+    store = Store(str(tmp_path / "l.db"))
+    store.upgrade()
+    try:
+        good = [make_record(i) for i in range(1, 4)]
+        built = store_module.record_values
+        model_at = _INSERT_COLUMNS.index("model")
+
+        def without_model(record: CallRecord, *args: Any, **kwargs: Any) -> Any:
+            values, tags = built(record, *args, **kwargs)
+            if record.request_id == good[1].request_id:
+                values = (*values[:model_at], None, *values[model_at + 1 :])
+            return values, tags
+
+        monkeypatch.setattr(store_module, "record_values", without_model)
+        result = store.insert(good)
+        assert (result.inserted, result.quarantined) == (2, 1)
+        with store.read() as conn:
+            ids = set(conn.execute(text("SELECT request_id FROM calls")).scalars())
+        assert ids == {good[0].request_id, good[2].request_id}
+    finally:
+        store.dispose()
