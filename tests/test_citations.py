@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -67,3 +68,17 @@ def test_every_citation_of_the_api_notes_names_a_section_that_exists() -> None:
                 broken.append(f"{path.relative_to(ROOT)}: Appendix A #{row}")
     assert cited > 100
     assert not broken, "\n".join(broken)
+
+
+def test_no_tracked_symlink_points_outside_the_repository() -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    links = [line.split("\t", 1)[1] for line in listed if line.startswith("120000 ")]  # git's symlink mode
+    outside = [
+        name
+        for name in links
+        if os.path.isabs(os.readlink(ROOT / name))
+        or not (ROOT / name).parent.joinpath(os.readlink(ROOT / name)).resolve().is_relative_to(ROOT)
+    ]
+    assert not outside, f"tracked symlinks that name a place outside the repository: {outside}"
