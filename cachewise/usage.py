@@ -401,8 +401,12 @@ class StreamUsage:
                 if delta.get(key) is not None:
                     self._data[key] = delta[key]
         elif kind == "message_stop":
-            self.complete = True
+            self.stop()
         self._problems.extend(reader.problems)
+
+    def stop(self) -> None:
+        """``message_stop`` was seen (what feeding ``{"type": "message_stop"}`` does)."""
+        self.complete = True
 
     @property
     def reading(self) -> UsageReading:

@@ -64,6 +64,11 @@ class SSETap:
             if self.first_token_at is None and data_lines[0].startswith(_DELTA):
                 self.first_token_at = time.perf_counter()
             return
+        if len(data_lines) == 1 and data_lines[0].rstrip() == _STOP:
+            # The end of the message, as the API writes it: what feeding it parsed would do.
+            self.events += 1
+            self.stream.stop()
+            return
         try:
             event: Any = read_json(b"\n".join(data_lines))
         except ValueError:
@@ -80,6 +85,7 @@ class SSETap:
         self.stream.feed(event)
 
 
+_STOP = b'{"type":"message_stop"}'
 _DELTA = b'{"type":"content_block_delta"'
 _PASSING = (_DELTA, b'{"type":"content_block_start"', b'{"type":"content_block_stop"', b'{"type":"ping"')
 

@@ -585,9 +585,13 @@ class StreamRecorder:
         self.tap = EventStreamTap(prepared.started) if bedrock else SSETap(prepared.started)
         self._done = False
 
-    @fail_open("stream tap")
     def feed(self, chunk: bytes) -> None:
-        self.tap.feed(chunk)
+        # Called for every chunk of every stream: a plain ``try`` costs nothing until it catches,
+        # where ``@fail_open`` as a decorator builds a new context manager on each call.
+        try:
+            self.tap.feed(chunk)
+        except Exception as exc:
+            swallow("stream tap", exc)
 
     def close(self, error: BaseException | None = None) -> None:
         """The stream ended: normally, by an error, or because the caller stopped reading."""
