@@ -473,15 +473,20 @@ class ReuseStats:
         return memo[1]
 
     def _rate(
-        self, key: tuple[str, str | int, Ttl], now: datetime | None, work_out: Callable[[], float]
+        self,
+        key: tuple[str, str | int, Ttl],
+        now: datetime | None,
+        work_out: Callable[..., float],
+        *args: object,
     ) -> float:
-        """The rate named ``key``, memoised per ``now`` (:meth:`_table`); without ``now``, worked out."""
+        """The rate named ``key``, ``work_out(*args)`` memoised per ``now`` (:meth:`_table`); without
+        ``now``, worked out (the arguments passed on, not closed over: asked per candidate)."""
         if now is None:
-            return work_out()
+            return work_out(*args)
         rates = self._table(now)
         found = rates.get(key)
         if found is None:
-            found = rates[key] = work_out()
+            found = rates[key] = work_out(*args)
         return found
 
     def p_shared(self, ttl: Ttl, now: datetime | None = None, tokens: int | None = None) -> float:
@@ -494,14 +499,7 @@ class ReuseStats:
         if tokens is None:
             return self._rate(("shared", "", ttl), now, lambda: self.shared.rate(ttl, now))
         centre = size_class(tokens)
-        if now is None:
-            return self._p_shared_sized(centre, ttl, now)
-        rates = self._table(now)  # as :meth:`_rate`, without a closure (asked per candidate)
-        key = ("shared", centre, ttl)
-        found = rates.get(key)
-        if found is None:
-            found = rates[key] = self._p_shared_sized(centre, ttl, now)
-        return found
+        return self._rate(("shared", centre, ttl), now, self._p_shared_sized, centre, ttl, now)
 
     def _p_shared_sized(self, centre: int, ttl: Ttl, now: datetime | None) -> float:
         seen = reused = 0.0
