@@ -7,8 +7,13 @@ decorator (in the spirit of logfire's ``handle_internal_errors``)::
     with fail_open("ledger record"):
         ledger.record(row)
 
-    @fail_open("stream tap")
-    def feed(self, chunk: bytes) -> None: ...
+    @fail_open("batch planner")
+    def plan_batch(self, body: dict) -> None: ...
+
+    try:                           # once per chunk of a stream: a plain ``try`` and
+        self.tap.feed(chunk)       # :func:`swallow`, as the decorator builds a
+    except Exception as exc:       # context manager on every call
+        swallow("stream tap", exc)
 
 An exception inside is an internal failure of that kind: logged once per kind
 (with the traceback the first time, then at debug level), counted
